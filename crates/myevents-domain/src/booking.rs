@@ -1,0 +1,189 @@
+//! Bookings and the booking service's seat inventory.
+
+use chrono::{DateTime, Utc};
+
+use crate::id::{BookingId, EventId};
+use crate::seats::SeatCount;
+use crate::validation::ValidationError;
+
+/// Longest accepted user id, in characters.
+pub const MAX_USER_ID_CHARS: usize = 128;
+
+/// Who booked: the user id an API gateway put in `X-User-Id`, or `anonymous`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    /// The user of requests that name none.
+    pub fn anonymous() -> Self {
+        Self("anonymous".to_owned())
+    }
+
+    /// Validates a user id: 1 to [`MAX_USER_ID_CHARS`] characters, no control characters, no leading or
+    /// trailing white space.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on the field `X-User-Id`.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        if text.is_empty() || text.trim() != text {
+            return Err(ValidationError::field(
+                "X-User-Id",
+                "must not be empty or start or end with white space",
+            ));
+        }
+        if text.chars().count() > MAX_USER_ID_CHARS {
+            return Err(ValidationError::field(
+                "X-User-Id",
+                format!("must have at most {MAX_USER_ID_CHARS} characters"),
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(ValidationError::field(
+                "X-User-Id",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Seats asked for in one booking: at least 1, at most a configured per-booking maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingSeats(SeatCount);
+
+impl BookingSeats {
+    /// Validates the requested seats against `max_per_booking` (seats).
+    ///
+    /// # Errors
+    /// [`ValidationError`] on the field `seats` when it is missing, below 1 or above the maximum.
+    pub fn new(requested: Option<i64>, max_per_booking: u32) -> Result<Self, ValidationError> {
+        let Some(requested) = requested else {
+            return Err(ValidationError::field("seats", "is required"));
+        };
+        if requested < 1 {
+            return Err(ValidationError::field("seats", "must be at least 1"));
+        }
+        match u32::try_from(requested) {
+            Ok(seats) if seats <= max_per_booking => Ok(Self(SeatCount::new(seats))),
+            _ => Err(ValidationError::field(
+                "seats",
+                format!("must be at most {max_per_booking} per booking"),
+            )),
+        }
+    }
+
+    /// The number of seats.
+    pub fn count(self) -> SeatCount {
+        self.0
+    }
+}
+
+/// A confirmed booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    /// Its id.
+    pub id: BookingId,
+    /// The booked event.
+    pub event_id: EventId,
+    /// Who booked.
+    pub user_id: UserId,
+    /// Seats taken (at least 1).
+    pub seats: SeatCount,
+    /// When it was booked, UTC (whole seconds on the HTTP wire).
+    pub booked_at: DateTime<Utc>,
+}
+
+/// The booking service's copy of an event: what it learned from `eventCreated`, plus the seats that remain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatInventory {
+    /// The event.
+    pub event_id: EventId,
+    /// Its name, for logs and listings.
+    pub event_name: String,
+    /// Seats on sale in all.
+    pub capacity: SeatCount,
+    /// Seats not yet booked; never more than `capacity`, never below zero.
+    pub remaining: SeatCount,
+}
+
+impl SeatInventory {
+    /// A fresh inventory with every seat remaining.
+    pub fn new(event_id: EventId, event_name: String, capacity: SeatCount) -> Self {
+        Self {
+            event_id,
+            event_name,
+            capacity,
+            remaining: capacity,
+        }
+    }
+
+    /// Takes `seats` from the remaining seats.
+    ///
+    /// # Errors
+    /// [`SoldOut`] with the seats that remain when fewer than `seats` remain; nothing changes then.
+    pub fn reserve(&mut self, seats: SeatCount) -> Result<SeatCount, SoldOut> {
+        let remaining = self.remaining.checked_sub(seats).ok_or(SoldOut {
+            remaining: self.remaining,
+        })?;
+        self.remaining = remaining;
+        Ok(remaining)
+    }
+}
+
+/// Fewer seats remain than were asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("only {remaining} seats remain")]
+pub struct SoldOut {
+    /// Seats that remain.
+    pub remaining: SeatCount,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seats_must_be_between_one_and_the_maximum() {
+        assert!(BookingSeats::new(Some(0), 10).is_err());
+        assert!(BookingSeats::new(Some(-3), 10).is_err());
+        assert!(BookingSeats::new(Some(11), 10).is_err());
+        assert!(BookingSeats::new(None, 10).is_err());
+        assert_eq!(
+            BookingSeats::new(Some(10), 10).map(BookingSeats::count),
+            Ok(SeatCount::new(10))
+        );
+    }
+
+    #[test]
+    fn reserving_never_goes_below_zero() {
+        let mut inv = SeatInventory::new(EventId::generate(), "x".into(), SeatCount::new(3));
+        assert_eq!(inv.reserve(SeatCount::new(2)), Ok(SeatCount::new(1)));
+        assert_eq!(
+            inv.reserve(SeatCount::new(2)),
+            Err(SoldOut {
+                remaining: SeatCount::new(1)
+            })
+        );
+        assert_eq!(inv.remaining, SeatCount::new(1));
+    }
+
+    #[test]
+    fn user_ids_are_checked() {
+        assert!(UserId::parse("alice").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse(" bob").is_err());
+        assert!(UserId::parse("a\u{0}b").is_err());
+        assert!(UserId::parse(&"x".repeat(129)).is_err());
+    }
+}

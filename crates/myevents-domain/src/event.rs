@@ -1,0 +1,251 @@
+//! Events: a show with a name, a time span, a location and a seat capacity.
+
+use chrono::{DateTime, Utc};
+
+use crate::id::EventId;
+use crate::location::{Location, check_text};
+use crate::seats::SeatCount;
+use crate::validation::{ValidationError, Validator};
+
+/// An event as stored by the event service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its id.
+    pub id: EventId,
+    /// Display name, never empty.
+    pub name: String,
+    /// Length in minutes.
+    pub duration_minutes: u32,
+    /// Start, UTC (whole seconds).
+    pub start: DateTime<Utc>,
+    /// End, UTC (whole seconds), never before `start`.
+    pub end: DateTime<Utc>,
+    /// Where it takes place (a copy of the location when the event was created).
+    pub location: Location,
+    /// The hall it takes place in, when one was chosen.
+    pub hall: Option<String>,
+    /// Seats on sale.
+    pub capacity: SeatCount,
+}
+
+/// An event as a client describes it, before validation. Times are Unix seconds; numbers are wide so
+/// out-of-range values become field errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventDraft {
+    /// Name (required, non-empty).
+    pub name: Option<String>,
+    /// Length in minutes (default 0).
+    pub duration: Option<i64>,
+    /// Start, Unix seconds (required).
+    pub start_date: Option<i64>,
+    /// End, Unix seconds (required, `>= start_date`).
+    pub end_date: Option<i64>,
+    /// Name of one of the location's halls.
+    pub hall: Option<String>,
+    /// Explicit capacity in seats; overrides the hall's or location's.
+    pub capacity: Option<i64>,
+}
+
+fn check_time(v: &mut Validator, field: &str, value: Option<i64>) -> Option<DateTime<Utc>> {
+    match value {
+        None => {
+            v.push(field, "is required (Unix seconds)");
+            None
+        }
+        Some(seconds) if seconds < 0 => {
+            v.push(field, "must not be negative (Unix seconds)");
+            None
+        }
+        Some(seconds) => match DateTime::from_timestamp(seconds, 0) {
+            Some(time) => Some(time),
+            None => {
+                v.push(field, "is out of range (Unix seconds)");
+                None
+            }
+        },
+    }
+}
+
+impl EventDraft {
+    /// Validates the draft into an [`Event`] held at `location`.
+    ///
+    /// Capacity: an explicit `capacity` wins; else the chosen hall's capacity; else the sum of the
+    /// location's halls. A capacity of zero seats cannot be sold and is refused.
+    ///
+    /// # Errors
+    /// [`ValidationError`] naming each broken field: `Name` empty, `Duration`/`Capacity` negative,
+    /// `StartDate`/`EndDate` missing or negative, `EndDate` before `StartDate`, `Hall` unknown at the
+    /// location, `Capacity` undeterminable (no explicit capacity, no hall, no halls).
+    pub fn validate(self, id: EventId, location: Location) -> Result<Event, ValidationError> {
+        let mut v = Validator::new();
+        let name = check_text(&mut v, "Name", self.name, true);
+        let duration_minutes = match self.duration.unwrap_or(0) {
+            d if d < 0 => {
+                v.push("Duration", "must not be negative (minutes)");
+                0
+            }
+            d => u32::try_from(d).unwrap_or_else(|_| {
+                v.push("Duration", "is too large (minutes)");
+                0
+            }),
+        };
+        let start = check_time(&mut v, "StartDate", self.start_date);
+        let end = check_time(&mut v, "EndDate", self.end_date);
+        if let (Some(start), Some(end)) = (start, end)
+            && end < start
+        {
+            v.push("EndDate", "must not be before StartDate");
+        }
+        let hall = self
+            .hall
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty());
+        let hall_capacity = match &hall {
+            Some(name) => match location.hall(name) {
+                Some(hall) => Some(hall.capacity),
+                None => {
+                    v.push("Hall", format!("no hall named {name:?} at this location"));
+                    None
+                }
+            },
+            None => None,
+        };
+        const UNDETERMINED: &str =
+            "cannot be determined: give Capacity, a Hall, or a location with halls that have seats";
+        let capacity = match (self.capacity, &hall, hall_capacity) {
+            (Some(explicit), _, _) => match u32::try_from(explicit) {
+                Ok(0) => Err(Some("an event needs at least one seat")),
+                Ok(seats) => Ok(SeatCount::new(seats)),
+                Err(_) if explicit < 0 => Err(Some("must not be negative (seats)")),
+                Err(_) => Err(Some("is too large (seats)")),
+            },
+            // The unknown hall was reported above.
+            (None, Some(_), None) => Err(None),
+            (None, Some(_), Some(seats)) if seats.is_zero() => Err(Some(UNDETERMINED)),
+            (None, Some(_), Some(seats)) => Ok(seats),
+            (None, None, _) => match location.total_capacity() {
+                Some(seats) if !seats.is_zero() => Ok(seats),
+                _ => Err(Some(UNDETERMINED)),
+            },
+        };
+        let capacity = capacity.unwrap_or_else(|reason| {
+            if let Some(reason) = reason {
+                v.push("Capacity", reason);
+            }
+            SeatCount::new(0)
+        });
+        v.finish()?;
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(ValidationError::field("StartDate", "is required"));
+        };
+        Ok(Event {
+            id,
+            name,
+            duration_minutes,
+            start,
+            end,
+            location,
+            hall,
+            capacity,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::LocationId;
+    use crate::location::Hall;
+
+    fn location(halls: &[(&str, u32)]) -> Location {
+        Location {
+            id: LocationId::generate(),
+            name: "West Hall".into(),
+            address: String::new(),
+            country: String::new(),
+            open_time: 8,
+            close_time: 22,
+            halls: halls
+                .iter()
+                .map(|(name, seats)| Hall {
+                    name: (*name).into(),
+                    location: String::new(),
+                    capacity: SeatCount::new(*seats),
+                })
+                .collect(),
+        }
+    }
+
+    fn draft() -> EventDraft {
+        EventDraft {
+            name: Some("opera aida".into()),
+            duration: Some(120),
+            start_date: Some(1_768_000_000),
+            end_date: Some(1_768_007_200),
+            hall: None,
+            capacity: None,
+        }
+    }
+
+    fn fields(err: &ValidationError) -> Vec<&str> {
+        err.0.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn capacity_is_the_sum_of_the_halls_without_a_hall() {
+        let event = draft()
+            .validate(EventId::generate(), location(&[("A", 100), ("B", 50)]))
+            .expect("valid");
+        assert_eq!(event.capacity, SeatCount::new(150));
+    }
+
+    #[test]
+    fn a_hall_selects_its_capacity_and_an_explicit_capacity_overrides_it() {
+        let mut d = draft();
+        d.hall = Some("B".into());
+        let event = d
+            .clone()
+            .validate(EventId::generate(), location(&[("A", 100), ("B", 50)]))
+            .expect("valid");
+        assert_eq!(event.capacity, SeatCount::new(50));
+        d.capacity = Some(10);
+        let event = d
+            .validate(EventId::generate(), location(&[("A", 100), ("B", 50)]))
+            .expect("valid");
+        assert_eq!(event.capacity, SeatCount::new(10));
+    }
+
+    #[test]
+    fn an_unknown_hall_is_named() {
+        let mut d = draft();
+        d.hall = Some("Z".into());
+        let err = d
+            .validate(EventId::generate(), location(&[("A", 100)]))
+            .expect_err("invalid");
+        assert_eq!(fields(&err), ["Hall"]);
+    }
+
+    #[test]
+    fn an_undeterminable_capacity_is_named() {
+        let err = draft()
+            .validate(EventId::generate(), location(&[]))
+            .expect_err("invalid");
+        assert_eq!(fields(&err), ["Capacity"]);
+    }
+
+    #[test]
+    fn end_before_start_negative_numbers_and_empty_name_are_named() {
+        let d = EventDraft {
+            name: Some(String::new()),
+            duration: Some(-5),
+            start_date: Some(100),
+            end_date: Some(50),
+            hall: None,
+            capacity: Some(-1),
+        };
+        let err = d
+            .validate(EventId::generate(), location(&[("A", 1)]))
+            .expect_err("invalid");
+        assert_eq!(fields(&err), ["Name", "Duration", "EndDate", "Capacity"]);
+    }
+}

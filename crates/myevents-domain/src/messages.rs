@@ -1,0 +1,304 @@
+//! Domain events: the messages the services exchange, with their wire names and JSON bodies.
+//!
+//! Source: the reference MyEvents (chapter 10 of *Cloud Native programming with Golang*), whose field
+//! names and order are kept; additions are optional fields at the end, so a reference consumer still
+//! reads our messages and we read theirs. Bodies are compact JSON (RFC 8259); times are RFC 3339 in UTC.
+//!
+//! ```
+//! use myevents_domain::messages::{DomainEvent, EventBooked};
+//! use myevents_domain::id::EventId;
+//!
+//! let event = DomainEvent::EventBooked(EventBooked {
+//!     event_id: EventId::parse("6b026ab2686c822a56b0fe36").unwrap(),
+//!     user_id: "someUserID".into(),
+//!     booking_id: None,
+//!     seats: None,
+//!     booked_at: None,
+//! });
+//! assert_eq!(event.name(), "eventBooked");
+//! assert_eq!(
+//!     String::from_utf8(event.to_json()).unwrap(),
+//!     r#"{"eventId":"6b026ab2686c822a56b0fe36","userId":"someUserID"}"#
+//! );
+//! let back = DomainEvent::from_json("eventBooked", &event.to_json()).unwrap();
+//! assert_eq!(back, event);
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::event::Event;
+use crate::id::{BookingId, EventId, LocationId};
+use crate::location::Location;
+
+/// Wire name of [`EventCreated`].
+pub const EVENT_CREATED: &str = "eventCreated";
+/// Wire name of [`LocationCreated`].
+pub const LOCATION_CREATED: &str = "locationCreated";
+/// Wire name of [`EventBooked`].
+pub const EVENT_BOOKED: &str = "eventBooked";
+
+/// An event was created (published by the event service). Body:
+/// `{"id","name","location_id","start_date","end_date"[,"capacity","hall","location_name"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCreated {
+    /// The event's id.
+    pub id: EventId,
+    /// The event's name.
+    pub name: String,
+    /// The location's 24-hex id. A reference service sends mangled raw bytes here; anything that is not
+    /// an id reads as absent rather than failing the whole message.
+    #[serde(deserialize_with = "lenient_location_id", default)]
+    pub location_id: Option<LocationId>,
+    /// Start, RFC 3339 (we send UTC with `Z`; any offset is accepted).
+    pub start_date: DateTime<Utc>,
+    /// End, RFC 3339.
+    pub end_date: DateTime<Utc>,
+    /// Seats on sale. Absent in a reference service's messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// The hall, when one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hall: Option<String>,
+    /// The location's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_name: Option<String>,
+}
+
+impl EventCreated {
+    /// The message announcing a stored event.
+    pub fn from_event(event: &Event) -> Self {
+        Self {
+            id: event.id,
+            name: event.name.clone(),
+            location_id: Some(event.location.id),
+            start_date: event.start,
+            end_date: event.end,
+            capacity: Some(event.capacity.get()),
+            hall: event.hall.clone(),
+            location_name: Some(event.location.name.clone()),
+        }
+    }
+}
+
+fn lenient_location_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LocationId>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| LocationId::parse(s).ok()))
+}
+
+/// A hall inside [`LocationCreated`]: `{"name","location"(omitted when empty),"capacity"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HallMessage {
+    /// Hall name.
+    pub name: String,
+    /// Position in the building.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub location: String,
+    /// Seats.
+    pub capacity: u32,
+}
+
+/// A location was created (published by the event service). Body:
+/// `{"id","name","address","country","halls":[...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationCreated {
+    /// The location's id (24 hex).
+    pub id: LocationId,
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub address: String,
+    /// Country.
+    pub country: String,
+    /// Halls.
+    #[serde(default)]
+    pub halls: Vec<HallMessage>,
+}
+
+impl LocationCreated {
+    /// The message announcing a stored location.
+    pub fn from_location(location: &Location) -> Self {
+        Self {
+            id: location.id,
+            name: location.name.clone(),
+            address: location.address.clone(),
+            country: location.country.clone(),
+            halls: location
+                .halls
+                .iter()
+                .map(|h| HallMessage {
+                    name: h.name.clone(),
+                    location: h.location.clone(),
+                    capacity: h.capacity.get(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Seats of an event were booked (published by the booking service). Body:
+/// `{"eventId","userId"[,"bookingId","seats","bookedAt"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBooked {
+    /// The booked event.
+    pub event_id: EventId,
+    /// Who booked.
+    pub user_id: String,
+    /// The booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<BookingId>,
+    /// Seats booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<u32>,
+    /// When, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booked_at: Option<DateTime<Utc>>,
+}
+
+/// Why a message body is not a domain event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The event name is not one of ours.
+    #[error("unknown event name {0:?}")]
+    UnknownName(String),
+    /// The body is not the JSON the name promises.
+    #[error("malformed {name} body: {source}")]
+    Malformed {
+        /// The event name.
+        name: String,
+        /// What the JSON parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Every domain event the services exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainEvent {
+    /// See [`EventCreated`].
+    EventCreated(EventCreated),
+    /// See [`LocationCreated`].
+    LocationCreated(LocationCreated),
+    /// See [`EventBooked`].
+    EventBooked(EventBooked),
+}
+
+impl DomainEvent {
+    /// The wire name: routing key, `x-event-name` header, Kafka `eventName`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::EventCreated(_) => EVENT_CREATED,
+            Self::LocationCreated(_) => LOCATION_CREATED,
+            Self::EventBooked(_) => EVENT_BOOKED,
+        }
+    }
+
+    /// The partition key: the id of the entity the message is about (the event for event messages, the
+    /// location for location messages), so all messages about one entity stay in order.
+    pub fn key(&self) -> String {
+        match self {
+            Self::EventCreated(m) => m.id.to_string(),
+            Self::LocationCreated(m) => m.id.to_string(),
+            Self::EventBooked(m) => m.event_id.to_string(),
+        }
+    }
+
+    /// The compact JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        let body = match self {
+            Self::EventCreated(m) => serde_json::to_vec(m),
+            Self::LocationCreated(m) => serde_json::to_vec(m),
+            Self::EventBooked(m) => serde_json::to_vec(m),
+        };
+        // Serialising these plain structs (strings, numbers, ids, times) cannot fail.
+        body.unwrap_or_default()
+    }
+
+    /// Decodes a body by its wire name.
+    ///
+    /// # Errors
+    /// [`DecodeError::UnknownName`] for a name not listed here, [`DecodeError::Malformed`] when the body
+    /// does not match the name's contract.
+    pub fn from_json(name: &str, body: &[u8]) -> Result<Self, DecodeError> {
+        let malformed = |source| DecodeError::Malformed {
+            name: name.to_owned(),
+            source,
+        };
+        match name {
+            EVENT_CREATED => serde_json::from_slice(body)
+                .map(Self::EventCreated)
+                .map_err(malformed),
+            LOCATION_CREATED => serde_json::from_slice(body)
+                .map(Self::LocationCreated)
+                .map_err(malformed),
+            EVENT_BOOKED => serde_json::from_slice(body)
+                .map(Self::EventBooked)
+                .map_err(malformed),
+            other => Err(DecodeError::UnknownName(other.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_created_body_matches_the_reference_field_order() {
+        let msg = EventCreated {
+            id: EventId::parse("6b026ab2686c822a56b0fe36").expect("id"),
+            name: "opera aida".into(),
+            location_id: Some(LocationId::parse("6b026aaf686c822a56b0fe35").expect("id")),
+            start_date: DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
+            end_date: DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
+            capacity: None,
+            hall: None,
+            location_name: None,
+        };
+        let body = DomainEvent::EventCreated(msg).to_json();
+        assert_eq!(
+            String::from_utf8(body).expect("utf8"),
+            r#"{"id":"6b026ab2686c822a56b0fe36","name":"opera aida","location_id":"6b026aaf686c822a56b0fe35","start_date":"2026-01-09T23:06:40Z","end_date":"2026-01-10T01:06:40Z"}"#
+        );
+    }
+
+    #[test]
+    fn a_reference_event_created_with_mangled_location_and_local_time_is_accepted() {
+        let body = br#"{"id":"6b026ab2686c822a56b0fe36","name":"opera aida","location_id":"k\u0002j\ufffd\ufffd","start_date":"2026-01-10T00:06:40+01:00","end_date":"2026-01-10T02:06:40+01:00"}"#;
+        let DomainEvent::EventCreated(msg) =
+            DomainEvent::from_json(EVENT_CREATED, body).expect("decodes")
+        else {
+            panic!("wrong variant");
+        };
+        assert_eq!(msg.location_id, None);
+        assert_eq!(msg.start_date.timestamp(), 1_768_000_000);
+        assert_eq!(msg.capacity, None);
+    }
+
+    #[test]
+    fn location_created_omits_an_empty_hall_location() {
+        let body = br#"{"id":"6b026aaf686c822a56b0fe35","name":"West Hall","address":"1 Main St","country":"DE","halls":[{"name":"A","capacity":100}]}"#;
+        let decoded = DomainEvent::from_json(LOCATION_CREATED, body).expect("decodes");
+        assert_eq!(decoded.to_json(), body.to_vec());
+    }
+
+    #[test]
+    fn unknown_names_and_malformed_bodies_are_errors() {
+        assert!(matches!(
+            DomainEvent::from_json("eventDeleted", b"{}"),
+            Err(DecodeError::UnknownName(_))
+        ));
+        assert!(matches!(
+            DomainEvent::from_json(EVENT_BOOKED, b"{not json"),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::from_json(EVENT_CREATED, br#"{"id":"nope"}"#),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+}

@@ -1,0 +1,383 @@
+//! The repository conformance suite: one set of checks every adapter of every port must pass, the
+//! in-memory adapters and the real ones against real servers alike.
+//!
+//! Each check takes a fresh, empty repository. The macros [`location_repository_conformance!`],
+//! [`event_repository_conformance!`] and [`booking_repository_conformance!`] expand to one `#[tokio::test]`
+//! per check, given an async expression that builds a fresh repository:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use myevents_store::memory::InMemoryEventRepository;
+//!
+//! myevents_store::event_repository_conformance!(async {
+//!     Arc::new(InMemoryEventRepository::default()) as Arc<dyn myevents_store::EventRepository>
+//! });
+//! ```
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::event::Event;
+use myevents_domain::id::{BookingId, EventId, LocationId};
+use myevents_domain::location::{Hall, Location};
+use myevents_domain::seats::SeatCount;
+
+use crate::{
+    BookingRepository, EventRepository, LocationRepository, PageRequest, PlaceBookingError,
+    RepositoryError,
+};
+
+/// A location with two halls (100 and 50 seats) named `name`.
+pub fn sample_location(name: &str) -> Location {
+    Location {
+        id: LocationId::generate(),
+        name: name.to_owned(),
+        address: "1 Main St".to_owned(),
+        country: "DE".to_owned(),
+        open_time: 8,
+        close_time: 22,
+        halls: vec![
+            Hall {
+                name: "A".to_owned(),
+                location: "1st floor".to_owned(),
+                capacity: SeatCount::new(100),
+            },
+            Hall {
+                name: "B".to_owned(),
+                location: String::new(),
+                capacity: SeatCount::new(50),
+            },
+        ],
+    }
+}
+
+fn time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+/// An event named `name` in hall A of a sample location.
+pub fn sample_event(name: &str) -> Event {
+    Event {
+        id: EventId::generate(),
+        name: name.to_owned(),
+        duration_minutes: 120,
+        start: time(1_768_000_000),
+        end: time(1_768_007_200),
+        location: sample_location("West Hall"),
+        hall: Some("A".to_owned()),
+        capacity: SeatCount::new(100),
+    }
+}
+
+/// A booking of `seats` seats of `event_id` by `user`, at a whole second.
+pub fn sample_booking(event_id: EventId, user: &str, seats: u32) -> Booking {
+    Booking {
+        id: BookingId::generate(),
+        event_id,
+        user_id: UserId::parse(user).unwrap_or_else(|_| UserId::anonymous()),
+        seats: SeatCount::new(seats),
+        booked_at: time(1_768_000_100),
+    }
+}
+
+/// Checks on [`LocationRepository`].
+pub mod locations {
+    use super::*;
+
+    /// A stored location reads back equal; an unknown id reads as `None`.
+    pub async fn stores_and_reads_back(repo: Arc<dyn LocationRepository>) {
+        let location = sample_location("West Hall");
+        repo.insert(&location).await.expect("insert");
+        assert_eq!(repo.get(location.id).await.expect("get"), Some(location));
+        assert_eq!(repo.get(LocationId::generate()).await.expect("get"), None);
+    }
+
+    /// A second insert with the same id is a conflict and keeps the first.
+    pub async fn rejects_a_duplicate_id(repo: Arc<dyn LocationRepository>) {
+        let location = sample_location("West Hall");
+        repo.insert(&location).await.expect("insert");
+        let mut other = sample_location("East Hall");
+        other.id = location.id;
+        assert!(matches!(
+            repo.insert(&other).await,
+            Err(RepositoryError::Conflict(_))
+        ));
+        assert_eq!(repo.get(location.id).await.expect("get"), Some(location));
+    }
+
+    /// Listing pages through every location in id order.
+    pub async fn lists_in_pages(repo: Arc<dyn LocationRepository>) {
+        let mut all = Vec::new();
+        for i in 0..5 {
+            let location = sample_location(&format!("hall {i}"));
+            repo.insert(&location).await.expect("insert");
+            all.push(location);
+        }
+        all.sort_by_key(|l| l.id);
+        let first = repo.list(PageRequest::first(2)).await.expect("list");
+        assert_eq!(first, all[..2]);
+        let second = repo
+            .list(PageRequest::new(Some(first[1].id.object_id()), 2))
+            .await
+            .expect("list");
+        assert_eq!(second, all[2..4]);
+        let rest = repo
+            .list(PageRequest::new(Some(second[1].id.object_id()), 100))
+            .await
+            .expect("list");
+        assert_eq!(rest, all[4..]);
+    }
+}
+
+/// Checks on [`EventRepository`].
+pub mod events {
+    use super::*;
+
+    /// A stored event (with its embedded location) reads back equal; an unknown id reads as `None`.
+    pub async fn stores_and_reads_back(repo: Arc<dyn EventRepository>) {
+        let event = sample_event("opera aida");
+        repo.insert(&event).await.expect("insert");
+        assert_eq!(repo.get(event.id).await.expect("get"), Some(event));
+        assert_eq!(repo.get(EventId::generate()).await.expect("get"), None);
+    }
+
+    /// A second insert with the same id is a conflict.
+    pub async fn rejects_a_duplicate_id(repo: Arc<dyn EventRepository>) {
+        let event = sample_event("opera aida");
+        repo.insert(&event).await.expect("insert");
+        let mut other = sample_event("tosca");
+        other.id = event.id;
+        assert!(matches!(
+            repo.insert(&other).await,
+            Err(RepositoryError::Conflict(_))
+        ));
+    }
+
+    /// Finding by name gives the oldest event with exactly that name.
+    pub async fn finds_the_oldest_by_exact_name(repo: Arc<dyn EventRepository>) {
+        let first = sample_event("opera aida");
+        let second = sample_event("opera aida");
+        repo.insert(&second).await.expect("insert");
+        repo.insert(&first).await.expect("insert");
+        repo.insert(&sample_event("tosca")).await.expect("insert");
+        assert_eq!(
+            repo.find_by_name("opera aida").await.expect("find"),
+            Some(first)
+        );
+        assert_eq!(repo.find_by_name("Opera Aida").await.expect("find"), None);
+    }
+
+    /// Listing pages through every event in id order.
+    pub async fn lists_in_pages(repo: Arc<dyn EventRepository>) {
+        let mut all = Vec::new();
+        for i in 0..5 {
+            let event = sample_event(&format!("show {i}"));
+            repo.insert(&event).await.expect("insert");
+            all.push(event);
+        }
+        let first = repo.list(PageRequest::first(3)).await.expect("list");
+        assert_eq!(first, all[..3]);
+        let rest = repo
+            .list(PageRequest::new(Some(first[2].id.object_id()), 3))
+            .await
+            .expect("list");
+        assert_eq!(rest, all[3..]);
+    }
+}
+
+/// Checks on [`BookingRepository`].
+pub mod bookings {
+    use super::*;
+
+    fn inventory(seats: u32) -> SeatInventory {
+        SeatInventory::new(
+            EventId::generate(),
+            "opera aida".to_owned(),
+            SeatCount::new(seats),
+        )
+    }
+
+    /// Adding an inventory twice keeps the first and its remaining seats.
+    pub async fn adding_an_inventory_is_idempotent(repo: Arc<dyn BookingRepository>) {
+        let inv = inventory(10);
+        assert!(repo.add_inventory(&inv).await.expect("add"));
+        repo.place_booking(&sample_booking(inv.event_id, "alice", 4))
+            .await
+            .expect("place");
+        assert!(!repo.add_inventory(&inv).await.expect("add again"));
+        let stored = repo
+            .inventory(inv.event_id)
+            .await
+            .expect("get")
+            .expect("known");
+        assert_eq!(stored.remaining, SeatCount::new(6));
+        assert_eq!(stored.capacity, SeatCount::new(10));
+        assert_eq!(
+            repo.inventory(EventId::generate()).await.expect("get"),
+            None
+        );
+    }
+
+    /// Placing takes seats and stores the booking; asking for more than remain changes nothing.
+    pub async fn placing_takes_seats_until_sold_out(repo: Arc<dyn BookingRepository>) {
+        let inv = inventory(5);
+        repo.add_inventory(&inv).await.expect("add");
+        let booking = sample_booking(inv.event_id, "alice", 3);
+        assert_eq!(repo.place_booking(&booking).await, Ok(SeatCount::new(2)));
+        assert_eq!(repo.booking(booking.id).await.expect("get"), Some(booking));
+        let too_many = sample_booking(inv.event_id, "bob", 3);
+        assert_eq!(
+            repo.place_booking(&too_many).await,
+            Err(PlaceBookingError::SoldOut {
+                remaining: SeatCount::new(2)
+            })
+        );
+        assert_eq!(repo.booking(too_many.id).await.expect("get"), None);
+        assert_eq!(
+            repo.place_booking(&sample_booking(inv.event_id, "bob", 2))
+                .await,
+            Ok(SeatCount::new(0))
+        );
+        let stored = repo
+            .inventory(inv.event_id)
+            .await
+            .expect("get")
+            .expect("known");
+        assert_eq!(stored.remaining, SeatCount::new(0));
+    }
+
+    /// A booking for an event the repository does not know is refused.
+    pub async fn placing_for_an_unknown_event_is_refused(repo: Arc<dyn BookingRepository>) {
+        let booking = sample_booking(EventId::generate(), "alice", 1);
+        assert_eq!(
+            repo.place_booking(&booking).await,
+            Err(PlaceBookingError::EventNotFound)
+        );
+        assert_eq!(repo.booking(booking.id).await.expect("get"), None);
+    }
+
+    /// 200 concurrent one-seat bookings of a 50-seat event: exactly 50 succeed, 0 seats remain.
+    pub async fn concurrent_bookings_never_oversell(repo: Arc<dyn BookingRepository>) {
+        let inv = inventory(50);
+        repo.add_inventory(&inv).await.expect("add");
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let repo = Arc::clone(&repo);
+                let booking = sample_booking(inv.event_id, &format!("user{i}"), 1);
+                tokio::spawn(async move { repo.place_booking(&booking).await })
+            })
+            .collect();
+        let mut placed = 0;
+        let mut sold_out = 0;
+        for result in futures_util::future::join_all(tasks).await {
+            match result.expect("task") {
+                Ok(_) => placed += 1,
+                Err(PlaceBookingError::SoldOut { .. }) => sold_out += 1,
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!((placed, sold_out), (50, 150));
+        let stored = repo
+            .inventory(inv.event_id)
+            .await
+            .expect("get")
+            .expect("known");
+        assert_eq!(stored.remaining, SeatCount::new(0));
+        let listed = repo
+            .bookings_for_event(inv.event_id, PageRequest::first(1000))
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 50);
+    }
+
+    /// Bookings list by event and by user, in pages.
+    pub async fn lists_by_event_and_by_user(repo: Arc<dyn BookingRepository>) {
+        let a = inventory(100);
+        let b = inventory(100);
+        repo.add_inventory(&a).await.expect("add");
+        repo.add_inventory(&b).await.expect("add");
+        let mut alice_on_a = Vec::new();
+        for _ in 0..3 {
+            let booking = sample_booking(a.event_id, "alice", 1);
+            repo.place_booking(&booking).await.expect("place");
+            alice_on_a.push(booking);
+        }
+        let bob_on_a = sample_booking(a.event_id, "bob", 2);
+        repo.place_booking(&bob_on_a).await.expect("place");
+        let alice_on_b = sample_booking(b.event_id, "alice", 1);
+        repo.place_booking(&alice_on_b).await.expect("place");
+
+        let on_a = repo
+            .bookings_for_event(a.event_id, PageRequest::first(100))
+            .await
+            .expect("list");
+        let mut expected = alice_on_a.clone();
+        expected.push(bob_on_a.clone());
+        assert_eq!(on_a, expected);
+
+        let alice = UserId::parse("alice").expect("user");
+        let first = repo
+            .bookings_for_user(&alice, PageRequest::first(2))
+            .await
+            .expect("list");
+        assert_eq!(first, alice_on_a[..2]);
+        let rest = repo
+            .bookings_for_user(&alice, PageRequest::new(Some(first[1].id.object_id()), 10))
+            .await
+            .expect("list");
+        assert_eq!(rest, vec![alice_on_a[2].clone(), alice_on_b]);
+        let nobody = UserId::parse("carol").expect("user");
+        assert!(
+            repo.bookings_for_user(&nobody, PageRequest::first(10))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+}
+
+/// Expands to one test per [`locations`] check. The argument is an async expression evaluating to an
+/// `Arc<dyn LocationRepository>` that is fresh and empty each time.
+#[macro_export]
+macro_rules! location_repository_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(locations, $make;
+            stores_and_reads_back, rejects_a_duplicate_id, lists_in_pages);
+    };
+}
+
+/// Expands to one test per [`events`] check (see [`location_repository_conformance!`]).
+#[macro_export]
+macro_rules! event_repository_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(events, $make;
+            stores_and_reads_back, rejects_a_duplicate_id, finds_the_oldest_by_exact_name,
+            lists_in_pages);
+    };
+}
+
+/// Expands to one test per [`bookings`] check (see [`location_repository_conformance!`]).
+#[macro_export]
+macro_rules! booking_repository_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(bookings, $make;
+            adding_an_inventory_is_idempotent, placing_takes_seats_until_sold_out,
+            placing_for_an_unknown_event_is_refused, concurrent_bookings_never_oversell,
+            lists_by_event_and_by_user);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($module:ident, $make:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let repo = $make.await;
+                $crate::conformance::$module::$check(repo).await;
+            }
+        )+
+    };
+}

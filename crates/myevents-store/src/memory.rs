@@ -1,0 +1,180 @@
+//! In-memory adapters: every port kept in process memory behind a lock. Nothing survives a restart;
+//! they serve the embedded mode and unit tests, and pass the same conformance suite as the real adapters.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::event::Event;
+use myevents_domain::id::{BookingId, EventId, LocationId, ObjectId};
+use myevents_domain::location::Location;
+use myevents_domain::seats::SeatCount;
+
+use crate::{
+    BookingRepository, EventRepository, LocationRepository, PageRequest, PlaceBookingError,
+    RepositoryError,
+};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the maps consistent (every write is one insert), so the
+    // data is still usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The items of one page, in id order, among those that `keep` accepts.
+fn page<T: Clone>(
+    map: &BTreeMap<ObjectId, T>,
+    request: PageRequest,
+    keep: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    let lower = request.after.map_or(Bound::Unbounded, Bound::Excluded);
+    map.range((lower, Bound::Unbounded))
+        .map(|(_, v)| v)
+        .filter(|v| keep(v))
+        .take(request.limit)
+        .cloned()
+        .collect()
+}
+
+fn insert_new<T>(
+    map: &mut BTreeMap<ObjectId, T>,
+    id: ObjectId,
+    value: T,
+) -> Result<(), RepositoryError> {
+    if map.contains_key(&id) {
+        return Err(RepositoryError::Conflict(format!("id {id}")));
+    }
+    map.insert(id, value);
+    Ok(())
+}
+
+/// Locations in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryLocationRepository {
+    locations: Mutex<BTreeMap<ObjectId, Location>>,
+}
+
+#[async_trait]
+impl LocationRepository for InMemoryLocationRepository {
+    async fn insert(&self, location: &Location) -> Result<(), RepositoryError> {
+        insert_new(
+            &mut lock(&self.locations),
+            location.id.object_id(),
+            location.clone(),
+        )
+    }
+
+    async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
+        Ok(lock(&self.locations).get(&id.object_id()).cloned())
+    }
+
+    async fn list(&self, request: PageRequest) -> Result<Vec<Location>, RepositoryError> {
+        Ok(page(&lock(&self.locations), request, |_| true))
+    }
+}
+
+/// Events in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryEventRepository {
+    events: Mutex<BTreeMap<ObjectId, Event>>,
+}
+
+#[async_trait]
+impl EventRepository for InMemoryEventRepository {
+    async fn insert(&self, event: &Event) -> Result<(), RepositoryError> {
+        insert_new(&mut lock(&self.events), event.id.object_id(), event.clone())
+    }
+
+    async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
+        Ok(lock(&self.events).get(&id.object_id()).cloned())
+    }
+
+    async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError> {
+        Ok(lock(&self.events)
+            .values()
+            .find(|event| event.name == name)
+            .cloned())
+    }
+
+    async fn list(&self, request: PageRequest) -> Result<Vec<Event>, RepositoryError> {
+        Ok(page(&lock(&self.events), request, |_| true))
+    }
+}
+
+#[derive(Debug, Default)]
+struct BookingState {
+    inventory: BTreeMap<ObjectId, SeatInventory>,
+    bookings: BTreeMap<ObjectId, Booking>,
+}
+
+/// Seat inventory and bookings in memory; one lock makes [`BookingRepository::place_booking`] atomic.
+#[derive(Debug, Default)]
+pub struct InMemoryBookingRepository {
+    state: Mutex<BookingState>,
+}
+
+#[async_trait]
+impl BookingRepository for InMemoryBookingRepository {
+    async fn add_inventory(&self, inventory: &SeatInventory) -> Result<bool, RepositoryError> {
+        let mut state = lock(&self.state);
+        let id = inventory.event_id.object_id();
+        if state.inventory.contains_key(&id) {
+            return Ok(false);
+        }
+        state.inventory.insert(id, inventory.clone());
+        Ok(true)
+    }
+
+    async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {
+        Ok(lock(&self.state)
+            .inventory
+            .get(&event_id.object_id())
+            .cloned())
+    }
+
+    async fn place_booking(&self, booking: &Booking) -> Result<SeatCount, PlaceBookingError> {
+        let mut state = lock(&self.state);
+        let id = booking.id.object_id();
+        if state.bookings.contains_key(&id) {
+            return Err(RepositoryError::Conflict(format!("booking {id}")).into());
+        }
+        let inventory = state
+            .inventory
+            .get_mut(&booking.event_id.object_id())
+            .ok_or(PlaceBookingError::EventNotFound)?;
+        let remaining =
+            inventory
+                .reserve(booking.seats)
+                .map_err(|sold_out| PlaceBookingError::SoldOut {
+                    remaining: sold_out.remaining,
+                })?;
+        state.bookings.insert(id, booking.clone());
+        Ok(remaining)
+    }
+
+    async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
+        Ok(lock(&self.state).bookings.get(&id.object_id()).cloned())
+    }
+
+    async fn bookings_for_event(
+        &self,
+        event_id: EventId,
+        request: PageRequest,
+    ) -> Result<Vec<Booking>, RepositoryError> {
+        Ok(page(&lock(&self.state).bookings, request, |b| {
+            b.event_id == event_id
+        }))
+    }
+
+    async fn bookings_for_user(
+        &self,
+        user_id: &UserId,
+        request: PageRequest,
+    ) -> Result<Vec<Booking>, RepositoryError> {
+        Ok(page(&lock(&self.state).bookings, request, |b| {
+            &b.user_id == user_id
+        }))
+    }
+}
