@@ -1,1 +1,233 @@
-//! placeholder
+//! # myevents-broker
+//!
+//! The message broker port of MyEvents — [`EventPublisher`] and [`EventSubscriber`] — and its adapters.
+//! Messages are [`Message`]s: a wire name (the event name, e.g. `eventCreated`), a partition key, a
+//! unique id, a time, a JSON payload and string headers. No broker client type crosses the port.
+//!
+//! Delivery is at least once: a subscriber acknowledges a message only after its [`MessageHandler`]
+//! returned `Ok`; a handler error of kind [`HandlingError::Transient`] is retried with backoff, and a
+//! message that is poison ([`HandlingError::Poison`]) or keeps failing is moved to the subscription's
+//! dead-letter queue (`<subscription>.dlq`) with the reason in the `x-dead-letter-reason` header.
+//! Nothing is dropped silently.
+//!
+//! Adapters:
+//! - [`memory::InMemoryBroker`]: in-process queues, for the embedded mode and unit tests.
+//! - `rabbitmq::RabbitMqBroker` (feature `rabbitmq`): RabbitMQ through `lapin`, with a durable topic
+//!   exchange, persistent messages and publisher confirms.
+//!
+//! Feature `conformance` exposes the suite every adapter must pass.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use myevents_broker::{EventPublisher, Message, memory::InMemoryBroker};
+//!
+//! # async fn demo() -> Result<(), myevents_broker::BrokerError> {
+//! let broker = InMemoryBroker::default();
+//! let publisher: Arc<dyn EventPublisher> = Arc::new(broker.clone());
+//! publisher
+//!     .publish(&Message::new("eventCreated", "6b026ab2686c822a56b0fe36", b"{}".to_vec()))
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod consume;
+pub mod memory;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
+
+pub use consume::Consumer;
+
+/// Header naming the event (the reference's AMQP header; we send it with every message).
+pub const EVENT_NAME_HEADER: &str = "x-event-name";
+/// Header with the reason a message was dead-lettered.
+pub const DEAD_LETTER_REASON_HEADER: &str = "x-dead-letter-reason";
+/// Header with the subscription a dead-lettered message came from.
+pub const DEAD_LETTER_SOURCE_HEADER: &str = "x-dead-letter-source";
+
+/// One message on the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Unique message id (a UUID v7 in text form when we create it); consumers deduplicate by it.
+    pub id: String,
+    /// The event name (`eventCreated`, …): the AMQP routing key and `x-event-name` header.
+    pub name: String,
+    /// Partition key: the id of the entity the message is about. Messages with one key keep their order.
+    pub key: String,
+    /// When the message was created, UTC (whole seconds survive every adapter).
+    pub timestamp: DateTime<Utc>,
+    /// The body: compact JSON (`content-type: application/json`).
+    pub payload: Vec<u8>,
+    /// Extra headers (correlation id, `traceparent`, dead-letter reason), names in lower case.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Message {
+    /// A new message with a fresh id and the current time (truncated to whole seconds).
+    pub fn new(name: impl Into<String>, key: impl Into<String>, payload: Vec<u8>) -> Self {
+        let now = Utc::now();
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.into(),
+            key: key.into(),
+            timestamp: DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now),
+            payload,
+            headers: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a header (builder style).
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// What can go wrong talking to a broker.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker cannot be reached now (connection refused or lost, time-out); retrying later may work.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused the message (negative publisher confirm).
+    #[error("broker refused the message: {0}")]
+    Refused(String),
+    /// Anything else.
+    #[error("unexpected broker error: {0}")]
+    Unexpected(String),
+}
+
+/// Publishes messages.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one message durably: returns only after the broker confirmed it (publisher confirm,
+    /// delivery report). Retries a lost connection within the adapter's publish time-out.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] when the broker could not be reached within the time-out,
+    /// [`BrokerError::Refused`] when it refused the message.
+    async fn publish(&self, message: &Message) -> Result<(), BrokerError>;
+
+    /// Flushes anything buffered and closes connections (at shutdown). Publishing afterwards reconnects.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when buffered messages could not be flushed.
+    async fn close(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+/// A durable subscription: a named queue (AMQP queue, Kafka consumer group) receiving the listed event
+/// names. Consumers of one subscription share its messages; messages published after the subscription
+/// was first declared are kept for it while no consumer runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Queue / group name, e.g. `booking`.
+    pub name: String,
+    /// Event names delivered to it, e.g. `["eventCreated"]`.
+    pub event_names: Vec<String>,
+    /// Whether failed messages go to `<name>.dlq`. Off only for a dead-letter queue's own subscription.
+    pub dead_letter: bool,
+}
+
+impl Subscription {
+    /// A subscription `name` to `event_names`, with a dead-letter queue.
+    pub fn new(name: impl Into<String>, event_names: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            event_names: event_names.iter().map(|&n| n.to_owned()).collect(),
+            dead_letter: true,
+        }
+    }
+
+    /// The name of this subscription's dead-letter queue.
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dlq", self.name)
+    }
+
+    /// A subscription that reads this one's dead-letter queue (to inspect or replay dead letters).
+    pub fn dead_letters(&self) -> Self {
+        Self {
+            name: self.dead_letter_queue(),
+            event_names: Vec::new(),
+            dead_letter: false,
+        }
+    }
+}
+
+/// Why a handler could not handle a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlingError {
+    /// The message can never be handled (undecodable, breaks the contract): dead-letter it at once.
+    #[error("poison message: {0}")]
+    Poison(String),
+    /// Handling failed for a reason that may pass (store down): retry with backoff, then dead-letter.
+    #[error("transient failure: {0}")]
+    Transient(String),
+}
+
+/// Handles delivered messages. Must be idempotent: a message may be delivered more than once.
+#[async_trait]
+pub trait MessageHandler: Send + Sync {
+    /// Handles one message; `Ok` acknowledges it.
+    ///
+    /// # Errors
+    /// [`HandlingError`] says whether to retry or dead-letter the message.
+    async fn handle(&self, message: &Message) -> Result<(), HandlingError>;
+}
+
+/// How often and how patiently a transient handler failure is retried before the message is
+/// dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub attempts: u32,
+    /// Delay before the first retry; doubles on each retry.
+    pub first_delay: Duration,
+    /// Longest delay between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 6 attempts, 200 ms doubling to at most 5 s (about 11 s of retrying in all).
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Receives messages.
+#[async_trait]
+pub trait EventSubscriber: Send + Sync {
+    /// Creates the subscription's queues and bindings (idempotent). From then on messages for it are
+    /// kept even while no consumer runs.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] when the broker cannot be reached; `Unexpected` when the broker
+    /// refuses the declaration (e.g. a queue exists with other arguments).
+    async fn declare(&self, subscription: &Subscription) -> Result<(), BrokerError>;
+
+    /// Starts a consumer of `subscription` that passes each message to `handler`, in order. The
+    /// consumer runs in the background, reconnects by itself, and stops through [`Consumer::shutdown`].
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the subscription cannot be started (the adapter declares it first).
+    async fn subscribe(
+        &self,
+        subscription: &Subscription,
+        handler: Arc<dyn MessageHandler>,
+    ) -> Result<Consumer, BrokerError>;
+}

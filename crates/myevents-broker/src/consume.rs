@@ -1,0 +1,117 @@
+//! The part of consuming that is the same for every adapter: running a handler with retries, and the
+//! handle that stops a consumer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use backon::{ExponentialBuilder, Retryable};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{HandlingError, Message, MessageHandler, RetryPolicy};
+
+/// What to do with a message after its handler ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Handled: acknowledge it.
+    Ack,
+    /// Never handleable, or retries exhausted: move it to the dead-letter queue with this reason.
+    DeadLetter(String),
+}
+
+/// Runs `handler` on `message`, retrying transient failures per `policy`.
+pub(crate) async fn process(
+    handler: &dyn MessageHandler,
+    message: &Message,
+    policy: RetryPolicy,
+) -> Outcome {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.first_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.attempts.saturating_sub(1) as usize)
+        .with_jitter();
+    let result = (|| handler.handle(message))
+        .retry(backoff)
+        .when(|e| matches!(e, HandlingError::Transient(_)))
+        .notify(|error, delay| {
+            tracing::warn!(
+                message_id = %message.id,
+                event_name = %message.name,
+                %error,
+                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "message handling failed, retrying"
+            );
+        })
+        .await;
+    match result {
+        Ok(()) => Outcome::Ack,
+        Err(HandlingError::Poison(reason)) => Outcome::DeadLetter(format!("poison: {reason}")),
+        Err(HandlingError::Transient(reason)) => {
+            Outcome::DeadLetter(format!("failed {} times, last: {reason}", policy.attempts))
+        }
+    }
+}
+
+/// Signals shared between a [`Consumer`] handle and its running task.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConsumerSignals {
+    /// Stop after the message in hand is finished.
+    pub(crate) stop: CancellationToken,
+    /// Stop at once, abandoning the message in hand unacknowledged (as a crash would).
+    pub(crate) kill: CancellationToken,
+    /// Whether the consumer is attached to the broker now.
+    pub(crate) attached: Arc<AtomicBool>,
+}
+
+impl ConsumerSignals {
+    pub(crate) fn set_attached(&self, attached: bool) {
+        self.attached.store(attached, Ordering::Relaxed);
+    }
+
+    /// Resolves when either stop signal fires.
+    pub(crate) async fn stopping(&self) {
+        tokio::select! {
+            () = self.stop.cancelled() => {}
+            () = self.kill.cancelled() => {}
+        }
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled() || self.kill.is_cancelled()
+    }
+}
+
+/// A running consumer of one subscription. Dropping it leaves the consumer running; stop it with
+/// [`Consumer::shutdown`].
+#[derive(Debug)]
+pub struct Consumer {
+    signals: ConsumerSignals,
+    task: JoinHandle<()>,
+}
+
+impl Consumer {
+    pub(crate) fn new(signals: ConsumerSignals, task: JoinHandle<()>) -> Self {
+        Self { signals, task }
+    }
+
+    /// Whether the consumer is attached to the broker now (for readiness). False while it reconnects.
+    pub fn is_attached(&self) -> bool {
+        self.signals.attached.load(Ordering::Relaxed) && !self.task.is_finished()
+    }
+
+    /// Stops taking messages, lets the message in hand finish (acknowledged or dead-lettered), closes the
+    /// connection and waits for all of that.
+    pub async fn shutdown(self) {
+        self.signals.stop.cancel();
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "consumer task failed");
+        }
+    }
+
+    /// Stops at once without acknowledging the message in hand, which the broker then delivers again:
+    /// what a crash does. For tests of redelivery.
+    pub async fn kill(self) {
+        self.signals.kill.cancel();
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,531 @@
+//! RabbitMQ adapter (AMQP 0-9-1 through `lapin`).
+//!
+//! Topology, compatible with the reference MyEvents: one durable `topic` exchange (default `events`),
+//! routing key = event name, header `x-event-name` = event name, `content-type: application/json`.
+//! Each [`Subscription`] is a durable queue (no arguments, as the reference's `booking` queue) bound to
+//! its event names, plus a durable dead-letter queue `<name>.dlq` that failed messages are published to
+//! (through the default exchange, with publisher confirms) before the original is acknowledged.
+//!
+//! Messages are published persistent (`delivery-mode 2`) on a confirm-mode channel; [`publish`] returns
+//! after the broker's `basic.ack`. The message id travels in `message-id`, the time in `timestamp`
+//! (Unix seconds), the partition key in the `x-message-key` header. A lost connection is re-established
+//! with exponential backoff by publishers (within the publish time-out) and consumers (until stopped).
+//!
+//! Source: AMQP 0-9-1 and RabbitMQ's publisher confirms (<https://www.rabbitmq.com/docs/confirms>).
+//!
+//! [`publish`]: crate::EventPublisher::publish
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Mutex;
+
+use crate::consume::{ConsumerSignals, Outcome, process};
+use crate::{
+    BrokerError, Consumer, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SOURCE_HEADER, EVENT_NAME_HEADER,
+    EventPublisher, EventSubscriber, Message, MessageHandler, RetryPolicy, Subscription,
+};
+
+/// Header carrying [`Message::key`].
+pub const MESSAGE_KEY_HEADER: &str = "x-message-key";
+
+/// Settings of the RabbitMQ adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RabbitMqConfig {
+    /// AMQP URI, e.g. `amqp://guest:guest@localhost:5672/%2f` (the reference's `AMQP_BROKER_URL`).
+    pub url: String,
+    /// The topic exchange all events go through (default `events`).
+    pub exchange: String,
+    /// Unacknowledged deliveries a consumer may hold (`basic.qos` prefetch count; default 16).
+    pub prefetch: u16,
+    /// How long one publish may take, reconnecting included, before it fails (default 10 s).
+    pub publish_timeout: Duration,
+    /// Retry of transient handler failures before dead-lettering.
+    pub retry: RetryPolicy,
+    /// Name shown for our connections in the RabbitMQ management UI.
+    pub connection_name: String,
+}
+
+impl RabbitMqConfig {
+    /// Defaults for `url`: exchange `events`, prefetch 16, publish time-out 10 s.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            exchange: "events".to_owned(),
+            prefetch: 16,
+            publish_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            connection_name: "myevents".to_owned(),
+        }
+    }
+}
+
+fn unavailable(error: &lapin::Error) -> BrokerError {
+    BrokerError::Unavailable(error.to_string())
+}
+
+/// The RabbitMQ publisher and subscriber. Cloning shares the publishing connection.
+#[derive(Clone)]
+pub struct RabbitMqBroker {
+    config: Arc<RabbitMqConfig>,
+    /// The publishing connection and its confirm-mode channel, opened on first use and replaced when lost.
+    publishing: Arc<Mutex<Option<(Connection, Channel)>>>,
+}
+
+impl std::fmt::Debug for RabbitMqBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitMqBroker")
+            .field("exchange", &self.config.exchange)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RabbitMqBroker {
+    /// An adapter for `config`. Connects lazily: nothing is opened until the first call.
+    pub fn new(config: RabbitMqConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            publishing: Arc::default(),
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &RabbitMqConfig {
+        &self.config
+    }
+
+    /// Opens a connection and one channel, with a time-out.
+    async fn open(&self, purpose: &str) -> Result<(Connection, Channel), BrokerError> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(format!("{} {purpose}", self.config.connection_name).into());
+        let connect = async {
+            let connection = Connection::connect(&self.config.url, properties)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let channel = connection
+                .create_channel()
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok::<_, BrokerError>((connection, channel))
+        };
+        tokio::time::timeout(self.config.publish_timeout, connect)
+            .await
+            .map_err(|_| BrokerError::Unavailable("connecting to RabbitMQ timed out".to_owned()))?
+    }
+
+    async fn declare_exchange(&self, channel: &Channel) -> Result<(), BrokerError> {
+        channel
+            .exchange_declare(
+                self.config.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| BrokerError::Unexpected(format!("declaring exchange: {e}")))
+    }
+
+    async fn declare_on(
+        &self,
+        channel: &Channel,
+        subscription: &Subscription,
+    ) -> Result<(), BrokerError> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declare_error =
+            |e: lapin::Error| BrokerError::Unexpected(format!("declaring queue: {e}"));
+        self.declare_exchange(channel).await?;
+        channel
+            .queue_declare(
+                subscription.name.as_str().into(),
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(declare_error)?;
+        for name in &subscription.event_names {
+            channel
+                .queue_bind(
+                    subscription.name.as_str().into(),
+                    self.config.exchange.as_str().into(),
+                    name.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(declare_error)?;
+        }
+        if subscription.dead_letter {
+            channel
+                .queue_declare(
+                    subscription.dead_letter_queue().into(),
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(declare_error)?;
+        }
+        Ok(())
+    }
+
+    /// The publishing channel, opening it when there is none or the old one is gone.
+    async fn publishing_channel(&self) -> Result<Channel, BrokerError> {
+        let mut slot = self.publishing.lock().await;
+        if let Some((connection, channel)) = slot.as_ref() {
+            if connection.status().connected() && channel.status().connected() {
+                return Ok(channel.clone());
+            }
+        }
+        *slot = None;
+        let (connection, channel) = self.open("publisher").await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.declare_exchange(&channel).await?;
+        *slot = Some((connection, channel.clone()));
+        Ok(channel)
+    }
+
+    async fn publish_once(&self, message: &Message) -> Result<(), BrokerError> {
+        let channel = self.publishing_channel().await?;
+        publish_confirmed(&channel, &self.config.exchange, &message.name, message).await
+    }
+}
+
+fn properties(message: &Message) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        EVENT_NAME_HEADER.into(),
+        AMQPValue::LongString(message.name.as_str().into()),
+    );
+    headers.insert(
+        MESSAGE_KEY_HEADER.into(),
+        AMQPValue::LongString(message.key.as_str().into()),
+    );
+    for (name, value) in &message.headers {
+        if let Ok(name) = ShortString::try_new(name.as_str()) {
+            headers.insert(name, AMQPValue::LongString(value.as_str().into()));
+        }
+    }
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_message_id(message.id.as_str().into())
+        .with_timestamp(u64::try_from(message.timestamp.timestamp()).unwrap_or(0))
+        .with_headers(headers)
+}
+
+/// Publishes on a confirm-mode channel and waits for the broker's confirm.
+async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    message: &Message,
+) -> Result<(), BrokerError> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            &message.payload,
+            properties(message),
+        )
+        .await
+        .map_err(|e| unavailable(&e))?
+        .await
+        .map_err(|e| unavailable(&e))?;
+    if confirm.is_ack() {
+        Ok(())
+    } else {
+        Err(BrokerError::Refused(format!(
+            "broker nacked message {}",
+            message.id
+        )))
+    }
+}
+
+fn header_text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Reads a delivery into a [`Message`]. A message without an id (a reference publisher sends none)
+/// gets a fresh one; the event name comes from `x-event-name`, else the routing key.
+fn to_message(delivery: &Delivery) -> Message {
+    let props = &delivery.properties;
+    let mut headers: std::collections::BTreeMap<String, String> = props
+        .headers()
+        .as_ref()
+        .map(|table| {
+            table
+                .inner()
+                .iter()
+                .filter_map(|(k, v)| header_text(v).map(|v| (k.as_str().to_owned(), v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let name = headers
+        .remove(EVENT_NAME_HEADER)
+        .unwrap_or_else(|| delivery.routing_key.as_str().to_owned());
+    let key = headers.remove(MESSAGE_KEY_HEADER).unwrap_or_default();
+    let timestamp = props
+        .timestamp()
+        .and_then(|t| i64::try_from(t).ok())
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .unwrap_or_else(Utc::now);
+    let id = props.message_id().as_ref().map_or_else(
+        || uuid::Uuid::now_v7().to_string(),
+        |id| id.as_str().to_owned(),
+    );
+    Message {
+        id,
+        name,
+        key,
+        timestamp,
+        payload: delivery.data.clone(),
+        headers,
+    }
+}
+
+#[async_trait]
+impl EventPublisher for RabbitMqBroker {
+    async fn publish(&self, message: &Message) -> Result<(), BrokerError> {
+        let attempt = || async {
+            let result = self.publish_once(message).await;
+            if let Err(BrokerError::Unavailable(_)) = &result {
+                // Drop the broken connection so the next attempt opens a fresh one.
+                *self.publishing.lock().await = None;
+            }
+            result
+        };
+        let retrying = attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(2))
+                    .without_max_times(),
+            )
+            .when(|e| matches!(e, BrokerError::Unavailable(_)))
+            .notify(|error, delay| {
+                tracing::warn!(%error, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "publish to RabbitMQ failed, retrying");
+            });
+        tokio::time::timeout(self.config.publish_timeout, retrying)
+            .await
+            .map_err(|_| {
+                BrokerError::Unavailable(format!(
+                    "RabbitMQ did not confirm message {} within {:?}",
+                    message.id, self.config.publish_timeout
+                ))
+            })?
+    }
+
+    async fn close(&self) -> Result<(), BrokerError> {
+        if let Some((connection, channel)) = self.publishing.lock().await.take() {
+            // Confirms were awaited per publish, so nothing is pending; close politely.
+            let _ = channel.close(200, "shutdown".into()).await;
+            let _ = connection.close(200, "shutdown".into()).await;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventSubscriber for RabbitMqBroker {
+    async fn declare(&self, subscription: &Subscription) -> Result<(), BrokerError> {
+        let (connection, channel) = self.open("declare").await?;
+        let result = self.declare_on(&channel, subscription).await;
+        let _ = connection.close(200, "declared".into()).await;
+        result
+    }
+
+    async fn subscribe(
+        &self,
+        subscription: &Subscription,
+        handler: Arc<dyn MessageHandler>,
+    ) -> Result<Consumer, BrokerError> {
+        let signals = ConsumerSignals::default();
+        let task = tokio::spawn(consume_forever(
+            self.clone(),
+            subscription.clone(),
+            handler,
+            signals.clone(),
+        ));
+        Ok(Consumer::new(signals, task))
+    }
+}
+
+/// Consumes until stopped, reconnecting with backoff whenever the connection is lost.
+async fn consume_forever(
+    broker: RabbitMqBroker,
+    subscription: Subscription,
+    handler: Arc<dyn MessageHandler>,
+    signals: ConsumerSignals,
+) {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .build();
+    while !signals.is_stopping() {
+        match consume_session(&broker, &subscription, handler.as_ref(), &signals).await {
+            Ok(()) => break,
+            Err(error) => {
+                signals.set_attached(false);
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(%error, queue = %subscription.name,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "RabbitMQ consumer lost its connection, reconnecting");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = signals.stopping() => {}
+                }
+            }
+        }
+    }
+    signals.set_attached(false);
+}
+
+/// One connection's worth of consuming. `Ok` when stopped on purpose, `Err` when the connection broke.
+async fn consume_session(
+    broker: &RabbitMqBroker,
+    subscription: &Subscription,
+    handler: &dyn MessageHandler,
+    signals: &ConsumerSignals,
+) -> Result<(), BrokerError> {
+    let (connection, channel) = broker.open("consumer").await?;
+    broker.declare_on(&channel, subscription).await?;
+    channel
+        .basic_qos(broker.config.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let dead_letters = connection
+        .create_channel()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    dead_letters
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let tag = format!("{}-{}", subscription.name, uuid::Uuid::now_v7());
+    let mut deliveries = channel
+        .basic_consume(
+            subscription.name.as_str().into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
+    signals.set_attached(true);
+    tracing::info!(queue = %subscription.name, "RabbitMQ consumer attached");
+
+    let result = loop {
+        let delivery = tokio::select! {
+            biased;
+            () = signals.stopping() => break Ok(()),
+            delivery = deliveries.next() => delivery,
+        };
+        let delivery = match delivery {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(error)) => break Err(unavailable(&error)),
+            None => {
+                break Err(BrokerError::Unavailable(
+                    "the broker cancelled the consumer".to_owned(),
+                ));
+            }
+        };
+        let message = to_message(&delivery);
+        let outcome = tokio::select! {
+            biased;
+            // A crash: leave the delivery unacknowledged; closing the connection returns it to the queue.
+            () = signals.kill.cancelled() => break Ok(()),
+            outcome = process(handler, &message, broker.config.retry) => outcome,
+        };
+        let settled = match outcome {
+            Outcome::Ack => delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .map(drop)
+                .map_err(|e| unavailable(&e)),
+            Outcome::DeadLetter(reason) => {
+                dead_letter(&dead_letters, subscription, message, reason, &delivery).await
+            }
+        };
+        if let Err(error) = settled {
+            break Err(error);
+        }
+    };
+    signals.set_attached(false);
+    let _ = connection.close(200, "consumer stopped".into()).await;
+    result
+}
+
+/// Moves a delivery to the dead-letter queue: publish a copy with the reason (confirmed), then ack the
+/// original. If the copy cannot be published the original goes back to its queue; nothing is lost.
+async fn dead_letter(
+    channel: &Channel,
+    subscription: &Subscription,
+    mut message: Message,
+    reason: String,
+    delivery: &Delivery,
+) -> Result<(), BrokerError> {
+    if !subscription.dead_letter {
+        tracing::error!(message_id = %message.id, %reason, queue = %subscription.name,
+            "dead letter could not be handled; returned to its queue");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await
+            .map(drop)
+            .map_err(|e| unavailable(&e));
+    }
+    tracing::error!(message_id = %message.id, event_name = %message.name, %reason,
+        queue = %subscription.dead_letter_queue(), "message dead-lettered");
+    message
+        .headers
+        .insert(DEAD_LETTER_REASON_HEADER.to_owned(), reason);
+    message.headers.insert(
+        DEAD_LETTER_SOURCE_HEADER.to_owned(),
+        subscription.name.clone(),
+    );
+    match publish_confirmed(channel, "", &subscription.dead_letter_queue(), &message).await {
+        Ok(()) => delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(|e| unavailable(&e)),
+        Err(error) => {
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await;
+            Err(error)
+        }
+    }
+}
