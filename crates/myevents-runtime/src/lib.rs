@@ -1,1 +1,33 @@
-//! placeholder
+//! # myevents-runtime
+//!
+//! The glue both MyEvents services share, so that each service holds only its domain logic:
+//!
+//! - [`problem`]: RFC 9457 `application/problem+json` error bodies.
+//! - [`json`]: request-body parsing with the reference's case-insensitive keys.
+//! - [`config`]: typed environment variables with errors that name the variable; broker selection.
+//! - [`broker`]: the one factory that turns a [`config::BrokerConfig`] into publisher and subscriber.
+//! - [`http`]: the middleware stack (request id, tracing, CORS), `201 Created` answers, graceful serving.
+//! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
+//! - [`telemetry`]: `tracing` set-up (JSON in containers, human-readable in a terminal).
+//! - [`shutdown`]: a future that resolves on SIGTERM or ctrl-c.
+//!
+//! Features: `rabbitmq` compiles the RabbitMQ adapter into the factory.
+//!
+//! ```no_run
+//! use myevents_runtime::config::BrokerConfig;
+//!
+//! # fn demo() -> anyhow::Result<()> {
+//! let config = BrokerConfig::from_env("memory")?;
+//! let broker = myevents_runtime::broker::build(&config)?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod broker;
+pub mod config;
+pub mod http;
+pub mod json;
+pub mod paging;
+pub mod problem;
+pub mod shutdown;
+pub mod telemetry;

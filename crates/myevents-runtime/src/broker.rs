@@ -1,0 +1,58 @@
+//! The one factory that turns a [`BrokerConfig`] into a publisher and a subscriber.
+
+use std::sync::Arc;
+
+use anyhow::bail;
+use myevents_broker::memory::InMemoryBroker;
+use myevents_broker::{EventPublisher, EventSubscriber};
+
+use crate::config::BrokerConfig;
+
+/// A broker's two ports.
+#[derive(Clone)]
+pub struct Broker {
+    /// Publishes domain events.
+    pub publisher: Arc<dyn EventPublisher>,
+    /// Consumes domain events.
+    pub subscriber: Arc<dyn EventSubscriber>,
+}
+
+impl Broker {
+    /// Both ports of one in-process broker.
+    pub fn in_memory(broker: &InMemoryBroker) -> Self {
+        Self {
+            publisher: Arc::new(broker.clone()),
+            subscriber: Arc::new(broker.clone()),
+        }
+    }
+}
+
+/// Builds the adapter `config` names. Connections open lazily, so a broker that is down at start-up
+/// does not fail this call.
+///
+/// # Errors
+/// When the configured broker kind was not compiled into this binary (cargo features `rabbitmq`,
+/// `kafka`).
+pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
+    match config {
+        BrokerConfig::Memory => Ok(Broker::in_memory(&InMemoryBroker::default())),
+        #[cfg(feature = "rabbitmq")]
+        BrokerConfig::RabbitMq { url, exchange } => {
+            use myevents_broker::rabbitmq::{RabbitMqBroker, RabbitMqConfig};
+            let mut settings = RabbitMqConfig::new(url.clone());
+            settings.exchange.clone_from(exchange);
+            let broker = RabbitMqBroker::new(settings);
+            Ok(Broker {
+                publisher: Arc::new(broker.clone()),
+                subscriber: Arc::new(broker),
+            })
+        }
+        #[cfg(not(feature = "rabbitmq"))]
+        BrokerConfig::RabbitMq { .. } => {
+            bail!("BROKER_KIND=rabbitmq, but this binary was built without the `rabbitmq` feature")
+        }
+        BrokerConfig::Kafka { .. } => {
+            bail!("BROKER_KIND=kafka, but this binary was built without the `kafka` feature")
+        }
+    }
+}

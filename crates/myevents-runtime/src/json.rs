@@ -1,0 +1,129 @@
+//! Request bodies, read as the reference reads them: JSON whose object keys match field names
+//! case-insensitively (Go's `encoding/json` rule), unknown keys ignored.
+//!
+//! Bodies are parsed as JSON when their `Content-Type` is `application/json` (or `+json`), `text/plain`
+//! (the reference frontend posts bookings without a content type, so browsers send `text/plain`),
+//! `application/x-www-form-urlencoded` (what `curl -d` sends; the reference read any body as JSON) or
+//! absent; any other media type is refused with 415.
+
+use axum::body::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::problem::{InvalidField, Problem};
+
+/// Lower-cases every object key, recursively. When two keys differ only by case the last one wins, as
+/// in Go.
+pub fn lowercase_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.to_lowercase(), lowercase_keys(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(lowercase_keys).collect()),
+        other => other,
+    }
+}
+
+/// Checks the request's media type: JSON, plain text, form-urlencoded (curl's default) or none.
+///
+/// # Errors
+/// A 415 [`Problem`] for any other `Content-Type`.
+pub fn accept_media_type(headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = matches!(
+        media.as_str(),
+        "application/json" | "text/plain" | "application/x-www-form-urlencoded"
+    ) || media.ends_with("+json");
+    if accepted {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("send application/json (or text/plain), not {media}"),
+        ))
+    }
+}
+
+/// Parses a JSON body into `T`, whose serde field names must be all lower case.
+///
+/// # Errors
+/// A 415 [`Problem`] for a foreign media type, 400 when the body is not JSON, 422 naming the field
+/// when a value has the wrong type.
+pub fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Problem> {
+    accept_media_type(headers)?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::malformed(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Problem::malformed("the body must be a JSON object"));
+    }
+    serde_json::from_value(lowercase_keys(value)).map_err(|e| {
+        Problem::invalid(vec![InvalidField {
+            field: "body".to_owned(),
+            message: e.to_string(),
+        }])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Seats {
+        seats: Option<i64>,
+    }
+
+    fn headers(content_type: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = content_type {
+            h.insert(header::CONTENT_TYPE, ct.parse().expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_and_unknown_keys_are_ignored() {
+        let body = Bytes::from_static(br#"{"SEATS": 3, "note": "x"}"#);
+        let parsed: Seats = parse_body(&headers(None), &body).expect("parses");
+        assert_eq!(parsed, Seats { seats: Some(3) });
+    }
+
+    #[test]
+    fn text_plain_is_read_as_json() {
+        let body = Bytes::from_static(br#"{"seats": 2}"#);
+        let parsed: Seats =
+            parse_body(&headers(Some("text/plain;charset=UTF-8")), &body).expect("parses");
+        assert_eq!(parsed.seats, Some(2));
+    }
+
+    #[test]
+    fn foreign_media_types_malformed_json_and_wrong_types_are_problems() {
+        let body = Bytes::from_static(br#"{"seats": 2}"#);
+        let err = parse_body::<Seats>(&headers(Some("application/xml")), &body).expect_err("415");
+        assert_eq!(err.status, 415);
+        let err = parse_body::<Seats>(&headers(None), &Bytes::from_static(b"{")).expect_err("400");
+        assert_eq!(err.status, 400);
+        let err = parse_body::<Seats>(&headers(None), &Bytes::from_static(br#"{"seats":"two"}"#))
+            .expect_err("422");
+        assert_eq!(err.status, 422);
+        let err =
+            parse_body::<Seats>(&headers(None), &Bytes::from_static(b"[1]")).expect_err("400");
+        assert_eq!(err.status, 400);
+    }
+}

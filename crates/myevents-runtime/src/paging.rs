@@ -1,0 +1,75 @@
+//! Query parameters of listings: `limit` (1-1000, default 100) and `after` (the last id of the previous
+//! page). A full page carries a `Link: <...>; rel="next"` header (RFC 8288).
+
+use crate::problem::Problem;
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use myevents_domain::id::ObjectId;
+use myevents_domain::validation::ValidationError;
+use myevents_store::{MAX_PAGE_LIMIT, PageRequest};
+use serde::Deserialize;
+
+/// Items on a page when the client names no `limit`.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// The raw query parameters of a listing.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    /// Most items, 1-1000.
+    pub limit: Option<String>,
+    /// The last id of the previous page.
+    pub after: Option<String>,
+}
+
+/// Reads `limit` and `after`.
+///
+/// # Errors
+/// A 400 [`Problem`] for an unreadable query string, 422 for a `limit` outside 1-1000 or an `after`
+/// that is not an id.
+pub fn page_request(
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<PageRequest, Problem> {
+    let Query(query) = query.map_err(|e| Problem::malformed(e.body_text()))?;
+    let limit = match query.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ValidationError::field(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
+                )
+                .into());
+            }
+        },
+    };
+    let after = match query.after.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            ObjectId::parse(text)
+                .map_err(|e| ValidationError::field("after", format!("is not an id: {e}")))?,
+        ),
+    };
+    Ok(PageRequest::new(after, limit))
+}
+
+/// Adds the `Link` to the next page when this page is full.
+pub fn link_next(
+    response: &mut Response,
+    path: &str,
+    page: PageRequest,
+    items: usize,
+    last: Option<ObjectId>,
+) {
+    if items < page.limit {
+        return;
+    }
+    if let Some(last) = last {
+        let link = format!("<{path}?limit={}&after={last}>; rel=\"next\"", page.limit);
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+}

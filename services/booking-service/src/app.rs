@@ -1,0 +1,109 @@
+//! Building and running the booking service.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use myevents_broker::{Consumer, EventPublisher};
+use myevents_runtime::broker::Broker;
+use myevents_store::BookingRepository;
+use myevents_store::memory::InMemoryBookingRepository;
+use tokio::net::TcpListener;
+
+use crate::config::BookingServiceConfig;
+use crate::consumer::{EventCreatedHandler, subscription};
+use crate::http::{AppState, router};
+
+/// The adapters the service runs on.
+#[derive(Clone)]
+pub struct Dependencies {
+    /// Seat inventory and bookings.
+    pub repository: Arc<dyn BookingRepository>,
+    /// The broker.
+    pub broker: Broker,
+}
+
+impl Dependencies {
+    /// An in-memory repository with the given broker.
+    pub fn in_memory(broker: Broker) -> Self {
+        Self {
+            repository: Arc::new(InMemoryBookingRepository::default()),
+            broker,
+        }
+    }
+}
+
+/// The booking service, bound to its listener, its consumer running.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: axum::Router,
+    consumer: Consumer,
+    publisher: Arc<dyn EventPublisher>,
+}
+
+impl Application {
+    /// Binds the listener and starts consuming `eventCreated` (the consumer connects in the background
+    /// and retries until the broker is reachable).
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the consumer cannot be started.
+    pub async fn build(config: &BookingServiceConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_URL)", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let handler = Arc::new(EventCreatedHandler {
+            repository: Arc::clone(&deps.repository),
+            default_capacity: config.default_capacity,
+        });
+        let consumer = deps
+            .broker
+            .subscriber
+            .subscribe(&subscription(&config.queue), handler)
+            .await
+            .context("starting the eventCreated consumer")?;
+        let state = AppState {
+            repository: deps.repository,
+            publisher: Arc::clone(&deps.broker.publisher),
+            max_seats_per_booking: config.max_seats_per_booking,
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            router: router(state, &config.cors),
+            consumer,
+            publisher: deps.broker.publisher,
+        })
+    }
+
+    /// The address the service listens on (with the port actually bound).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether the consumer is attached to the broker now.
+    pub fn consumer_attached(&self) -> bool {
+        self.consumer.is_attached()
+    }
+
+    /// Serves until `shutdown` resolves; then lets requests in progress finish, stops the consumer
+    /// after the message in hand, and closes the publisher.
+    ///
+    /// # Errors
+    /// The server's I/O error.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr, service = "booking-service", "http server listening");
+        let served = myevents_runtime::http::serve(self.listener, self.router, shutdown).await;
+        self.consumer.shutdown().await;
+        if let Err(error) = self.publisher.close().await {
+            tracing::error!(%error, "closing the publisher failed");
+        }
+        tracing::info!(service = "booking-service", "stopped");
+        Ok(served?)
+    }
+}

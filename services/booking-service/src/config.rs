@@ -1,0 +1,55 @@
+//! The booking service's configuration, read once from the environment at start-up.
+
+use std::net::SocketAddr;
+
+use myevents_runtime::config::{
+    BrokerConfig, ConfigError, CorsOrigins, listen_addr_or, parse_or, var,
+};
+
+/// Everything the booking service reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingServiceConfig {
+    /// HTTP listen address (`LISTEN_URL`, default `0.0.0.0:8282`; `:8282` accepted; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, default `*`).
+    pub cors: CorsOrigins,
+    /// The broker (`BROKER_KIND`, default `rabbitmq`, and its variables).
+    pub broker: BrokerConfig,
+    /// The subscription (AMQP queue / consumer group) this service consumes (`BOOKING_QUEUE`, default
+    /// `booking`, the reference's queue).
+    pub queue: String,
+    /// Most seats one booking may take (`MAX_SEATS_PER_BOOKING`, default 10).
+    pub max_seats_per_booking: u32,
+    /// Seats on sale for an `eventCreated` message that states no capacity, as a reference event
+    /// service sends (`DEFAULT_EVENT_CAPACITY`, seats; unset: such events are known but sold out).
+    pub default_capacity: Option<u32>,
+}
+
+impl BookingServiceConfig {
+    /// Reads and validates the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let max_seats_per_booking = parse_or("MAX_SEATS_PER_BOOKING", 10u32)?;
+        if max_seats_per_booking == 0 {
+            return Err(ConfigError::new(
+                "MAX_SEATS_PER_BOOKING",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let default_capacity = match var("DEFAULT_EVENT_CAPACITY") {
+            None => None,
+            Some(_) => Some(parse_or("DEFAULT_EVENT_CAPACITY", 0u32)?),
+        };
+        Ok(Self {
+            listen: listen_addr_or("LISTEN_URL", "0.0.0.0:8282")?,
+            cors: CorsOrigins::from_env(CorsOrigins::Any)?,
+            broker: BrokerConfig::from_env("rabbitmq")?,
+            queue: var("BOOKING_QUEUE").unwrap_or_else(|| "booking".to_owned()),
+            max_seats_per_booking,
+            default_capacity,
+        })
+    }
+}

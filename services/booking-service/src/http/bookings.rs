@@ -1,0 +1,160 @@
+//! Bookings: `POST /events/{id}/bookings`, `GET /bookings/{id}`, `GET /events/{id}/bookings`,
+//! `GET /users/{userId}/bookings`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use myevents_broker::Message;
+use myevents_domain::booking::{Booking, BookingSeats, UserId};
+use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::messages::{DomainEvent, EventBooked};
+use myevents_runtime::http::created;
+use myevents_runtime::json::parse_body;
+use myevents_runtime::paging::{PageQuery, link_next, page_request};
+use myevents_store::PlaceBookingError;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::wire::{BookingBody, BookingInput};
+use super::{ApiError, AppState};
+
+/// The header an API gateway sets to the authenticated user.
+const USER_HEADER: &str = "x-user-id";
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/events/{id}/bookings", post(book).get(list_for_event))
+        .route("/bookings/{id}", get(read))
+        .route("/users/{user_id}/bookings", get(list_for_user))
+}
+
+fn event_id(text: &str) -> Result<EventId, ApiError> {
+    EventId::parse(text).map_err(|_| ApiError::NotFound(format!("no event with id {text:?}")))
+}
+
+fn user(headers: &HeaderMap) -> Result<UserId, ApiError> {
+    match headers.get(USER_HEADER) {
+        None => Ok(UserId::anonymous()),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                myevents_domain::validation::ValidationError::field(
+                    "X-User-Id",
+                    "must be visible ASCII",
+                )
+            })?;
+            Ok(UserId::parse(text)?)
+        }
+    }
+}
+
+fn now_seconds() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
+}
+
+async fn book(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let event_id = event_id(&id)?;
+    let user_id = user(&headers)?;
+    let input: BookingInput = parse_body(&headers, &body)?;
+    let seats = BookingSeats::new(input.seats, state.max_seats_per_booking)?.count();
+    let booking = Booking {
+        id: BookingId::generate(),
+        event_id,
+        user_id,
+        seats,
+        booked_at: now_seconds(),
+    };
+    let remaining = match state.repository.place_booking(&booking).await {
+        Ok(remaining) => remaining,
+        Err(PlaceBookingError::SoldOut { remaining }) => {
+            return Err(ApiError::SoldOut {
+                remaining: remaining.get(),
+                requested: seats.get(),
+            });
+        }
+        Err(PlaceBookingError::EventNotFound) => {
+            return Err(ApiError::NotFound(format!(
+                "no event with id {event_id} is open for booking"
+            )));
+        }
+        Err(PlaceBookingError::Repository(error)) => return Err(error.into()),
+    };
+    tracing::info!(booking_id = %booking.id, %event_id, seats = seats.get(),
+        remaining = remaining.get(), "booking placed");
+    let event = DomainEvent::EventBooked(EventBooked {
+        event_id,
+        user_id: booking.user_id.to_string(),
+        booking_id: Some(booking.id),
+        seats: Some(seats.get()),
+        booked_at: Some(booking.booked_at),
+    });
+    let message = Message::new(event.name(), event.key(), event.to_json());
+    if let Err(error) = state.publisher.publish(&message).await {
+        // The booking is stored and the client's seats are taken; the announcement is what failed.
+        tracing::error!(booking_id = %booking.id, message_id = %message.id, %error,
+            "eventBooked NOT published");
+    }
+    Ok(created(
+        &format!("/bookings/{}", booking.id),
+        &BookingBody::from(&booking),
+    ))
+}
+
+async fn read(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no booking with id {id:?}"));
+    let booking_id = BookingId::parse(&id).map_err(|_| not_found())?;
+    let booking = state
+        .repository
+        .booking(booking_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(BookingBody::from(&booking)).into_response())
+}
+
+fn listing(path: &str, page: myevents_store::PageRequest, bookings: &[Booking]) -> Response {
+    let body: Vec<BookingBody> = bookings.iter().map(BookingBody::from).collect();
+    let mut response = Json(body).into_response();
+    let last = bookings.last().map(|b| b.id.object_id());
+    link_next(&mut response, path, page, bookings.len(), last);
+    response
+}
+
+async fn list_for_event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let event_id = event_id(&id)?;
+    let page = page_request(query)?;
+    if state.repository.inventory(event_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no event with id {id:?}")));
+    }
+    let bookings = state.repository.bookings_for_event(event_id, page).await?;
+    Ok(listing(
+        &format!("/events/{event_id}/bookings"),
+        page,
+        &bookings,
+    ))
+}
+
+async fn list_for_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let user = UserId::parse(&user_id)?;
+    let page = page_request(query)?;
+    let bookings = state.repository.bookings_for_user(&user, page).await?;
+    let user_segment = utf8_percent_encode(user.as_str(), NON_ALPHANUMERIC);
+    let path = format!("/users/{user_segment}/bookings");
+    Ok(listing(&path, page, &bookings))
+}

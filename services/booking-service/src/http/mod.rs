@@ -1,0 +1,96 @@
+//! The HTTP API: routes, shared state, the wire format and the service's error type.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use myevents_broker::{BrokerError, EventPublisher};
+use myevents_domain::validation::ValidationError;
+use myevents_runtime::config::CorsOrigins;
+use myevents_runtime::problem::Problem;
+use myevents_store::RepositoryError;
+
+mod bookings;
+pub mod wire;
+
+/// What every handler can reach: cheap handles to the adapters and the booking rules.
+#[derive(Clone)]
+pub struct AppState {
+    /// Seat inventory and bookings.
+    pub repository: Arc<dyn myevents_store::BookingRepository>,
+    /// Domain-event publisher.
+    pub publisher: Arc<dyn EventPublisher>,
+    /// Most seats in one booking.
+    pub max_seats_per_booking: u32,
+}
+
+/// The service's routes with the shared middleware.
+pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(bookings::router())
+        .with_state(state);
+    myevents_runtime::http::with_common_layers(api, cors)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Every way a request can fail; the only place that maps failures to HTTP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request itself is unusable (media type, JSON syntax, query).
+    #[error("bad request: {0:?}")]
+    Request(Problem),
+    /// No such resource (404); the text names it.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Well-formed input that breaks rules (422).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Fewer seats remain than requested (409).
+    #[error("only {remaining} seats remain, {requested} requested")]
+    SoldOut {
+        /// Seats that remain.
+        remaining: u32,
+        /// Seats requested.
+        requested: u32,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    /// The broker failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Request(problem)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            Self::Request(problem) => problem,
+            Self::NotFound(what) => Problem::not_found(what),
+            Self::Invalid(error) => Problem::from(error),
+            Self::SoldOut {
+                remaining,
+                requested,
+            } => Problem::new(
+                StatusCode::CONFLICT,
+                "sold-out",
+                "Not enough seats",
+                format!("{requested} seats requested, {remaining} remain"),
+            ),
+            Self::Repository(error) => Problem::from(error),
+            Self::Broker(error) => Problem::from(error),
+        };
+        problem.into_response()
+    }
+}

@@ -1,0 +1,95 @@
+//! Building and running the event service.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use myevents_broker::EventPublisher;
+use myevents_store::memory::{InMemoryEventRepository, InMemoryLocationRepository};
+use myevents_store::{EventRepository, LocationRepository};
+use tokio::net::TcpListener;
+
+use crate::config::EventServiceConfig;
+use crate::http::{AppState, router};
+
+/// The adapters the service runs on.
+#[derive(Clone)]
+pub struct Dependencies {
+    /// Where events are stored.
+    pub events: Arc<dyn EventRepository>,
+    /// Where locations are stored.
+    pub locations: Arc<dyn LocationRepository>,
+    /// Where domain events are published.
+    pub publisher: Arc<dyn EventPublisher>,
+}
+
+impl Dependencies {
+    /// In-memory repositories with the given publisher.
+    pub fn in_memory(publisher: Arc<dyn EventPublisher>) -> Self {
+        Self {
+            events: Arc::new(InMemoryEventRepository::default()),
+            locations: Arc::new(InMemoryLocationRepository::default()),
+            publisher,
+        }
+    }
+}
+
+/// The event service, bound to its listener and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: axum::Router,
+    publisher: Arc<dyn EventPublisher>,
+}
+
+impl Application {
+    /// Binds the listener (`config.listen`; port 0 picks a free port) and assembles the routes.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn build(config: &EventServiceConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_URL)", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let state = AppState {
+            events: deps.events,
+            locations: deps.locations,
+            publisher: Arc::clone(&deps.publisher),
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            router: router(state, &config.cors),
+            publisher: deps.publisher,
+        })
+    }
+
+    /// The address the service listens on (with the port actually bound).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The HTTP router, for tests that call it without a socket.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Serves until `shutdown` resolves, lets requests in progress finish, then closes the publisher.
+    ///
+    /// # Errors
+    /// The server's I/O error.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr, service = "event-service", "http server listening");
+        myevents_runtime::http::serve(self.listener, self.router, shutdown).await?;
+        if let Err(error) = self.publisher.close().await {
+            tracing::error!(%error, "closing the publisher failed");
+        }
+        tracing::info!(service = "event-service", "stopped");
+        Ok(())
+    }
+}

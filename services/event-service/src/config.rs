@@ -1,0 +1,30 @@
+//! The event service's configuration, read once from the environment at start-up.
+
+use std::net::SocketAddr;
+
+use myevents_runtime::config::{BrokerConfig, ConfigError, CorsOrigins, listen_addr_or};
+
+/// Everything the event service reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventServiceConfig {
+    /// HTTP listen address (`LISTEN_URL`, default `0.0.0.0:8181`; `:8181` accepted; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, default `*`).
+    pub cors: CorsOrigins,
+    /// The broker (`BROKER_KIND`, default `rabbitmq`, and its variables).
+    pub broker: BrokerConfig,
+}
+
+impl EventServiceConfig {
+    /// Reads and validates the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: listen_addr_or("LISTEN_URL", "0.0.0.0:8181")?,
+            cors: CorsOrigins::from_env(CorsOrigins::Any)?,
+            broker: BrokerConfig::from_env("rabbitmq")?,
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! `/locations`: create, read, list.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use myevents_domain::id::LocationId;
+use myevents_domain::location::Location;
+use myevents_domain::messages::{DomainEvent, LocationCreated};
+use myevents_runtime::json::parse_body;
+
+use super::wire::{LocationBody, LocationInput};
+use super::{ApiError, AppState};
+use myevents_runtime::http::created;
+use myevents_runtime::paging::{PageQuery, link_next, page_request};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/locations", get(list).post(create))
+        .route("/locations/{id}", get(read))
+}
+
+/// Stores a validated location and announces it.
+pub(crate) async fn store_location(state: &AppState, location: &Location) -> Result<(), ApiError> {
+    state.locations.insert(location).await?;
+    state
+        .announce(&DomainEvent::LocationCreated(
+            LocationCreated::from_location(location),
+        ))
+        .await;
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: LocationInput = parse_body(&headers, &body)?;
+    let location = input.into_draft().validate(LocationId::generate(), "")?;
+    store_location(&state, &location).await?;
+    Ok(created(
+        &format!("/locations/{}", location.id),
+        &LocationBody::from(&location),
+    ))
+}
+
+async fn read(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no location with id {id:?}"));
+    let location_id = LocationId::parse(&id).map_err(|_| not_found())?;
+    let location = state
+        .locations
+        .get(location_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(LocationBody::from(&location)).into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let page = page_request(query)?;
+    let locations = state.locations.list(page).await?;
+    let last = locations.last().map(|l| l.id.object_id());
+    let body: Vec<LocationBody> = locations.iter().map(LocationBody::from).collect();
+    let mut response = Json(body).into_response();
+    link_next(&mut response, "/locations", page, locations.len(), last);
+    Ok(response)
+}

@@ -1,0 +1,95 @@
+//! The HTTP API: routes, shared state, wire formats and the service's error type.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use myevents_broker::{BrokerError, EventPublisher, Message};
+use myevents_domain::messages::DomainEvent;
+use myevents_domain::validation::ValidationError;
+use myevents_runtime::config::CorsOrigins;
+use myevents_runtime::problem::Problem;
+use myevents_store::{EventRepository, LocationRepository, RepositoryError};
+
+mod events;
+mod locations;
+pub mod wire;
+
+/// What every handler can reach: cheap handles to the adapters.
+#[derive(Clone)]
+pub struct AppState {
+    /// Events.
+    pub events: Arc<dyn EventRepository>,
+    /// Locations.
+    pub locations: Arc<dyn LocationRepository>,
+    /// Domain-event publisher.
+    pub publisher: Arc<dyn EventPublisher>,
+}
+
+impl AppState {
+    /// Publishes a domain event. A failure is logged with the event's id: the resource is stored and
+    /// its creation already answered, so the client's view stays right.
+    async fn announce(&self, event: &DomainEvent) {
+        let message = Message::new(event.name(), event.key(), event.to_json());
+        match self.publisher.publish(&message).await {
+            Ok(()) => tracing::info!(event_name = event.name(), key = %message.key,
+                message_id = %message.id, "domain event published"),
+            Err(error) => tracing::error!(event_name = event.name(), key = %message.key,
+                message_id = %message.id, %error, "domain event NOT published"),
+        }
+    }
+}
+
+/// The service's routes with the shared middleware.
+pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(events::router())
+        .merge(locations::router())
+        .with_state(state);
+    myevents_runtime::http::with_common_layers(api, cors)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Every way a request can fail; the only place that maps failures to HTTP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request itself is unusable (media type, JSON syntax, query): the problem says why.
+    #[error("bad request: {0:?}")]
+    Request(Problem),
+    /// No such resource (404); the text names it.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Well-formed input that breaks rules (422).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The store failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    /// The broker failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Request(problem)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            Self::Request(problem) => problem,
+            Self::NotFound(what) => Problem::not_found(what),
+            Self::Invalid(error) => Problem::from(error),
+            Self::Repository(error) => Problem::from(error),
+            Self::Broker(error) => Problem::from(error),
+        };
+        problem.into_response()
+    }
+}
