@@ -187,10 +187,11 @@ impl RabbitMqBroker {
     /// The publishing channel, opening it when there is none or the old one is gone.
     async fn publishing_channel(&self) -> Result<Channel, BrokerError> {
         let mut slot = self.publishing.lock().await;
-        if let Some((connection, channel)) = slot.as_ref() {
-            if connection.status().connected() && channel.status().connected() {
-                return Ok(channel.clone());
-            }
+        if let Some((connection, channel)) = slot.as_ref()
+            && connection.status().connected()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
         }
         *slot = None;
         let (connection, channel) = self.open("publisher").await?;

@@ -26,11 +26,12 @@ pub struct InvalidField {
 /// `application/problem+json` with its status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// A URI naming the problem type; `about:blank` when the status says it all.
-    #[serde(rename = "type")]
-    pub type_uri: String,
+    /// The problem type, sent as the `type` URI `urn:myevents:problem:<slug>`; `None` sends
+    /// `about:blank` (the status says it all).
+    #[serde(rename = "type", serialize_with = "type_uri")]
+    pub slug: Option<&'static str>,
     /// Short summary of the type.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
     /// Explanation of this occurrence.
@@ -44,12 +45,24 @@ pub struct Problem {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
+fn type_uri<S: serde::Serializer>(slug: &Option<&'static str>, s: S) -> Result<S::Ok, S::Error> {
+    match slug {
+        Some(slug) => s.collect_str(&format_args!("urn:myevents:problem:{slug}")),
+        None => s.serialize_str("about:blank"),
+    }
+}
+
 impl Problem {
     /// A problem of type `urn:myevents:problem:<slug>`.
-    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
-            type_uri: format!("urn:myevents:problem:{slug}"),
-            title: title.to_owned(),
+            slug: Some(slug),
+            title,
             status: status.as_u16(),
             detail: Some(detail.into()),
             errors: Vec::new(),
@@ -60,8 +73,8 @@ impl Problem {
     /// A problem of type `about:blank` whose title is the status's reason phrase.
     pub fn status(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
-            type_uri: "about:blank".to_owned(),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            slug: None,
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: Some(detail.into()),
             errors: Vec::new(),

@@ -58,10 +58,17 @@ impl Application {
             repository: Arc::clone(&deps.repository),
             default_capacity: config.default_capacity,
         });
+        let subscription = subscription(&config.queue);
+        // Declare the queue now, so that events created from here on are kept for us even before the
+        // consumer attaches; if the broker is down the consumer declares it when it connects.
+        if let Err(error) = deps.broker.subscriber.declare(&subscription).await {
+            tracing::warn!(%error, queue = %config.queue,
+                "broker unreachable at start-up; the consumer keeps retrying");
+        }
         let consumer = deps
             .broker
             .subscriber
-            .subscribe(&subscription(&config.queue), handler)
+            .subscribe(&subscription, handler)
             .await
             .context("starting the eventCreated consumer")?;
         let state = AppState {

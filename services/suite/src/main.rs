@@ -1,5 +1,7 @@
 //! `cargo run --release`: the whole MyEvents suite in one process (see the crate docs).
 
+use std::io::Write;
+
 use myevents::{Suite, SuiteConfig};
 
 #[tokio::main]
@@ -7,10 +9,14 @@ async fn main() -> anyhow::Result<()> {
     myevents_runtime::telemetry::init();
     let config = SuiteConfig::from_env()?;
     let suite = Suite::build(&config).await?;
-    println!("MyEvents is running in embedded mode (in-process broker, in-memory stores).");
-    println!("  event service:   http://{}", suite.event_addr());
-    println!("  booking service: http://{}", suite.booking_addr());
-    println!("Stop with ctrl-c.");
+    // Written without println!, which would panic if standard output were closed.
+    let banner = format!(
+        "MyEvents is running in embedded mode (in-process broker, in-memory stores).\n  \
+         event service:   http://{}\n  booking service: http://{}\nStop with ctrl-c.\n",
+        suite.event_addr(),
+        suite.booking_addr()
+    );
+    let _ = std::io::stdout().write_all(banner.as_bytes());
     suite
         .run_until_stopped(myevents_runtime::shutdown::signal())
         .await

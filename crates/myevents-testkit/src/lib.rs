@@ -1,0 +1,203 @@
+//! # myevents-testkit
+//!
+//! Helpers shared by the MyEvents integration tests (dev-dependency only):
+//!
+//! - [`amqp_url`]: the real RabbitMQ the tests use (`MYEVENTS_TEST_AMQP_URL`).
+//! - [`unique`]: names no other test uses (exchanges, queues, databases).
+//! - [`Recorder`]: a message handler that hands every message to the test.
+//! - [`eventually`]: polls a condition until it holds or a deadline passes — never a fixed sleep.
+//! - [`ServiceProcess`]: a service binary started as a child process, its address read from its log.
+//! - feature `rabbitmq`: [`rabbitmq_broker`], an adapter on a fresh exchange.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let queue = myevents_testkit::unique("booking");
+//! let ok = myevents_testkit::eventually(std::time::Duration::from_secs(5), || async { true }).await;
+//! assert!(ok);
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use myevents_broker::{HandlingError, Message, MessageHandler};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// The RabbitMQ the tests talk to: `MYEVENTS_TEST_AMQP_URL`, default
+/// `amqp://guest:guest@127.0.0.1:5672/%2f`.
+pub fn amqp_url() -> String {
+    std::env::var("MYEVENTS_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// `prefix-test-<uuid>`: a name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-test-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A RabbitMQ adapter on its own fresh exchange, with quick retries.
+#[cfg(feature = "rabbitmq")]
+pub fn rabbitmq_broker() -> myevents_broker::rabbitmq::RabbitMqBroker {
+    use myevents_broker::rabbitmq::{RabbitMqBroker, RabbitMqConfig};
+    let mut config = RabbitMqConfig::new(amqp_url());
+    config.exchange = unique("events");
+    config.retry = myevents_broker::RetryPolicy {
+        attempts: 3,
+        first_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    };
+    RabbitMqBroker::new(config)
+}
+
+/// A handler that sends every message it gets to [`Recorder::next`].
+pub struct Recorder {
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+/// The receiving end of a [`Recorder`].
+pub struct Recorded {
+    receiver: mpsc::UnboundedReceiver<Message>,
+}
+
+impl Recorder {
+    /// A recorder and its receiving end.
+    pub fn new() -> (Arc<Self>, Recorded) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Arc::new(Self { sender }), Recorded { receiver })
+    }
+}
+
+#[async_trait]
+impl MessageHandler for Recorder {
+    async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
+        let _ = self.sender.send(message.clone());
+        Ok(())
+    }
+}
+
+impl Recorded {
+    /// The next message, waiting at most `wait`.
+    ///
+    /// # Panics
+    /// When nothing arrives in time.
+    pub async fn next(&mut self, wait: Duration) -> Message {
+        match tokio::time::timeout(wait, self.receiver.recv()).await {
+            Ok(Some(message)) => message,
+            _ => panic!("no message within {wait:?}"),
+        }
+    }
+}
+
+/// Polls `check` every 25 ms until it returns true (then `true`) or `deadline` passes (then `false`).
+pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Where cargo put the workspace's binaries: the directory of the running test executable's parent
+/// (`target/<profile>`).
+pub fn binary_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A service binary running as a child process; killed when dropped.
+pub struct ServiceProcess {
+    child: Child,
+    /// The address its HTTP server listens on.
+    pub addr: SocketAddr,
+    /// Every log line it wrote so far (JSON), shared with the reader task.
+    pub logs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `env` (plus `LOG_FORMAT=json`, `LISTEN_URL=127.0.0.1:0` unless given) and
+    /// waits up to 30 s for its `http server listening` log line.
+    ///
+    /// # Panics
+    /// When the process cannot start or never listens.
+    pub async fn start(binary: &str, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(binary_path(binary));
+        command
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("LISTEN_URL", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start service process");
+        let stdout = child.stdout.take().expect("stdout");
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (addr_tx, mut addr_rx) = mpsc::unbounded_channel();
+        let sink = Arc::clone(&logs);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
+                    && json["message"] == "http server listening"
+                    && let Some(addr) = json["addr"].as_str().and_then(|a| a.parse().ok())
+                {
+                    let _ = addr_tx.send(addr);
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(30), addr_rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("{binary} did not start listening within 30 s"));
+        Self { child, addr, logs }
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGKILL and waits for the process to end.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Whether some log line contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.logs
+            .lock()
+            .expect("log lock")
+            .iter()
+            .any(|line| line.contains(text))
+    }
+}

@@ -1,0 +1,393 @@
+//! API tests of the booking service: the real application on port 0, consuming from and publishing to
+//! the real RabbitMQ (a fresh exchange and queue per test); every route and every error status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use myevents_booking_service::config::BookingServiceConfig;
+use myevents_booking_service::{Application, Dependencies};
+use myevents_broker::rabbitmq::RabbitMqBroker;
+use myevents_broker::{
+    Consumer, DEAD_LETTER_REASON_HEADER, EventPublisher, EventSubscriber, Message, Subscription,
+};
+use myevents_domain::id::EventId;
+use myevents_domain::messages::{DomainEvent, EventCreated};
+use myevents_runtime::broker::Broker;
+use myevents_runtime::config::{BrokerConfig, CorsOrigins};
+use myevents_testkit::{Recorded, Recorder, eventually, rabbitmq_broker, unique};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct TestApp {
+    url: String,
+    client: Client,
+    broker: RabbitMqBroker,
+    queue: String,
+    /// Every `eventBooked` the service published.
+    published: Recorded,
+    _observer: Consumer,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn assert_problem(answer: &Answer, status: StatusCode) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    assert_eq!(answer.body["status"], status.as_u16());
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        let broker = rabbitmq_broker();
+        let observer = Subscription::new(unique("observer"), &["eventBooked"]);
+        broker.declare(&observer).await.expect("declare observer");
+        let (recorder, published) = Recorder::new();
+        let observer = broker
+            .subscribe(&observer, recorder)
+            .await
+            .expect("observe");
+        let queue = unique("booking");
+        let config = BookingServiceConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            cors: CorsOrigins::Any,
+            broker: BrokerConfig::Memory,
+            queue: queue.clone(),
+            max_seats_per_booking: 4,
+            default_capacity: None,
+        };
+        let deps = Dependencies::in_memory(Broker {
+            publisher: Arc::new(broker.clone()),
+            subscriber: Arc::new(broker.clone()),
+        });
+        let app = Application::build(&config, deps).await.expect("build");
+        let url = format!("http://{}", app.local_addr());
+        assert!(
+            eventually(WAIT, || async { app.consumer_attached() }).await,
+            "consumer attached"
+        );
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Self {
+            url,
+            client: Client::new(),
+            broker,
+            queue,
+            published,
+            _observer: observer,
+        }
+    }
+
+    /// Announces an event of `capacity` seats as the event service would, and waits until the
+    /// booking service knows it.
+    async fn announce_event(&self, capacity: u32) -> EventId {
+        let id = EventId::generate();
+        let created = DomainEvent::EventCreated(EventCreated {
+            id,
+            name: "opera aida".to_owned(),
+            location_id: None,
+            start_date: chrono::DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
+            end_date: chrono::DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
+            capacity: Some(capacity),
+            hall: None,
+            location_name: None,
+        });
+        self.broker
+            .publish(&Message::new(
+                created.name(),
+                created.key(),
+                created.to_json(),
+            ))
+            .await
+            .expect("publish");
+        let known = eventually(WAIT, || async {
+            self.get(&format!("/events/{id}/bookings")).await.status == StatusCode::OK
+        })
+        .await;
+        assert!(known, "the booking service learned of event {id}");
+        id
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        answer(
+            self.client
+                .get(format!("{}{path}", self.url))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    async fn book(&self, event: &str, body: &str, user: Option<&str>) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}/events/{event}/bookings", self.url))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(body.to_owned());
+        if let Some(user) = user {
+            request = request.header("x-user-id", user);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+}
+
+#[tokio::test]
+async fn booking_answers_201_stores_the_booking_and_announces_it() {
+    let mut app = TestApp::spawn().await;
+    let event = app.announce_event(10).await;
+    let answer = app
+        .book(&event.to_string(), r#"{"seats":3}"#, Some("alice"))
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let id = answer.body["ID"].as_str().expect("ID").to_owned();
+    assert_eq!(
+        answer.headers["location"],
+        format!("/bookings/{id}").as_str()
+    );
+    assert_eq!(answer.body["EventID"], event.to_string());
+    assert_eq!(answer.body["UserID"], "alice");
+    assert_eq!(answer.body["Seats"], 3);
+    let date = answer.body["Date"].as_i64().expect("Date");
+    assert!((chrono::Utc::now().timestamp() - date).abs() < 60);
+
+    assert_eq!(app.get(&format!("/bookings/{id}")).await.body, answer.body);
+    assert_eq!(
+        app.get(&format!("/events/{event}/bookings")).await.body,
+        json!([answer.body])
+    );
+    assert_eq!(
+        app.get("/users/alice/bookings").await.body,
+        json!([answer.body])
+    );
+    assert_eq!(app.get("/users/bob/bookings").await.body, json!([]));
+
+    let message = app.published.next(WAIT).await;
+    assert_eq!(message.name, "eventBooked");
+    assert_eq!(message.key, event.to_string());
+    let body: Value = serde_json::from_slice(&message.payload).expect("json");
+    assert_eq!(body["eventId"], event.to_string());
+    assert_eq!(body["userId"], "alice");
+    assert_eq!(body["bookingId"], id);
+    assert_eq!(body["seats"], 3);
+}
+
+#[tokio::test]
+async fn a_booking_without_a_user_is_anonymous_and_json_bodies_work_too() {
+    let app = TestApp::spawn().await;
+    let event = app.announce_event(10).await;
+    let response = app
+        .client
+        .post(format!("{}/events/{event}/bookings", app.url))
+        .json(&json!({"Seats": 1}))
+        .send()
+        .await
+        .expect("request");
+    let answer = answer(response).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(answer.body["UserID"], "anonymous");
+}
+
+#[tokio::test]
+async fn booking_until_sold_out_then_409_and_never_below_zero() {
+    let app = TestApp::spawn().await;
+    let event = app.announce_event(5).await.to_string();
+    assert_eq!(
+        app.book(&event, r#"{"seats":4}"#, None).await.status,
+        StatusCode::CREATED
+    );
+    let too_many = app.book(&event, r#"{"seats":2}"#, None).await;
+    assert_problem(&too_many, StatusCode::CONFLICT);
+    assert_eq!(too_many.body["detail"], "2 seats requested, 1 remain");
+    assert_eq!(
+        app.book(&event, r#"{"seats":1}"#, None).await.status,
+        StatusCode::CREATED
+    );
+    assert_problem(
+        &app.book(&event, r#"{"seats":1}"#, None).await,
+        StatusCode::CONFLICT,
+    );
+    let booked: i64 = app
+        .get(&format!("/events/{event}/bookings"))
+        .await
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["Seats"].as_i64().expect("seats"))
+        .sum();
+    assert_eq!(booked, 5);
+}
+
+#[tokio::test]
+async fn bad_seats_bodies_users_and_ids_get_problems() {
+    let app = TestApp::spawn().await;
+    let event = app.announce_event(100).await.to_string();
+    for body in [
+        r#"{"seats":0}"#,
+        r#"{"seats":-1}"#,
+        r#"{"seats":5}"#,
+        "{}",
+        r#"{"seats":"2"}"#,
+    ] {
+        assert_problem(
+            &app.book(&event, body, None).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    assert_problem(
+        &app.book(&event, "{seats", None).await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_problem(
+        &app.book(&event, r#"{"seats":1}"#, Some(&"u".repeat(129)))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let xml = app
+        .client
+        .post(format!("{}/events/{event}/bookings", app.url))
+        .header("content-type", "application/xml")
+        .body("<seats>1</seats>")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(&answer(xml).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    for path in [
+        "/bookings/000000000000000000000000",
+        "/bookings/nope",
+        "/events/000000000000000000000000/bookings",
+        "/events/nope/bookings",
+    ] {
+        assert_problem(&app.get(path).await, StatusCode::NOT_FOUND);
+    }
+    assert_problem(
+        &app.book("000000000000000000000000", r#"{"seats":1}"#, None)
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &app.book("nope", r#"{"seats":1}"#, None).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &app.get("/events/{event}/bookings?limit=abc").await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &app.get(&format!("/events/{event}/bookings?limit=abc"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+}
+
+#[tokio::test]
+async fn the_frontends_exact_booking_request_gets_cors_headers() {
+    let app = TestApp::spawn().await;
+    let event = app.announce_event(10).await;
+    // What the reference frontend's fetch() sends: no Content-Type set by the script, so the browser
+    // sends text/plain, plus the page's Origin.
+    let response = app
+        .client
+        .post(format!("{}/events/{event}/bookings", app.url))
+        .header("Origin", "http://localhost")
+        .header("Content-Type", "text/plain;charset=UTF-8")
+        .body(r#"{"seats":1}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("header")
+        .to_owned();
+    assert!(exposed.contains("location"), "{exposed}");
+}
+
+#[tokio::test]
+async fn a_redelivered_event_created_keeps_the_remaining_seats() {
+    let app = TestApp::spawn().await;
+    let event = app.announce_event(3).await;
+    assert_eq!(
+        app.book(&event.to_string(), r#"{"seats":2}"#, None)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    // The same announcement again (a redelivery): the event must not get its seats back.
+    let again = DomainEvent::EventCreated(EventCreated {
+        id: event,
+        name: "opera aida".to_owned(),
+        location_id: None,
+        start_date: chrono::DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
+        end_date: chrono::DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
+        capacity: Some(3),
+        hall: None,
+        location_name: None,
+    });
+    app.broker
+        .publish(&Message::new(again.name(), again.key(), again.to_json()))
+        .await
+        .expect("publish");
+    // A second, fresh event published after it proves the redelivery was consumed.
+    let marker = app.announce_event(1).await;
+    assert_eq!(
+        app.book(&marker.to_string(), r#"{"seats":1}"#, None)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_problem(
+        &app.book(&event.to_string(), r#"{"seats":2}"#, None).await,
+        StatusCode::CONFLICT,
+    );
+    assert_eq!(
+        app.book(&event.to_string(), r#"{"seats":1}"#, None)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_message_is_dead_lettered_and_consumption_goes_on() {
+    let app = TestApp::spawn().await;
+    app.broker
+        .publish(&Message::new("eventCreated", "k", b"{not json".to_vec()))
+        .await
+        .expect("publish");
+    let event = app.announce_event(2).await;
+    assert_eq!(
+        app.book(&event.to_string(), r#"{"seats":1}"#, None)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let (recorder, mut dead) = Recorder::new();
+    let subscription = myevents_booking_service::consumer::subscription(&app.queue);
+    let _dead_letters = app
+        .broker
+        .subscribe(&subscription.dead_letters(), recorder)
+        .await
+        .expect("subscribe to dead letters");
+    let letter = dead.next(WAIT).await;
+    assert_eq!(letter.payload, b"{not json");
+    assert!(letter.headers[DEAD_LETTER_REASON_HEADER].contains("malformed eventCreated"));
+}

@@ -1,0 +1,477 @@
+//! API tests of the event service: the real application on port 0, publishing to the real RabbitMQ
+//! (a fresh exchange per test), every route and every error status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use myevents_broker::{Consumer, EventSubscriber, Subscription};
+use myevents_event_service::config::EventServiceConfig;
+use myevents_event_service::{Application, Dependencies};
+use myevents_runtime::config::{BrokerConfig, CorsOrigins};
+use myevents_testkit::{Recorded, Recorder, rabbitmq_broker, unique};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct TestApp {
+    url: String,
+    client: Client,
+    /// Every `eventCreated` and `locationCreated` the service published.
+    published: Recorded,
+    _observer: Consumer,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        let broker = rabbitmq_broker();
+        let observer = Subscription::new(unique("observer"), &["eventCreated", "locationCreated"]);
+        broker
+            .declare(&observer)
+            .await
+            .expect("declare observer queue");
+        let (recorder, published) = Recorder::new();
+        let observer = broker
+            .subscribe(&observer, recorder)
+            .await
+            .expect("observe");
+        let config = EventServiceConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            cors: CorsOrigins::Any,
+            broker: BrokerConfig::Memory,
+        };
+        let app = Application::build(&config, Dependencies::in_memory(Arc::new(broker)))
+            .await
+            .expect("build");
+        let url = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Self {
+            url,
+            client: Client::new(),
+            published,
+            _observer: observer,
+        }
+    }
+
+    async fn answer(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request");
+        Self::answer(response).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.post_raw(path, "application/json", body.to_string())
+            .await
+    }
+
+    async fn post_raw(&self, path: &str, content_type: &str, body: String) -> Answer {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        Self::answer(response).await
+    }
+
+    async fn create_location(&self) -> Value {
+        let answer = self.post("/locations", &west_hall()).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body
+    }
+}
+
+fn west_hall() -> Value {
+    json!({"Name":"West Hall","Address":"1 Main St","Country":"DE","OpenTime":8,"CloseTime":22,
+        "Halls":[{"name":"A","location":"1st floor","capacity":100},{"name":"B","capacity":50}]})
+}
+
+fn aida(location_id: &str) -> Value {
+    json!({"Name":"opera aida","Duration":120,"StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
+        "Location":{"ID":location_id}})
+}
+
+fn assert_problem(answer: &Answer, status: StatusCode) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(
+        answer.headers["content-type"], "application/problem+json",
+        "problem body expected"
+    );
+    assert_eq!(answer.body["status"], status.as_u16());
+    assert!(answer.body["title"].is_string() && answer.body["type"].is_string());
+}
+
+fn invalid_fields(answer: &Answer) -> Vec<String> {
+    assert_problem(answer, StatusCode::UNPROCESSABLE_ENTITY);
+    answer.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn creating_a_location_answers_201_with_its_id_and_announces_it() {
+    let mut app = TestApp::spawn().await;
+    let answer = app.post("/locations", &west_hall()).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let id = answer.body["ID"].as_str().expect("ID").to_owned();
+    assert_eq!(id.len(), 24);
+    assert_eq!(
+        answer.headers["location"],
+        format!("/locations/{id}").as_str()
+    );
+    let mut expected = west_hall();
+    expected["ID"] = json!(id);
+    assert_eq!(answer.body, expected);
+
+    let message = app.published.next(WAIT).await;
+    assert_eq!(message.name, "locationCreated");
+    assert_eq!(message.key, id);
+    let body: Value = serde_json::from_slice(&message.payload).expect("json");
+    assert_eq!(
+        body,
+        json!({"id": id, "name":"West Hall","address":"1 Main St","country":"DE",
+            "halls":[{"name":"A","location":"1st floor","capacity":100},{"name":"B","capacity":50}]})
+    );
+    assert_eq!(app.get(&format!("/locations/{id}")).await.body, expected);
+}
+
+#[tokio::test]
+async fn invalid_locations_are_422_naming_each_field() {
+    let app = TestApp::spawn().await;
+    let answer = app
+        .post(
+            "/locations",
+            &json!({"Name":"","OpenTime":25,"Halls":[{"name":"A","capacity":-1},{"capacity":5}]}),
+        )
+        .await;
+    assert_eq!(
+        invalid_fields(&answer),
+        ["Name", "OpenTime", "Halls[0].capacity", "Halls[1].name"]
+    );
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_and_foreign_media_types_415() {
+    let app = TestApp::spawn().await;
+    assert_problem(
+        &app.post_raw("/locations", "application/json", "{\"Name\":".to_owned())
+            .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_problem(
+        &app.post_raw("/events", "application/json", "[]".to_owned())
+            .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_problem(
+        &app.post_raw("/locations", "application/xml", "<x/>".to_owned())
+            .await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
+    let wrong_type = app
+        .post("/events", &json!({"Name":"x","Duration":"long"}))
+        .await;
+    assert_problem(&wrong_type, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_event_at_a_stored_location_embeds_it_and_sums_its_halls() {
+    let mut app = TestApp::spawn().await;
+    let location = app.create_location().await;
+    let location_id = location["ID"].as_str().expect("ID");
+    let _ = app.published.next(WAIT).await; // locationCreated
+    let answer = app.post("/events", &aida(location_id)).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let id = answer.body["ID"].as_str().expect("ID").to_owned();
+    assert_eq!(answer.headers["location"], format!("/events/{id}").as_str());
+    assert_eq!(answer.body["Name"], "opera aida");
+    assert_eq!(answer.body["Duration"], 120);
+    assert_eq!(answer.body["StartDate"], 1_768_000_000_i64);
+    assert_eq!(answer.body["EndDate"], 1_768_007_200_i64);
+    assert_eq!(answer.body["Location"], location);
+    assert_eq!(answer.body["Capacity"], 150);
+
+    let message = app.published.next(WAIT).await;
+    assert_eq!(message.name, "eventCreated");
+    assert_eq!(message.key, id);
+    assert_eq!(
+        String::from_utf8(message.payload).expect("utf8"),
+        format!(
+            r#"{{"id":"{id}","name":"opera aida","location_id":"{location_id}","start_date":"2026-01-09T23:06:40Z","end_date":"2026-01-10T01:06:40Z","capacity":150,"location_name":"West Hall"}}"#
+        )
+    );
+
+    for path in [format!("/events/{id}"), format!("/events/id/{id}")] {
+        let read = app.get(&path).await;
+        assert_eq!(read.status, StatusCode::OK);
+        assert_eq!(read.body, answer.body);
+    }
+    let by_name = app.get("/events/name/opera%20aida").await;
+    assert_eq!(by_name.body, answer.body);
+    let all = app.get("/events").await;
+    assert_eq!(all.body, json!([answer.body]));
+}
+
+#[tokio::test]
+async fn keys_match_case_insensitively_and_ids_may_be_oid_objects() {
+    let app = TestApp::spawn().await;
+    let location = app.create_location().await;
+    let answer = app
+        .post(
+            "/events",
+            &json!({"name":"tosca","DURATION":90,"startdate":100,"EndDate":200,"hall":"B",
+                "location":{"id":{"$oid": location["ID"]}}, "unknown": true}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(answer.body["Duration"], 90);
+    assert_eq!(answer.body["Hall"], "B");
+    assert_eq!(answer.body["Capacity"], 50);
+}
+
+#[tokio::test]
+async fn an_inline_location_is_stored_with_the_event_and_capacity_can_be_explicit() {
+    let app = TestApp::spawn().await;
+    let mut body = aida("");
+    body["Location"] = west_hall();
+    body["Capacity"] = json!(10);
+    let answer = app.post("/events", &body).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(answer.body["Capacity"], 10);
+    let location_id = answer.body["Location"]["ID"].as_str().expect("ID");
+    assert_eq!(
+        app.get(&format!("/locations/{location_id}")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn invalid_events_are_422_naming_each_field() {
+    let app = TestApp::spawn().await;
+    let location = app.create_location().await;
+    let id = location["ID"].as_str().expect("ID");
+
+    let mut unknown_hall = aida(id);
+    unknown_hall["Hall"] = json!("Z");
+    assert_eq!(
+        invalid_fields(&app.post("/events", &unknown_hall).await),
+        ["Hall"]
+    );
+
+    let mut broken = aida(id);
+    broken["Name"] = json!(" ");
+    broken["Duration"] = json!(-1);
+    broken["StartDate"] = json!(500);
+    broken["EndDate"] = json!(100);
+    broken["Capacity"] = json!(-4);
+    assert_eq!(
+        invalid_fields(&app.post("/events", &broken).await),
+        ["Name", "Duration", "EndDate", "Capacity"]
+    );
+
+    let unknown_location = aida("000000000000000000000000");
+    assert_eq!(
+        invalid_fields(&app.post("/events", &unknown_location).await),
+        ["Location.ID"]
+    );
+    assert_eq!(
+        invalid_fields(&app.post("/events", &aida("not-an-id")).await),
+        ["Location.ID"]
+    );
+    let mut no_location = aida(id);
+    no_location
+        .as_object_mut()
+        .expect("object")
+        .remove("Location");
+    assert_eq!(
+        invalid_fields(&app.post("/events", &no_location).await),
+        ["Location"]
+    );
+
+    let mut no_halls = aida("");
+    no_halls["Location"] = json!({"Name": "Empty Hall"});
+    assert_eq!(
+        invalid_fields(&app.post("/events", &no_halls).await),
+        ["Capacity"]
+    );
+
+    let mut no_dates = aida(id);
+    no_dates
+        .as_object_mut()
+        .expect("object")
+        .remove("StartDate");
+    assert_eq!(
+        invalid_fields(&app.post("/events", &no_dates).await),
+        ["StartDate"]
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids_and_names_are_404() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/events/000000000000000000000000",
+        "/events/id/000000000000000000000000",
+        "/events/not-an-id",
+        "/events/id/",
+        "/events/name/nothing",
+        "/locations/000000000000000000000000",
+        "/locations/zzz",
+        "/nowhere",
+    ] {
+        assert_problem(&app.get(path).await, StatusCode::NOT_FOUND);
+    }
+    let response = app
+        .client
+        .delete(format!("{}/events", app.url))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(
+        &TestApp::answer(response).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+    );
+}
+
+#[tokio::test]
+async fn listings_page_with_limit_and_a_next_link() {
+    let app = TestApp::spawn().await;
+    let location = app.create_location().await;
+    let id = location["ID"].as_str().expect("ID");
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let mut body = aida(id);
+        body["Name"] = json!(format!("show {i}"));
+        created.push(app.post("/events", &body).await.body["ID"].clone());
+    }
+    let first = app.get("/events?limit=2").await;
+    assert_eq!(first.status, StatusCode::OK);
+    let names: Vec<_> = first
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["ID"].clone())
+        .collect();
+    assert_eq!(names, created[..2]);
+    let link = first.headers["link"].to_str().expect("link").to_owned();
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("target")
+        .to_owned();
+    let second = app.get(&next).await;
+    let ids: Vec<_> = second
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["ID"].clone())
+        .collect();
+    assert_eq!(ids, created[2..4]);
+    let last = app
+        .get(&format!(
+            "/events?limit=2&after={}",
+            created[3].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(last.body.as_array().expect("array").len(), 1);
+    assert!(last.headers.get("link").is_none());
+
+    assert_eq!(
+        app.get("/locations")
+            .await
+            .body
+            .as_array()
+            .expect("array")
+            .len(),
+        1
+    );
+    assert_eq!(invalid_fields(&app.get("/events?limit=0").await), ["limit"]);
+    assert_eq!(
+        invalid_fields(&app.get("/events?limit=1001").await),
+        ["limit"]
+    );
+    assert_eq!(
+        invalid_fields(&app.get("/locations?after=xyz").await),
+        ["after"]
+    );
+}
+
+#[tokio::test]
+async fn cors_answers_the_frontend_from_another_origin() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(format!("{}/events", app.url))
+        .header("Origin", "http://localhost")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, format!("{}/events", app.url))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .expect("request");
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let methods = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .expect("methods")
+        .to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(format!("{}/events", app.url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+    let fresh = app.get("/healthz").await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    assert_eq!(
+        fresh.headers["x-request-id"].to_str().expect("id").len(),
+        36
+    );
+}

@@ -1,0 +1,89 @@
+//! The embedded mode: the `myevents` binary (what `cargo run --release` starts) runs both services in
+//! one process; a user creates a location and an event and books until sold out.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Reads the two `http://…` addresses the binary prints at start-up.
+async fn start_suite() -> (tokio::process::Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_myevents"))
+        .env("EVENT_LISTEN_URL", "127.0.0.1:0")
+        .env("BOOKING_LISTEN_URL", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start myevents");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut urls = Vec::new();
+    let read = async {
+        while urls.len() < 2 {
+            let line = lines.next_line().await.expect("read").expect("a line");
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                urls.push(url.to_owned());
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("addresses printed");
+    // Keep reading what it prints (logs), as a terminal would.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let booking = urls.pop().expect("booking url");
+    let event = urls.pop().expect("event url");
+    (child, event, booking)
+}
+
+#[tokio::test]
+async fn the_embedded_suite_books_until_sold_out_without_any_server() {
+    let (mut child, events, bookings) = start_suite().await;
+    let client = Client::new();
+    let location: Value = client
+        .post(format!("{events}/locations"))
+        .json(&json!({"Name":"West Hall","Halls":[{"name":"A","capacity":3}]}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let event = client
+        .post(format!("{events}/events"))
+        .json(&json!({"Name":"opera aida","StartDate":1,"EndDate":2,"Location":{"ID":location["ID"]}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(event.status(), StatusCode::CREATED);
+    let event: Value = event.json().await.expect("json");
+    let id = event["ID"].as_str().expect("ID");
+    let book = || async {
+        client
+            .post(format!("{bookings}/events/{id}/bookings"))
+            .body(r#"{"seats":1}"#)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match book().await {
+            StatusCode::CREATED => break,
+            StatusCode::NOT_FOUND if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("first booking answered {other}"),
+        }
+    }
+    assert_eq!(book().await, StatusCode::CREATED);
+    assert_eq!(book().await, StatusCode::CREATED);
+    assert_eq!(book().await, StatusCode::CONFLICT);
+    child.kill().await.expect("kill");
+}

@@ -1,0 +1,108 @@
+//! End to end over the real RabbitMQ: the `event-service` and `booking-service` binaries as two
+//! separate processes (fresh exchange and queue), a location and an event created on one, booked on
+//! the other until sold out.
+
+use std::time::Duration;
+
+use myevents_testkit::{ServiceProcess, amqp_url, eventually, unique};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn an_event_created_on_one_service_is_booked_on_the_other_until_sold_out() {
+    let env = vec![
+        ("BROKER_KIND", "rabbitmq".to_owned()),
+        ("AMQP_BROKER_URL", amqp_url()),
+        ("AMQP_EXCHANGE", unique("events")),
+        ("BOOKING_QUEUE", unique("booking")),
+    ];
+    let bookings = ServiceProcess::start("booking-service", &env).await;
+    assert!(
+        eventually(WAIT, || async {
+            bookings.logged("RabbitMQ consumer attached")
+        })
+        .await,
+        "the booking service's consumer attached"
+    );
+    let events = ServiceProcess::start("event-service", &env).await;
+    let client = Client::new();
+
+    let location: Value = client
+        .post(format!("{}/locations", events.url()))
+        .json(&json!({"Name":"West Hall","Halls":[{"name":"A","capacity":4}]}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let created = client
+        .post(format!("{}/events", events.url()))
+        .json(
+            &json!({"Name":"opera aida","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
+            "Hall":"A","Location":{"ID":location["ID"]}}),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let event: Value = created.json().await.expect("json");
+    let url = format!(
+        "{}/events/{}/bookings",
+        bookings.url(),
+        event["ID"].as_str().expect("ID")
+    );
+
+    let book = |seats: u32| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            client
+                .post(url)
+                .header("x-user-id", "e2e")
+                .body(format!(r#"{{"seats":{seats}}}"#))
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }
+    };
+    // The booking service learns of the event asynchronously: 404 until the message is consumed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let first = loop {
+        let status = book(2).await;
+        if status != StatusCode::NOT_FOUND || tokio::time::Instant::now() >= deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(
+        first,
+        StatusCode::CREATED,
+        "the booking service learned of the event"
+    );
+    assert_eq!(book(1).await, StatusCode::CREATED);
+    assert_eq!(book(2).await, StatusCode::CONFLICT);
+    assert_eq!(book(1).await, StatusCode::CREATED);
+    assert_eq!(book(1).await, StatusCode::CONFLICT);
+
+    let listed: Value = client
+        .get(&url)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let seats: i64 = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["Seats"].as_i64().expect("Seats"))
+        .sum();
+    assert_eq!(seats, 4);
+    events.kill().await;
+    bookings.kill().await;
+}
