@@ -55,6 +55,11 @@ pub struct RabbitMqConfig {
     pub retry: RetryPolicy,
     /// Name shown for our connections in the RabbitMQ management UI.
     pub connection_name: String,
+    /// Deletes a subscription's queues after they have had no consumer for this long (`x-expires`,
+    /// whole milliseconds). `None` (the default) keeps them forever, as a service's queue must be; set
+    /// it for short-lived subscriptions such as tests'. Changing it for an existing queue makes
+    /// RabbitMQ refuse the declaration.
+    pub queue_expires: Option<Duration>,
 }
 
 impl RabbitMqConfig {
@@ -67,6 +72,7 @@ impl RabbitMqConfig {
             publish_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             connection_name: "myevents".to_owned(),
+            queue_expires: None,
         }
     }
 }
@@ -150,12 +156,17 @@ impl RabbitMqBroker {
         };
         let declare_error =
             |e: lapin::Error| BrokerError::Unexpected(format!("declaring queue: {e}"));
+        let mut arguments = FieldTable::default();
+        if let Some(expires) = self.config.queue_expires {
+            let millis = u32::try_from(expires.as_millis()).unwrap_or(u32::MAX);
+            arguments.insert("x-expires".into(), AMQPValue::LongUInt(millis));
+        }
         self.declare_exchange(channel).await?;
         channel
             .queue_declare(
                 subscription.name.as_str().into(),
                 durable,
-                FieldTable::default(),
+                arguments.clone(),
             )
             .await
             .map_err(declare_error)?;
@@ -173,11 +184,7 @@ impl RabbitMqBroker {
         }
         if subscription.dead_letter {
             channel
-                .queue_declare(
-                    subscription.dead_letter_queue().into(),
-                    durable,
-                    FieldTable::default(),
-                )
+                .queue_declare(subscription.dead_letter_queue().into(), durable, arguments)
                 .await
                 .map_err(declare_error)?;
         }

@@ -17,6 +17,7 @@ fn amqp_url() -> String {
 myevents_broker::broker_conformance!(async {
     let mut config = RabbitMqConfig::new(amqp_url());
     config.exchange = format!("events-test-{}", uuid::Uuid::now_v7().simple());
+    config.queue_expires = Some(Duration::from_secs(600));
     config.retry = RetryPolicy {
         attempts: 3,
         first_delay: Duration::from_millis(10),

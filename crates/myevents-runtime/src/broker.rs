@@ -37,10 +37,15 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
     match config {
         BrokerConfig::Memory => Ok(Broker::in_memory(&InMemoryBroker::default())),
         #[cfg(feature = "rabbitmq")]
-        BrokerConfig::RabbitMq { url, exchange } => {
+        BrokerConfig::RabbitMq {
+            url,
+            exchange,
+            queue_expires,
+        } => {
             use myevents_broker::rabbitmq::{RabbitMqBroker, RabbitMqConfig};
             let mut settings = RabbitMqConfig::new(url.clone());
             settings.exchange.clone_from(exchange);
+            settings.queue_expires = *queue_expires;
             let broker = RabbitMqBroker::new(settings);
             Ok(Broker {
                 publisher: Arc::new(broker.clone()),

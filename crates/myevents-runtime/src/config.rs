@@ -177,6 +177,8 @@ pub enum BrokerConfig {
         url: String,
         /// The topic exchange (`AMQP_EXCHANGE`, default `events`).
         exchange: String,
+        /// Delete idle queues after this long (`AMQP_QUEUE_EXPIRES`, seconds; unset: never).
+        queue_expires: Option<Duration>,
     },
     /// Kafka.
     Kafka {
@@ -189,8 +191,8 @@ pub enum BrokerConfig {
 
 impl BrokerConfig {
     /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
-    /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`) and `AMQP_EXCHANGE`
-    /// (default `events`); or `KAFKA_BROKER_URLS` (default `localhost:9092`) and `KAFKA_TOPIC`
+    /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`), `AMQP_EXCHANGE`
+    /// (default `events`) and `AMQP_QUEUE_EXPIRES` (seconds, unset by default); or `KAFKA_BROKER_URLS` (default `localhost:9092`) and `KAFKA_TOPIC`
     /// (default `events`).
     ///
     /// # Errors
@@ -210,7 +212,15 @@ impl BrokerConfig {
                     ));
                 }
                 let exchange = var("AMQP_EXCHANGE").unwrap_or_else(|| "events".to_owned());
-                Ok(Self::RabbitMq { url, exchange })
+                let queue_expires = match var("AMQP_QUEUE_EXPIRES") {
+                    None => None,
+                    Some(_) => Some(seconds_or("AMQP_QUEUE_EXPIRES", Duration::ZERO)?),
+                };
+                Ok(Self::RabbitMq {
+                    url,
+                    exchange,
+                    queue_expires,
+                })
             }
             "kafka" => {
                 let brokers: Vec<String> = var("KAFKA_BROKER_URLS")

@@ -37,6 +37,9 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
+/// Idle test queues are deleted by RabbitMQ after this long.
+pub const QUEUE_EXPIRES: Duration = Duration::from_secs(600);
+
 /// `prefix-test-<uuid>`: a name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-test-{}", uuid::Uuid::now_v7().simple())
@@ -48,6 +51,7 @@ pub fn rabbitmq_broker() -> myevents_broker::rabbitmq::RabbitMqBroker {
     use myevents_broker::rabbitmq::{RabbitMqBroker, RabbitMqConfig};
     let mut config = RabbitMqConfig::new(amqp_url());
     config.exchange = unique("events");
+    config.queue_expires = Some(QUEUE_EXPIRES);
     config.retry = myevents_broker::RetryPolicy {
         attempts: 3,
         first_delay: Duration::from_millis(10),

@@ -17,6 +17,7 @@ async fn an_event_created_on_one_service_is_booked_on_the_other_until_sold_out()
         ("AMQP_BROKER_URL", amqp_url()),
         ("AMQP_EXCHANGE", unique("events")),
         ("BOOKING_QUEUE", unique("booking")),
+        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
     ];
     let bookings = ServiceProcess::start("booking-service", &env).await;
     assert!(

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs the whole MyEvents test suite on this machine, installing and starting what it needs first:
+#   - cargo-nextest (from crates.io) when missing;
+#   - RabbitMQ (Debian package rabbitmq-server) when missing, started when not running;
+# then: format check, clippy (all targets, all features, warnings are errors), the binaries, every
+# test (unit, conformance against the real servers, API, end to end) and the doc tests.
+#
+# Idempotent: a second run reuses what the first installed and started. Set MYEVENTS_TEST_AMQP_URL to
+# use another RabbitMQ instead of the local one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "need root to apt-get install $*" >&2
+    exit 1
+  fi
+  if [ -z "${MYEVENTS_APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    export MYEVENTS_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+  fi
+}
+
+ensure_rabbitmq() {
+  if [ -n "${MYEVENTS_TEST_AMQP_URL:-}" ]; then
+    log "using RabbitMQ at MYEVENTS_TEST_AMQP_URL"
+    return
+  fi
+  export MYEVENTS_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+  if port_open 127.0.0.1 5672; then
+    log "RabbitMQ is running on 127.0.0.1:5672"
+    return
+  fi
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    log "installing RabbitMQ (Debian package rabbitmq-server)"
+    # The package's post-install tries to start the service through init scripts, which may fail in a
+    # container without an init system; we start it ourselves below.
+    apt_install rabbitmq-server || true
+    command -v rabbitmq-server >/dev/null 2>&1 || { echo "rabbitmq-server did not install" >&2; exit 1; }
+  fi
+  log "starting RabbitMQ"
+  rabbitmq-server -detached
+  for _ in $(seq 1 120); do
+    port_open 127.0.0.1 5672 && break
+    sleep 1
+  done
+  port_open 127.0.0.1 5672 || { echo "RabbitMQ did not open port 5672 within 120 s" >&2; exit 1; }
+  rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
+}
+
+start=$(date +%s)
+ensure_nextest
+ensure_rabbitmq
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (all targets, all features, -D warnings)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+log "building the service binaries (the end-to-end tests start them as processes)"
+cargo build --workspace --bins --all-features
+
+log "cargo nextest (unit, conformance, API and end-to-end tests against real servers)"
+profile=default
+[ -n "${CI:-}" ] && profile=ci
+cargo nextest run --workspace --all-features --profile "$profile"
+
+log "doc tests"
+cargo test --doc --workspace --all-features
+
+log "all checks passed in $(( $(date +%s) - start )) s"
