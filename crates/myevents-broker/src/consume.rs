@@ -8,7 +8,10 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{HandlingError, Message, MessageHandler, RetryPolicy};
+use crate::{
+    DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SOURCE_HEADER, HandlingError, Message, MessageHandler,
+    RetryPolicy, Subscription,
+};
 
 /// What to do with a message after its handler ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +53,20 @@ pub(crate) async fn process(
             Outcome::DeadLetter(format!("failed {} times, last: {reason}", policy.attempts))
         }
     }
+}
+
+/// Marks `message` as dead-lettered from `subscription` for `reason` (headers
+/// `x-dead-letter-reason` and `x-dead-letter-source`) and logs it.
+pub(crate) fn mark_dead_letter(subscription: &Subscription, message: &mut Message, reason: String) {
+    tracing::error!(message_id = %message.id, event_name = %message.name, %reason,
+        queue = %subscription.dead_letter_queue(), "message dead-lettered");
+    message
+        .headers
+        .insert(DEAD_LETTER_REASON_HEADER.to_owned(), reason);
+    message.headers.insert(
+        DEAD_LETTER_SOURCE_HEADER.to_owned(),
+        subscription.name.clone(),
+    );
 }
 
 /// Signals shared between a [`Consumer`] handle and its running task.

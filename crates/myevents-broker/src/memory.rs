@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::consume::{ConsumerSignals, Outcome, process};
+use crate::consume::{ConsumerSignals, Outcome, mark_dead_letter, process};
 use crate::{
-    BrokerError, Consumer, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SOURCE_HEADER, EventPublisher,
-    EventSubscriber, Message, MessageHandler, RetryPolicy, Subscription,
+    BrokerError, Consumer, EventPublisher, EventSubscriber, Message, MessageHandler, RetryPolicy,
+    Subscription,
 };
 
 #[derive(Debug, Default)]
@@ -81,15 +81,7 @@ impl InMemoryBroker {
 
     fn dead_letter(&self, subscription: &Subscription, mut message: Message, reason: String) {
         if subscription.dead_letter {
-            tracing::error!(message_id = %message.id, event_name = %message.name, %reason,
-                queue = %subscription.dead_letter_queue(), "message dead-lettered");
-            message
-                .headers
-                .insert(DEAD_LETTER_REASON_HEADER.to_owned(), reason);
-            message.headers.insert(
-                DEAD_LETTER_SOURCE_HEADER.to_owned(),
-                subscription.name.clone(),
-            );
+            mark_dead_letter(subscription, &mut message, reason);
             self.push(&subscription.dead_letter_queue(), message, false);
         } else {
             // A dead-letter queue's own reader failed: keep the message where it is.

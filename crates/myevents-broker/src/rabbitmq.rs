@@ -31,10 +31,10 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::Mutex;
 
-use crate::consume::{ConsumerSignals, Outcome, process};
+use crate::consume::{ConsumerSignals, Outcome, mark_dead_letter, process};
 use crate::{
-    BrokerError, Consumer, DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SOURCE_HEADER, EVENT_NAME_HEADER,
-    EventPublisher, EventSubscriber, Message, MessageHandler, RetryPolicy, Subscription,
+    BrokerError, Consumer, EVENT_NAME_HEADER, EventPublisher, EventSubscriber, Message,
+    MessageHandler, RetryPolicy, Subscription,
 };
 
 /// Header carrying [`Message::key`].
@@ -511,15 +511,7 @@ async fn dead_letter(
             .map(drop)
             .map_err(|e| unavailable(&e));
     }
-    tracing::error!(message_id = %message.id, event_name = %message.name, %reason,
-        queue = %subscription.dead_letter_queue(), "message dead-lettered");
-    message
-        .headers
-        .insert(DEAD_LETTER_REASON_HEADER.to_owned(), reason);
-    message.headers.insert(
-        DEAD_LETTER_SOURCE_HEADER.to_owned(),
-        subscription.name.clone(),
-    );
+    mark_dead_letter(subscription, &mut message, reason);
     match publish_confirmed(channel, "", &subscription.dead_letter_queue(), &message).await {
         Ok(()) => delivery
             .ack(BasicAckOptions::default())

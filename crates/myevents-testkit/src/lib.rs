@@ -5,6 +5,7 @@
 //! - [`amqp_url`]: the real RabbitMQ the tests use (`MYEVENTS_TEST_AMQP_URL`).
 //! - [`unique`]: names no other test uses (exchanges, queues, databases).
 //! - [`Recorder`]: a message handler that hands every message to the test.
+//! - [`Answer`]: an HTTP answer read whole, with a check for problem bodies.
 //! - [`eventually`]: polls a condition until it holds or a deadline passes — never a fixed sleep.
 //! - [`ServiceProcess`]: a service binary started as a child process, its address read from its log.
 //! - feature `rabbitmq`: [`rabbitmq_broker`], an adapter on a fresh exchange.
@@ -114,6 +115,49 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// An HTTP answer, read whole: status, headers, and the body as JSON (or as a JSON string when it
+/// is not JSON).
+pub struct Answer {
+    /// The status.
+    pub status: reqwest::StatusCode,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// Reads a response whole.
+    ///
+    /// # Panics
+    /// When the body cannot be read.
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts an RFC 9457 problem answer with `status`.
+    ///
+    /// # Panics
+    /// When the answer is anything else.
+    pub fn assert_problem(&self, status: reqwest::StatusCode) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(
+            self.headers["content-type"], "application/problem+json",
+            "problem body expected"
+        );
+        assert_eq!(self.body["status"], status.as_u16());
+        assert!(self.body["title"].is_string() && self.body["type"].is_string());
     }
 }
 

@@ -14,7 +14,7 @@ use myevents_domain::id::EventId;
 use myevents_domain::messages::{DomainEvent, EventCreated};
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::{BrokerConfig, CorsOrigins};
-use myevents_testkit::{Recorded, Recorder, eventually, rabbitmq_broker, unique};
+use myevents_testkit::{Answer, Recorded, Recorder, eventually, rabbitmq_broker, unique};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -30,28 +30,8 @@ struct TestApp {
     _observer: Consumer,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-async fn answer(response: reqwest::Response) -> Answer {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
 fn assert_problem(answer: &Answer, status: StatusCode) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(answer.headers["content-type"], "application/problem+json");
-    assert_eq!(answer.body["status"], status.as_u16());
+    answer.assert_problem(status);
 }
 
 impl TestApp {
@@ -125,7 +105,7 @@ impl TestApp {
     }
 
     async fn get(&self, path: &str) -> Answer {
-        answer(
+        Answer::read(
             self.client
                 .get(format!("{}{path}", self.url))
                 .send()
@@ -144,7 +124,7 @@ impl TestApp {
         if let Some(user) = user {
             request = request.header("x-user-id", user);
         }
-        answer(request.send().await.expect("request")).await
+        Answer::read(request.send().await.expect("request")).await
     }
 }
 
@@ -199,7 +179,7 @@ async fn a_booking_without_a_user_is_anonymous_and_json_bodies_work_too() {
         .send()
         .await
         .expect("request");
-    let answer = answer(response).await;
+    let answer = Answer::read(response).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     assert_eq!(answer.body["UserID"], "anonymous");
 }
@@ -268,7 +248,9 @@ async fn bad_seats_bodies_users_and_ids_get_problems() {
         .send()
         .await
         .expect("request");
-    assert_problem(&answer(xml).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    Answer::read(xml)
+        .await
+        .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     for path in [
         "/bookings/000000000000000000000000",
         "/bookings/nope",

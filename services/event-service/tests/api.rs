@@ -8,7 +8,7 @@ use myevents_broker::{Consumer, EventSubscriber, Subscription};
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_runtime::config::{BrokerConfig, CorsOrigins};
-use myevents_testkit::{Recorded, Recorder, rabbitmq_broker, unique};
+use myevents_testkit::{Answer, Recorded, Recorder, rabbitmq_broker, unique};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,12 +20,6 @@ struct TestApp {
     /// Every `eventCreated` and `locationCreated` the service published.
     published: Recorded,
     _observer: Consumer,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
 }
 
 impl TestApp {
@@ -59,18 +53,6 @@ impl TestApp {
         }
     }
 
-    async fn answer(response: reqwest::Response) -> Answer {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
     async fn get(&self, path: &str) -> Answer {
         let response = self
             .client
@@ -78,7 +60,7 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        Self::answer(response).await
+        Answer::read(response).await
     }
 
     async fn post(&self, path: &str, body: &Value) -> Answer {
@@ -95,7 +77,7 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        Self::answer(response).await
+        Answer::read(response).await
     }
 
     async fn create_location(&self) -> Value {
@@ -116,13 +98,7 @@ fn aida(location_id: &str) -> Value {
 }
 
 fn assert_problem(answer: &Answer, status: StatusCode) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(
-        answer.headers["content-type"], "application/problem+json",
-        "problem body expected"
-    );
-    assert_eq!(answer.body["status"], status.as_u16());
-    assert!(answer.body["title"].is_string() && answer.body["type"].is_string());
+    answer.assert_problem(status);
 }
 
 fn invalid_fields(answer: &Answer) -> Vec<String> {
@@ -355,7 +331,7 @@ async fn unknown_and_malformed_ids_and_names_are_404() {
         .await
         .expect("request");
     assert_problem(
-        &TestApp::answer(response).await,
+        &Answer::read(response).await,
         StatusCode::METHOD_NOT_ALLOWED,
     );
 }
