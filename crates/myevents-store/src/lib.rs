@@ -4,7 +4,9 @@
 //!
 //! - Ports: [`LocationRepository`], [`EventRepository`] (event service) and [`BookingRepository`]
 //!   (booking service: seat inventory and bookings, changed together atomically).
-//! - Adapters: [`memory`] (in-process, for the embedded mode and unit tests).
+//! - Adapters: [`memory`] (in-process, for the embedded mode and unit tests) and, with feature
+//!   `mongodb`, `mongo` (MongoDB through the official driver).
+//! - [`StoreHealth`]: whether a store can serve now (for readiness).
 //! - Feature `conformance`: the [`conformance`] suite that every adapter must pass.
 //!
 //! ```no_run
@@ -24,6 +26,8 @@ use myevents_domain::seats::SeatCount;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
 
 /// Most items one page of a listing may hold.
 pub const MAX_PAGE_LIMIT: usize = 1000;
@@ -82,6 +86,27 @@ pub enum PlaceBookingError {
     /// The store failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+}
+
+/// Whether a store can serve requests now (readiness).
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// `Ok` when the store answers and its start-up work is done.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] saying what is not ready.
+    async fn check(&self) -> Result<(), RepositoryError>;
+}
+
+/// A store that is always ready: memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysReady;
+
+#[async_trait]
+impl StoreHealth for AlwaysReady {
+    async fn check(&self) -> Result<(), RepositoryError> {
+        Ok(())
+    }
 }
 
 /// Locations of the event service.

@@ -1,0 +1,137 @@
+//! The booking service's collections: `inventory` (one document per event, with its remaining seats)
+//! and `bookings`.
+
+use async_trait::async_trait;
+use mongodb::Collection;
+use mongodb::bson::doc;
+use mongodb::options::ReturnDocument;
+use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::seats::SeatCount;
+
+use super::documents::{BookingDoc, InventoryDoc, to_bson_id};
+use super::events::find_page;
+use super::{MongoStore, map_error};
+use crate::{BookingRepository, PageRequest, PlaceBookingError, RepositoryError};
+
+pub(crate) const INVENTORY: &str = "inventory";
+pub(crate) const BOOKINGS: &str = "bookings";
+
+/// Seat inventory and bookings in MongoDB.
+///
+/// [`BookingRepository::place_booking`] takes the seats with one atomic conditional update on the
+/// event's inventory document (`{_id, remaining: {$gte: n}}` → `{$inc: {remaining: -n}}`), then inserts
+/// the booking. It needs no transaction, so it works on a standalone server too. If the insert fails,
+/// the seats are given back with `$inc: +n`; if the process dies between the two writes, the seats stay
+/// taken without a booking (never an oversell, at worst unsold seats, which the log names).
+#[derive(Debug, Clone)]
+pub struct MongoBookingRepository {
+    inventory: Collection<InventoryDoc>,
+    bookings: Collection<BookingDoc>,
+}
+
+impl MongoBookingRepository {
+    /// The repository on `store`'s database.
+    pub fn new(store: &MongoStore) -> Self {
+        Self {
+            inventory: store.database().collection(INVENTORY),
+            bookings: store.database().collection(BOOKINGS),
+        }
+    }
+}
+
+#[async_trait]
+impl BookingRepository for MongoBookingRepository {
+    async fn add_inventory(&self, inventory: &SeatInventory) -> Result<bool, RepositoryError> {
+        let id = to_bson_id(inventory.event_id.object_id());
+        let result = self
+            .inventory
+            .update_one(
+                doc! {"_id": id},
+                doc! {"$setOnInsert": {
+                    "name": &inventory.event_name,
+                    "capacity": i64::from(inventory.capacity.get()),
+                    "remaining": i64::from(inventory.remaining.get()),
+                }},
+            )
+            .upsert(true)
+            .await
+            .map_err(map_error);
+        match result {
+            Ok(result) => Ok(result.upserted_id.is_some()),
+            // Two concurrent upserts of one new id: the loser sees a duplicate key; the event is known.
+            Err(RepositoryError::Conflict(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {
+        self.inventory
+            .find_one(doc! {"_id": to_bson_id(event_id.object_id())})
+            .await
+            .map_err(map_error)?
+            .map(SeatInventory::try_from)
+            .transpose()
+    }
+
+    async fn place_booking(&self, booking: &Booking) -> Result<SeatCount, PlaceBookingError> {
+        let event = to_bson_id(booking.event_id.object_id());
+        let seats = i64::from(booking.seats.get());
+        let taken = self
+            .inventory
+            .find_one_and_update(
+                doc! {"_id": event, "remaining": {"$gte": seats}},
+                doc! {"$inc": {"remaining": -seats}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(map_error)?;
+        let Some(taken) = taken else {
+            return Err(match self.inventory(booking.event_id).await? {
+                None => PlaceBookingError::EventNotFound,
+                Some(inventory) => PlaceBookingError::SoldOut {
+                    remaining: inventory.remaining,
+                },
+            });
+        };
+        if let Err(error) = self.bookings.insert_one(BookingDoc::from(booking)).await {
+            let error = map_error(error);
+            let give_back = self
+                .inventory
+                .update_one(doc! {"_id": event}, doc! {"$inc": {"remaining": seats}})
+                .await;
+            if let Err(lost) = give_back {
+                tracing::error!(event_id = %booking.event_id, seats, error = %lost,
+                    "booking failed and its seats could not be given back");
+            }
+            return Err(error.into());
+        }
+        Ok(SeatInventory::try_from(taken)?.remaining)
+    }
+
+    async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
+        self.bookings
+            .find_one(doc! {"_id": to_bson_id(id.object_id())})
+            .await
+            .map_err(map_error)?
+            .map(Booking::try_from)
+            .transpose()
+    }
+
+    async fn bookings_for_event(
+        &self,
+        event_id: EventId,
+        page: PageRequest,
+    ) -> Result<Vec<Booking>, RepositoryError> {
+        let filter = doc! {"event_id": to_bson_id(event_id.object_id())};
+        find_page(&self.bookings, filter, page).await
+    }
+
+    async fn bookings_for_user(
+        &self,
+        user_id: &UserId,
+        page: PageRequest,
+    ) -> Result<Vec<Booking>, RepositoryError> {
+        find_page(&self.bookings, doc! {"user_id": user_id.as_str()}, page).await
+    }
+}

@@ -1,0 +1,220 @@
+//! BSON documents and their conversion to and from domain types.
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, oid::ObjectId as BsonId};
+use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::event::Event;
+use myevents_domain::id::ObjectId;
+use myevents_domain::location::{Hall, Location};
+use myevents_domain::seats::SeatCount;
+use serde::{Deserialize, Serialize};
+
+use crate::RepositoryError;
+
+pub(crate) fn to_bson_id(id: ObjectId) -> BsonId {
+    BsonId::from_bytes(id.bytes())
+}
+
+pub(crate) fn from_bson_id(id: BsonId) -> ObjectId {
+    ObjectId::from_bytes(id.bytes())
+}
+
+fn to_date(time: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(time.timestamp_millis())
+}
+
+fn from_date(time: bson::DateTime) -> Result<DateTime<Utc>, RepositoryError> {
+    DateTime::from_timestamp_millis(time.timestamp_millis())
+        .ok_or_else(|| corrupt("a date out of range"))
+}
+
+fn corrupt(what: &str) -> RepositoryError {
+    RepositoryError::Unexpected(format!("stored document has {what}"))
+}
+
+fn seats(value: i64) -> Result<SeatCount, RepositoryError> {
+    u32::try_from(value)
+        .map(SeatCount::new)
+        .map_err(|_| corrupt("a seat count out of range"))
+}
+
+fn hour(value: i32) -> Result<u8, RepositoryError> {
+    u8::try_from(value)
+        .ok()
+        .filter(|h| *h < 24)
+        .ok_or_else(|| corrupt("an hour out of range"))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HallDoc {
+    name: String,
+    #[serde(default)]
+    location: String,
+    capacity: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct LocationDoc {
+    #[serde(rename = "_id")]
+    id: BsonId,
+    name: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    country: String,
+    #[serde(default)]
+    opentime: i32,
+    #[serde(default)]
+    closetime: i32,
+    #[serde(default)]
+    halls: Vec<HallDoc>,
+}
+
+impl From<&Location> for LocationDoc {
+    fn from(l: &Location) -> Self {
+        Self {
+            id: to_bson_id(l.id.object_id()),
+            name: l.name.clone(),
+            address: l.address.clone(),
+            country: l.country.clone(),
+            opentime: i32::from(l.open_time),
+            closetime: i32::from(l.close_time),
+            halls: l
+                .halls
+                .iter()
+                .map(|h| HallDoc {
+                    name: h.name.clone(),
+                    location: h.location.clone(),
+                    capacity: i64::from(h.capacity.get()),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<LocationDoc> for Location {
+    type Error = RepositoryError;
+    fn try_from(d: LocationDoc) -> Result<Self, RepositoryError> {
+        Ok(Self {
+            id: from_bson_id(d.id).into(),
+            name: d.name,
+            address: d.address,
+            country: d.country,
+            open_time: hour(d.opentime)?,
+            close_time: hour(d.closetime)?,
+            halls: d
+                .halls
+                .into_iter()
+                .map(|h| {
+                    Ok(Hall {
+                        name: h.name,
+                        location: h.location,
+                        capacity: seats(h.capacity)?,
+                    })
+                })
+                .collect::<Result<_, RepositoryError>>()?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EventDoc {
+    #[serde(rename = "_id")]
+    id: BsonId,
+    name: String,
+    duration: i64,
+    startdate: bson::DateTime,
+    enddate: bson::DateTime,
+    location: LocationDoc,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hall: Option<String>,
+    capacity: i64,
+}
+
+impl From<&Event> for EventDoc {
+    fn from(e: &Event) -> Self {
+        Self {
+            id: to_bson_id(e.id.object_id()),
+            name: e.name.clone(),
+            duration: i64::from(e.duration_minutes),
+            startdate: to_date(e.start),
+            enddate: to_date(e.end),
+            location: LocationDoc::from(&e.location),
+            hall: e.hall.clone(),
+            capacity: i64::from(e.capacity.get()),
+        }
+    }
+}
+
+impl TryFrom<EventDoc> for Event {
+    type Error = RepositoryError;
+    fn try_from(d: EventDoc) -> Result<Self, RepositoryError> {
+        Ok(Self {
+            id: from_bson_id(d.id).into(),
+            name: d.name,
+            duration_minutes: u32::try_from(d.duration)
+                .map_err(|_| corrupt("a duration out of range"))?,
+            start: from_date(d.startdate)?,
+            end: from_date(d.enddate)?,
+            location: Location::try_from(d.location)?,
+            hall: d.hall,
+            capacity: seats(d.capacity)?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct InventoryDoc {
+    #[serde(rename = "_id")]
+    pub(crate) id: BsonId,
+    pub(crate) name: String,
+    pub(crate) capacity: i64,
+    pub(crate) remaining: i64,
+}
+
+impl TryFrom<InventoryDoc> for SeatInventory {
+    type Error = RepositoryError;
+    fn try_from(d: InventoryDoc) -> Result<Self, RepositoryError> {
+        Ok(Self {
+            event_id: from_bson_id(d.id).into(),
+            event_name: d.name,
+            capacity: seats(d.capacity)?,
+            remaining: seats(d.remaining)?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct BookingDoc {
+    #[serde(rename = "_id")]
+    id: BsonId,
+    event_id: BsonId,
+    user_id: String,
+    seats: i64,
+    booked_at: bson::DateTime,
+}
+
+impl From<&Booking> for BookingDoc {
+    fn from(b: &Booking) -> Self {
+        Self {
+            id: to_bson_id(b.id.object_id()),
+            event_id: to_bson_id(b.event_id.object_id()),
+            user_id: b.user_id.as_str().to_owned(),
+            seats: i64::from(b.seats.get()),
+            booked_at: to_date(b.booked_at),
+        }
+    }
+}
+
+impl TryFrom<BookingDoc> for Booking {
+    type Error = RepositoryError;
+    fn try_from(d: BookingDoc) -> Result<Self, RepositoryError> {
+        Ok(Self {
+            id: from_bson_id(d.id).into(),
+            event_id: from_bson_id(d.event_id).into(),
+            user_id: UserId::parse(&d.user_id).map_err(|_| corrupt("an invalid user id"))?,
+            seats: seats(d.seats)?,
+            booked_at: from_date(d.booked_at)?,
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! The event service's collections: `locations` and `events`.
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use mongodb::Collection;
+use mongodb::bson::{Document, doc};
+use myevents_domain::event::Event;
+use myevents_domain::id::{EventId, LocationId};
+use myevents_domain::location::Location;
+use serde::de::DeserializeOwned;
+
+use super::documents::{EventDoc, LocationDoc, to_bson_id};
+use super::{MongoStore, map_error};
+use crate::{EventRepository, LocationRepository, PageRequest, RepositoryError};
+
+pub(crate) const LOCATIONS: &str = "locations";
+pub(crate) const EVENTS: &str = "events";
+
+/// Reads one page in `_id` order among documents matching `filter`, converting each document.
+pub(crate) async fn find_page<D, T>(
+    collection: &Collection<D>,
+    mut filter: Document,
+    page: PageRequest,
+) -> Result<Vec<T>, RepositoryError>
+where
+    D: DeserializeOwned + Send + Sync,
+    T: TryFrom<D, Error = RepositoryError>,
+{
+    if let Some(after) = page.after {
+        filter.insert("_id", doc! {"$gt": to_bson_id(after)});
+    }
+    let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+    let documents: Vec<D> = collection
+        .find(filter)
+        .sort(doc! {"_id": 1})
+        .limit(limit)
+        .await
+        .map_err(map_error)?
+        .try_collect()
+        .await
+        .map_err(map_error)?;
+    documents.into_iter().map(T::try_from).collect()
+}
+
+/// Locations in MongoDB.
+#[derive(Debug, Clone)]
+pub struct MongoLocationRepository {
+    locations: Collection<LocationDoc>,
+}
+
+impl MongoLocationRepository {
+    /// The repository on `store`'s database.
+    pub fn new(store: &MongoStore) -> Self {
+        Self {
+            locations: store.database().collection(LOCATIONS),
+        }
+    }
+}
+
+#[async_trait]
+impl LocationRepository for MongoLocationRepository {
+    async fn insert(&self, location: &Location) -> Result<(), RepositoryError> {
+        self.locations
+            .insert_one(LocationDoc::from(location))
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
+        self.locations
+            .find_one(doc! {"_id": to_bson_id(id.object_id())})
+            .await
+            .map_err(map_error)?
+            .map(Location::try_from)
+            .transpose()
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Vec<Location>, RepositoryError> {
+        find_page(&self.locations, doc! {}, page).await
+    }
+}
+
+/// Events in MongoDB (each with a copy of its location).
+#[derive(Debug, Clone)]
+pub struct MongoEventRepository {
+    events: Collection<EventDoc>,
+}
+
+impl MongoEventRepository {
+    /// The repository on `store`'s database.
+    pub fn new(store: &MongoStore) -> Self {
+        Self {
+            events: store.database().collection(EVENTS),
+        }
+    }
+}
+
+#[async_trait]
+impl EventRepository for MongoEventRepository {
+    async fn insert(&self, event: &Event) -> Result<(), RepositoryError> {
+        self.events
+            .insert_one(EventDoc::from(event))
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
+        self.events
+            .find_one(doc! {"_id": to_bson_id(id.object_id())})
+            .await
+            .map_err(map_error)?
+            .map(Event::try_from)
+            .transpose()
+    }
+
+    async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError> {
+        self.events
+            .find_one(doc! {"name": name})
+            .sort(doc! {"_id": 1})
+            .await
+            .map_err(map_error)?
+            .map(Event::try_from)
+            .transpose()
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Vec<Event>, RepositoryError> {
+        find_page(&self.events, doc! {}, page).await
+    }
+}
