@@ -98,6 +98,19 @@ impl ConsumerSignals {
     }
 }
 
+/// Whether a consumer is attached to its broker; see [`Consumer::status`].
+#[derive(Debug, Clone)]
+pub struct ConsumerStatus {
+    attached: Arc<AtomicBool>,
+}
+
+impl ConsumerStatus {
+    /// True while the consumer is attached (it is false while reconnecting and after it stopped).
+    pub fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::Relaxed)
+    }
+}
+
 /// A running consumer of one subscription. Dropping it leaves the consumer running; stop it with
 /// [`Consumer::shutdown`].
 #[derive(Debug)]
@@ -114,6 +127,13 @@ impl Consumer {
     /// Whether the consumer is attached to the broker now (for readiness). False while it reconnects.
     pub fn is_attached(&self) -> bool {
         self.signals.attached.load(Ordering::Relaxed) && !self.task.is_finished()
+    }
+
+    /// A cheap, cloneable view of [`Consumer::is_attached`] for health checks.
+    pub fn status(&self) -> ConsumerStatus {
+        ConsumerStatus {
+            attached: Arc::clone(&self.signals.attached),
+        }
     }
 
     /// Stops taking messages, lets the message in hand finish (acknowledged or dead-lettered), closes the

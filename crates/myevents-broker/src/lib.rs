@@ -45,7 +45,7 @@ pub mod memory;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 
-pub use consume::Consumer;
+pub use consume::{Consumer, ConsumerStatus};
 
 /// Header naming the event (the reference's AMQP header; we send it with every message).
 pub const EVENT_NAME_HEADER: &str = "x-event-name";

@@ -17,6 +17,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use myevents_store::StoreHealth;
+
 use crate::config::CorsOrigins;
 use crate::problem::{method_not_allowed, route_not_found};
 
@@ -82,6 +84,44 @@ pub fn created<T: serde::Serialize>(location: &str, body: &T) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
+}
+
+/// Checks a store for readiness, waiting at most 2 seconds; the error says what is wrong.
+///
+/// # Errors
+/// The store's error, or that it did not answer in time.
+pub async fn check_store(health: &dyn StoreHealth) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(2), health.check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    }
+}
+
+/// The answer of a readiness probe: 200 `{"status":"ready","checks":{…}}` when every check passed,
+/// else 503 `{"status":"unavailable","checks":{name: "ok" | reason}}` naming what is down.
+pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
+    let ready = checks.iter().all(|(_, result)| result.is_ok());
+    let details: serde_json::Map<String, serde_json::Value> = checks
+        .iter()
+        .map(|(name, result)| {
+            let text = match result {
+                Ok(()) => "ok".to_owned(),
+                Err(reason) => reason.clone(),
+            };
+            ((*name).to_owned(), serde_json::Value::String(text))
+        })
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": details,
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets requests in

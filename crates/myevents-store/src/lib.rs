@@ -23,6 +23,7 @@ use myevents_domain::id::{BookingId, EventId, LocationId, ObjectId};
 use myevents_domain::location::Location;
 use myevents_domain::seats::SeatCount;
 
+pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;

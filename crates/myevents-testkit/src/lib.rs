@@ -3,7 +3,8 @@
 //! Helpers shared by the MyEvents integration tests (dev-dependency only):
 //!
 //! - [`amqp_url`]: the real RabbitMQ the tests use (`MYEVENTS_TEST_AMQP_URL`).
-//! - [`unique`]: names no other test uses (exchanges, queues, databases).
+//! - [`mongo_url`]: the real MongoDB-wire server the tests use (`MYEVENTS_TEST_MONGO_URL`).
+//! - [`unique`], [`unique_database`]: names no other test uses (exchanges, queues, databases).
 //! - [`Recorder`]: a message handler that hands every message to the test.
 //! - [`Answer`]: an HTTP answer read whole, with a check for problem bodies.
 //! - [`eventually`]: polls a condition until it holds or a deadline passes — never a fixed sleep.
@@ -36,6 +37,18 @@ use tokio::sync::mpsc;
 pub fn amqp_url() -> String {
     std::env::var("MYEVENTS_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// The MongoDB-wire server the tests talk to: `MYEVENTS_TEST_MONGO_URL`, default
+/// `mongodb://127.0.0.1:27017`.
+pub fn mongo_url() -> String {
+    std::env::var("MYEVENTS_TEST_MONGO_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27017".to_owned())
+}
+
+/// A database name no other test uses (`myevents_test_<uuid>`).
+pub fn unique_database() -> String {
+    format!("myevents_test_{}", uuid::Uuid::now_v7().simple())
 }
 
 /// Idle test queues are deleted by RabbitMQ after this long.

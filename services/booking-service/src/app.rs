@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use myevents_broker::{Consumer, EventPublisher};
 use myevents_runtime::broker::Broker;
-use myevents_store::BookingRepository;
+use myevents_runtime::config::StoreConfig;
 use myevents_store::memory::InMemoryBookingRepository;
+use myevents_store::{AlwaysReady, BookingRepository, StoreHealth};
 use tokio::net::TcpListener;
 
 use crate::config::BookingServiceConfig;
@@ -20,6 +21,8 @@ use crate::http::{AppState, router};
 pub struct Dependencies {
     /// Seat inventory and bookings.
     pub repository: Arc<dyn BookingRepository>,
+    /// Whether the store can serve (readiness).
+    pub store_health: Arc<dyn StoreHealth>,
     /// The broker.
     pub broker: Broker,
 }
@@ -29,7 +32,35 @@ impl Dependencies {
     pub fn in_memory(broker: Broker) -> Self {
         Self {
             repository: Arc::new(InMemoryBookingRepository::default()),
+            store_health: Arc::new(AlwaysReady),
             broker,
+        }
+    }
+
+    /// The repository `store` names, with the given broker. A MongoDB that is down does not fail this:
+    /// the store creates its indexes once the database answers, and readiness says so meanwhile.
+    ///
+    /// # Errors
+    /// A malformed `MONGO_URL`, or a store kind this binary was built without (feature `mongodb`).
+    pub async fn from_config(store: &StoreConfig, broker: Broker) -> anyhow::Result<Self> {
+        match store {
+            StoreConfig::Memory => Ok(Self::in_memory(broker)),
+            #[cfg(feature = "mongodb")]
+            StoreConfig::MongoDb(config) => {
+                use myevents_store::mongo::{
+                    MongoBookingRepository, MongoStore, booking_service_indexes,
+                };
+                let mongo = MongoStore::start(config, booking_service_indexes()).await?;
+                Ok(Self {
+                    repository: Arc::new(MongoBookingRepository::new(&mongo)),
+                    store_health: Arc::new(mongo),
+                    broker,
+                })
+            }
+            #[cfg(not(feature = "mongodb"))]
+            StoreConfig::MongoDb(_) => anyhow::bail!(
+                "STORE_KIND=mongodb, but this binary was built without the `mongodb` feature"
+            ),
         }
     }
 }
@@ -73,6 +104,8 @@ impl Application {
             .context("starting the eventCreated consumer")?;
         let state = AppState {
             repository: deps.repository,
+            store_health: deps.store_health,
+            consumer: consumer.status(),
             publisher: Arc::clone(&deps.broker.publisher),
             max_seats_per_booking: config.max_seats_per_booking,
         };

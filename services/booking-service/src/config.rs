@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, listen_addr_or, parse_or, var,
+    BrokerConfig, ConfigError, CorsOrigins, StoreConfig, listen_addr_or, parse_or, var,
 };
 
 /// Everything the booking service reads from its environment.
@@ -15,6 +15,9 @@ pub struct BookingServiceConfig {
     pub cors: CorsOrigins,
     /// The broker (`BROKER_KIND`, default `rabbitmq`, and its variables).
     pub broker: BrokerConfig,
+    /// The store (`STORE_KIND`, default `mongodb`; database `MONGO_DATABASE`, default
+    /// `myevents_booking`).
+    pub store: StoreConfig,
     /// The subscription (AMQP queue / consumer group) this service consumes (`BOOKING_QUEUE`, default
     /// `booking`, the reference's queue).
     pub queue: String,
@@ -47,6 +50,7 @@ impl BookingServiceConfig {
             listen: listen_addr_or("LISTEN_URL", "0.0.0.0:8282")?,
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
             broker: BrokerConfig::from_env("rabbitmq")?,
+            store: StoreConfig::from_env("mongodb", "myevents_booking")?,
             queue: var("BOOKING_QUEUE").unwrap_or_else(|| "booking".to_owned()),
             max_seats_per_booking,
             default_capacity,

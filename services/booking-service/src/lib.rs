@@ -14,7 +14,8 @@
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = BookingServiceConfig::from_env()?;
 //! let broker = myevents_runtime::broker::build(&config.broker)?;
-//! let app = Application::build(&config, Dependencies::in_memory(broker)).await?;
+//! let deps = Dependencies::from_config(&config.store, broker).await?;
+//! let app = Application::build(&config, deps).await?;
 //! app.run_until_stopped(myevents_runtime::shutdown::signal()).await?;
 //! # Ok(())
 //! # }

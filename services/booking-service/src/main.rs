@@ -9,7 +9,8 @@ async fn main() -> anyhow::Result<()> {
     myevents_runtime::telemetry::init();
     let config = BookingServiceConfig::from_env()?;
     let broker = myevents_runtime::broker::build(&config.broker)?;
-    let app = Application::build(&config, Dependencies::in_memory(broker)).await?;
+    let deps = Dependencies::from_config(&config.store, broker).await?;
+    let app = Application::build(&config, deps).await?;
     app.run_until_stopped(myevents_runtime::shutdown::signal())
         .await
 }

@@ -13,8 +13,10 @@ use myevents_broker::{
 use myevents_domain::id::EventId;
 use myevents_domain::messages::{DomainEvent, EventCreated};
 use myevents_runtime::broker::Broker;
-use myevents_runtime::config::{BrokerConfig, CorsOrigins};
-use myevents_testkit::{Answer, Recorded, Recorder, eventually, rabbitmq_broker, unique};
+use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, StoreConfig};
+use myevents_testkit::{
+    Answer, Recorded, Recorder, eventually, mongo_url, rabbitmq_broker, unique, unique_database,
+};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -49,14 +51,20 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("addr"),
             cors: CorsOrigins::Any,
             broker: BrokerConfig::Memory,
+            store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),
             queue: queue.clone(),
             max_seats_per_booking: 4,
             default_capacity: None,
         };
-        let deps = Dependencies::in_memory(Broker {
-            publisher: Arc::new(broker.clone()),
-            subscriber: Arc::new(broker.clone()),
-        });
+        let deps = Dependencies::from_config(
+            &config.store,
+            Broker {
+                publisher: Arc::new(broker.clone()),
+                subscriber: Arc::new(broker.clone()),
+            },
+        )
+        .await
+        .expect("store");
         let app = Application::build(&config, deps).await.expect("build");
         let url = format!("http://{}", app.local_addr());
         assert!(

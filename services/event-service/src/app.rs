@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use myevents_broker::EventPublisher;
+use myevents_runtime::config::StoreConfig;
 use myevents_store::memory::{InMemoryEventRepository, InMemoryLocationRepository};
-use myevents_store::{EventRepository, LocationRepository};
+use myevents_store::{AlwaysReady, EventRepository, LocationRepository, StoreHealth};
 use tokio::net::TcpListener;
 
 use crate::config::EventServiceConfig;
@@ -20,6 +21,8 @@ pub struct Dependencies {
     pub events: Arc<dyn EventRepository>,
     /// Where locations are stored.
     pub locations: Arc<dyn LocationRepository>,
+    /// Whether the store can serve (readiness).
+    pub store_health: Arc<dyn StoreHealth>,
     /// Where domain events are published.
     pub publisher: Arc<dyn EventPublisher>,
 }
@@ -30,7 +33,40 @@ impl Dependencies {
         Self {
             events: Arc::new(InMemoryEventRepository::default()),
             locations: Arc::new(InMemoryLocationRepository::default()),
+            store_health: Arc::new(AlwaysReady),
             publisher,
+        }
+    }
+
+    /// The repositories `store` names, with the given publisher. A MongoDB that is down does not fail
+    /// this: the store creates its indexes once the database answers, and readiness says so meanwhile.
+    ///
+    /// # Errors
+    /// A malformed `MONGO_URL`, or a store kind this binary was built without (feature `mongodb`).
+    pub async fn from_config(
+        store: &StoreConfig,
+        publisher: Arc<dyn EventPublisher>,
+    ) -> anyhow::Result<Self> {
+        match store {
+            StoreConfig::Memory => Ok(Self::in_memory(publisher)),
+            #[cfg(feature = "mongodb")]
+            StoreConfig::MongoDb(config) => {
+                use myevents_store::mongo::{
+                    MongoEventRepository, MongoLocationRepository, MongoStore,
+                    event_service_indexes,
+                };
+                let mongo = MongoStore::start(config, event_service_indexes()).await?;
+                Ok(Self {
+                    events: Arc::new(MongoEventRepository::new(&mongo)),
+                    locations: Arc::new(MongoLocationRepository::new(&mongo)),
+                    store_health: Arc::new(mongo),
+                    publisher,
+                })
+            }
+            #[cfg(not(feature = "mongodb"))]
+            StoreConfig::MongoDb(_) => anyhow::bail!(
+                "STORE_KIND=mongodb, but this binary was built without the `mongodb` feature"
+            ),
         }
     }
 }
@@ -56,6 +92,7 @@ impl Application {
         let state = AppState {
             events: deps.events,
             locations: deps.locations,
+            store_health: deps.store_health,
             publisher: Arc::clone(&deps.publisher),
         };
         Ok(Self {

@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use myevents_runtime::config::{BrokerConfig, ConfigError, CorsOrigins, listen_addr_or};
+use myevents_runtime::config::{
+    BrokerConfig, ConfigError, CorsOrigins, StoreConfig, listen_addr_or,
+};
 
 /// Everything the event service reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +15,8 @@ pub struct EventServiceConfig {
     pub cors: CorsOrigins,
     /// The broker (`BROKER_KIND`, default `rabbitmq`, and its variables).
     pub broker: BrokerConfig,
+    /// The store (`STORE_KIND`, default `mongodb`; database `MONGO_DATABASE`, default `myevents`).
+    pub store: StoreConfig,
 }
 
 impl EventServiceConfig {
@@ -25,6 +29,7 @@ impl EventServiceConfig {
             listen: listen_addr_or("LISTEN_URL", "0.0.0.0:8181")?,
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
             broker: BrokerConfig::from_env("rabbitmq")?,
+            store: StoreConfig::from_env("mongodb", "myevents")?,
         })
     }
 }

@@ -14,7 +14,8 @@
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = EventServiceConfig::from_env()?;
 //! let broker = myevents_runtime::broker::build(&config.broker)?;
-//! let app = Application::build(&config, Dependencies::in_memory(broker.publisher)).await?;
+//! let deps = Dependencies::from_config(&config.store, broker.publisher).await?;
+//! let app = Application::build(&config, deps).await?;
 //! println!("listening on {}", app.local_addr());
 //! app.run_until_stopped(myevents_runtime::shutdown::signal()).await?;
 //! # Ok(())

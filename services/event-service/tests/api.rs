@@ -7,8 +7,10 @@ use std::time::Duration;
 use myevents_broker::{Consumer, EventSubscriber, Subscription};
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
-use myevents_runtime::config::{BrokerConfig, CorsOrigins};
-use myevents_testkit::{Answer, Recorded, Recorder, rabbitmq_broker, unique};
+use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, StoreConfig};
+use myevents_testkit::{
+    Answer, Recorded, Recorder, mongo_url, rabbitmq_broker, unique, unique_database,
+};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -39,10 +41,12 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("addr"),
             cors: CorsOrigins::Any,
             broker: BrokerConfig::Memory,
+            store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),
         };
-        let app = Application::build(&config, Dependencies::in_memory(Arc::new(broker)))
+        let deps = Dependencies::from_config(&config.store, Arc::new(broker))
             .await
-            .expect("build");
+            .expect("store");
+        let app = Application::build(&config, deps).await.expect("build");
         let url = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Self {

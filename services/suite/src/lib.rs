@@ -21,7 +21,9 @@ use myevents_booking_service::config::BookingServiceConfig;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
 use myevents_runtime::broker::Broker;
-use myevents_runtime::config::{BrokerConfig, ConfigError, CorsOrigins, listen_addr_or, parse_or};
+use myevents_runtime::config::{
+    BrokerConfig, ConfigError, CorsOrigins, StoreConfig, listen_addr_or, parse_or,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The embedded suite's configuration.
@@ -80,11 +82,13 @@ impl Suite {
             listen: config.event_listen,
             cors: config.cors.clone(),
             broker: BrokerConfig::Memory,
+            store: StoreConfig::Memory,
         };
         let booking_config = BookingServiceConfig {
             listen: config.booking_listen,
             cors: config.cors.clone(),
             broker: BrokerConfig::Memory,
+            store: StoreConfig::Memory,
             queue: "booking".to_owned(),
             max_seats_per_booking: config.max_seats_per_booking,
             default_capacity: None,

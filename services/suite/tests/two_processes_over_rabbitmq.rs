@@ -1,10 +1,10 @@
-//! End to end over the real RabbitMQ: the `event-service` and `booking-service` binaries as two
-//! separate processes (fresh exchange and queue), a location and an event created on one, booked on
-//! the other until sold out.
+//! End to end over the real RabbitMQ and MongoDB-wire server: the `event-service` and
+//! `booking-service` binaries as two separate processes (fresh exchange, queue and databases), a
+//! location and an event created on one, booked on the other until sold out.
 
 use std::time::Duration;
 
-use myevents_testkit::{ServiceProcess, amqp_url, eventually, unique};
+use myevents_testkit::{ServiceProcess, amqp_url, eventually, mongo_url, unique, unique_database};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -12,14 +12,18 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn an_event_created_on_one_service_is_booked_on_the_other_until_sold_out() {
-    let env = vec![
+    let mut env = vec![
         ("BROKER_KIND", "rabbitmq".to_owned()),
         ("AMQP_BROKER_URL", amqp_url()),
         ("AMQP_EXCHANGE", unique("events")),
         ("BOOKING_QUEUE", unique("booking")),
         ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
+        ("STORE_KIND", "mongodb".to_owned()),
+        ("MONGO_URL", mongo_url()),
+        ("MONGO_DATABASE", unique_database()),
     ];
     let bookings = ServiceProcess::start("booking-service", &env).await;
+    env.push(("MONGO_DATABASE", unique_database()));
     assert!(
         eventually(WAIT, || async {
             bookings.logged("RabbitMQ consumer attached")

@@ -26,6 +26,7 @@ pub(crate) const BOOKINGS: &str = "bookings";
 /// taken without a booking (never an oversell, at worst unsold seats, which the log names).
 #[derive(Debug, Clone)]
 pub struct MongoBookingRepository {
+    store: MongoStore,
     inventory: Collection<InventoryDoc>,
     bookings: Collection<BookingDoc>,
 }
@@ -34,6 +35,7 @@ impl MongoBookingRepository {
     /// The repository on `store`'s database.
     pub fn new(store: &MongoStore) -> Self {
         Self {
+            store: store.clone(),
             inventory: store.database().collection(INVENTORY),
             bookings: store.database().collection(BOOKINGS),
         }
@@ -43,6 +45,7 @@ impl MongoBookingRepository {
 #[async_trait]
 impl BookingRepository for MongoBookingRepository {
     async fn add_inventory(&self, inventory: &SeatInventory) -> Result<bool, RepositoryError> {
+        self.store.ensure_initialised()?;
         let id = to_bson_id(inventory.event_id.object_id());
         let result = self
             .inventory
@@ -66,6 +69,7 @@ impl BookingRepository for MongoBookingRepository {
     }
 
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {
+        self.store.ensure_initialised()?;
         self.inventory
             .find_one(doc! {"_id": to_bson_id(event_id.object_id())})
             .await
@@ -75,6 +79,7 @@ impl BookingRepository for MongoBookingRepository {
     }
 
     async fn place_booking(&self, booking: &Booking) -> Result<SeatCount, PlaceBookingError> {
+        self.store.ensure_initialised()?;
         let event = to_bson_id(booking.event_id.object_id());
         let seats = i64::from(booking.seats.get());
         let taken = self
@@ -110,6 +115,7 @@ impl BookingRepository for MongoBookingRepository {
     }
 
     async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
+        self.store.ensure_initialised()?;
         self.bookings
             .find_one(doc! {"_id": to_bson_id(id.object_id())})
             .await
@@ -123,6 +129,7 @@ impl BookingRepository for MongoBookingRepository {
         event_id: EventId,
         page: PageRequest,
     ) -> Result<Vec<Booking>, RepositoryError> {
+        self.store.ensure_initialised()?;
         let filter = doc! {"event_id": to_bson_id(event_id.object_id())};
         find_page(&self.bookings, filter, page).await
     }
@@ -132,6 +139,7 @@ impl BookingRepository for MongoBookingRepository {
         user_id: &UserId,
         page: PageRequest,
     ) -> Result<Vec<Booking>, RepositoryError> {
+        self.store.ensure_initialised()?;
         find_page(&self.bookings, doc! {"user_id": user_id.as_str()}, page).await
     }
 }

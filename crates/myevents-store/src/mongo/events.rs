@@ -45,6 +45,7 @@ where
 /// Locations in MongoDB.
 #[derive(Debug, Clone)]
 pub struct MongoLocationRepository {
+    store: MongoStore,
     locations: Collection<LocationDoc>,
 }
 
@@ -52,6 +53,7 @@ impl MongoLocationRepository {
     /// The repository on `store`'s database.
     pub fn new(store: &MongoStore) -> Self {
         Self {
+            store: store.clone(),
             locations: store.database().collection(LOCATIONS),
         }
     }
@@ -60,6 +62,7 @@ impl MongoLocationRepository {
 #[async_trait]
 impl LocationRepository for MongoLocationRepository {
     async fn insert(&self, location: &Location) -> Result<(), RepositoryError> {
+        self.store.ensure_initialised()?;
         self.locations
             .insert_one(LocationDoc::from(location))
             .await
@@ -68,6 +71,7 @@ impl LocationRepository for MongoLocationRepository {
     }
 
     async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
+        self.store.ensure_initialised()?;
         self.locations
             .find_one(doc! {"_id": to_bson_id(id.object_id())})
             .await
@@ -77,6 +81,7 @@ impl LocationRepository for MongoLocationRepository {
     }
 
     async fn list(&self, page: PageRequest) -> Result<Vec<Location>, RepositoryError> {
+        self.store.ensure_initialised()?;
         find_page(&self.locations, doc! {}, page).await
     }
 }
@@ -84,6 +89,7 @@ impl LocationRepository for MongoLocationRepository {
 /// Events in MongoDB (each with a copy of its location).
 #[derive(Debug, Clone)]
 pub struct MongoEventRepository {
+    store: MongoStore,
     events: Collection<EventDoc>,
 }
 
@@ -91,6 +97,7 @@ impl MongoEventRepository {
     /// The repository on `store`'s database.
     pub fn new(store: &MongoStore) -> Self {
         Self {
+            store: store.clone(),
             events: store.database().collection(EVENTS),
         }
     }
@@ -99,6 +106,7 @@ impl MongoEventRepository {
 #[async_trait]
 impl EventRepository for MongoEventRepository {
     async fn insert(&self, event: &Event) -> Result<(), RepositoryError> {
+        self.store.ensure_initialised()?;
         self.events
             .insert_one(EventDoc::from(event))
             .await
@@ -107,6 +115,7 @@ impl EventRepository for MongoEventRepository {
     }
 
     async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
+        self.store.ensure_initialised()?;
         self.events
             .find_one(doc! {"_id": to_bson_id(id.object_id())})
             .await
@@ -116,6 +125,7 @@ impl EventRepository for MongoEventRepository {
     }
 
     async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError> {
+        self.store.ensure_initialised()?;
         self.events
             .find_one(doc! {"name": name})
             .sort(doc! {"_id": 1})
@@ -126,6 +136,7 @@ impl EventRepository for MongoEventRepository {
     }
 
     async fn list(&self, page: PageRequest) -> Result<Vec<Event>, RepositoryError> {
+        self.store.ensure_initialised()?;
         find_page(&self.events, doc! {}, page).await
     }
 }

@@ -8,8 +8,12 @@
 //! - booking service database (default `myevents_booking`): `inventory {_id: event id, name, capacity,
 //!   remaining}` and `bookings {_id, event_id, user_id, seats, booked_at}`.
 //!
-//! Indexes are created idempotently by [`MongoStore::start`], in the background with backoff so that a
-//! database that is down at start-up delays readiness instead of crashing the service. A booking takes
+//! Indexes are created idempotently by [`MongoStore::start`]; when the database is down at start-up
+//! this goes on in the background with backoff, so it delays readiness instead of crashing the service.
+//! Until the indexes exist, every repository call answers [`RepositoryError::Unavailable`]: no write
+//! ever races index creation. (Besides being tidy, this avoids a hang of the SecantusDB test server,
+//! which deadlocks when `createIndexes` and inserts create collections at the same time — see
+//! `scripts/repro/secantus_concurrent_create.py`.) A booking takes
 //! its seats with one conditional update (`remaining >= n` in the filter, `$inc: -n`), so the remaining
 //! seats never drop below zero under any concurrency; see [`MongoBookingRepository`].
 
@@ -24,6 +28,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
 
+pub use crate::config::MongoConfig;
 use crate::{RepositoryError, StoreHealth};
 
 mod bookings;
@@ -32,37 +37,6 @@ mod events;
 
 pub use bookings::MongoBookingRepository;
 pub use events::{MongoEventRepository, MongoLocationRepository};
-
-/// Settings of a MongoDB store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MongoConfig {
-    /// Connection string (the reference's `MONGO_URL`), e.g. `mongodb://127.0.0.1:27017`.
-    pub url: String,
-    /// The database this service owns.
-    pub database: String,
-    /// Most pooled connections per server (default 20).
-    pub max_pool_size: u32,
-    /// Time-out of opening one connection (default 5 s).
-    pub connect_timeout: Duration,
-    /// How long an operation waits for a usable server before it fails with `Unavailable` (default 5 s).
-    pub server_selection_timeout: Duration,
-    /// Retry a write once after a network error or failover (default true; needs a replica set).
-    pub retry_writes: bool,
-}
-
-impl MongoConfig {
-    /// Defaults for `url` and `database`.
-    pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            database: database.into(),
-            max_pool_size: 20,
-            connect_timeout: Duration::from_secs(5),
-            server_selection_timeout: Duration::from_secs(5),
-            retry_writes: true,
-        }
-    }
-}
 
 /// Maps a driver error to the port's error: duplicate key is `Conflict`; lost or unreachable servers
 /// (and errors the server labels retryable) are `Unavailable`; the rest `Unexpected`.
@@ -98,8 +72,9 @@ pub struct MongoStore {
 pub type IndexSpec = (&'static str, Document, bool);
 
 impl MongoStore {
-    /// Builds the client (no connection is opened yet) and starts creating `indexes` in the
-    /// background, retrying with backoff (up to 30 s between attempts) until the database answers.
+    /// Builds the client and creates `indexes`. When the database does not answer within the server
+    /// selection time-out, index creation goes on in the background, retrying with backoff (up to 30 s
+    /// between attempts), and the store answers `Unavailable` until it is done.
     ///
     /// # Errors
     /// [`RepositoryError::Unexpected`] when the connection string is invalid.
@@ -122,27 +97,39 @@ impl MongoStore {
             database: client.database(&config.database),
             initialised: Arc::new(AtomicBool::new(false)),
         };
-        let background = store.clone();
-        tokio::spawn(async move { background.create_indexes(indexes).await });
+        match store.create_indexes(&indexes).await {
+            Ok(()) => store.mark_initialised(),
+            Err(error) => {
+                tracing::warn!(%error, "MongoDB not ready at start-up; retrying in the background");
+                let background = store.clone();
+                tokio::spawn(async move { background.create_indexes_with_retry(indexes).await });
+            }
+        }
         Ok(store)
     }
 
-    async fn create_indexes(&self, indexes: Vec<IndexSpec>) {
-        let attempt = || async {
-            for (collection, keys, unique) in &indexes {
-                let model = IndexModel::builder()
-                    .keys(keys.clone())
-                    .options(IndexOptions::builder().unique(*unique).build())
-                    .build();
-                self.database
-                    .collection::<Document>(collection)
-                    .create_index(model)
-                    .await
-                    .map_err(map_error)?;
-            }
-            Ok::<(), RepositoryError>(())
-        };
-        let result = attempt
+    async fn create_indexes(&self, indexes: &[IndexSpec]) -> Result<(), RepositoryError> {
+        for (collection, keys, unique) in indexes {
+            let model = IndexModel::builder()
+                .keys(keys.clone())
+                .options(IndexOptions::builder().unique(*unique).build())
+                .build();
+            self.database
+                .collection::<Document>(collection)
+                .create_index(model)
+                .await
+                .map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    fn mark_initialised(&self) {
+        self.initialised.store(true, Ordering::Relaxed);
+        tracing::info!(database = %self.database.name(), "MongoDB indexes ready");
+    }
+
+    async fn create_indexes_with_retry(&self, indexes: Vec<IndexSpec>) {
+        let result = (|| self.create_indexes(&indexes))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(200))
@@ -156,11 +143,22 @@ impl MongoStore {
             })
             .await;
         match result {
-            Ok(()) => {
-                self.initialised.store(true, Ordering::Relaxed);
-                tracing::info!(database = %self.database.name(), "MongoDB indexes ready");
-            }
+            Ok(()) => self.mark_initialised(),
             Err(error) => tracing::error!(%error, "creating MongoDB indexes failed"),
+        }
+    }
+
+    /// `Ok` once the start-up work is done.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] before.
+    pub(crate) fn ensure_initialised(&self) -> Result<(), RepositoryError> {
+        if self.is_initialised() {
+            Ok(())
+        } else {
+            Err(RepositoryError::Unavailable(
+                "MongoDB is not ready yet (indexes are being created)".to_owned(),
+            ))
         }
     }
 
@@ -190,13 +188,7 @@ impl StoreHealth for MongoStore {
             .run_command(doc! {"ping": 1})
             .await
             .map_err(map_error)?;
-        if self.is_initialised() {
-            Ok(())
-        } else {
-            Err(RepositoryError::Unavailable(
-                "indexes are still being created".to_owned(),
-            ))
-        }
+        self.ensure_initialised()
     }
 }
 

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use myevents_broker::{BrokerError, EventPublisher};
+use myevents_broker::{BrokerError, ConsumerStatus, EventPublisher};
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
+use myevents_runtime::http::check_store;
 use myevents_runtime::problem::Problem;
-use myevents_store::RepositoryError;
+use myevents_store::{RepositoryError, StoreHealth};
 
 mod bookings;
 pub mod wire;
@@ -20,6 +22,10 @@ pub mod wire;
 pub struct AppState {
     /// Seat inventory and bookings.
     pub repository: Arc<dyn myevents_store::BookingRepository>,
+    /// Store readiness.
+    pub store_health: Arc<dyn StoreHealth>,
+    /// Whether the `eventCreated` consumer is attached.
+    pub consumer: ConsumerStatus,
     /// Domain-event publisher.
     pub publisher: Arc<dyn EventPublisher>,
     /// Most seats in one booking.
@@ -30,6 +36,7 @@ pub struct AppState {
 pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
     let api = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(bookings::router())
         .with_state(state);
     myevents_runtime::http::with_common_layers(api, cors)
@@ -37,6 +44,17 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the store answers and the consumer is attached to the broker.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = check_store(state.store_health.as_ref()).await;
+    let consumer = if state.consumer.is_attached() {
+        Ok(())
+    } else {
+        Err("not attached to the broker".to_owned())
+    };
+    myevents_runtime::http::readiness(&[("store", store), ("consumer", consumer)])
 }
 
 /// Every way a request can fail; the only place that maps failures to HTTP statuses.

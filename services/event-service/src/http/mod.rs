@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use myevents_broker::{BrokerError, EventPublisher, Message};
 use myevents_domain::messages::DomainEvent;
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
+use myevents_runtime::http::check_store;
 use myevents_runtime::problem::Problem;
-use myevents_store::{EventRepository, LocationRepository, RepositoryError};
+use myevents_store::{EventRepository, LocationRepository, RepositoryError, StoreHealth};
 
 mod events;
 mod locations;
@@ -23,6 +25,8 @@ pub struct AppState {
     pub events: Arc<dyn EventRepository>,
     /// Locations.
     pub locations: Arc<dyn LocationRepository>,
+    /// Store readiness.
+    pub store_health: Arc<dyn StoreHealth>,
     /// Domain-event publisher.
     pub publisher: Arc<dyn EventPublisher>,
 }
@@ -45,6 +49,7 @@ impl AppState {
 pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
     let api = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(events::router())
         .merge(locations::router())
         .with_state(state);
@@ -53,6 +58,12 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the store answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = check_store(state.store_health.as_ref()).await;
+    myevents_runtime::http::readiness(&[("store", store)])
 }
 
 /// Every way a request can fail; the only place that maps failures to HTTP statuses.
