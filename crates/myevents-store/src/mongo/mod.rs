@@ -40,6 +40,10 @@ pub use events::{MongoEventRepository, MongoLocationRepository};
 
 /// Maps a driver error to the port's error: duplicate key is `Conflict`; lost or unreachable servers
 /// (and errors the server labels retryable) are `Unavailable`; the rest `Unexpected`.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "takes the error by value to serve as a `map_err` adapter"
+)]
 pub(crate) fn map_error(error: mongodb::error::Error) -> RepositoryError {
     if let ErrorKind::Write(WriteFailure::WriteError(write)) = error.kind.as_ref()
         && write.code == 11000
