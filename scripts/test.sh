@@ -2,11 +2,13 @@
 # Runs the whole MyEvents test suite on this machine, installing and starting what it needs first:
 #   - cargo-nextest (from crates.io) when missing;
 #   - RabbitMQ (Debian package rabbitmq-server) when missing, started when not running;
+#   - a MongoDB-wire server: SecantusDB (PyPI, pinned) in a virtual environment under .cache/, started
+#     on a free port with in-memory storage and stopped when this script ends;
 # then: format check, clippy (all targets, all features, warnings are errors), the binaries, every
 # test (unit, conformance against the real servers, API, end to end) and the doc tests.
 #
-# Idempotent: a second run reuses what the first installed and started. Set MYEVENTS_TEST_AMQP_URL to
-# use another RabbitMQ instead of the local one.
+# Idempotent: a second run reuses what the first installed and started. Set MYEVENTS_TEST_AMQP_URL or
+# MYEVENTS_TEST_MONGO_URL to use another RabbitMQ or MongoDB instead of the local ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,9 +62,61 @@ ensure_rabbitmq() {
   rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
 }
 
+SECANTUS_VERSION=0.7.0b3
+SECANTUS_VENV=.cache/secantus-venv
+MONGO_PID=
+
+stop_mongo() {
+  if [ -n "$MONGO_PID" ] && kill -0 "$MONGO_PID" 2>/dev/null; then
+    kill "$MONGO_PID" 2>/dev/null || true
+    # The server waits up to 5 s for busy connections before it closes its storage.
+    for _ in $(seq 1 80); do kill -0 "$MONGO_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$MONGO_PID" 2>/dev/null || true
+  fi
+}
+
+ensure_mongo() {
+  if [ -n "${MYEVENTS_TEST_MONGO_URL:-}" ]; then
+    log "using MongoDB at MYEVENTS_TEST_MONGO_URL"
+    return
+  fi
+  local installed=
+  if [ -x "$SECANTUS_VENV/bin/pip" ]; then
+    installed=$("$SECANTUS_VENV/bin/pip" show SecantusDB 2>/dev/null | sed -n 's/^Version: //p')
+  fi
+  if [ "$installed" != "$SECANTUS_VERSION" ]; then
+    log "installing the MongoDB-wire test server (SecantusDB $SECANTUS_VERSION) into $SECANTUS_VENV"
+    if ! python3 -m venv "$SECANTUS_VENV" 2>/dev/null; then
+      apt_install python3-venv
+      python3 -m venv "$SECANTUS_VENV"
+    fi
+    "$SECANTUS_VENV/bin/pip" install -q --disable-pip-version-check "SecantusDB==$SECANTUS_VERSION"
+  fi
+  local port
+  port=$("$SECANTUS_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p target
+  log "starting the MongoDB-wire test server on 127.0.0.1:$port"
+  "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path ':memory:' \
+    --log-level WARNING > target/secantus.log 2>&1 &
+  MONGO_PID=$!
+  trap stop_mongo EXIT
+  export MYEVENTS_TEST_MONGO_URL="mongodb://127.0.0.1:$port"
+  for _ in $(seq 1 60); do
+    if "$SECANTUS_VENV/bin/python" -c "import pymongo, sys; pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=500).admin.command('ping')" \
+      "$MYEVENTS_TEST_MONGO_URL" >/dev/null 2>&1; then
+      return
+    fi
+    kill -0 "$MONGO_PID" 2>/dev/null || { cat target/secantus.log >&2; echo "the test server exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "the MongoDB-wire test server did not answer ping within 30 s" >&2
+  exit 1
+}
+
 start=$(date +%s)
 ensure_nextest
 ensure_rabbitmq
+ensure_mongo
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
