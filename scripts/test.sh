@@ -75,11 +75,7 @@ stop_mongo() {
   fi
 }
 
-ensure_mongo() {
-  if [ -n "${MYEVENTS_TEST_MONGO_URL:-}" ]; then
-    log "using MongoDB at MYEVENTS_TEST_MONGO_URL"
-    return
-  fi
+install_secantus() {
   local installed=
   if [ -x "$SECANTUS_VENV/bin/pip" ]; then
     installed=$("$SECANTUS_VENV/bin/pip" show SecantusDB 2>/dev/null | sed -n 's/^Version: //p')
@@ -91,6 +87,16 @@ ensure_mongo() {
       python3 -m venv "$SECANTUS_VENV"
     fi
     "$SECANTUS_VENV/bin/pip" install -q --disable-pip-version-check "SecantusDB==$SECANTUS_VERSION"
+  fi
+  # The store-outage test starts (and kills) a server of its own with this command.
+  export MYEVENTS_TEST_SECANTUSD="$PWD/$SECANTUS_VENV/bin/secantusd-py"
+}
+
+ensure_mongo() {
+  install_secantus
+  if [ -n "${MYEVENTS_TEST_MONGO_URL:-}" ]; then
+    log "using MongoDB at MYEVENTS_TEST_MONGO_URL"
+    return
   fi
   local port
   port=$("$SECANTUS_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -27,6 +27,8 @@ struct TestApp {
     client: Client,
     broker: RabbitMqBroker,
     queue: String,
+    /// The service's MongoDB settings (its own database).
+    mongo: MongoConfig,
     /// Every `eventBooked` the service published.
     published: Recorded,
     _observer: Consumer,
@@ -47,11 +49,12 @@ impl TestApp {
             .await
             .expect("observe");
         let queue = unique("booking");
+        let mongo = MongoConfig::new(mongo_url(), unique_database());
         let config = BookingServiceConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             cors: CorsOrigins::Any,
             broker: BrokerConfig::Memory,
-            store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),
+            store: StoreConfig::MongoDb(mongo.clone()),
             queue: queue.clone(),
             max_seats_per_booking: 4,
             default_capacity: None,
@@ -77,6 +80,7 @@ impl TestApp {
             client: Client::new(),
             broker,
             queue,
+            mongo,
             published,
             _observer: observer,
         }
@@ -380,4 +384,50 @@ async fn an_undecodable_message_is_dead_lettered_and_consumption_goes_on() {
     let letter = dead.next(WAIT).await;
     assert_eq!(letter.payload, b"{not json");
     assert!(letter.headers[DEAD_LETTER_REASON_HEADER].contains("malformed eventCreated"));
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_one_seat_bookings_of_fifty_seats_sell_exactly_fifty() {
+    let app = Arc::new(TestApp::spawn().await);
+    let event = app.announce_event(50).await.to_string();
+    let requests: Vec<_> = (0..200)
+        .map(|i| {
+            let app = Arc::clone(&app);
+            let event = event.clone();
+            tokio::spawn(async move {
+                app.book(&event, r#"{"seats":1}"#, Some(&format!("user{i}")))
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut conflicts = 0;
+    for request in requests {
+        match request.await.expect("task") {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => conflicts += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((created, conflicts), (50, 150));
+
+    // What is stored, read straight from the database.
+    use myevents_store::BookingRepository;
+    let store = myevents_store::mongo::MongoStore::start(&app.mongo, Vec::new())
+        .await
+        .expect("store");
+    let repository = myevents_store::mongo::MongoBookingRepository::new(&store);
+    let id = EventId::parse(&event).expect("id");
+    let inventory = repository
+        .inventory(id)
+        .await
+        .expect("read")
+        .expect("known");
+    assert_eq!(inventory.remaining.get(), 0);
+    let stored = repository
+        .bookings_for_event(id, myevents_store::PageRequest::first(1000))
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 50);
 }

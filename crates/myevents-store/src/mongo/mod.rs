@@ -8,6 +8,9 @@
 //! - booking service database (default `myevents_booking`): `inventory {_id: event id, name, capacity,
 //!   remaining}` and `bookings {_id, event_id, user_id, seats, booked_at}`.
 //!
+//! Writes use write concern `{w: "majority", j: true}` unless the connection string sets one: an
+//! acknowledged booking survives a crash of the database.
+//!
 //! Indexes are created idempotently by [`MongoStore::start`]; when the database is down at start-up
 //! this goes on in the background with backoff, so it delays readiness instead of crashing the service.
 //! Until the indexes exist, every repository call answers [`RepositoryError::Unavailable`]: no write
@@ -25,7 +28,7 @@ use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Database, IndexModel};
 
 pub use crate::config::MongoConfig;
@@ -96,6 +99,14 @@ impl MongoStore {
         options
             .app_name
             .get_or_insert_with(|| "myevents".to_owned());
+        // An acknowledged booking must survive a crash: unless the connection string says otherwise,
+        // writes are acknowledged by a majority and journaled.
+        options.write_concern.get_or_insert_with(|| {
+            WriteConcern::builder()
+                .w(Acknowledgment::Majority)
+                .journal(true)
+                .build()
+        });
         let client = Client::with_options(options).map_err(map_error)?;
         let store = Self {
             database: client.database(&config.database),

@@ -1,0 +1,119 @@
+//! A MongoDB lost at run time: clients get 503 with `Retry-After` and readiness says the store is down;
+//! once the database is back the service answers again by itself, data intact. The test runs its own
+//! MongoDB-wire server (`MYEVENTS_TEST_SECANTUSD`, the SecantusDB server command the test script
+//! installs) on persistent storage, and kills it with SIGKILL.
+//! The write acknowledged just before the kill must be there after the restart: the store writes with
+//! `{w: "majority", j: true}` (with the driver's default, unjournaled `w: 1`, this test loses it).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use myevents_broker::memory::InMemoryBroker;
+use myevents_event_service::config::EventServiceConfig;
+use myevents_event_service::{Application, Dependencies};
+use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, StoreConfig};
+use myevents_testkit::{Answer, eventually, unique_database};
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn server_command() -> String {
+    std::env::var("MYEVENTS_TEST_SECANTUSD").unwrap_or_else(|_| "secantusd-py".to_owned())
+}
+
+fn start_server(port: u16, storage: &std::path::Path) -> Child {
+    Command::new(server_command())
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--log-level",
+            "ERROR",
+        ])
+        .arg("--storage-path")
+        .arg(storage)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} (set MYEVENTS_TEST_SECANTUSD): {e}",
+                server_command()
+            )
+        })
+}
+
+#[tokio::test]
+async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let storage = std::env::temp_dir().join(unique_database());
+    let mut server = start_server(port, &storage);
+
+    let mut mongo = MongoConfig::new(format!("mongodb://127.0.0.1:{port}"), unique_database());
+    mongo.server_selection_timeout = Duration::from_secs(1);
+    mongo.connect_timeout = Duration::from_secs(1);
+    let config = EventServiceConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        cors: CorsOrigins::Any,
+        broker: BrokerConfig::Memory,
+        store: StoreConfig::MongoDb(mongo),
+    };
+    let deps = Dependencies::from_config(&config.store, Arc::new(InMemoryBroker::default()))
+        .await
+        .expect("store");
+    let app = Application::build(&config, deps).await.expect("build");
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = Client::new();
+    let get = |path: &str| {
+        let request = client.get(format!("{url}{path}"));
+        async move { Answer::read(request.send().await.expect("request")).await }
+    };
+
+    assert!(
+        eventually(WAIT, || async {
+            get("/readyz").await.status == StatusCode::OK
+        })
+        .await,
+        "ready once the database answers"
+    );
+    let created = Answer::read(
+        client
+            .post(format!("{url}/locations"))
+            .json(&json!({"Name": "West Hall", "Halls": [{"name": "A", "capacity": 10}]}))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let location = format!("/locations/{}", created.body["ID"].as_str().expect("ID"));
+
+    server.kill().await.expect("kill the database");
+    let down = get(&location).await;
+    down.assert_problem(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.headers.contains_key("retry-after"));
+    let ready = get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_ne!(ready.body["checks"]["store"], "ok");
+
+    let _server = start_server(port, &storage);
+    assert!(
+        eventually(WAIT, || async {
+            get("/readyz").await.status == StatusCode::OK
+        })
+        .await,
+        "the service is ready again once the database is back"
+    );
+    assert_eq!(get(&location).await.body, created.body);
+    assert_eq!(get("/readyz").await.status, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(&storage);
+}
