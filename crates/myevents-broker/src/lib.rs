@@ -47,6 +47,12 @@ pub mod rabbitmq;
 
 pub use consume::{Consumer, ConsumerStatus};
 
+/// Building blocks for adapters in other crates: the retrying handler run, its outcome, dead-letter
+/// marking and the signals of a consume loop (see [`Consumer::spawn`]).
+pub mod adapter {
+    pub use crate::consume::{ConsumerSignals, Outcome, mark_dead_letter, process};
+}
+
 /// Header naming the event (the reference's AMQP header; we send it with every message).
 pub const EVENT_NAME_HEADER: &str = "x-event-name";
 /// Header with the reason a message was dead-lettered.

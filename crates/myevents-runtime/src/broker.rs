@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use anyhow::bail;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_broker::{EventPublisher, EventSubscriber};
 
@@ -54,10 +53,30 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
         }
         #[cfg(not(feature = "rabbitmq"))]
         BrokerConfig::RabbitMq { .. } => {
-            bail!("BROKER_KIND=rabbitmq, but this binary was built without the `rabbitmq` feature")
+            anyhow::bail!(
+                "BROKER_KIND=rabbitmq, but this binary was built without the `rabbitmq` feature"
+            )
         }
+        #[cfg(feature = "kafka")]
+        BrokerConfig::Kafka {
+            brokers,
+            topic,
+            partitions,
+        } => {
+            use myevents_broker_kafka::{KafkaBroker, KafkaConfig};
+            let mut settings = KafkaConfig::new(brokers.clone()).with_topic(topic.clone());
+            settings.partitions = *partitions;
+            let broker = KafkaBroker::new(settings)?;
+            Ok(Broker {
+                publisher: Arc::new(broker.clone()),
+                subscriber: Arc::new(broker),
+            })
+        }
+        #[cfg(not(feature = "kafka"))]
         BrokerConfig::Kafka { .. } => {
-            bail!("BROKER_KIND=kafka, but this binary was built without the `kafka` feature")
+            anyhow::bail!(
+                "BROKER_KIND=kafka, but this binary was built without the `kafka` feature"
+            )
         }
     }
 }

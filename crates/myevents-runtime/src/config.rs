@@ -186,16 +186,18 @@ pub enum BrokerConfig {
     Kafka {
         /// Bootstrap servers (`KAFKA_BROKER_URLS`, comma-separated).
         brokers: Vec<String>,
-        /// The topic (`KAFKA_TOPIC`, default `events`).
+        /// The topic (`KAFKA_TOPIC`, default `events`); dead letters go to `<topic>.dlq`.
         topic: String,
+        /// Partitions of topics the service creates (`KAFKA_PARTITIONS`, default 3).
+        partitions: i32,
     },
 }
 
 impl BrokerConfig {
     /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
     /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`), `AMQP_EXCHANGE`
-    /// (default `events`) and `AMQP_QUEUE_EXPIRES` (seconds, unset by default); or `KAFKA_BROKER_URLS` (default `localhost:9092`) and `KAFKA_TOPIC`
-    /// (default `events`).
+    /// (default `events`) and `AMQP_QUEUE_EXPIRES` (seconds, unset by default); or `KAFKA_BROKER_URLS`
+    /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`) and `KAFKA_PARTITIONS` (default 3).
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable for an unknown kind or a malformed URL.
@@ -232,7 +234,19 @@ impl BrokerConfig {
                     .filter(|b| !b.is_empty())
                     .collect();
                 let topic = var("KAFKA_TOPIC").unwrap_or_else(|| "events".to_owned());
-                Ok(Self::Kafka { brokers, topic })
+                let partitions = parse_or("KAFKA_PARTITIONS", 3i32)?;
+                if partitions < 1 {
+                    return Err(ConfigError::new(
+                        "KAFKA_PARTITIONS",
+                        &partitions.to_string(),
+                        "must be at least 1",
+                    ));
+                }
+                Ok(Self::Kafka {
+                    brokers,
+                    topic,
+                    partitions,
+                })
             }
             _ => Err(ConfigError::new(
                 "BROKER_KIND",

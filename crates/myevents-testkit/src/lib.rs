@@ -46,6 +46,12 @@ pub fn mongo_url() -> String {
         .unwrap_or_else(|_| "mongodb://127.0.0.1:27017".to_owned())
 }
 
+/// The Kafka-protocol broker the tests use: `MYEVENTS_TEST_KAFKA_BROKERS` (comma-separated), default
+/// `127.0.0.1:9092`.
+pub fn kafka_brokers() -> String {
+    std::env::var("MYEVENTS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
 /// A database name no other test uses (`myevents_test_<uuid>`).
 pub fn unique_database() -> String {
     format!("myevents_test_{}", uuid::Uuid::now_v7().simple())

@@ -1,35 +1,62 @@
-//! End to end over the real RabbitMQ and MongoDB-wire server: the `event-service` and
-//! `booking-service` binaries as two separate processes (fresh exchange, queue and databases), a
-//! location and an event created on one, booked on the other until sold out.
+//! End to end over a real broker (RabbitMQ, then a Kafka-protocol broker) and the MongoDB-wire server:
+//! the `event-service` and `booking-service` binaries as two separate processes (fresh exchange, queue
+//! or topic, and databases), a location and an event created on one, booked on the other until sold
+//! out.
 
 use std::time::Duration;
 
-use myevents_testkit::{ServiceProcess, amqp_url, eventually, mongo_url, unique, unique_database};
+use myevents_testkit::{
+    ServiceProcess, amqp_url, eventually, kafka_brokers, mongo_url, unique, unique_database,
+};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
-async fn an_event_created_on_one_service_is_booked_on_the_other_until_sold_out() {
-    let mut env = vec![
+async fn over_rabbitmq_an_event_created_on_one_service_is_booked_on_the_other_until_sold_out() {
+    book_across_processes(vec![
         ("BROKER_KIND", "rabbitmq".to_owned()),
         ("AMQP_BROKER_URL", amqp_url()),
         ("AMQP_EXCHANGE", unique("events")),
         ("BOOKING_QUEUE", unique("booking")),
         ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn over_kafka_an_event_created_on_one_service_is_booked_on_the_other_until_sold_out() {
+    book_across_processes(vec![
+        ("BROKER_KIND", "kafka".to_owned()),
+        ("KAFKA_BROKER_URLS", kafka_brokers()),
+        ("KAFKA_TOPIC", unique("events")),
+        ("BOOKING_QUEUE", unique("booking")),
+    ])
+    .await;
+}
+
+/// Starts both binaries with `broker_env` (plus a MongoDB database each), waits until the booking
+/// service is ready (store answers, consumer attached), and books an event created on the event
+/// service until sold out.
+async fn book_across_processes(broker_env: Vec<(&str, String)>) {
+    let mut env = broker_env;
+    env.extend([
         ("STORE_KIND", "mongodb".to_owned()),
         ("MONGO_URL", mongo_url()),
         ("MONGO_DATABASE", unique_database()),
-    ];
+    ]);
     let bookings = ServiceProcess::start("booking-service", &env).await;
     env.push(("MONGO_DATABASE", unique_database()));
+    let ready = format!("{}/readyz", bookings.url());
     assert!(
         eventually(WAIT, || async {
-            bookings.logged("RabbitMQ consumer attached")
+            reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
         })
         .await,
-        "the booking service's consumer attached"
+        "the booking service became ready"
     );
     let events = ServiceProcess::start("event-service", &env).await;
     let client = Client::new();
