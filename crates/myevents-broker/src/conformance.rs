@@ -245,6 +245,42 @@ pub async fn redelivers_after_a_crash(broker: BrokerUnderTest) {
     consumer.shutdown().await;
 }
 
+/// A consumer stopped gracefully and started again resumes right after the last message it handled:
+/// nothing handled is delivered again, nothing is skipped.
+pub async fn resumes_after_the_last_handled_message(broker: BrokerUnderTest) {
+    let sub = broker.subscription("resume", &["eventBooked"]);
+    broker.subscriber.declare(&sub).await.expect("declare");
+    let sent: Vec<Message> = (0..5)
+        .map(|i| message("eventBooked", "one-event", &format!("{{\"n\":{i}}}")))
+        .collect();
+    for m in &sent[..3] {
+        broker.publisher.publish(m).await.expect("publish");
+    }
+    let (recorder, mut received) = Recorder::new();
+    let first = broker
+        .subscriber
+        .subscribe(&sub, recorder)
+        .await
+        .expect("subscribe");
+    for expected in &sent[..3] {
+        assert_eq!(next(&mut received, "before restart").await.id, expected.id);
+    }
+    first.shutdown().await;
+    for m in &sent[3..] {
+        broker.publisher.publish(m).await.expect("publish");
+    }
+    let (recorder, mut received) = Recorder::new();
+    let second = broker
+        .subscriber
+        .subscribe(&sub, recorder)
+        .await
+        .expect("subscribe");
+    for expected in &sent[3..] {
+        assert_eq!(next(&mut received, "after restart").await.id, expected.id);
+    }
+    second.shutdown().await;
+}
+
 /// A poison message goes to the dead-letter queue with its reason; the next message is still handled.
 pub async fn dead_letters_poison(broker: BrokerUnderTest) {
     let sub = broker.subscription("poison", &["eventCreated"]);
@@ -348,7 +384,8 @@ macro_rules! broker_conformance {
     ($make:expr) => {
         $crate::__broker_conformance_tests!($make;
             round_trip, delivers_only_subscribed_names, keeps_order_per_key,
-            keeps_messages_for_a_late_consumer, redelivers_after_a_crash, dead_letters_poison,
+            keeps_messages_for_a_late_consumer, redelivers_after_a_crash,
+            resumes_after_the_last_handled_message, dead_letters_poison,
             retries_transient_failures, shares_work_between_consumers);
     };
 }
