@@ -15,7 +15,7 @@
 //! Producer: idempotent, `acks=all`; a publish returns after the delivery report. Consumers join one
 //! consumer group per [`Subscription`] (replicas share partitions; a restart resumes from the committed
 //! offset, a new group starts at the earliest offset) and commit a message's offset only after it was
-//! handled (at least once). A message that cannot be decoded or keeps failing is produced to the
+//! handled (at least once; asynchronously while running, synchronously at shutdown). A message that cannot be decoded or keeps failing is produced to the
 //! dead-letter topic (default `<topic>.dlq`) with `x-dead-letter-reason` and `x-dead-letter-source`
 //! headers, then committed; consumption goes on.
 //!
@@ -533,8 +533,16 @@ async fn consume(
                 break;
             }
         }
-        if let Err(error) = consumer.commit_message(&record, CommitMode::Sync) {
+        // Asynchronous: the offset is committed only after the record was handled, so a lost commit
+        // means a redelivery (handlers are idempotent), never a skip. The final commit is synchronous.
+        if let Err(error) = consumer.commit_message(&record, CommitMode::Async) {
             tracing::warn!(%error, "committing an offset failed; the record may come again");
+        }
+    }
+    if !signals.is_killed() {
+        // The position is right after the last handled record: the loop stops before the next recv.
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::warn!(%error, "the final offset commit failed; records may come again");
         }
     }
 }

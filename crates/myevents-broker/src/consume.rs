@@ -101,6 +101,11 @@ impl ConsumerSignals {
         }
     }
 
+    /// Whether the consumer was told to stop at once (a simulated crash).
+    pub fn is_killed(&self) -> bool {
+        self.kill.is_cancelled()
+    }
+
     /// Whether either stop signal fired.
     pub fn is_stopping(&self) -> bool {
         self.stop.is_cancelled() || self.kill.is_cancelled()
