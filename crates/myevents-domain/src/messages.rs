@@ -243,6 +243,31 @@ impl DomainEvent {
     }
 }
 
+/// A domain event waiting in the transactional outbox: stored in the same atomic write as the state
+/// change it announces, published later by the relay with this id, so a consumer can recognise a
+/// repeated publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Unique message id (UUID v7 text), kept on every publish attempt.
+    pub id: String,
+    /// When the state change happened, UTC (millisecond precision survives every store).
+    pub occurred_at: DateTime<Utc>,
+    /// The event.
+    pub event: DomainEvent,
+}
+
+impl OutboxMessage {
+    /// A message for `event` with a fresh id, occurring now.
+    pub fn new(event: DomainEvent) -> Self {
+        let now = Utc::now();
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now),
+            event,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

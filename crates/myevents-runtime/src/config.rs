@@ -71,6 +71,54 @@ pub fn seconds_or(name: &str, default: Duration) -> Result<Duration, ConfigError
     }
 }
 
+/// Reads an on/off switch (`on|true|1|yes` or `off|false|0|no`), or `default`.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable for any other value.
+pub fn switch_or(name: &str, default: bool) -> Result<bool, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(true),
+            "off" | "false" | "0" | "no" => Ok(false),
+            _ => Err(ConfigError::new(name, &value, "expected on or off")),
+        },
+    }
+}
+
+/// The outbox relay's settings: `OUTBOX_RELAY` (`on`/`off`, default `on`; `off` only to simulate a
+/// crash between storing and publishing, in tests) and `OUTBOX_POLL_INTERVAL` (seconds between looks
+/// for messages a crashed process left behind, default 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Whether the relay runs.
+    pub enabled: bool,
+    /// Time between two looks when nothing woke it.
+    pub poll_interval: Duration,
+}
+
+impl RelayConfig {
+    /// Reads `OUTBOX_RELAY` and `OUTBOX_POLL_INTERVAL`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            enabled: switch_or("OUTBOX_RELAY", true)?,
+            poll_interval: seconds_or("OUTBOX_POLL_INTERVAL", Duration::from_secs(1))?,
+        })
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// Parses a listen address: `host:port`, or Go's `:port` meaning every interface (the reference's
 /// `LISTEN_URL` form, e.g. `:8181`).
 ///

@@ -10,7 +10,12 @@
 //! use myevents_store::memory::InMemoryEventRepository;
 //!
 //! myevents_store::event_repository_conformance!(async {
-//!     Arc::new(InMemoryEventRepository::default()) as Arc<dyn myevents_store::EventRepository>
+//!     let outbox = myevents_store::memory::InMemoryOutbox::default();
+//!     myevents_store::conformance::StoreUnderTest {
+//!         repo: Arc::new(InMemoryEventRepository::new(outbox.clone()))
+//!             as Arc<dyn myevents_store::EventRepository>,
+//!         outbox: Arc::new(outbox),
+//!     }
 //! });
 //! ```
 
@@ -23,10 +28,41 @@ use myevents_domain::id::{BookingId, EventId, LocationId};
 use myevents_domain::location::{Hall, Location};
 use myevents_domain::seats::SeatCount;
 
+use myevents_domain::messages::{DomainEvent, EventBooked, OutboxMessage};
+
 use crate::{
-    BookingRepository, EventRepository, LocationRepository, PageRequest, PlaceBookingError,
+    BookingRepository, EventRepository, LocationRepository, Outbox, PageRequest, PlaceBookingError,
     RepositoryError,
 };
+
+/// A repository and the outbox of the same store, fresh and empty.
+pub struct StoreUnderTest<R: ?Sized> {
+    /// The repository.
+    pub repo: Arc<R>,
+    /// Its store's outbox.
+    pub outbox: Arc<dyn Outbox>,
+}
+
+/// An outbox message (an `eventBooked` of a fresh event) to pass to writes.
+pub fn sample_message() -> OutboxMessage {
+    OutboxMessage::new(DomainEvent::EventBooked(EventBooked {
+        event_id: EventId::generate(),
+        user_id: "alice".to_owned(),
+        booking_id: None,
+        seats: Some(1),
+        booked_at: None,
+    }))
+}
+
+async fn pending_ids(outbox: &dyn Outbox) -> Vec<String> {
+    outbox
+        .pending(1000)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|m| m.id)
+        .collect()
+}
 
 /// A location with two halls (100 and 50 seats) named `name`.
 pub fn sample_location(name: &str) -> Location {
@@ -88,7 +124,9 @@ pub mod locations {
     /// A stored location reads back equal; an unknown id reads as `None`.
     pub async fn stores_and_reads_back(repo: Arc<dyn LocationRepository>) {
         let location = sample_location("West Hall");
-        repo.insert(&location).await.expect("insert");
+        repo.insert(&location, &sample_message())
+            .await
+            .expect("insert");
         assert_eq!(repo.get(location.id).await.expect("get"), Some(location));
         assert_eq!(repo.get(LocationId::generate()).await.expect("get"), None);
     }
@@ -96,14 +134,56 @@ pub mod locations {
     /// A second insert with the same id is a conflict and keeps the first.
     pub async fn rejects_a_duplicate_id(repo: Arc<dyn LocationRepository>) {
         let location = sample_location("West Hall");
-        repo.insert(&location).await.expect("insert");
+        repo.insert(&location, &sample_message())
+            .await
+            .expect("insert");
         let mut other = sample_location("East Hall");
         other.id = location.id;
         assert!(matches!(
-            repo.insert(&other).await,
+            repo.insert(&other, &sample_message()).await,
             Err(RepositoryError::Conflict(_))
         ));
         assert_eq!(repo.get(location.id).await.expect("get"), Some(location));
+    }
+
+    /// A stored location's message waits in the outbox until marked published; a refused duplicate
+    /// adds none.
+    pub async fn announces_through_the_outbox(store: StoreUnderTest<dyn LocationRepository>) {
+        let location = sample_location("West Hall");
+        let message = sample_message();
+        store
+            .repo
+            .insert(&location, &message)
+            .await
+            .expect("insert");
+        assert_eq!(
+            pending_ids(store.outbox.as_ref()).await,
+            [message.id.clone()]
+        );
+        let pending = store.outbox.pending(10).await.expect("pending");
+        assert_eq!(pending, [message.clone()]);
+        assert!(
+            store
+                .repo
+                .insert(&location, &sample_message())
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            pending_ids(store.outbox.as_ref()).await,
+            [message.id.clone()]
+        );
+        store
+            .outbox
+            .mark_published(&message.id)
+            .await
+            .expect("mark");
+        store
+            .outbox
+            .mark_published(&message.id)
+            .await
+            .expect("mark twice");
+        assert!(pending_ids(store.outbox.as_ref()).await.is_empty());
     }
 
     /// Listing pages through every location in id order.
@@ -111,7 +191,9 @@ pub mod locations {
         let mut all = Vec::new();
         for i in 0..5 {
             let location = sample_location(&format!("hall {i}"));
-            repo.insert(&location).await.expect("insert");
+            repo.insert(&location, &sample_message())
+                .await
+                .expect("insert");
             all.push(location);
         }
         all.sort_by_key(|l| l.id);
@@ -137,7 +219,9 @@ pub mod events {
     /// A stored event (with its embedded location) reads back equal; an unknown id reads as `None`.
     pub async fn stores_and_reads_back(repo: Arc<dyn EventRepository>) {
         let event = sample_event("opera aida");
-        repo.insert(&event).await.expect("insert");
+        repo.insert(&event, &sample_message())
+            .await
+            .expect("insert");
         assert_eq!(repo.get(event.id).await.expect("get"), Some(event));
         assert_eq!(repo.get(EventId::generate()).await.expect("get"), None);
     }
@@ -145,11 +229,13 @@ pub mod events {
     /// A second insert with the same id is a conflict.
     pub async fn rejects_a_duplicate_id(repo: Arc<dyn EventRepository>) {
         let event = sample_event("opera aida");
-        repo.insert(&event).await.expect("insert");
+        repo.insert(&event, &sample_message())
+            .await
+            .expect("insert");
         let mut other = sample_event("tosca");
         other.id = event.id;
         assert!(matches!(
-            repo.insert(&other).await,
+            repo.insert(&other, &sample_message()).await,
             Err(RepositoryError::Conflict(_))
         ));
     }
@@ -158,9 +244,15 @@ pub mod events {
     pub async fn finds_the_oldest_by_exact_name(repo: Arc<dyn EventRepository>) {
         let first = sample_event("opera aida");
         let second = sample_event("opera aida");
-        repo.insert(&second).await.expect("insert");
-        repo.insert(&first).await.expect("insert");
-        repo.insert(&sample_event("tosca")).await.expect("insert");
+        repo.insert(&second, &sample_message())
+            .await
+            .expect("insert");
+        repo.insert(&first, &sample_message())
+            .await
+            .expect("insert");
+        repo.insert(&sample_event("tosca"), &sample_message())
+            .await
+            .expect("insert");
         assert_eq!(
             repo.find_by_name("opera aida").await.expect("find"),
             Some(first)
@@ -168,12 +260,42 @@ pub mod events {
         assert_eq!(repo.find_by_name("Opera Aida").await.expect("find"), None);
     }
 
+    /// Stored events' messages wait in the outbox, oldest first, until marked published.
+    pub async fn announces_through_the_outbox(store: StoreUnderTest<dyn EventRepository>) {
+        let (first, second) = (sample_message(), sample_message());
+        store
+            .repo
+            .insert(&sample_event("a"), &first)
+            .await
+            .expect("insert");
+        store
+            .repo
+            .insert(&sample_event("b"), &second)
+            .await
+            .expect("insert");
+        assert_eq!(
+            pending_ids(store.outbox.as_ref()).await,
+            [first.id.clone(), second.id.clone()]
+        );
+        assert_eq!(
+            store.outbox.pending(1).await.expect("pending"),
+            [first.clone()]
+        );
+        store.outbox.mark_published(&first.id).await.expect("mark");
+        assert_eq!(
+            pending_ids(store.outbox.as_ref()).await,
+            [second.id.clone()]
+        );
+    }
+
     /// Listing pages through every event in id order.
     pub async fn lists_in_pages(repo: Arc<dyn EventRepository>) {
         let mut all = Vec::new();
         for i in 0..5 {
             let event = sample_event(&format!("show {i}"));
-            repo.insert(&event).await.expect("insert");
+            repo.insert(&event, &sample_message())
+                .await
+                .expect("insert");
             all.push(event);
         }
         let first = repo.list(PageRequest::first(3)).await.expect("list");
@@ -202,7 +324,7 @@ pub mod bookings {
     pub async fn adding_an_inventory_is_idempotent(repo: Arc<dyn BookingRepository>) {
         let inv = inventory(10);
         assert!(repo.add_inventory(&inv).await.expect("add"));
-        repo.place_booking(&sample_booking(inv.event_id, "alice", 4))
+        repo.place_booking(&sample_booking(inv.event_id, "alice", 4), &sample_message())
             .await
             .expect("place");
         assert!(!repo.add_inventory(&inv).await.expect("add again"));
@@ -224,18 +346,21 @@ pub mod bookings {
         let inv = inventory(5);
         repo.add_inventory(&inv).await.expect("add");
         let booking = sample_booking(inv.event_id, "alice", 3);
-        assert_eq!(repo.place_booking(&booking).await, Ok(SeatCount::new(2)));
+        assert_eq!(
+            repo.place_booking(&booking, &sample_message()).await,
+            Ok(SeatCount::new(2))
+        );
         assert_eq!(repo.booking(booking.id).await.expect("get"), Some(booking));
         let too_many = sample_booking(inv.event_id, "bob", 3);
         assert_eq!(
-            repo.place_booking(&too_many).await,
+            repo.place_booking(&too_many, &sample_message()).await,
             Err(PlaceBookingError::SoldOut {
                 remaining: SeatCount::new(2)
             })
         );
         assert_eq!(repo.booking(too_many.id).await.expect("get"), None);
         assert_eq!(
-            repo.place_booking(&sample_booking(inv.event_id, "bob", 2))
+            repo.place_booking(&sample_booking(inv.event_id, "bob", 2), &sample_message())
                 .await,
             Ok(SeatCount::new(0))
         );
@@ -247,11 +372,42 @@ pub mod bookings {
         assert_eq!(stored.remaining, SeatCount::new(0));
     }
 
+    /// A placed booking's message waits in the outbox; a refused booking leaves none.
+    pub async fn announces_placed_bookings_only(store: StoreUnderTest<dyn BookingRepository>) {
+        let inv = inventory(1);
+        store.repo.add_inventory(&inv).await.expect("add");
+        let placed = sample_message();
+        store
+            .repo
+            .place_booking(&sample_booking(inv.event_id, "alice", 1), &placed)
+            .await
+            .expect("place");
+        let refused = store
+            .repo
+            .place_booking(&sample_booking(inv.event_id, "bob", 1), &sample_message())
+            .await;
+        assert!(matches!(refused, Err(PlaceBookingError::SoldOut { .. })));
+        let unknown = store
+            .repo
+            .place_booking(
+                &sample_booking(EventId::generate(), "bob", 1),
+                &sample_message(),
+            )
+            .await;
+        assert_eq!(unknown, Err(PlaceBookingError::EventNotFound));
+        assert_eq!(
+            pending_ids(store.outbox.as_ref()).await,
+            [placed.id.clone()]
+        );
+        store.outbox.mark_published(&placed.id).await.expect("mark");
+        assert!(pending_ids(store.outbox.as_ref()).await.is_empty());
+    }
+
     /// A booking for an event the repository does not know is refused.
     pub async fn placing_for_an_unknown_event_is_refused(repo: Arc<dyn BookingRepository>) {
         let booking = sample_booking(EventId::generate(), "alice", 1);
         assert_eq!(
-            repo.place_booking(&booking).await,
+            repo.place_booking(&booking, &sample_message()).await,
             Err(PlaceBookingError::EventNotFound)
         );
         assert_eq!(repo.booking(booking.id).await.expect("get"), None);
@@ -265,7 +421,7 @@ pub mod bookings {
             .map(|i| {
                 let repo = Arc::clone(&repo);
                 let booking = sample_booking(inv.event_id, &format!("user{i}"), 1);
-                tokio::spawn(async move { repo.place_booking(&booking).await })
+                tokio::spawn(async move { repo.place_booking(&booking, &sample_message()).await })
             })
             .collect();
         let mut placed = 0;
@@ -291,6 +447,37 @@ pub mod bookings {
         assert_eq!(listed.len(), 50);
     }
 
+    /// Bookings placed while the event's inventory is being added are placed or find no event, but are
+    /// never refused as sold out while seats remain.
+    pub async fn an_inventory_appearing_mid_booking_is_never_reported_sold_out(
+        repo: Arc<dyn BookingRepository>,
+    ) {
+        for _ in 0..20 {
+            let inv = inventory(10);
+            let adding = {
+                let repo = Arc::clone(&repo);
+                let inv = inv.clone();
+                tokio::spawn(async move { repo.add_inventory(&inv).await })
+            };
+            let placing: Vec<_> = (0..4)
+                .map(|_| {
+                    let repo = Arc::clone(&repo);
+                    let booking = sample_booking(inv.event_id, "alice", 1);
+                    tokio::spawn(
+                        async move { repo.place_booking(&booking, &sample_message()).await },
+                    )
+                })
+                .collect();
+            adding.await.expect("task").expect("add");
+            for result in futures_util::future::join_all(placing).await {
+                match result.expect("task") {
+                    Ok(_) | Err(PlaceBookingError::EventNotFound) => {}
+                    Err(other) => panic!("refused while seats remained: {other}"),
+                }
+            }
+        }
+    }
+
     /// Bookings list by event and by user, in pages.
     pub async fn lists_by_event_and_by_user(repo: Arc<dyn BookingRepository>) {
         let a = inventory(100);
@@ -300,13 +487,19 @@ pub mod bookings {
         let mut alice_on_a = Vec::new();
         for _ in 0..3 {
             let booking = sample_booking(a.event_id, "alice", 1);
-            repo.place_booking(&booking).await.expect("place");
+            repo.place_booking(&booking, &sample_message())
+                .await
+                .expect("place");
             alice_on_a.push(booking);
         }
         let bob_on_a = sample_booking(a.event_id, "bob", 2);
-        repo.place_booking(&bob_on_a).await.expect("place");
+        repo.place_booking(&bob_on_a, &sample_message())
+            .await
+            .expect("place");
         let alice_on_b = sample_booking(b.event_id, "alice", 1);
-        repo.place_booking(&alice_on_b).await.expect("place");
+        repo.place_booking(&alice_on_b, &sample_message())
+            .await
+            .expect("place");
 
         let on_a = repo
             .bookings_for_event(a.event_id, PageRequest::first(100))
@@ -337,13 +530,14 @@ pub mod bookings {
     }
 }
 
-/// Expands to one test per [`locations`] check. The argument is an async expression evaluating to an
-/// `Arc<dyn LocationRepository>` that is fresh and empty each time.
+/// Expands to one test per [`locations`] check. The argument is an async expression evaluating to a
+/// [`StoreUnderTest`] of `dyn LocationRepository` that is fresh and empty each time.
 #[macro_export]
 macro_rules! location_repository_conformance {
     ($make:expr) => {
         $crate::__conformance_tests!(locations, $make;
-            stores_and_reads_back, rejects_a_duplicate_id, lists_in_pages);
+            stores_and_reads_back, rejects_a_duplicate_id, lists_in_pages;
+            announces_through_the_outbox);
     };
 }
 
@@ -353,7 +547,8 @@ macro_rules! event_repository_conformance {
     ($make:expr) => {
         $crate::__conformance_tests!(events, $make;
             stores_and_reads_back, rejects_a_duplicate_id, finds_the_oldest_by_exact_name,
-            lists_in_pages);
+            lists_in_pages;
+            announces_through_the_outbox);
     };
 }
 
@@ -364,19 +559,28 @@ macro_rules! booking_repository_conformance {
         $crate::__conformance_tests!(bookings, $make;
             adding_an_inventory_is_idempotent, placing_takes_seats_until_sold_out,
             placing_for_an_unknown_event_is_refused, concurrent_bookings_never_oversell,
-            lists_by_event_and_by_user);
+            an_inventory_appearing_mid_booking_is_never_reported_sold_out,
+            lists_by_event_and_by_user;
+            announces_placed_bookings_only);
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($module:ident, $make:expr; $($check:ident),+ $(,)?) => {
+    ($module:ident, $make:expr; $($check:ident),+ $(,)?; $($store_check:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let repo = $make.await;
-                $crate::conformance::$module::$check(repo).await;
+                let store = $make.await;
+                $crate::conformance::$module::$check(store.repo).await;
+            }
+        )+
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $store_check() {
+                let store = $make.await;
+                $crate::conformance::$module::$store_check(store).await;
             }
         )+
     };

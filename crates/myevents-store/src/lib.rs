@@ -7,6 +7,9 @@
 //! - Adapters: [`memory`] (in-process, for the embedded mode and unit tests) and, with feature
 //!   `mongodb`, `mongo` (MongoDB through the official driver).
 //! - [`StoreHealth`]: whether a store can serve now (for readiness).
+//! - [`Outbox`]: the transactional outbox. Every write that announces something takes the
+//!   [`OutboxMessage`] and stores it in the same atomic write; a relay publishes pending messages and
+//!   marks them published.
 //! - Feature `conformance`: the [`conformance`] suite that every adapter must pass.
 //!
 //! ```no_run
@@ -21,6 +24,7 @@ use myevents_domain::booking::{Booking, SeatInventory, UserId};
 use myevents_domain::event::Event;
 use myevents_domain::id::{BookingId, EventId, LocationId, ObjectId};
 use myevents_domain::location::Location;
+use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
 pub mod config;
@@ -110,14 +114,36 @@ impl StoreHealth for AlwaysReady {
     }
 }
 
+/// The transactional outbox of one service's store: messages stored together with the state changes
+/// they announce, waiting to be published.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Up to `limit` unpublished messages, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxMessage>, RepositoryError>;
+
+    /// Marks the message `id` published; marking an unknown or already published id does nothing.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn mark_published(&self, id: &str) -> Result<(), RepositoryError>;
+}
+
 /// Locations of the event service.
 #[async_trait]
 pub trait LocationRepository: Send + Sync {
-    /// Stores a new location.
+    /// Stores a new location and, in the same atomic write, `announce` in the outbox.
     ///
     /// # Errors
-    /// [`RepositoryError::Conflict`] when its id is taken; `Unavailable`/`Unexpected` on store failure.
-    async fn insert(&self, location: &Location) -> Result<(), RepositoryError>;
+    /// [`RepositoryError::Conflict`] when its id is taken (nothing is stored then);
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn insert(
+        &self,
+        location: &Location,
+        announce: &OutboxMessage,
+    ) -> Result<(), RepositoryError>;
 
     /// The location with this id, if stored.
     ///
@@ -135,11 +161,12 @@ pub trait LocationRepository: Send + Sync {
 /// Events of the event service.
 #[async_trait]
 pub trait EventRepository: Send + Sync {
-    /// Stores a new event.
+    /// Stores a new event and, in the same atomic write, `announce` in the outbox.
     ///
     /// # Errors
-    /// [`RepositoryError::Conflict`] when its id is taken; `Unavailable`/`Unexpected` on store failure.
-    async fn insert(&self, event: &Event) -> Result<(), RepositoryError>;
+    /// [`RepositoryError::Conflict`] when its id is taken (nothing is stored then);
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError>;
 
     /// The event with this id, if stored.
     ///
@@ -177,13 +204,17 @@ pub trait BookingRepository: Send + Sync {
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError>;
 
     /// Places a booking atomically: takes `booking.seats` from the event's remaining seats and stores the
-    /// booking, or does neither. Under any concurrency the remaining seats never drop below zero.
-    /// Returns the seats that remain afterwards.
+    /// booking with `announce` in its outbox, or does neither. Under any concurrency the remaining seats
+    /// never drop below zero. Returns the seats that remain afterwards.
     ///
     /// # Errors
     /// [`PlaceBookingError::EventNotFound`], [`PlaceBookingError::SoldOut`] (nothing changed), or a
     /// repository error.
-    async fn place_booking(&self, booking: &Booking) -> Result<SeatCount, PlaceBookingError>;
+    async fn place_booking(
+        &self,
+        booking: &Booking,
+        announce: &OutboxMessage,
+    ) -> Result<SeatCount, PlaceBookingError>;
 
     /// The booking with this id, if stored.
     ///

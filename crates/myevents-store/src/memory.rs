@@ -1,5 +1,7 @@
 //! In-memory adapters: every port kept in process memory behind a lock. Nothing survives a restart;
 //! they serve the embedded mode and unit tests, and pass the same conformance suite as the real adapters.
+//! Repositories built with one [`InMemoryOutbox`] put their messages in it while they hold their own
+//! lock, so a state change and its message appear together.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -12,10 +14,36 @@ use myevents_domain::id::{BookingId, EventId, LocationId, ObjectId};
 use myevents_domain::location::Location;
 use myevents_domain::seats::SeatCount;
 
+use myevents_domain::messages::OutboxMessage;
+
 use crate::{
-    BookingRepository, EventRepository, LocationRepository, PageRequest, PlaceBookingError,
+    BookingRepository, EventRepository, LocationRepository, Outbox, PageRequest, PlaceBookingError,
     RepositoryError,
 };
+
+/// Pending outbox messages in memory, oldest first. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryOutbox {
+    pending: std::sync::Arc<Mutex<Vec<OutboxMessage>>>,
+}
+
+impl InMemoryOutbox {
+    fn push(&self, message: &OutboxMessage) {
+        lock(&self.pending).push(message.clone());
+    }
+}
+
+#[async_trait]
+impl Outbox for InMemoryOutbox {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxMessage>, RepositoryError> {
+        Ok(lock(&self.pending).iter().take(limit).cloned().collect())
+    }
+
+    async fn mark_published(&self, id: &str) -> Result<(), RepositoryError> {
+        lock(&self.pending).retain(|m| m.id != id);
+        Ok(())
+    }
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves the maps consistent (every write is one insert), so the
@@ -54,16 +82,30 @@ fn insert_new<T>(
 #[derive(Debug, Default)]
 pub struct InMemoryLocationRepository {
     locations: Mutex<BTreeMap<ObjectId, Location>>,
+    outbox: InMemoryOutbox,
+}
+
+impl InMemoryLocationRepository {
+    /// A repository whose messages go to `outbox`.
+    pub fn new(outbox: InMemoryOutbox) -> Self {
+        Self {
+            locations: Mutex::default(),
+            outbox,
+        }
+    }
 }
 
 #[async_trait]
 impl LocationRepository for InMemoryLocationRepository {
-    async fn insert(&self, location: &Location) -> Result<(), RepositoryError> {
-        insert_new(
-            &mut lock(&self.locations),
-            location.id.object_id(),
-            location.clone(),
-        )
+    async fn insert(
+        &self,
+        location: &Location,
+        announce: &OutboxMessage,
+    ) -> Result<(), RepositoryError> {
+        let mut locations = lock(&self.locations);
+        insert_new(&mut locations, location.id.object_id(), location.clone())?;
+        self.outbox.push(announce);
+        Ok(())
     }
 
     async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
@@ -79,12 +121,26 @@ impl LocationRepository for InMemoryLocationRepository {
 #[derive(Debug, Default)]
 pub struct InMemoryEventRepository {
     events: Mutex<BTreeMap<ObjectId, Event>>,
+    outbox: InMemoryOutbox,
+}
+
+impl InMemoryEventRepository {
+    /// A repository whose messages go to `outbox`.
+    pub fn new(outbox: InMemoryOutbox) -> Self {
+        Self {
+            events: Mutex::default(),
+            outbox,
+        }
+    }
 }
 
 #[async_trait]
 impl EventRepository for InMemoryEventRepository {
-    async fn insert(&self, event: &Event) -> Result<(), RepositoryError> {
-        insert_new(&mut lock(&self.events), event.id.object_id(), event.clone())
+    async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError> {
+        let mut events = lock(&self.events);
+        insert_new(&mut events, event.id.object_id(), event.clone())?;
+        self.outbox.push(announce);
+        Ok(())
     }
 
     async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
@@ -113,6 +169,17 @@ struct BookingState {
 #[derive(Debug, Default)]
 pub struct InMemoryBookingRepository {
     state: Mutex<BookingState>,
+    outbox: InMemoryOutbox,
+}
+
+impl InMemoryBookingRepository {
+    /// A repository whose messages go to `outbox`.
+    pub fn new(outbox: InMemoryOutbox) -> Self {
+        Self {
+            state: Mutex::default(),
+            outbox,
+        }
+    }
 }
 
 #[async_trait]
@@ -134,7 +201,11 @@ impl BookingRepository for InMemoryBookingRepository {
             .cloned())
     }
 
-    async fn place_booking(&self, booking: &Booking) -> Result<SeatCount, PlaceBookingError> {
+    async fn place_booking(
+        &self,
+        booking: &Booking,
+        announce: &OutboxMessage,
+    ) -> Result<SeatCount, PlaceBookingError> {
         let mut state = lock(&self.state);
         let id = booking.id.object_id();
         if state.bookings.contains_key(&id) {
@@ -151,6 +222,7 @@ impl BookingRepository for InMemoryBookingRepository {
                     remaining: sold_out.remaining,
                 })?;
         state.bookings.insert(id, booking.clone());
+        self.outbox.push(announce);
         Ok(remaining)
     }
 

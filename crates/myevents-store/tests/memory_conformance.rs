@@ -2,28 +2,44 @@
 
 use std::sync::Arc;
 
+use myevents_store::conformance::StoreUnderTest;
 use myevents_store::memory::{
-    InMemoryBookingRepository, InMemoryEventRepository, InMemoryLocationRepository,
+    InMemoryBookingRepository, InMemoryEventRepository, InMemoryLocationRepository, InMemoryOutbox,
 };
 use myevents_store::{BookingRepository, EventRepository, LocationRepository};
 
 mod locations {
     use super::*;
     myevents_store::location_repository_conformance!(async {
-        Arc::new(InMemoryLocationRepository::default()) as Arc<dyn LocationRepository>
+        let outbox = InMemoryOutbox::default();
+        StoreUnderTest {
+            repo: Arc::new(InMemoryLocationRepository::new(outbox.clone()))
+                as Arc<dyn LocationRepository>,
+            outbox: Arc::new(outbox),
+        }
     });
 }
 
 mod events {
     use super::*;
     myevents_store::event_repository_conformance!(async {
-        Arc::new(InMemoryEventRepository::default()) as Arc<dyn EventRepository>
+        let outbox = InMemoryOutbox::default();
+        StoreUnderTest {
+            repo: Arc::new(InMemoryEventRepository::new(outbox.clone()))
+                as Arc<dyn EventRepository>,
+            outbox: Arc::new(outbox),
+        }
     });
 }
 
 mod bookings {
     use super::*;
     myevents_store::booking_repository_conformance!(async {
-        Arc::new(InMemoryBookingRepository::default()) as Arc<dyn BookingRepository>
+        let outbox = InMemoryOutbox::default();
+        StoreUnderTest {
+            repo: Arc::new(InMemoryBookingRepository::new(outbox.clone()))
+                as Arc<dyn BookingRepository>,
+            outbox: Arc::new(outbox),
+        }
     });
 }

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use myevents_store::conformance::StoreUnderTest;
 use myevents_store::mongo::{
-    MongoBookingRepository, MongoConfig, MongoEventRepository, MongoLocationRepository, MongoStore,
-    booking_service_indexes, event_service_indexes,
+    MongoBookingRepository, MongoConfig, MongoEventRepository, MongoLocationRepository,
+    MongoOutbox, MongoStore, booking_service_indexes, event_service_indexes,
 };
 use myevents_store::{BookingRepository, EventRepository, LocationRepository};
 
@@ -23,7 +24,10 @@ mod locations {
     use super::*;
     myevents_store::location_repository_conformance!(async {
         let store = store(event_service_indexes()).await;
-        Arc::new(MongoLocationRepository::new(&store)) as Arc<dyn LocationRepository>
+        StoreUnderTest {
+            repo: Arc::new(MongoLocationRepository::new(&store)) as Arc<dyn LocationRepository>,
+            outbox: Arc::new(MongoOutbox::for_event_service(&store)),
+        }
     });
 }
 
@@ -31,7 +35,10 @@ mod events {
     use super::*;
     myevents_store::event_repository_conformance!(async {
         let store = store(event_service_indexes()).await;
-        Arc::new(MongoEventRepository::new(&store)) as Arc<dyn EventRepository>
+        StoreUnderTest {
+            repo: Arc::new(MongoEventRepository::new(&store)) as Arc<dyn EventRepository>,
+            outbox: Arc::new(MongoOutbox::for_event_service(&store)),
+        }
     });
 }
 
@@ -39,7 +46,10 @@ mod bookings {
     use super::*;
     myevents_store::booking_repository_conformance!(async {
         let store = store(booking_service_indexes()).await;
-        Arc::new(MongoBookingRepository::new(&store)) as Arc<dyn BookingRepository>
+        StoreUnderTest {
+            repo: Arc::new(MongoBookingRepository::new(&store)) as Arc<dyn BookingRepository>,
+            outbox: Arc::new(MongoOutbox::for_booking_service(&store)),
+        }
     });
 }
 

@@ -259,6 +259,11 @@ impl ServiceProcess {
         let _ = self.child.kill().await;
     }
 
+    /// Every log line so far, one per line (for failure messages).
+    pub fn log_text(&self) -> String {
+        self.logs.lock().expect("log lock").join("\n")
+    }
+
     /// Whether some log line contains `text`.
     pub fn logged(&self, text: &str) -> bool {
         self.logs

@@ -8,8 +8,9 @@ use anyhow::Context;
 use myevents_broker::{Consumer, EventPublisher};
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::StoreConfig;
-use myevents_store::memory::InMemoryBookingRepository;
-use myevents_store::{AlwaysReady, BookingRepository, StoreHealth};
+use myevents_runtime::outbox::OutboxRelay;
+use myevents_store::memory::{InMemoryBookingRepository, InMemoryOutbox};
+use myevents_store::{AlwaysReady, BookingRepository, Outbox, StoreHealth};
 use tokio::net::TcpListener;
 
 use crate::config::BookingServiceConfig;
@@ -23,6 +24,8 @@ pub struct Dependencies {
     pub repository: Arc<dyn BookingRepository>,
     /// Whether the store can serve (readiness).
     pub store_health: Arc<dyn StoreHealth>,
+    /// Messages stored with the bookings, waiting to be published.
+    pub outbox: Arc<dyn Outbox>,
     /// The broker.
     pub broker: Broker,
 }
@@ -30,9 +33,11 @@ pub struct Dependencies {
 impl Dependencies {
     /// An in-memory repository with the given broker.
     pub fn in_memory(broker: Broker) -> Self {
+        let outbox = InMemoryOutbox::default();
         Self {
-            repository: Arc::new(InMemoryBookingRepository::default()),
+            repository: Arc::new(InMemoryBookingRepository::new(outbox.clone())),
             store_health: Arc::new(AlwaysReady),
+            outbox: Arc::new(outbox),
             broker,
         }
     }
@@ -48,11 +53,12 @@ impl Dependencies {
             #[cfg(feature = "mongodb")]
             StoreConfig::MongoDb(config) => {
                 use myevents_store::mongo::{
-                    MongoBookingRepository, MongoStore, booking_service_indexes,
+                    MongoBookingRepository, MongoOutbox, MongoStore, booking_service_indexes,
                 };
                 let mongo = MongoStore::start(config, booking_service_indexes()).await?;
                 Ok(Self {
                     repository: Arc::new(MongoBookingRepository::new(&mongo)),
+                    outbox: Arc::new(MongoOutbox::for_booking_service(&mongo)),
                     store_health: Arc::new(mongo),
                     broker,
                 })
@@ -71,6 +77,7 @@ pub struct Application {
     local_addr: SocketAddr,
     router: axum::Router,
     consumer: Consumer,
+    relay: Option<OutboxRelay>,
     publisher: Arc<dyn EventPublisher>,
 }
 
@@ -102,11 +109,21 @@ impl Application {
             .subscribe(&subscription, handler)
             .await
             .context("starting the eventCreated consumer")?;
+        let relay = config.relay.enabled.then(|| {
+            OutboxRelay::start(
+                Arc::clone(&deps.outbox),
+                Arc::clone(&deps.broker.publisher),
+                config.relay.poll_interval,
+            )
+        });
+        if relay.is_none() {
+            tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
+        }
         let state = AppState {
             repository: deps.repository,
             store_health: deps.store_health,
             consumer: consumer.status(),
-            publisher: Arc::clone(&deps.broker.publisher),
+            outbox_waker: relay.as_ref().map_or_else(Arc::default, OutboxRelay::waker),
             max_seats_per_booking: config.max_seats_per_booking,
         };
         Ok(Self {
@@ -114,6 +131,7 @@ impl Application {
             local_addr,
             router: router(state, &config.cors),
             consumer,
+            relay,
             publisher: deps.broker.publisher,
         })
     }
@@ -129,7 +147,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; then lets requests in progress finish, stops the consumer
-    /// after the message in hand, and closes the publisher.
+    /// after the message in hand, publishes what the outbox still holds (at most 5 s), and closes the
+    /// publisher.
     ///
     /// # Errors
     /// The server's I/O error.
@@ -140,6 +159,9 @@ impl Application {
         tracing::info!(addr = %self.local_addr, service = "booking-service", "http server listening");
         let served = myevents_runtime::http::serve(self.listener, self.router, shutdown).await;
         self.consumer.shutdown().await;
+        if let Some(relay) = self.relay {
+            relay.shutdown(std::time::Duration::from_secs(5)).await;
+        }
         if let Err(error) = self.publisher.close().await {
             tracing::error!(%error, "closing the publisher failed");
         }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, StoreConfig, listen_addr_or, parse_or, var,
+    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, parse_or, var,
 };
 
 /// Everything the booking service reads from its environment.
@@ -18,6 +18,8 @@ pub struct BookingServiceConfig {
     /// The store (`STORE_KIND`, default `mongodb`; database `MONGO_DATABASE`, default
     /// `myevents_booking`).
     pub store: StoreConfig,
+    /// The outbox relay (`OUTBOX_RELAY`, `OUTBOX_POLL_INTERVAL`).
+    pub relay: RelayConfig,
     /// The subscription (AMQP queue / consumer group) this service consumes (`BOOKING_QUEUE`, default
     /// `booking`, the reference's queue).
     pub queue: String,
@@ -51,6 +53,7 @@ impl BookingServiceConfig {
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
             broker: BrokerConfig::from_env("rabbitmq")?,
             store: StoreConfig::from_env("mongodb", "myevents_booking")?,
+            relay: RelayConfig::from_env()?,
             queue: var("BOOKING_QUEUE").unwrap_or_else(|| "booking".to_owned()),
             max_seats_per_booking,
             default_capacity,

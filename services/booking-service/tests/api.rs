@@ -13,7 +13,7 @@ use myevents_broker::{
 use myevents_domain::id::EventId;
 use myevents_domain::messages::{DomainEvent, EventCreated};
 use myevents_runtime::broker::Broker;
-use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, StoreConfig};
+use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
 use myevents_testkit::{
     Answer, Recorded, Recorder, eventually, mongo_url, rabbitmq_broker, unique, unique_database,
 };
@@ -54,6 +54,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("addr"),
             cors: CorsOrigins::Any,
             broker: BrokerConfig::Memory,
+            relay: RelayConfig::default(),
             store: StoreConfig::MongoDb(mongo.clone()),
             queue: queue.clone(),
             max_seats_per_booking: 4,

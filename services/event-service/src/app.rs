@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use myevents_broker::EventPublisher;
 use myevents_runtime::config::StoreConfig;
-use myevents_store::memory::{InMemoryEventRepository, InMemoryLocationRepository};
-use myevents_store::{AlwaysReady, EventRepository, LocationRepository, StoreHealth};
+use myevents_runtime::outbox::OutboxRelay;
+use myevents_store::memory::{InMemoryEventRepository, InMemoryLocationRepository, InMemoryOutbox};
+use myevents_store::{AlwaysReady, EventRepository, LocationRepository, Outbox, StoreHealth};
 use tokio::net::TcpListener;
 
 use crate::config::EventServiceConfig;
@@ -23,6 +24,8 @@ pub struct Dependencies {
     pub locations: Arc<dyn LocationRepository>,
     /// Whether the store can serve (readiness).
     pub store_health: Arc<dyn StoreHealth>,
+    /// Messages stored with the state changes, waiting to be published.
+    pub outbox: Arc<dyn Outbox>,
     /// Where domain events are published.
     pub publisher: Arc<dyn EventPublisher>,
 }
@@ -30,10 +33,12 @@ pub struct Dependencies {
 impl Dependencies {
     /// In-memory repositories with the given publisher.
     pub fn in_memory(publisher: Arc<dyn EventPublisher>) -> Self {
+        let outbox = InMemoryOutbox::default();
         Self {
-            events: Arc::new(InMemoryEventRepository::default()),
-            locations: Arc::new(InMemoryLocationRepository::default()),
+            events: Arc::new(InMemoryEventRepository::new(outbox.clone())),
+            locations: Arc::new(InMemoryLocationRepository::new(outbox.clone())),
             store_health: Arc::new(AlwaysReady),
+            outbox: Arc::new(outbox),
             publisher,
         }
     }
@@ -52,13 +57,14 @@ impl Dependencies {
             #[cfg(feature = "mongodb")]
             StoreConfig::MongoDb(config) => {
                 use myevents_store::mongo::{
-                    MongoEventRepository, MongoLocationRepository, MongoStore,
+                    MongoEventRepository, MongoLocationRepository, MongoOutbox, MongoStore,
                     event_service_indexes,
                 };
                 let mongo = MongoStore::start(config, event_service_indexes()).await?;
                 Ok(Self {
                     events: Arc::new(MongoEventRepository::new(&mongo)),
                     locations: Arc::new(MongoLocationRepository::new(&mongo)),
+                    outbox: Arc::new(MongoOutbox::for_event_service(&mongo)),
                     store_health: Arc::new(mongo),
                     publisher,
                 })
@@ -76,6 +82,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: axum::Router,
+    relay: Option<OutboxRelay>,
     publisher: Arc<dyn EventPublisher>,
 }
 
@@ -89,16 +96,27 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_URL)", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let relay = config.relay.enabled.then(|| {
+            OutboxRelay::start(
+                Arc::clone(&deps.outbox),
+                Arc::clone(&deps.publisher),
+                config.relay.poll_interval,
+            )
+        });
+        if relay.is_none() {
+            tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
+        }
         let state = AppState {
             events: deps.events,
             locations: deps.locations,
             store_health: deps.store_health,
-            publisher: Arc::clone(&deps.publisher),
+            outbox_waker: relay.as_ref().map_or_else(Arc::default, OutboxRelay::waker),
         };
         Ok(Self {
             listener,
             local_addr,
             router: router(state, &config.cors),
+            relay,
             publisher: deps.publisher,
         })
     }
@@ -113,7 +131,8 @@ impl Application {
         self.router.clone()
     }
 
-    /// Serves until `shutdown` resolves, lets requests in progress finish, then closes the publisher.
+    /// Serves until `shutdown` resolves, lets requests in progress finish, publishes what the outbox
+    /// still holds (at most 5 s), then closes the publisher.
     ///
     /// # Errors
     /// The server's I/O error.
@@ -123,6 +142,9 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, service = "event-service", "http server listening");
         myevents_runtime::http::serve(self.listener, self.router, shutdown).await?;
+        if let Some(relay) = self.relay {
+            relay.shutdown(std::time::Duration::from_secs(5)).await;
+        }
         if let Err(error) = self.publisher.close().await {
             tracing::error!(%error, "closing the publisher failed");
         }

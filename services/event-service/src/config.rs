@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, StoreConfig, listen_addr_or,
+    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or,
 };
 
 /// Everything the event service reads from its environment.
@@ -17,6 +17,8 @@ pub struct EventServiceConfig {
     pub broker: BrokerConfig,
     /// The store (`STORE_KIND`, default `mongodb`; database `MONGO_DATABASE`, default `myevents`).
     pub store: StoreConfig,
+    /// The outbox relay (`OUTBOX_RELAY`, `OUTBOX_POLL_INTERVAL`).
+    pub relay: RelayConfig,
 }
 
 impl EventServiceConfig {
@@ -30,6 +32,7 @@ impl EventServiceConfig {
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
             broker: BrokerConfig::from_env("rabbitmq")?,
             store: StoreConfig::from_env("mongodb", "myevents")?,
+            relay: RelayConfig::from_env()?,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use myevents_broker::{Consumer, EventSubscriber, Subscription};
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
-use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, StoreConfig};
+use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
 use myevents_testkit::{
     Answer, Recorded, Recorder, mongo_url, rabbitmq_broker, unique, unique_database,
 };
@@ -41,6 +41,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("addr"),
             cors: CorsOrigins::Any,
             broker: BrokerConfig::Memory,
+            relay: RelayConfig::default(),
             store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),
         };
         let deps = Dependencies::from_config(&config.store, Arc::new(broker))

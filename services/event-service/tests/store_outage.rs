@@ -12,7 +12,7 @@ use std::time::Duration;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
-use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, StoreConfig};
+use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
 use myevents_testkit::{Answer, eventually, unique_database};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
@@ -65,6 +65,7 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
         cors: CorsOrigins::Any,
         broker: BrokerConfig::Memory,
         store: StoreConfig::MongoDb(mongo),
+        relay: RelayConfig::default(),
     };
     let deps = Dependencies::from_config(&config.store, Arc::new(InMemoryBroker::default()))
         .await

@@ -22,7 +22,7 @@ use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, StoreConfig, listen_addr_or, parse_or,
+    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, parse_or,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -83,12 +83,14 @@ impl Suite {
             cors: config.cors.clone(),
             broker: BrokerConfig::Memory,
             store: StoreConfig::Memory,
+            relay: RelayConfig::default(),
         };
         let booking_config = BookingServiceConfig {
             listen: config.booking_listen,
             cors: config.cors.clone(),
             broker: BrokerConfig::Memory,
             store: StoreConfig::Memory,
+            relay: RelayConfig::default(),
             queue: "booking".to_owned(),
             max_seats_per_booking: config.max_seats_per_booking,
             default_capacity: None,

@@ -7,9 +7,10 @@ use mongodb::bson::doc;
 use mongodb::options::ReturnDocument;
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
 use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
-use super::documents::{BookingDoc, InventoryDoc, to_bson_id};
+use super::documents::{BookingDoc, InventoryDoc, OutboxDoc, to_bson_id};
 use super::events::find_page;
 use super::{MongoStore, map_error};
 use crate::{BookingRepository, PageRequest, PlaceBookingError, RepositoryError};
@@ -21,7 +22,7 @@ pub(crate) const BOOKINGS: &str = "bookings";
 ///
 /// [`BookingRepository::place_booking`] takes the seats with one atomic conditional update on the
 /// event's inventory document (`{_id, remaining: {$gte: n}}` → `{$inc: {remaining: -n}}`), then inserts
-/// the booking. It needs no transaction, so it works on a standalone server too. If the insert fails,
+/// the booking, its `eventBooked` embedded as a pending outbox message. It needs no transaction, so it works on a standalone server too. If the insert fails,
 /// the seats are given back with `$inc: +n`; if the process dies between the two writes, the seats stay
 /// taken without a booking (never an oversell, at worst unsold seats, which the log names).
 #[derive(Debug, Clone)]
@@ -78,28 +79,45 @@ impl BookingRepository for MongoBookingRepository {
             .transpose()
     }
 
-    async fn place_booking(&self, booking: &Booking) -> Result<SeatCount, PlaceBookingError> {
+    async fn place_booking(
+        &self,
+        booking: &Booking,
+        announce: &OutboxMessage,
+    ) -> Result<SeatCount, PlaceBookingError> {
         self.store.ensure_initialised()?;
         let event = to_bson_id(booking.event_id.object_id());
         let seats = i64::from(booking.seats.get());
-        let taken = self
-            .inventory
-            .find_one_and_update(
-                doc! {"_id": event, "remaining": {"$gte": seats}},
-                doc! {"$inc": {"remaining": -seats}},
-            )
-            .return_document(ReturnDocument::After)
-            .await
-            .map_err(map_error)?;
-        let Some(taken) = taken else {
-            return Err(match self.inventory(booking.event_id).await? {
-                None => PlaceBookingError::EventNotFound,
-                Some(inventory) => PlaceBookingError::SoldOut {
-                    remaining: inventory.remaining,
-                },
-            });
+        // The conditional update either takes the seats or matches nothing. Nothing matched can mean an
+        // unknown event, too few seats, or an inventory created (or seats given back) between the
+        // update and the read that tells which: then try again.
+        let mut attempts = 0;
+        let taken = loop {
+            attempts += 1;
+            let taken = self
+                .inventory
+                .find_one_and_update(
+                    doc! {"_id": event, "remaining": {"$gte": seats}},
+                    doc! {"$inc": {"remaining": -seats}},
+                )
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(map_error)?;
+            if let Some(taken) = taken {
+                break taken;
+            }
+            match self.inventory(booking.event_id).await? {
+                None => return Err(PlaceBookingError::EventNotFound),
+                Some(inventory) if inventory.remaining < booking.seats || attempts >= 5 => {
+                    return Err(PlaceBookingError::SoldOut {
+                        remaining: inventory.remaining,
+                    });
+                }
+                Some(_) => continue,
+            }
         };
-        if let Err(error) = self.bookings.insert_one(BookingDoc::from(booking)).await {
+        let mut document = BookingDoc::from(booking);
+        document.outbox.push(OutboxDoc::from(announce));
+        if let Err(error) = self.bookings.insert_one(document).await {
             let error = map_error(error);
             let give_back = self
                 .inventory

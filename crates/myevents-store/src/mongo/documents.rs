@@ -6,6 +6,7 @@ use myevents_domain::booking::{Booking, SeatInventory, UserId};
 use myevents_domain::event::Event;
 use myevents_domain::id::ObjectId;
 use myevents_domain::location::{Hall, Location};
+use myevents_domain::messages::{DomainEvent, OutboxMessage};
 use myevents_domain::seats::SeatCount;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,39 @@ fn hour(value: i32) -> Result<u8, RepositoryError> {
         .ok_or_else(|| corrupt("an hour out of range"))
 }
 
+/// A pending outbox message, embedded in the document whose change it announces:
+/// `{id, name, payload (the JSON body as text), occurred_at}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OutboxDoc {
+    pub(crate) id: String,
+    name: String,
+    payload: String,
+    occurred_at: bson::DateTime,
+}
+
+impl From<&OutboxMessage> for OutboxDoc {
+    fn from(m: &OutboxMessage) -> Self {
+        Self {
+            id: m.id.clone(),
+            name: m.event.name().to_owned(),
+            payload: String::from_utf8_lossy(&m.event.to_json()).into_owned(),
+            occurred_at: to_date(m.occurred_at),
+        }
+    }
+}
+
+impl TryFrom<OutboxDoc> for OutboxMessage {
+    type Error = RepositoryError;
+    fn try_from(d: OutboxDoc) -> Result<Self, RepositoryError> {
+        Ok(Self {
+            event: DomainEvent::from_json(&d.name, d.payload.as_bytes())
+                .map_err(|e| corrupt(&format!("an undecodable outbox message: {e}")))?,
+            id: d.id,
+            occurred_at: from_date(d.occurred_at)?,
+        })
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HallDoc {
     name: String,
@@ -68,6 +102,8 @@ pub(crate) struct LocationDoc {
     closetime: i32,
     #[serde(default)]
     halls: Vec<HallDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) outbox: Vec<OutboxDoc>,
 }
 
 impl From<&Location> for LocationDoc {
@@ -88,6 +124,7 @@ impl From<&Location> for LocationDoc {
                     capacity: i64::from(h.capacity.get()),
                 })
                 .collect(),
+            outbox: Vec::new(),
         }
     }
 }
@@ -129,6 +166,8 @@ pub(crate) struct EventDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hall: Option<String>,
     capacity: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) outbox: Vec<OutboxDoc>,
 }
 
 impl From<&Event> for EventDoc {
@@ -142,6 +181,7 @@ impl From<&Event> for EventDoc {
             location: LocationDoc::from(&e.location),
             hall: e.hall.clone(),
             capacity: i64::from(e.capacity.get()),
+            outbox: Vec::new(),
         }
     }
 }
@@ -192,6 +232,8 @@ pub(crate) struct BookingDoc {
     user_id: String,
     seats: i64,
     booked_at: bson::DateTime,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) outbox: Vec<OutboxDoc>,
 }
 
 impl From<&Booking> for BookingDoc {
@@ -202,6 +244,7 @@ impl From<&Booking> for BookingDoc {
             user_id: b.user_id.as_str().to_owned(),
             seats: i64::from(b.seats.get()),
             booked_at: to_date(b.booked_at),
+            outbox: Vec::new(),
         }
     }
 }

@@ -7,9 +7,10 @@ use mongodb::bson::{Document, doc};
 use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
 use myevents_domain::location::Location;
+use myevents_domain::messages::OutboxMessage;
 use serde::de::DeserializeOwned;
 
-use super::documents::{EventDoc, LocationDoc, to_bson_id};
+use super::documents::{EventDoc, LocationDoc, OutboxDoc, to_bson_id};
 use super::{MongoStore, map_error};
 use crate::{EventRepository, LocationRepository, PageRequest, RepositoryError};
 
@@ -61,10 +62,16 @@ impl MongoLocationRepository {
 
 #[async_trait]
 impl LocationRepository for MongoLocationRepository {
-    async fn insert(&self, location: &Location) -> Result<(), RepositoryError> {
+    async fn insert(
+        &self,
+        location: &Location,
+        announce: &OutboxMessage,
+    ) -> Result<(), RepositoryError> {
         self.store.ensure_initialised()?;
+        let mut document = LocationDoc::from(location);
+        document.outbox.push(OutboxDoc::from(announce));
         self.locations
-            .insert_one(LocationDoc::from(location))
+            .insert_one(document)
             .await
             .map_err(map_error)?;
         Ok(())
@@ -105,12 +112,11 @@ impl MongoEventRepository {
 
 #[async_trait]
 impl EventRepository for MongoEventRepository {
-    async fn insert(&self, event: &Event) -> Result<(), RepositoryError> {
+    async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError> {
         self.store.ensure_initialised()?;
-        self.events
-            .insert_one(EventDoc::from(event))
-            .await
-            .map_err(map_error)?;
+        let mut document = EventDoc::from(event);
+        document.outbox.push(OutboxDoc::from(announce));
+        self.events.insert_one(document).await.map_err(map_error)?;
         Ok(())
     }
 

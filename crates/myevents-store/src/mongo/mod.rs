@@ -8,6 +8,11 @@
 //! - booking service database (default `myevents_booking`): `inventory {_id: event id, name, capacity,
 //!   remaining}` and `bookings {_id, event_id, user_id, seats, booked_at}`.
 //!
+//! Transactional outbox: a message is embedded (`outbox: [{id, name, payload, occurred_at}]`) in the
+//! very document whose insert it announces, so state and message are one single-document write — no
+//! multi-document transaction, hence it also works on a standalone server. [`MongoOutbox`] finds
+//! pending messages through the `outbox.id` indexes and `$pull`s them once published.
+//!
 //! Writes use write concern `{w: "majority", j: true}` unless the connection string sets one: an
 //! acknowledged booking survives a crash of the database.
 //!
@@ -37,9 +42,11 @@ use crate::{RepositoryError, StoreHealth};
 mod bookings;
 mod documents;
 mod events;
+mod outbox;
 
 pub use bookings::MongoBookingRepository;
 pub use events::{MongoEventRepository, MongoLocationRepository};
+pub use outbox::MongoOutbox;
 
 /// Maps a driver error to the port's error: duplicate key is `Conflict`; lost or unreachable servers
 /// (and errors the server labels retryable) are `Unavailable`; the rest `Unexpected`.
@@ -207,9 +214,13 @@ impl StoreHealth for MongoStore {
     }
 }
 
-/// The indexes of the event service: events by name (oldest first).
+/// The indexes of the event service: events by name (oldest first); pending outbox messages.
 pub fn event_service_indexes() -> Vec<IndexSpec> {
-    vec![(events::EVENTS, doc! {"name": 1, "_id": 1}, false)]
+    vec![
+        (events::EVENTS, doc! {"name": 1, "_id": 1}, false),
+        (events::EVENTS, doc! {"outbox.id": 1}, false),
+        (events::LOCATIONS, doc! {"outbox.id": 1}, false),
+    ]
 }
 
 /// The indexes of the booking service: bookings by event and by user, in id order.
@@ -217,5 +228,6 @@ pub fn booking_service_indexes() -> Vec<IndexSpec> {
     vec![
         (bookings::BOOKINGS, doc! {"event_id": 1, "_id": 1}, false),
         (bookings::BOOKINGS, doc! {"user_id": 1, "_id": 1}, false),
+        (bookings::BOOKINGS, doc! {"outbox.id": 1}, false),
     ]
 }

@@ -9,10 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use myevents_broker::Message;
 use myevents_domain::booking::{Booking, BookingSeats, UserId};
 use myevents_domain::id::{BookingId, EventId};
-use myevents_domain::messages::{DomainEvent, EventBooked};
+use myevents_domain::messages::{DomainEvent, EventBooked, OutboxMessage};
 use myevents_runtime::http::created;
 use myevents_runtime::json::parse_body;
 use myevents_runtime::paging::{PageQuery, link_next, page_request};
@@ -73,7 +72,14 @@ async fn book(
         seats,
         booked_at: now_seconds(),
     };
-    let remaining = match state.repository.place_booking(&booking).await {
+    let announce = OutboxMessage::new(DomainEvent::EventBooked(EventBooked {
+        event_id,
+        user_id: booking.user_id.to_string(),
+        booking_id: Some(booking.id),
+        seats: Some(seats.get()),
+        booked_at: Some(booking.booked_at),
+    }));
+    let remaining = match state.repository.place_booking(&booking, &announce).await {
         Ok(remaining) => remaining,
         Err(PlaceBookingError::SoldOut { remaining }) => {
             return Err(ApiError::SoldOut {
@@ -88,21 +94,9 @@ async fn book(
         }
         Err(PlaceBookingError::Repository(error)) => return Err(error.into()),
     };
+    state.outbox_waker.notify_one();
     tracing::info!(booking_id = %booking.id, %event_id, seats = seats.get(),
-        remaining = remaining.get(), "booking placed");
-    let event = DomainEvent::EventBooked(EventBooked {
-        event_id,
-        user_id: booking.user_id.to_string(),
-        booking_id: Some(booking.id),
-        seats: Some(seats.get()),
-        booked_at: Some(booking.booked_at),
-    });
-    let message = Message::new(event.name(), event.key(), event.to_json());
-    if let Err(error) = state.publisher.publish(&message).await {
-        // The booking is stored and the client's seats are taken; the announcement is what failed.
-        tracing::error!(booking_id = %booking.id, message_id = %message.id, %error,
-            "eventBooked NOT published");
-    }
+        remaining = remaining.get(), message_id = %announce.id, "booking placed");
     Ok(created(
         &format!("/bookings/{}", booking.id),
         &BookingBody::from(&booking),

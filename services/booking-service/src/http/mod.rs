@@ -7,12 +7,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use myevents_broker::{BrokerError, ConsumerStatus, EventPublisher};
+use myevents_broker::{BrokerError, ConsumerStatus};
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
 use myevents_runtime::http::check_store;
 use myevents_runtime::problem::Problem;
 use myevents_store::{RepositoryError, StoreHealth};
+use tokio::sync::Notify;
 
 mod bookings;
 pub mod wire;
@@ -26,8 +27,8 @@ pub struct AppState {
     pub store_health: Arc<dyn StoreHealth>,
     /// Whether the `eventCreated` consumer is attached.
     pub consumer: ConsumerStatus,
-    /// Domain-event publisher.
-    pub publisher: Arc<dyn EventPublisher>,
+    /// Wakes the outbox relay after a booking.
+    pub outbox_waker: Arc<Notify>,
     /// Most seats in one booking.
     pub max_seats_per_booking: u32,
 }

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
 use myevents_domain::location::Location;
-use myevents_domain::messages::{DomainEvent, EventCreated};
+use myevents_domain::messages::{DomainEvent, EventCreated, OutboxMessage};
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::json::parse_body;
 
@@ -61,10 +61,9 @@ async fn create(
     if is_new {
         store_location(&state, &event.location).await?;
     }
-    state.events.insert(&event).await?;
-    state
-        .announce(&DomainEvent::EventCreated(EventCreated::from_event(&event)))
-        .await;
+    let announce = OutboxMessage::new(DomainEvent::EventCreated(EventCreated::from_event(&event)));
+    state.events.insert(&event, &announce).await?;
+    state.outbox_waker.notify_one();
     Ok(created(
         &format!("/events/{}", event.id),
         &EventBody::from(&event),

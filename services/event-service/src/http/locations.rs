@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use myevents_domain::id::LocationId;
 use myevents_domain::location::Location;
-use myevents_domain::messages::{DomainEvent, LocationCreated};
+use myevents_domain::messages::{DomainEvent, LocationCreated, OutboxMessage};
 use myevents_runtime::json::parse_body;
 
 use super::wire::{LocationBody, LocationInput};
@@ -23,14 +23,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/locations/{id}", get(read))
 }
 
-/// Stores a validated location and announces it.
+/// Stores a validated location with its `locationCreated` in the outbox, and wakes the relay.
 pub(crate) async fn store_location(state: &AppState, location: &Location) -> Result<(), ApiError> {
-    state.locations.insert(location).await?;
-    state
-        .announce(&DomainEvent::LocationCreated(
-            LocationCreated::from_location(location),
-        ))
-        .await;
+    let announce = OutboxMessage::new(DomainEvent::LocationCreated(
+        LocationCreated::from_location(location),
+    ));
+    state.locations.insert(location, &announce).await?;
+    state.outbox_waker.notify_one();
     Ok(())
 }
 

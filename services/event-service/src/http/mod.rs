@@ -6,13 +6,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use myevents_broker::{BrokerError, EventPublisher, Message};
-use myevents_domain::messages::DomainEvent;
+use myevents_broker::BrokerError;
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
 use myevents_runtime::http::check_store;
 use myevents_runtime::problem::Problem;
 use myevents_store::{EventRepository, LocationRepository, RepositoryError, StoreHealth};
+use tokio::sync::Notify;
 
 mod events;
 mod locations;
@@ -27,22 +27,8 @@ pub struct AppState {
     pub locations: Arc<dyn LocationRepository>,
     /// Store readiness.
     pub store_health: Arc<dyn StoreHealth>,
-    /// Domain-event publisher.
-    pub publisher: Arc<dyn EventPublisher>,
-}
-
-impl AppState {
-    /// Publishes a domain event. A failure is logged with the event's id: the resource is stored and
-    /// its creation already answered, so the client's view stays right.
-    async fn announce(&self, event: &DomainEvent) {
-        let message = Message::new(event.name(), event.key(), event.to_json());
-        match self.publisher.publish(&message).await {
-            Ok(()) => tracing::info!(event_name = event.name(), key = %message.key,
-                message_id = %message.id, "domain event published"),
-            Err(error) => tracing::error!(event_name = event.name(), key = %message.key,
-                message_id = %message.id, %error, "domain event NOT published"),
-        }
-    }
+    /// Wakes the outbox relay after a write.
+    pub outbox_waker: Arc<Notify>,
 }
 
 /// The service's routes with the shared middleware.
