@@ -158,10 +158,10 @@ pub mod locations {
             .expect("insert");
         assert_eq!(
             pending_ids(store.outbox.as_ref()).await,
-            [message.id.clone()]
+            std::slice::from_ref(&message.id)
         );
         let pending = store.outbox.pending(10).await.expect("pending");
-        assert_eq!(pending, [message.clone()]);
+        assert_eq!(pending, std::slice::from_ref(&message));
         assert!(
             store
                 .repo
@@ -171,7 +171,7 @@ pub mod locations {
         );
         assert_eq!(
             pending_ids(store.outbox.as_ref()).await,
-            [message.id.clone()]
+            std::slice::from_ref(&message.id)
         );
         store
             .outbox
@@ -279,12 +279,12 @@ pub mod events {
         );
         assert_eq!(
             store.outbox.pending(1).await.expect("pending"),
-            [first.clone()]
+            std::slice::from_ref(&first)
         );
         store.outbox.mark_published(&first.id).await.expect("mark");
         assert_eq!(
             pending_ids(store.outbox.as_ref()).await,
-            [second.id.clone()]
+            std::slice::from_ref(&second.id)
         );
     }
 
@@ -397,7 +397,7 @@ pub mod bookings {
         assert_eq!(unknown, Err(PlaceBookingError::EventNotFound));
         assert_eq!(
             pending_ids(store.outbox.as_ref()).await,
-            [placed.id.clone()]
+            std::slice::from_ref(&placed.id)
         );
         store.outbox.mark_published(&placed.id).await.expect("mark");
         assert!(pending_ids(store.outbox.as_ref()).await.is_empty());
