@@ -68,9 +68,16 @@ pub fn unique(prefix: &str) -> String {
 /// A RabbitMQ adapter on its own fresh exchange, with quick retries.
 #[cfg(feature = "rabbitmq")]
 pub fn rabbitmq_broker() -> myevents_broker::rabbitmq::RabbitMqBroker {
+    rabbitmq_broker_on(&unique("events"))
+}
+
+/// A RabbitMQ adapter on `exchange` (e.g. the one a service process under test uses), with quick
+/// retries and expiring queues.
+#[cfg(feature = "rabbitmq")]
+pub fn rabbitmq_broker_on(exchange: &str) -> myevents_broker::rabbitmq::RabbitMqBroker {
     use myevents_broker::rabbitmq::{RabbitMqBroker, RabbitMqConfig};
     let mut config = RabbitMqConfig::new(amqp_url());
-    config.exchange = unique("events");
+    config.exchange = exchange.to_owned();
     config.queue_expires = Some(QUEUE_EXPIRES);
     config.retry = myevents_broker::RetryPolicy {
         attempts: 3,
