@@ -26,6 +26,18 @@ pub struct Event {
     pub hall: Option<String>,
     /// Seats on sale.
     pub capacity: SeatCount,
+    /// Seats booked, as the booking service announced them (eventually consistent).
+    pub seats_booked: SeatCount,
+}
+
+impl Event {
+    /// Seats still on sale as far as the event service knows: capacity minus seats booked, never
+    /// below zero.
+    pub fn seats_available(&self) -> SeatCount {
+        self.capacity
+            .checked_sub(self.seats_booked)
+            .unwrap_or(SeatCount::new(0))
+    }
 }
 
 /// An event as a client describes it, before validation. Times are Unix seconds; numbers are wide so
@@ -147,6 +159,7 @@ impl EventDraft {
             location,
             hall,
             capacity,
+            seats_booked: SeatCount::new(0),
         })
     }
 }

@@ -32,7 +32,7 @@ use myevents_domain::messages::{DomainEvent, EventBooked, OutboxMessage};
 
 use crate::{
     BookingRepository, EventRepository, LocationRepository, Outbox, PageRequest, PlaceBookingError,
-    RepositoryError,
+    RepositoryError, SeatChange,
 };
 
 /// A repository and the outbox of the same store, fresh and empty.
@@ -103,6 +103,7 @@ pub fn sample_event(name: &str) -> Event {
         location: sample_location("West Hall"),
         hall: Some("A".to_owned()),
         capacity: SeatCount::new(100),
+        seats_booked: SeatCount::new(0),
     }
 }
 
@@ -258,6 +259,70 @@ pub mod events {
             Some(first)
         );
         assert_eq!(repo.find_by_name("Opera Aida").await.expect("find"), None);
+    }
+
+    /// Booked seats are recorded once per message id; unknown events are said so.
+    pub async fn records_booked_seats_once_per_message(repo: Arc<dyn EventRepository>) {
+        let event = sample_event("opera aida");
+        repo.insert(&event, &sample_message())
+            .await
+            .expect("insert");
+        assert_eq!(
+            repo.record_booked_seats(event.id, "m1", 3)
+                .await
+                .expect("record"),
+            SeatChange::Applied
+        );
+        assert_eq!(
+            repo.record_booked_seats(event.id, "m1", 3)
+                .await
+                .expect("record"),
+            SeatChange::Duplicate
+        );
+        assert_eq!(
+            repo.record_booked_seats(event.id, "m2", 2)
+                .await
+                .expect("record"),
+            SeatChange::Applied
+        );
+        assert_eq!(
+            repo.record_booked_seats(event.id, "m3", -1)
+                .await
+                .expect("record"),
+            SeatChange::Applied
+        );
+        let stored = repo.get(event.id).await.expect("get").expect("stored");
+        assert_eq!(stored.seats_booked, SeatCount::new(4));
+        assert_eq!(stored.seats_available(), SeatCount::new(96));
+        assert_eq!(
+            repo.record_booked_seats(EventId::generate(), "m4", 1)
+                .await
+                .expect("record"),
+            SeatChange::UnknownEvent
+        );
+    }
+
+    /// Concurrent deliveries of the same messages count each message once.
+    pub async fn concurrent_duplicates_count_once(repo: Arc<dyn EventRepository>) {
+        let event = sample_event("opera aida");
+        repo.insert(&event, &sample_message())
+            .await
+            .expect("insert");
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let repo = Arc::clone(&repo);
+                // 10 distinct messages, each delivered 4 times.
+                tokio::spawn(async move {
+                    repo.record_booked_seats(event.id, &format!("m{}", i % 10), 1)
+                        .await
+                })
+            })
+            .collect();
+        for task in futures_util::future::join_all(tasks).await {
+            task.expect("task").expect("record");
+        }
+        let stored = repo.get(event.id).await.expect("get").expect("stored");
+        assert_eq!(stored.seats_booked, SeatCount::new(10));
     }
 
     /// Stored events' messages wait in the outbox, oldest first, until marked published.
@@ -547,7 +612,7 @@ macro_rules! event_repository_conformance {
     ($make:expr) => {
         $crate::__conformance_tests!(events, $make;
             stores_and_reads_back, rejects_a_duplicate_id, finds_the_oldest_by_exact_name,
-            lists_in_pages;
+            lists_in_pages, records_booked_seats_once_per_message, concurrent_duplicates_count_once;
             announces_through_the_outbox);
     };
 }

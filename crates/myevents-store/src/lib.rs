@@ -131,6 +131,20 @@ pub trait Outbox: Send + Sync {
     async fn mark_published(&self, id: &str) -> Result<(), RepositoryError>;
 }
 
+/// What [`EventRepository::record_booked_seats`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatChange {
+    /// The seats were recorded.
+    Applied,
+    /// This message was recorded before; nothing changed.
+    Duplicate,
+    /// No event with that id.
+    UnknownEvent,
+}
+
+/// Messages whose ids an event keeps for deduplication (the newest ones).
+pub const INBOX_WINDOW: usize = 1000;
+
 /// Locations of the event service.
 #[async_trait]
 pub trait LocationRepository: Send + Sync {
@@ -179,6 +193,18 @@ pub trait EventRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
     async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError>;
+
+    /// Adds `seats` to the seats booked of event `id` (negative: seats given back), at most once per
+    /// `message_id`: the effect and the record of the message are one atomic write (an inbox).
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn record_booked_seats(
+        &self,
+        id: EventId,
+        message_id: &str,
+        seats: i64,
+    ) -> Result<SeatChange, RepositoryError>;
 
     /// One page of events in id order.
     ///

@@ -3,7 +3,7 @@
 //! Repositories built with one [`InMemoryOutbox`] put their messages in it while they hold their own
 //! lock, so a state change and its message appear together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -17,8 +17,8 @@ use myevents_domain::seats::SeatCount;
 use myevents_domain::messages::OutboxMessage;
 
 use crate::{
-    BookingRepository, EventRepository, LocationRepository, Outbox, PageRequest, PlaceBookingError,
-    RepositoryError,
+    BookingRepository, EventRepository, INBOX_WINDOW, LocationRepository, Outbox, PageRequest,
+    PlaceBookingError, RepositoryError, SeatChange,
 };
 
 /// Pending outbox messages in memory, oldest first. Cloning shares it.
@@ -117,10 +117,10 @@ impl LocationRepository for InMemoryLocationRepository {
     }
 }
 
-/// Events in memory.
+/// Events in memory, with the ids of the messages each has applied.
 #[derive(Debug, Default)]
 pub struct InMemoryEventRepository {
-    events: Mutex<BTreeMap<ObjectId, Event>>,
+    events: Mutex<BTreeMap<ObjectId, (Event, VecDeque<String>)>>,
     outbox: InMemoryOutbox,
 }
 
@@ -138,24 +138,56 @@ impl InMemoryEventRepository {
 impl EventRepository for InMemoryEventRepository {
     async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError> {
         let mut events = lock(&self.events);
-        insert_new(&mut events, event.id.object_id(), event.clone())?;
+        insert_new(
+            &mut events,
+            event.id.object_id(),
+            (event.clone(), VecDeque::new()),
+        )?;
         self.outbox.push(announce);
         Ok(())
     }
 
     async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
-        Ok(lock(&self.events).get(&id.object_id()).cloned())
+        Ok(lock(&self.events)
+            .get(&id.object_id())
+            .map(|(event, _)| event.clone()))
     }
 
     async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError> {
         Ok(lock(&self.events)
             .values()
+            .map(|(event, _)| event)
             .find(|event| event.name == name)
             .cloned())
     }
 
+    async fn record_booked_seats(
+        &self,
+        id: EventId,
+        message_id: &str,
+        seats: i64,
+    ) -> Result<SeatChange, RepositoryError> {
+        let mut events = lock(&self.events);
+        let Some((event, inbox)) = events.get_mut(&id.object_id()) else {
+            return Ok(SeatChange::UnknownEvent);
+        };
+        if inbox.iter().any(|seen| seen == message_id) {
+            return Ok(SeatChange::Duplicate);
+        }
+        let booked = i64::from(event.seats_booked.get()).saturating_add(seats);
+        event.seats_booked = SeatCount::new(u32::try_from(booked.max(0)).unwrap_or(u32::MAX));
+        inbox.push_back(message_id.to_owned());
+        if inbox.len() > INBOX_WINDOW {
+            inbox.pop_front();
+        }
+        Ok(SeatChange::Applied)
+    }
+
     async fn list(&self, request: PageRequest) -> Result<Vec<Event>, RepositoryError> {
-        Ok(page(&lock(&self.events), request, |_| true))
+        Ok(page(&lock(&self.events), request, |_| true)
+            .into_iter()
+            .map(|(event, _)| event)
+            .collect())
     }
 }
 

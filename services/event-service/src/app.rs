@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use myevents_broker::EventPublisher;
+use myevents_broker::{Consumer, EventPublisher, EventSubscriber};
+use myevents_runtime::broker::Broker;
 use myevents_runtime::config::StoreConfig;
 use myevents_runtime::outbox::OutboxRelay;
 use myevents_store::memory::{InMemoryEventRepository, InMemoryLocationRepository, InMemoryOutbox};
@@ -13,6 +14,7 @@ use myevents_store::{AlwaysReady, EventRepository, LocationRepository, Outbox, S
 use tokio::net::TcpListener;
 
 use crate::config::EventServiceConfig;
+use crate::consumer::{EventBookedHandler, subscription};
 use crate::http::{AppState, router};
 
 /// The adapters the service runs on.
@@ -28,32 +30,32 @@ pub struct Dependencies {
     pub outbox: Arc<dyn Outbox>,
     /// Where domain events are published.
     pub publisher: Arc<dyn EventPublisher>,
+    /// Where `eventBooked` comes from.
+    pub subscriber: Arc<dyn EventSubscriber>,
 }
 
 impl Dependencies {
-    /// In-memory repositories with the given publisher.
-    pub fn in_memory(publisher: Arc<dyn EventPublisher>) -> Self {
+    /// In-memory repositories with the given broker.
+    pub fn in_memory(broker: Broker) -> Self {
         let outbox = InMemoryOutbox::default();
         Self {
             events: Arc::new(InMemoryEventRepository::new(outbox.clone())),
             locations: Arc::new(InMemoryLocationRepository::new(outbox.clone())),
             store_health: Arc::new(AlwaysReady),
             outbox: Arc::new(outbox),
-            publisher,
+            publisher: broker.publisher,
+            subscriber: broker.subscriber,
         }
     }
 
-    /// The repositories `store` names, with the given publisher. A MongoDB that is down does not fail
+    /// The repositories `store` names, with the given broker. A MongoDB that is down does not fail
     /// this: the store creates its indexes once the database answers, and readiness says so meanwhile.
     ///
     /// # Errors
     /// A malformed `MONGO_URL`, or a store kind this binary was built without (feature `mongodb`).
-    pub async fn from_config(
-        store: &StoreConfig,
-        publisher: Arc<dyn EventPublisher>,
-    ) -> anyhow::Result<Self> {
+    pub async fn from_config(store: &StoreConfig, broker: Broker) -> anyhow::Result<Self> {
         match store {
-            StoreConfig::Memory => Ok(Self::in_memory(publisher)),
+            StoreConfig::Memory => Ok(Self::in_memory(broker)),
             #[cfg(feature = "mongodb")]
             StoreConfig::MongoDb(config) => {
                 use myevents_store::mongo::{
@@ -66,7 +68,8 @@ impl Dependencies {
                     locations: Arc::new(MongoLocationRepository::new(&mongo)),
                     outbox: Arc::new(MongoOutbox::for_event_service(&mongo)),
                     store_health: Arc::new(mongo),
-                    publisher,
+                    publisher: broker.publisher,
+                    subscriber: broker.subscriber,
                 })
             }
             #[cfg(not(feature = "mongodb"))]
@@ -83,6 +86,7 @@ pub struct Application {
     local_addr: SocketAddr,
     router: axum::Router,
     relay: Option<OutboxRelay>,
+    consumer: Consumer,
     publisher: Arc<dyn EventPublisher>,
 }
 
@@ -106,7 +110,21 @@ impl Application {
         if relay.is_none() {
             tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
         }
+        let subscription = subscription(&config.queue);
+        if let Err(error) = deps.subscriber.declare(&subscription).await {
+            tracing::warn!(%error, queue = %config.queue,
+                "broker unreachable at start-up; the consumer keeps retrying");
+        }
+        let handler = Arc::new(EventBookedHandler {
+            events: Arc::clone(&deps.events),
+        });
+        let consumer = deps
+            .subscriber
+            .subscribe(&subscription, handler)
+            .await
+            .context("starting the eventBooked consumer")?;
         let state = AppState {
+            consumer: consumer.status(),
             events: deps.events,
             locations: deps.locations,
             store_health: deps.store_health,
@@ -117,6 +135,7 @@ impl Application {
             local_addr,
             router: router(state, &config.cors),
             relay,
+            consumer,
             publisher: deps.publisher,
         })
     }
@@ -131,8 +150,8 @@ impl Application {
         self.router.clone()
     }
 
-    /// Serves until `shutdown` resolves, lets requests in progress finish, publishes what the outbox
-    /// still holds (at most 5 s), then closes the publisher.
+    /// Serves until `shutdown` resolves, lets requests in progress finish, stops the consumer after the
+    /// message in hand, publishes what the outbox still holds (at most 5 s), then closes the publisher.
     ///
     /// # Errors
     /// The server's I/O error.
@@ -141,7 +160,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, service = "event-service", "http server listening");
-        myevents_runtime::http::serve(self.listener, self.router, shutdown).await?;
+        let served = myevents_runtime::http::serve(self.listener, self.router, shutdown).await;
+        self.consumer.shutdown().await;
         if let Some(relay) = self.relay {
             relay.shutdown(std::time::Duration::from_secs(5)).await;
         }
@@ -149,6 +169,6 @@ impl Application {
             tracing::error!(%error, "closing the publisher failed");
         }
         tracing::info!(service = "event-service", "stopped");
-        Ok(())
+        Ok(served?)
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or,
+    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, var,
 };
 
 /// Everything the event service reads from its environment.
@@ -19,6 +19,9 @@ pub struct EventServiceConfig {
     pub store: StoreConfig,
     /// The outbox relay (`OUTBOX_RELAY`, `OUTBOX_POLL_INTERVAL`).
     pub relay: RelayConfig,
+    /// The subscription (AMQP queue / Kafka consumer group) for `eventBooked` (`EVENTS_QUEUE`,
+    /// default `events-service`).
+    pub queue: String,
 }
 
 impl EventServiceConfig {
@@ -33,6 +36,7 @@ impl EventServiceConfig {
             broker: BrokerConfig::from_env("rabbitmq")?,
             store: StoreConfig::from_env("mongodb", "myevents")?,
             relay: RelayConfig::from_env()?,
+            queue: var("EVENTS_QUEUE").unwrap_or_else(|| "events-service".to_owned()),
         })
     }
 }

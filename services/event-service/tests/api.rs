@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use myevents_broker::{Consumer, EventSubscriber, Subscription};
+use myevents_broker::rabbitmq::RabbitMqBroker;
+use myevents_broker::{Consumer, EventPublisher, EventSubscriber, Message, Subscription};
+use myevents_domain::messages::{DomainEvent, EventBooked};
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
+use myevents_runtime::broker::Broker;
 use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
 use myevents_testkit::{
     Answer, Recorded, Recorder, mongo_url, rabbitmq_broker, unique, unique_database,
@@ -18,6 +21,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 struct TestApp {
     url: String,
+    broker: RabbitMqBroker,
     client: Client,
     /// Every `eventCreated` and `locationCreated` the service published.
     published: Recorded,
@@ -43,15 +47,23 @@ impl TestApp {
             broker: BrokerConfig::Memory,
             relay: RelayConfig::default(),
             store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),
+            queue: unique("events-service"),
         };
-        let deps = Dependencies::from_config(&config.store, Arc::new(broker))
-            .await
-            .expect("store");
+        let deps = Dependencies::from_config(
+            &config.store,
+            Broker {
+                publisher: Arc::new(broker.clone()),
+                subscriber: Arc::new(broker.clone()),
+            },
+        )
+        .await
+        .expect("store");
         let app = Application::build(&config, deps).await.expect("build");
         let url = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Self {
             url,
+            broker,
             client: Client::new(),
             published,
             _observer: observer,
@@ -455,4 +467,45 @@ async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
         fresh.headers["x-request-id"].to_str().expect("id").len(),
         36
     );
+}
+
+#[tokio::test]
+async fn booked_seats_announced_by_the_booking_service_lower_seats_available_once_per_message() {
+    let app = TestApp::spawn().await;
+    let location = app.create_location().await;
+    let event = app
+        .post("/events", &aida(location["ID"].as_str().expect("ID")))
+        .await;
+    assert_eq!(event.body["SeatsAvailable"], 150);
+    let id = event.body["ID"].as_str().expect("ID").to_owned();
+    let booked = |seats: u32| {
+        let event_id = myevents_domain::id::EventId::parse(&id).expect("id");
+        let body = DomainEvent::EventBooked(EventBooked {
+            event_id,
+            user_id: "alice".to_owned(),
+            booking_id: None,
+            seats: Some(seats),
+            booked_at: None,
+        });
+        Message::new(body.name(), body.key(), body.to_json())
+    };
+    let first = booked(3);
+    app.broker.publish(&first).await.expect("publish");
+    app.broker
+        .publish(&first)
+        .await
+        .expect("publish again (a redelivery)");
+    app.broker.publish(&booked(2)).await.expect("publish");
+    let path = format!("/events/{id}");
+    let converged = myevents_testkit::eventually(WAIT, || async {
+        app.get(&path).await.body["SeatsAvailable"] == 145
+    })
+    .await;
+    assert!(
+        converged,
+        "SeatsAvailable: {}",
+        app.get(&path).await.body["SeatsAvailable"]
+    );
+    // The listing says the same.
+    assert_eq!(app.get("/events").await.body[0]["SeatsAvailable"], 145);
 }

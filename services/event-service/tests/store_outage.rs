@@ -6,12 +6,12 @@
 //! `{w: "majority", j: true}` (with the driver's default, unjournaled `w: 1`, this test loses it).
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
+use myevents_runtime::broker::Broker;
 use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
 use myevents_testkit::{Answer, eventually, unique_database};
 use reqwest::{Client, StatusCode};
@@ -66,10 +66,12 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
         broker: BrokerConfig::Memory,
         store: StoreConfig::MongoDb(mongo),
         relay: RelayConfig::default(),
+        queue: "events-service".to_owned(),
     };
-    let deps = Dependencies::from_config(&config.store, Arc::new(InMemoryBroker::default()))
-        .await
-        .expect("store");
+    let deps =
+        Dependencies::from_config(&config.store, Broker::in_memory(&InMemoryBroker::default()))
+            .await
+            .expect("store");
     let app = Application::build(&config, deps).await.expect("build");
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));

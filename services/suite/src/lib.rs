@@ -15,7 +15,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use myevents_booking_service::config::BookingServiceConfig;
 use myevents_broker::memory::InMemoryBroker;
@@ -84,6 +83,7 @@ impl Suite {
             broker: BrokerConfig::Memory,
             store: StoreConfig::Memory,
             relay: RelayConfig::default(),
+            queue: "events-service".to_owned(),
         };
         let booking_config = BookingServiceConfig {
             listen: config.booking_listen,
@@ -102,7 +102,7 @@ impl Suite {
         .await?;
         let events = myevents_event_service::Application::build(
             &event_config,
-            myevents_event_service::Dependencies::in_memory(Arc::new(broker)),
+            myevents_event_service::Dependencies::in_memory(Broker::in_memory(&broker)),
         )
         .await?;
         Ok(Self { events, bookings })

@@ -27,6 +27,7 @@ async fn bookings_stored_before_a_crash_are_announced_after_the_restart() {
         ("AMQP_BROKER_URL", amqp_url()),
         ("AMQP_EXCHANGE", exchange),
         ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
         ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
         ("STORE_KIND", "mongodb".to_owned()),
         ("MONGO_URL", mongo_url()),

@@ -39,6 +39,7 @@ async fn locations_events_and_bookings_survive_a_restart_of_both_services() {
         ("AMQP_BROKER_URL", amqp_url()),
         ("AMQP_EXCHANGE", unique("events")),
         ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
         ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
         ("STORE_KIND", "mongodb".to_owned()),
         ("MONGO_URL", mongo_url()),

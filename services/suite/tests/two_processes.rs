@@ -20,6 +20,7 @@ async fn over_rabbitmq_an_event_created_on_one_service_is_booked_on_the_other_un
         ("AMQP_BROKER_URL", amqp_url()),
         ("AMQP_EXCHANGE", unique("events")),
         ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
         ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
     ])
     .await;
@@ -32,6 +33,7 @@ async fn over_kafka_an_event_created_on_one_service_is_booked_on_the_other_until
         ("KAFKA_BROKER_URLS", kafka_brokers()),
         ("KAFKA_TOPIC", unique("events")),
         ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
     ])
     .await;
 }
@@ -135,6 +137,29 @@ async fn book_across_processes(broker_env: Vec<(&str, String)>) {
         .map(|b| b["Seats"].as_i64().expect("Seats"))
         .sum();
     assert_eq!(seats, 4);
+
+    // The event service hears of every booking and shows the event sold out.
+    let event_url = format!(
+        "{}/events/{}",
+        events.url(),
+        event["ID"].as_str().expect("ID")
+    );
+    let sold_out = eventually(WAIT, || async {
+        let shown: Value = client
+            .get(&event_url)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        shown["SeatsAvailable"] == 0
+    })
+    .await;
+    assert!(
+        sold_out,
+        "SeatsAvailable converged to 0 on the event service"
+    );
     events.kill().await;
     bookings.kill().await;
 }

@@ -166,6 +166,13 @@ pub(crate) struct EventDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hall: Option<String>,
     capacity: i64,
+    /// Seats booked, as announced by `eventBooked` (may dip below zero while messages are out of
+    /// order; read clamped).
+    #[serde(default)]
+    booked: i64,
+    /// Ids of the newest messages applied to `booked` (the inbox).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    inbox: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<OutboxDoc>,
 }
@@ -181,6 +188,8 @@ impl From<&Event> for EventDoc {
             location: LocationDoc::from(&e.location),
             hall: e.hall.clone(),
             capacity: i64::from(e.capacity.get()),
+            booked: i64::from(e.seats_booked.get()),
+            inbox: Vec::new(),
             outbox: Vec::new(),
         }
     }
@@ -199,6 +208,7 @@ impl TryFrom<EventDoc> for Event {
             location: Location::try_from(d.location)?,
             hall: d.hall,
             capacity: seats(d.capacity)?,
+            seats_booked: seats(d.booked.clamp(0, i64::from(u32::MAX)))?,
         })
     }
 }

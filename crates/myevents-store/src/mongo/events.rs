@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 
 use super::documents::{EventDoc, LocationDoc, OutboxDoc, to_bson_id};
 use super::{MongoStore, map_error};
-use crate::{EventRepository, LocationRepository, PageRequest, RepositoryError};
+use crate::{
+    EventRepository, INBOX_WINDOW, LocationRepository, PageRequest, RepositoryError, SeatChange,
+};
 
 pub(crate) const LOCATIONS: &str = "locations";
 pub(crate) const EVENTS: &str = "events";
@@ -139,6 +141,41 @@ impl EventRepository for MongoEventRepository {
             .map_err(map_error)?
             .map(Event::try_from)
             .transpose()
+    }
+
+    async fn record_booked_seats(
+        &self,
+        id: EventId,
+        message_id: &str,
+        seats: i64,
+    ) -> Result<SeatChange, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let id = to_bson_id(id.object_id());
+        let window = -i64::try_from(INBOX_WINDOW).unwrap_or(i64::MAX);
+        let result = self
+            .events
+            .update_one(
+                doc! {"_id": id, "inbox": {"$ne": message_id}},
+                doc! {
+                    "$inc": {"booked": seats},
+                    "$push": {"inbox": {"$each": [message_id], "$slice": window}},
+                },
+            )
+            .await
+            .map_err(map_error)?;
+        if result.matched_count == 1 {
+            return Ok(SeatChange::Applied);
+        }
+        let exists = self
+            .events
+            .count_documents(doc! {"_id": id})
+            .await
+            .map_err(map_error)?;
+        Ok(if exists > 0 {
+            SeatChange::Duplicate
+        } else {
+            SeatChange::UnknownEvent
+        })
     }
 
     async fn list(&self, page: PageRequest) -> Result<Vec<Event>, RepositoryError> {

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use myevents_broker::BrokerError;
+use myevents_broker::{BrokerError, ConsumerStatus};
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
 use myevents_runtime::http::check_store;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub store_health: Arc<dyn StoreHealth>,
     /// Wakes the outbox relay after a write.
     pub outbox_waker: Arc<Notify>,
+    /// Whether the `eventBooked` consumer is attached.
+    pub consumer: ConsumerStatus,
 }
 
 /// The service's routes with the shared middleware.
@@ -46,10 +48,15 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers and the consumer is attached to the broker.
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = check_store(state.store_health.as_ref()).await;
-    myevents_runtime::http::readiness(&[("store", store)])
+    let consumer = if state.consumer.is_attached() {
+        Ok(())
+    } else {
+        Err("not attached to the broker".to_owned())
+    };
+    myevents_runtime::http::readiness(&[("store", store), ("consumer", consumer)])
 }
 
 /// Every way a request can fail; the only place that maps failures to HTTP statuses.

@@ -2,7 +2,8 @@
 //!
 //! Output: `Event {ID, Name, Duration (minutes), StartDate, EndDate (Unix seconds), Location, Hall?,
 //! Capacity}`; `Location {ID, Name, Address, Country, OpenTime, CloseTime (hour 0-23), Halls}`;
-//! `Hall {name, location (omitted when empty), capacity}`. `Hall` and `Capacity` are our additions.
+//! `Hall {name, location (omitted when empty), capacity}`. `Hall`, `Capacity` and `SeatsAvailable` are
+//! our additions.
 //!
 //! Input: keys match case-insensitively (the body is lower-cased before it reaches these types),
 //! unknown keys are ignored, an id is `"<24hex>"`, `""`, `null` or `{"$oid":"<24hex>"}`.
@@ -69,6 +70,8 @@ pub struct EventBody {
     pub hall: Option<String>,
     /// Seats on sale.
     pub capacity: u32,
+    /// Seats not yet booked, as the booking service last announced (eventually consistent).
+    pub seats_available: u32,
 }
 
 impl From<&Hall> for HallBody {
@@ -106,6 +109,7 @@ impl From<&Event> for EventBody {
             location: LocationBody::from(&e.location),
             hall: e.hall.clone(),
             capacity: e.capacity.get(),
+            seats_available: e.seats_available().get(),
         }
     }
 }
