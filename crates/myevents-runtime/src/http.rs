@@ -98,6 +98,20 @@ pub async fn check_store(health: &dyn StoreHealth) -> Result<(), String> {
     }
 }
 
+/// The readiness of a service with a store and a consumer: `store` and `consumer` checks.
+pub async fn store_and_consumer_readiness(
+    store: &dyn StoreHealth,
+    consumer: &myevents_broker::ConsumerStatus,
+) -> Response {
+    let store = check_store(store).await;
+    let consumer = if consumer.is_attached() {
+        Ok(())
+    } else {
+        Err("not attached to the broker".to_owned())
+    };
+    readiness(&[("store", store), ("consumer", consumer)])
+}
+
 /// The answer of a readiness probe: 200 `{"status":"ready","checks":{…}}` when every check passed,
 /// else 503 `{"status":"unavailable","checks":{name: "ok" | reason}}` naming what is down.
 pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {

@@ -8,6 +8,7 @@
 //! - [`broker`]: the one factory that turns a [`config::BrokerConfig`] into publisher and subscriber.
 //! - [`http`]: the middleware stack (request id, tracing, CORS), `201 Created` answers, graceful serving.
 //! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
+//! - [`messaging`]: a service's consumer, outbox relay and publisher, started and stopped together.
 //! - [`outbox`]: the relay that publishes a store's pending outbox messages.
 //! - [`telemetry`]: `tracing` set-up (JSON in containers, human-readable in a terminal).
 //! - [`shutdown`]: a future that resolves on SIGTERM or ctrl-c.
@@ -28,6 +29,7 @@ pub mod broker;
 pub mod config;
 pub mod http;
 pub mod json;
+pub mod messaging;
 pub mod outbox;
 pub mod paging;
 pub mod problem;

@@ -5,10 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use myevents_broker::{Consumer, EventPublisher};
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::StoreConfig;
-use myevents_runtime::outbox::OutboxRelay;
+use myevents_runtime::messaging::Messaging;
 use myevents_store::memory::{InMemoryBookingRepository, InMemoryOutbox};
 use myevents_store::{AlwaysReady, BookingRepository, Outbox, StoreHealth};
 use tokio::net::TcpListener;
@@ -76,9 +75,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: axum::Router,
-    consumer: Consumer,
-    relay: Option<OutboxRelay>,
-    publisher: Arc<dyn EventPublisher>,
+    messaging: Messaging,
 }
 
 impl Application {
@@ -96,43 +93,26 @@ impl Application {
             repository: Arc::clone(&deps.repository),
             default_capacity: config.default_capacity,
         });
-        let subscription = subscription(&config.queue);
-        // Declare the queue now, so that events created from here on are kept for us even before the
-        // consumer attaches; if the broker is down the consumer declares it when it connects.
-        if let Err(error) = deps.broker.subscriber.declare(&subscription).await {
-            tracing::warn!(%error, queue = %config.queue,
-                "broker unreachable at start-up; the consumer keeps retrying");
-        }
-        let consumer = deps
-            .broker
-            .subscriber
-            .subscribe(&subscription, handler)
-            .await
-            .context("starting the eventCreated consumer")?;
-        let relay = config.relay.enabled.then(|| {
-            OutboxRelay::start(
-                Arc::clone(&deps.outbox),
-                Arc::clone(&deps.broker.publisher),
-                config.relay.poll_interval,
-            )
-        });
-        if relay.is_none() {
-            tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
-        }
+        let messaging = Messaging::start(
+            &deps.broker,
+            &subscription(&config.queue),
+            handler,
+            Arc::clone(&deps.outbox),
+            config.relay,
+        )
+        .await?;
         let state = AppState {
             repository: deps.repository,
             store_health: deps.store_health,
-            consumer: consumer.status(),
-            outbox_waker: relay.as_ref().map_or_else(Arc::default, OutboxRelay::waker),
+            consumer: messaging.consumer_status(),
+            outbox_waker: messaging.outbox_waker(),
             max_seats_per_booking: config.max_seats_per_booking,
         };
         Ok(Self {
             listener,
             local_addr,
             router: router(state, &config.cors),
-            consumer,
-            relay,
-            publisher: deps.broker.publisher,
+            messaging,
         })
     }
 
@@ -143,7 +123,7 @@ impl Application {
 
     /// Whether the consumer is attached to the broker now.
     pub fn consumer_attached(&self) -> bool {
-        self.consumer.is_attached()
+        self.messaging.consumer_status().is_attached()
     }
 
     /// Serves until `shutdown` resolves; then lets requests in progress finish, stops the consumer
@@ -158,13 +138,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, service = "booking-service", "http server listening");
         let served = myevents_runtime::http::serve(self.listener, self.router, shutdown).await;
-        self.consumer.shutdown().await;
-        if let Some(relay) = self.relay {
-            relay.shutdown(std::time::Duration::from_secs(5)).await;
-        }
-        if let Err(error) = self.publisher.close().await {
-            tracing::error!(%error, "closing the publisher failed");
-        }
+        self.messaging.shutdown().await;
         tracing::info!(service = "booking-service", "stopped");
         Ok(served?)
     }

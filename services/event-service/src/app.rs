@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use myevents_broker::{Consumer, EventPublisher, EventSubscriber};
+use myevents_broker::{EventPublisher, EventSubscriber};
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::StoreConfig;
-use myevents_runtime::outbox::OutboxRelay;
+use myevents_runtime::messaging::Messaging;
 use myevents_store::memory::{InMemoryEventRepository, InMemoryLocationRepository, InMemoryOutbox};
 use myevents_store::{AlwaysReady, EventRepository, LocationRepository, Outbox, StoreHealth};
 use tokio::net::TcpListener;
@@ -85,9 +85,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: axum::Router,
-    relay: Option<OutboxRelay>,
-    consumer: Consumer,
-    publisher: Arc<dyn EventPublisher>,
+    messaging: Messaging,
 }
 
 impl Application {
@@ -100,43 +98,33 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_URL)", config.listen))?;
         let local_addr = listener.local_addr()?;
-        let relay = config.relay.enabled.then(|| {
-            OutboxRelay::start(
-                Arc::clone(&deps.outbox),
-                Arc::clone(&deps.publisher),
-                config.relay.poll_interval,
-            )
-        });
-        if relay.is_none() {
-            tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
-        }
-        let subscription = subscription(&config.queue);
-        if let Err(error) = deps.subscriber.declare(&subscription).await {
-            tracing::warn!(%error, queue = %config.queue,
-                "broker unreachable at start-up; the consumer keeps retrying");
-        }
+        let broker = Broker {
+            publisher: Arc::clone(&deps.publisher),
+            subscriber: Arc::clone(&deps.subscriber),
+        };
         let handler = Arc::new(EventBookedHandler {
             events: Arc::clone(&deps.events),
         });
-        let consumer = deps
-            .subscriber
-            .subscribe(&subscription, handler)
-            .await
-            .context("starting the eventBooked consumer")?;
+        let messaging = Messaging::start(
+            &broker,
+            &subscription(&config.queue),
+            handler,
+            Arc::clone(&deps.outbox),
+            config.relay,
+        )
+        .await?;
         let state = AppState {
-            consumer: consumer.status(),
+            consumer: messaging.consumer_status(),
             events: deps.events,
             locations: deps.locations,
             store_health: deps.store_health,
-            outbox_waker: relay.as_ref().map_or_else(Arc::default, OutboxRelay::waker),
+            outbox_waker: messaging.outbox_waker(),
         };
         Ok(Self {
             listener,
             local_addr,
             router: router(state, &config.cors),
-            relay,
-            consumer,
-            publisher: deps.publisher,
+            messaging,
         })
     }
 
@@ -161,13 +149,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, service = "event-service", "http server listening");
         let served = myevents_runtime::http::serve(self.listener, self.router, shutdown).await;
-        self.consumer.shutdown().await;
-        if let Some(relay) = self.relay {
-            relay.shutdown(std::time::Duration::from_secs(5)).await;
-        }
-        if let Err(error) = self.publisher.close().await {
-            tracing::error!(%error, "closing the publisher failed");
-        }
+        self.messaging.shutdown().await;
         tracing::info!(service = "event-service", "stopped");
         Ok(served?)
     }

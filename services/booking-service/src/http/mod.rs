@@ -10,7 +10,6 @@ use axum::routing::get;
 use myevents_broker::{BrokerError, ConsumerStatus};
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
-use myevents_runtime::http::check_store;
 use myevents_runtime::problem::Problem;
 use myevents_store::{RepositoryError, StoreHealth};
 use tokio::sync::Notify;
@@ -49,13 +48,11 @@ async fn healthz() -> impl IntoResponse {
 
 /// Readiness: the store answers and the consumer is attached to the broker.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let store = check_store(state.store_health.as_ref()).await;
-    let consumer = if state.consumer.is_attached() {
-        Ok(())
-    } else {
-        Err("not attached to the broker".to_owned())
-    };
-    myevents_runtime::http::readiness(&[("store", store), ("consumer", consumer)])
+    myevents_runtime::http::store_and_consumer_readiness(
+        state.store_health.as_ref(),
+        &state.consumer,
+    )
+    .await
 }
 
 /// Every way a request can fail; the only place that maps failures to HTTP statuses.
