@@ -102,6 +102,8 @@ pub struct Booking {
     pub seats: SeatCount,
     /// When it was booked, UTC (whole seconds on the HTTP wire).
     pub booked_at: DateTime<Utc>,
+    /// When it was cancelled, if it was; its seats are then back on sale.
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// The booking service's copy of an event: what it learned from `eventCreated`, plus the seats that remain.

@@ -37,6 +37,8 @@ pub const EVENT_CREATED: &str = "eventCreated";
 pub const LOCATION_CREATED: &str = "locationCreated";
 /// Wire name of [`EventBooked`].
 pub const EVENT_BOOKED: &str = "eventBooked";
+/// Wire name of [`BookingCancelled`].
+pub const BOOKING_CANCELLED: &str = "bookingCancelled";
 
 /// An event was created (published by the event service). Body:
 /// `{"id","name","location_id","start_date","end_date"[,"capacity","hall","location_name"]}`.
@@ -159,6 +161,23 @@ pub struct EventBooked {
     pub booked_at: Option<DateTime<Utc>>,
 }
 
+/// A booking was cancelled and its seats went back on sale (published by the booking service). Body:
+/// `{"bookingId","eventId","userId","seats","cancelledAt"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingCancelled {
+    /// The cancelled booking.
+    pub booking_id: BookingId,
+    /// Its event.
+    pub event_id: EventId,
+    /// Who had booked.
+    pub user_id: String,
+    /// Seats given back.
+    pub seats: u32,
+    /// When, RFC 3339 UTC.
+    pub cancelled_at: DateTime<Utc>,
+}
+
 /// Why a message body is not a domain event.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -185,6 +204,8 @@ pub enum DomainEvent {
     LocationCreated(LocationCreated),
     /// See [`EventBooked`].
     EventBooked(EventBooked),
+    /// See [`BookingCancelled`].
+    BookingCancelled(BookingCancelled),
 }
 
 impl DomainEvent {
@@ -194,6 +215,7 @@ impl DomainEvent {
             Self::EventCreated(_) => EVENT_CREATED,
             Self::LocationCreated(_) => LOCATION_CREATED,
             Self::EventBooked(_) => EVENT_BOOKED,
+            Self::BookingCancelled(_) => BOOKING_CANCELLED,
         }
     }
 
@@ -204,6 +226,7 @@ impl DomainEvent {
             Self::EventCreated(m) => m.id.to_string(),
             Self::LocationCreated(m) => m.id.to_string(),
             Self::EventBooked(m) => m.event_id.to_string(),
+            Self::BookingCancelled(m) => m.event_id.to_string(),
         }
     }
 
@@ -213,6 +236,7 @@ impl DomainEvent {
             Self::EventCreated(m) => serde_json::to_vec(m),
             Self::LocationCreated(m) => serde_json::to_vec(m),
             Self::EventBooked(m) => serde_json::to_vec(m),
+            Self::BookingCancelled(m) => serde_json::to_vec(m),
         };
         // Serialising these plain structs (strings, numbers, ids, times) cannot fail.
         body.unwrap_or_default()
@@ -237,6 +261,9 @@ impl DomainEvent {
                 .map_err(malformed),
             EVENT_BOOKED => serde_json::from_slice(body)
                 .map(Self::EventBooked)
+                .map_err(malformed),
+            BOOKING_CANCELLED => serde_json::from_slice(body)
+                .map(Self::BookingCancelled)
                 .map_err(malformed),
             other => Err(DecodeError::UnknownName(other.to_owned())),
         }

@@ -31,8 +31,8 @@ use myevents_domain::seats::SeatCount;
 use myevents_domain::messages::{DomainEvent, EventBooked, OutboxMessage};
 
 use crate::{
-    BookingRepository, EventRepository, LocationRepository, Outbox, PageRequest, PlaceBookingError,
-    RepositoryError, SeatChange,
+    BookingRepository, Cancellation, EventRepository, LocationRepository, Outbox, PageRequest,
+    PlaceBookingError, RepositoryError, SeatChange,
 };
 
 /// A repository and the outbox of the same store, fresh and empty.
@@ -115,6 +115,7 @@ pub fn sample_booking(event_id: EventId, user: &str, seats: u32) -> Booking {
         user_id: UserId::parse(user).unwrap_or_else(|_| UserId::anonymous()),
         seats: SeatCount::new(seats),
         booked_at: time(1_768_000_100),
+        cancelled_at: None,
     }
 }
 
@@ -543,6 +544,48 @@ pub mod bookings {
         }
     }
 
+    /// Cancelling gives the seats back once; a second cancel changes nothing; unknown ids are said so.
+    pub async fn cancelling_gives_the_seats_back_once(repo: Arc<dyn BookingRepository>) {
+        let inv = inventory(5);
+        repo.add_inventory(&inv).await.expect("add");
+        let booking = sample_booking(inv.event_id, "alice", 3);
+        repo.place_booking(&booking, &sample_message())
+            .await
+            .expect("place");
+        let when = time(1_768_000_200);
+        let mut cancelled = booking.clone();
+        cancelled.cancelled_at = Some(when);
+        assert_eq!(
+            repo.cancel_booking(booking.id, when, &sample_message())
+                .await,
+            Ok(Cancellation::Cancelled(cancelled.clone()))
+        );
+        assert_eq!(
+            repo.cancel_booking(booking.id, time(1_768_000_300), &sample_message())
+                .await,
+            Ok(Cancellation::AlreadyCancelled(cancelled.clone()))
+        );
+        let stored = repo
+            .inventory(inv.event_id)
+            .await
+            .expect("get")
+            .expect("known");
+        assert_eq!(stored.remaining, SeatCount::new(5));
+        assert_eq!(
+            repo.booking(booking.id).await.expect("get"),
+            Some(cancelled)
+        );
+        assert_eq!(
+            repo.cancel_booking(BookingId::generate(), when, &sample_message())
+                .await,
+            Ok(Cancellation::NotFound)
+        );
+        // The seats are on sale again.
+        repo.place_booking(&sample_booking(inv.event_id, "bob", 5), &sample_message())
+            .await
+            .expect("place");
+    }
+
     /// Bookings list by event and by user, in pages.
     pub async fn lists_by_event_and_by_user(repo: Arc<dyn BookingRepository>) {
         let a = inventory(100);
@@ -625,7 +668,7 @@ macro_rules! booking_repository_conformance {
             adding_an_inventory_is_idempotent, placing_takes_seats_until_sold_out,
             placing_for_an_unknown_event_is_refused, concurrent_bookings_never_oversell,
             an_inventory_appearing_mid_booking_is_never_reported_sold_out,
-            lists_by_event_and_by_user;
+            cancelling_gives_the_seats_back_once, lists_by_event_and_by_user;
             announces_placed_bookings_only);
     };
 }

@@ -131,6 +131,17 @@ pub trait Outbox: Send + Sync {
     async fn mark_published(&self, id: &str) -> Result<(), RepositoryError>;
 }
 
+/// What [`BookingRepository::cancel_booking`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// Cancelled now; the booking as it is stored afterwards.
+    Cancelled(Booking),
+    /// It had been cancelled before; nothing changed.
+    AlreadyCancelled(Booking),
+    /// No booking with that id.
+    NotFound,
+}
+
 /// What [`EventRepository::record_booked_seats`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeatChange {
@@ -241,6 +252,19 @@ pub trait BookingRepository: Send + Sync {
         booking: &Booking,
         announce: &OutboxMessage,
     ) -> Result<SeatCount, PlaceBookingError>;
+
+    /// Cancels booking `id` at `cancelled_at`: marks it cancelled with `announce` in the outbox and
+    /// gives its seats back to the event's inventory, at most once. Idempotent: cancelling a cancelled
+    /// booking changes nothing (and finishes giving its seats back if a crash interrupted that).
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn cancel_booking(
+        &self,
+        id: BookingId,
+        cancelled_at: chrono::DateTime<chrono::Utc>,
+        announce: &OutboxMessage,
+    ) -> Result<Cancellation, RepositoryError>;
 
     /// The booking with this id, if stored.
     ///

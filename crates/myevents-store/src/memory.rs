@@ -17,8 +17,8 @@ use myevents_domain::seats::SeatCount;
 use myevents_domain::messages::OutboxMessage;
 
 use crate::{
-    BookingRepository, EventRepository, INBOX_WINDOW, LocationRepository, Outbox, PageRequest,
-    PlaceBookingError, RepositoryError, SeatChange,
+    BookingRepository, Cancellation, EventRepository, INBOX_WINDOW, LocationRepository, Outbox,
+    PageRequest, PlaceBookingError, RepositoryError, SeatChange,
 };
 
 /// Pending outbox messages in memory, oldest first. Cloning shares it.
@@ -256,6 +256,31 @@ impl BookingRepository for InMemoryBookingRepository {
         state.bookings.insert(id, booking.clone());
         self.outbox.push(announce);
         Ok(remaining)
+    }
+
+    async fn cancel_booking(
+        &self,
+        id: BookingId,
+        cancelled_at: chrono::DateTime<chrono::Utc>,
+        announce: &OutboxMessage,
+    ) -> Result<Cancellation, RepositoryError> {
+        let mut state = lock(&self.state);
+        let Some(booking) = state.bookings.get_mut(&id.object_id()) else {
+            return Ok(Cancellation::NotFound);
+        };
+        if booking.cancelled_at.is_some() {
+            return Ok(Cancellation::AlreadyCancelled(booking.clone()));
+        }
+        booking.cancelled_at = Some(cancelled_at);
+        let booking = booking.clone();
+        if let Some(inventory) = state.inventory.get_mut(&booking.event_id.object_id()) {
+            inventory.remaining = inventory
+                .remaining
+                .checked_add(booking.seats)
+                .map_or(inventory.capacity, |r| r.min(inventory.capacity));
+        }
+        self.outbox.push(announce);
+        Ok(Cancellation::Cancelled(booking))
     }
 
     async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {

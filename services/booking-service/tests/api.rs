@@ -41,7 +41,7 @@ fn assert_problem(answer: &Answer, status: StatusCode) {
 impl TestApp {
     async fn spawn() -> Self {
         let broker = rabbitmq_broker();
-        let observer = Subscription::new(unique("observer"), &["eventBooked"]);
+        let observer = Subscription::new(unique("observer"), &["eventBooked", "bookingCancelled"]);
         broker.declare(&observer).await.expect("declare observer");
         let (recorder, published) = Recorder::new();
         let observer = broker
@@ -431,4 +431,66 @@ async fn two_hundred_concurrent_one_seat_bookings_of_fifty_seats_sell_exactly_fi
         .await
         .expect("list");
     assert_eq!(stored.len(), 50);
+}
+
+#[tokio::test]
+async fn the_user_who_booked_cancels_once_and_the_seats_go_back_on_sale() {
+    let mut app = TestApp::spawn().await;
+    let event = app.announce_event(4).await.to_string();
+    let booked = app.book(&event, r#"{"seats":3}"#, Some("alice")).await;
+    assert_eq!(booked.status, StatusCode::CREATED);
+    let id = booked.body["ID"].as_str().expect("ID").to_owned();
+    let cancel = |user: Option<&'static str>, id: String| {
+        let mut request = app.client.delete(format!("{}/bookings/{id}", app.url));
+        if let Some(user) = user {
+            request = request.header("x-user-id", user);
+        }
+        async move { Answer::read(request.send().await.expect("request")).await }
+    };
+    assert_problem(
+        &cancel(Some("bob"), id.clone()).await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_problem(&cancel(None, id.clone()).await, StatusCode::FORBIDDEN);
+    assert_problem(
+        &cancel(Some("alice"), "000000000000000000000000".to_owned()).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &cancel(Some("alice"), "nope".to_owned()).await,
+        StatusCode::NOT_FOUND,
+    );
+
+    let cancelled = cancel(Some("alice"), id.clone()).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert!(cancelled.body["CancelledAt"].is_i64());
+    assert_eq!(cancelled.body["Seats"], 3);
+    let again = cancel(Some("alice"), id.clone()).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, cancelled.body);
+    assert_eq!(
+        app.get(&format!("/bookings/{id}")).await.body,
+        cancelled.body
+    );
+
+    // The seats are back: all 4 can be booked now.
+    assert_eq!(
+        app.book(&event, r#"{"seats":4}"#, Some("bob")).await.status,
+        StatusCode::CREATED
+    );
+
+    // Announced: the booking, then its cancellation, once.
+    let mut names = Vec::new();
+    while names.len() < 3 {
+        let message = app.published.next(WAIT).await;
+        let body: Value = serde_json::from_slice(&message.payload).expect("json");
+        if message.name == "bookingCancelled" {
+            assert_eq!(body["bookingId"], id);
+            assert_eq!(body["seats"], 3);
+            assert_eq!(body["userId"], "alice");
+        }
+        names.push(message.name);
+    }
+    names.sort();
+    assert_eq!(names, ["bookingCancelled", "eventBooked", "eventBooked"]);
 }

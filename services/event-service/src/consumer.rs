@@ -1,19 +1,21 @@
-//! The event service's consumer: keeps each event's booked seats from `eventBooked`, once per message
-//! id (the inbox lives in the event's own document), so `SeatsAvailable` follows the booking service.
+//! The event service's consumer: keeps each event's booked seats from `eventBooked` and
+//! `bookingCancelled`, once per message id (the inbox lives in the event's own document), so
+//! `SeatsAvailable` follows the booking service.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use myevents_broker::{HandlingError, Message, MessageHandler, Subscription};
-use myevents_domain::messages::{DomainEvent, EVENT_BOOKED};
+use myevents_domain::messages::{BOOKING_CANCELLED, DomainEvent, EVENT_BOOKED};
 use myevents_store::{EventRepository, SeatChange};
 
-/// The subscription of the event service: queue (or group) `queue` bound to `eventBooked`.
+/// The subscription of the event service: queue (or group) `queue` bound to `eventBooked` and
+/// `bookingCancelled`.
 pub fn subscription(queue: &str) -> Subscription {
-    Subscription::new(queue, &[EVENT_BOOKED])
+    Subscription::new(queue, &[EVENT_BOOKED, BOOKING_CANCELLED])
 }
 
-/// Records booked seats per event, idempotently.
+/// Records booked (and given back) seats per event, idempotently.
 pub struct EventBookedHandler {
     /// The events.
     pub events: Arc<dyn EventRepository>,
@@ -24,31 +26,39 @@ impl MessageHandler for EventBookedHandler {
     async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
         let event = DomainEvent::from_json(&message.name, &message.payload)
             .map_err(|e| HandlingError::Poison(e.to_string()))?;
-        let DomainEvent::EventBooked(booked) = event else {
-            tracing::debug!(event_name = %message.name, message_id = %message.id,
-                "not an event this service handles; acknowledged");
-            return Ok(());
-        };
-        // A reference booking service does not say how many seats: nothing to count then.
-        let Some(seats) = booked.seats else {
-            tracing::warn!(event_id = %booked.event_id, message_id = %message.id,
-                "eventBooked without seats; availability not changed");
-            return Ok(());
+        let (event_id, seats) = match event {
+            // A reference booking service does not say how many seats: nothing to count then.
+            DomainEvent::EventBooked(booked) => match booked.seats {
+                Some(seats) => (booked.event_id, i64::from(seats)),
+                None => {
+                    tracing::warn!(event_id = %booked.event_id, message_id = %message.id,
+                        "eventBooked without seats; availability not changed");
+                    return Ok(());
+                }
+            },
+            DomainEvent::BookingCancelled(cancelled) => {
+                (cancelled.event_id, -i64::from(cancelled.seats))
+            }
+            _ => {
+                tracing::debug!(event_name = %message.name, message_id = %message.id,
+                    "not an event this service handles; acknowledged");
+                return Ok(());
+            }
         };
         let change = self
             .events
-            .record_booked_seats(booked.event_id, &message.id, i64::from(seats))
+            .record_booked_seats(event_id, &message.id, seats)
             .await
             .map_err(|e| HandlingError::Transient(e.to_string()))?;
         match change {
             SeatChange::Applied | SeatChange::Duplicate => {
-                tracing::info!(event_id = %booked.event_id, message_id = %message.id, seats,
+                tracing::info!(%event_id, message_id = %message.id, seats,
                     duplicate = change == SeatChange::Duplicate, "booked seats recorded");
                 Ok(())
             }
             SeatChange::UnknownEvent => Err(HandlingError::Poison(format!(
-                "eventBooked for unknown event {}",
-                booked.event_id
+                "{} for unknown event {event_id}",
+                message.name
             ))),
         }
     }

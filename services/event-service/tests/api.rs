@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use myevents_broker::rabbitmq::RabbitMqBroker;
 use myevents_broker::{Consumer, EventPublisher, EventSubscriber, Message, Subscription};
-use myevents_domain::messages::{DomainEvent, EventBooked};
+use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked};
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_runtime::broker::Broker;
@@ -470,7 +470,8 @@ async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
 }
 
 #[tokio::test]
-async fn booked_seats_announced_by_the_booking_service_lower_seats_available_once_per_message() {
+async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_available_once_per_message()
+ {
     let app = TestApp::spawn().await;
     let location = app.create_location().await;
     let event = app
@@ -508,4 +509,30 @@ async fn booked_seats_announced_by_the_booking_service_lower_seats_available_onc
     );
     // The listing says the same.
     assert_eq!(app.get("/events").await.body[0]["SeatsAvailable"], 145);
+
+    // A cancellation gives its seats back.
+    let cancelled = DomainEvent::BookingCancelled(BookingCancelled {
+        booking_id: myevents_domain::id::BookingId::generate(),
+        event_id: myevents_domain::id::EventId::parse(&id).expect("id"),
+        user_id: "alice".to_owned(),
+        seats: 2,
+        cancelled_at: chrono::Utc::now(),
+    });
+    app.broker
+        .publish(&Message::new(
+            cancelled.name(),
+            cancelled.key(),
+            cancelled.to_json(),
+        ))
+        .await
+        .expect("publish");
+    let restored = myevents_testkit::eventually(WAIT, || async {
+        app.get(&path).await.body["SeatsAvailable"] == 147
+    })
+    .await;
+    assert!(
+        restored,
+        "SeatsAvailable: {}",
+        app.get(&path).await.body["SeatsAvailable"]
+    );
 }

@@ -10,10 +10,10 @@ use myevents_domain::id::{BookingId, EventId};
 use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
-use super::documents::{BookingDoc, InventoryDoc, OutboxDoc, to_bson_id};
+use super::documents::{BookingDoc, InventoryDoc, OutboxDoc, to_bson_date, to_bson_id};
 use super::events::find_page;
 use super::{MongoStore, map_error};
-use crate::{BookingRepository, PageRequest, PlaceBookingError, RepositoryError};
+use crate::{BookingRepository, Cancellation, PageRequest, PlaceBookingError, RepositoryError};
 
 pub(crate) const INVENTORY: &str = "inventory";
 pub(crate) const BOOKINGS: &str = "bookings";
@@ -130,6 +130,66 @@ impl BookingRepository for MongoBookingRepository {
             return Err(error.into());
         }
         Ok(SeatInventory::try_from(taken)?.remaining)
+    }
+
+    async fn cancel_booking(
+        &self,
+        id: BookingId,
+        cancelled_at: chrono::DateTime<chrono::Utc>,
+        announce: &OutboxMessage,
+    ) -> Result<Cancellation, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let bid = to_bson_id(id.object_id());
+        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
+            .map_err(|e| RepositoryError::Unexpected(e.to_string()))?;
+        // 1. Mark it cancelled, with its message, unless it already is.
+        let marked = self
+            .bookings
+            .find_one_and_update(
+                doc! {"_id": bid, "cancelled_at": {"$exists": false}},
+                doc! {
+                    "$set": {"cancelled_at": to_bson_date(cancelled_at), "returning": true},
+                    "$push": {"outbox": outbox},
+                },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(map_error)?;
+        let (document, now) = match marked {
+            Some(document) => (document, true),
+            None => match self
+                .bookings
+                .find_one(doc! {"_id": bid})
+                .await
+                .map_err(map_error)?
+            {
+                Some(document) => (document, false),
+                None => return Ok(Cancellation::NotFound),
+            },
+        };
+        // 2. Give the seats back, once per booking (the inventory remembers returned bookings), and
+        //    clear the flag. A crash in between leaves the flag, so a repeated cancel finishes it.
+        if document.returning {
+            let booking = Booking::try_from(document)?;
+            let seats = i64::from(booking.seats.get());
+            self.inventory
+                .update_one(
+                    doc! {"_id": to_bson_id(booking.event_id.object_id()), "returned": {"$ne": bid}},
+                    doc! {"$inc": {"remaining": seats}, "$push": {"returned": bid}},
+                )
+                .await
+                .map_err(map_error)?;
+            self.bookings
+                .update_one(doc! {"_id": bid}, doc! {"$unset": {"returning": ""}})
+                .await
+                .map_err(map_error)?;
+            return Ok(if now {
+                Cancellation::Cancelled(booking)
+            } else {
+                Cancellation::AlreadyCancelled(booking)
+            });
+        }
+        Ok(Cancellation::AlreadyCancelled(Booking::try_from(document)?))
     }
 
     async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::RepositoryError;
 
+pub(crate) fn to_bson_date(time: DateTime<Utc>) -> bson::DateTime {
+    to_date(time)
+}
+
 pub(crate) fn to_bson_id(id: ObjectId) -> BsonId {
     BsonId::from_bytes(id.bytes())
 }
@@ -242,6 +246,11 @@ pub(crate) struct BookingDoc {
     user_id: String,
     seats: i64,
     booked_at: bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cancelled_at: Option<bson::DateTime>,
+    /// Set while a cancellation's seats are being given back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) returning: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<OutboxDoc>,
 }
@@ -254,6 +263,8 @@ impl From<&Booking> for BookingDoc {
             user_id: b.user_id.as_str().to_owned(),
             seats: i64::from(b.seats.get()),
             booked_at: to_date(b.booked_at),
+            cancelled_at: b.cancelled_at.map(to_date),
+            returning: false,
             outbox: Vec::new(),
         }
     }
@@ -268,6 +279,7 @@ impl TryFrom<BookingDoc> for Booking {
             user_id: UserId::parse(&d.user_id).map_err(|_| corrupt("an invalid user id"))?,
             seats: seats(d.seats)?,
             booked_at: from_date(d.booked_at)?,
+            cancelled_at: d.cancelled_at.map(from_date).transpose()?,
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Bookings: `POST /events/{id}/bookings`, `GET /bookings/{id}`, `GET /events/{id}/bookings`,
-//! `GET /users/{userId}/bookings`.
+//! Bookings: `POST /events/{id}/bookings`, `GET /bookings/{id}`, `DELETE /bookings/{id}`,
+//! `GET /events/{id}/bookings`, `GET /users/{userId}/bookings`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -11,11 +11,11 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use myevents_domain::booking::{Booking, BookingSeats, UserId};
 use myevents_domain::id::{BookingId, EventId};
-use myevents_domain::messages::{DomainEvent, EventBooked, OutboxMessage};
+use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked, OutboxMessage};
 use myevents_runtime::http::created;
 use myevents_runtime::json::parse_body;
 use myevents_runtime::paging::{PageQuery, link_next, page_request};
-use myevents_store::PlaceBookingError;
+use myevents_store::{Cancellation, PlaceBookingError};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::wire::{BookingBody, BookingInput};
@@ -27,7 +27,7 @@ const USER_HEADER: &str = "x-user-id";
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/events/{id}/bookings", post(book).get(list_for_event))
-        .route("/bookings/{id}", get(read))
+        .route("/bookings/{id}", get(read).delete(cancel))
         .route("/users/{user_id}/bookings", get(list_for_user))
 }
 
@@ -71,6 +71,7 @@ async fn book(
         user_id,
         seats,
         booked_at: now_seconds(),
+        cancelled_at: None,
     };
     let announce = OutboxMessage::new(DomainEvent::EventBooked(EventBooked {
         event_id,
@@ -101,6 +102,50 @@ async fn book(
         &format!("/bookings/{}", booking.id),
         &BookingBody::from(&booking),
     ))
+}
+
+/// `DELETE /bookings/{id}`: only the user who booked (`X-User-Id`) may cancel; cancelling again answers
+/// the same.
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no booking with id {id:?}"));
+    let booking_id = BookingId::parse(&id).map_err(|_| not_found())?;
+    let user_id = user(&headers)?;
+    let booking = state
+        .repository
+        .booking(booking_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if booking.user_id != user_id {
+        return Err(ApiError::Forbidden(
+            "only the user who booked may cancel this booking".to_owned(),
+        ));
+    }
+    let cancelled_at = now_seconds();
+    let announce = OutboxMessage::new(DomainEvent::BookingCancelled(BookingCancelled {
+        booking_id,
+        event_id: booking.event_id,
+        user_id: booking.user_id.to_string(),
+        seats: booking.seats.get(),
+        cancelled_at,
+    }));
+    let booking = match state
+        .repository
+        .cancel_booking(booking_id, cancelled_at, &announce)
+        .await?
+    {
+        Cancellation::Cancelled(booking) => {
+            state.outbox_waker.notify_one();
+            tracing::info!(%booking_id, seats = booking.seats.get(), "booking cancelled");
+            booking
+        }
+        Cancellation::AlreadyCancelled(booking) => booking,
+        Cancellation::NotFound => return Err(not_found()),
+    };
+    Ok(Json(BookingBody::from(&booking)).into_response())
 }
 
 async fn read(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -67,6 +67,9 @@ pub enum ApiError {
     /// Well-formed input that breaks rules (422).
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The booking is someone else's (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// Fewer seats remain than requested (409).
     #[error("only {remaining} seats remain, {requested} requested")]
     SoldOut {
@@ -94,6 +97,7 @@ impl IntoResponse for ApiError {
         let problem = match self {
             Self::Request(problem) => problem,
             Self::NotFound(what) => Problem::not_found(what),
+            Self::Forbidden(what) => Problem::status(StatusCode::FORBIDDEN, what),
             Self::Invalid(error) => Problem::from(error),
             Self::SoldOut {
                 remaining,

@@ -1,5 +1,6 @@
-//! The booking wire format: `{ID, EventID, UserID, Seats, Date}` — the reference's keys, with `EventID`
-//! as the 24-hex id (the reference sent base64 of the hex text, a bug) and `Date` in Unix seconds.
+//! The booking wire format: `{ID, EventID, UserID, Seats, Date[, CancelledAt]}` — the reference's keys,
+//! with `EventID` as the 24-hex id (the reference sent base64 of the hex text, a bug), `Date` in Unix
+//! seconds, and `CancelledAt` (Unix seconds) added once a booking is cancelled.
 
 use myevents_domain::booking::Booking;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub struct BookingBody {
     pub seats: u32,
     /// When, Unix seconds.
     pub date: i64,
+    /// When it was cancelled, Unix seconds; absent while it stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<i64>,
 }
 
 impl From<&Booking> for BookingBody {
@@ -31,6 +35,7 @@ impl From<&Booking> for BookingBody {
             user_id: b.user_id.to_string(),
             seats: b.seats.get(),
             date: b.booked_at.timestamp(),
+            cancelled_at: b.cancelled_at.map(|t| t.timestamp()),
         }
     }
 }
