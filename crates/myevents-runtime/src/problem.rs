@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use myevents_broker::BrokerError;
 use myevents_domain::validation::ValidationError;
 use myevents_store::RepositoryError;
 use serde::Serialize;
@@ -182,19 +181,6 @@ impl From<RepositoryError> for Problem {
                 tracing::error!(%cause, "store failure");
                 Self::internal()
             }
-        }
-    }
-}
-
-impl From<BrokerError> for Problem {
-    /// `Unavailable` is 503 with `Retry-After: 5`; anything else a generic 500; the cause is logged.
-    fn from(error: BrokerError) -> Self {
-        tracing::error!(%error, "broker failure");
-        match error {
-            BrokerError::Unavailable(_) => {
-                Self::unavailable("the message broker is unavailable; retry later", 5)
-            }
-            _ => Self::internal(),
         }
     }
 }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use myevents_broker::{EventPublisher, EventSubscriber};
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::StoreConfig;
 use myevents_runtime::messaging::Messaging;
@@ -28,10 +27,8 @@ pub struct Dependencies {
     pub store_health: Arc<dyn StoreHealth>,
     /// Messages stored with the state changes, waiting to be published.
     pub outbox: Arc<dyn Outbox>,
-    /// Where domain events are published.
-    pub publisher: Arc<dyn EventPublisher>,
-    /// Where `eventBooked` comes from.
-    pub subscriber: Arc<dyn EventSubscriber>,
+    /// The broker: where domain events are published and `eventBooked` comes from.
+    pub broker: Broker,
 }
 
 impl Dependencies {
@@ -43,8 +40,7 @@ impl Dependencies {
             locations: Arc::new(InMemoryLocationRepository::new(outbox.clone())),
             store_health: Arc::new(AlwaysReady),
             outbox: Arc::new(outbox),
-            publisher: broker.publisher,
-            subscriber: broker.subscriber,
+            broker,
         }
     }
 
@@ -68,8 +64,7 @@ impl Dependencies {
                     locations: Arc::new(MongoLocationRepository::new(&mongo)),
                     outbox: Arc::new(MongoOutbox::for_event_service(&mongo)),
                     store_health: Arc::new(mongo),
-                    publisher: broker.publisher,
-                    subscriber: broker.subscriber,
+                    broker,
                 })
             }
             #[cfg(not(feature = "mongodb"))]
@@ -98,15 +93,11 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_URL)", config.listen))?;
         let local_addr = listener.local_addr()?;
-        let broker = Broker {
-            publisher: Arc::clone(&deps.publisher),
-            subscriber: Arc::clone(&deps.subscriber),
-        };
         let handler = Arc::new(EventBookedHandler {
             events: Arc::clone(&deps.events),
         });
         let messaging = Messaging::start(
-            &broker,
+            &deps.broker,
             &subscription(&config.queue),
             handler,
             Arc::clone(&deps.outbox),

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use myevents_broker::{BrokerError, ConsumerStatus};
+use myevents_broker::ConsumerStatus;
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
 use myevents_runtime::problem::Problem;
@@ -81,9 +81,6 @@ pub enum ApiError {
     /// The store failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
-    /// The broker failed.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
 }
 
 impl From<Problem> for ApiError {
@@ -109,7 +106,6 @@ impl IntoResponse for ApiError {
                 format!("{requested} seats requested, {remaining} remain"),
             ),
             Self::Repository(error) => Problem::from(error),
-            Self::Broker(error) => Problem::from(error),
         };
         problem.into_response()
     }

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use myevents_broker::{BrokerError, ConsumerStatus};
+use myevents_broker::ConsumerStatus;
 use myevents_domain::validation::ValidationError;
 use myevents_runtime::config::CorsOrigins;
 use myevents_runtime::problem::Problem;
@@ -71,9 +71,6 @@ pub enum ApiError {
     /// The store failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
-    /// The broker failed.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
 }
 
 impl From<Problem> for ApiError {
@@ -89,7 +86,6 @@ impl IntoResponse for ApiError {
             Self::NotFound(what) => Problem::not_found(what),
             Self::Invalid(error) => Problem::from(error),
             Self::Repository(error) => Problem::from(error),
-            Self::Broker(error) => Problem::from(error),
         };
         problem.into_response()
     }
