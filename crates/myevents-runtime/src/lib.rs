@@ -7,6 +7,7 @@
 //! - [`config`]: typed environment variables with errors that name the variable; broker selection.
 //! - [`broker`]: the one factory that turns a [`config::BrokerConfig`] into publisher and subscriber.
 //! - [`http`]: the middleware stack (request id, tracing, CORS), `201 Created` answers, graceful serving.
+//! - [`idempotency`]: the `Idempotency-Key` header: replayed responses, 409 in flight, 422 on reuse.
 //! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
 //! - [`messaging`]: a service's consumer, outbox relay and publisher, started and stopped together.
 //! - [`outbox`]: the relay that publishes a store's pending outbox messages.
@@ -28,6 +29,7 @@
 pub mod broker;
 pub mod config;
 pub mod http;
+pub mod idempotency;
 pub mod json;
 pub mod messaging;
 pub mod outbox;

@@ -10,6 +10,7 @@
 //! - [`Outbox`]: the transactional outbox. Every write that announces something takes the
 //!   [`OutboxMessage`] and stores it in the same atomic write; a relay publishes pending messages and
 //!   marks them published.
+//! - [`IdempotencyRepository`]: what each client `Idempotency-Key` did, for replaying responses.
 //! - Feature `conformance`: the [`conformance`] suite that every adapter must pass.
 //!
 //! ```no_run
@@ -30,9 +31,14 @@ use myevents_domain::seats::SeatCount;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod idempotency;
 pub mod memory;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
+
+pub use idempotency::{
+    Begin, IdempotencyRepository, IdempotencyScope, IdempotentRequest, StoredResponse,
+};
 
 /// Most items one page of a listing may hold.
 pub const MAX_PAGE_LIMIT: usize = 1000;

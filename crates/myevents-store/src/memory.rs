@@ -3,7 +3,7 @@
 //! Repositories built with one [`InMemoryOutbox`] put their messages in it while they hold their own
 //! lock, so a state change and its message appear together.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -16,9 +16,11 @@ use myevents_domain::seats::SeatCount;
 
 use myevents_domain::messages::OutboxMessage;
 
+use crate::idempotency::{chrono_duration, new_token};
 use crate::{
-    BookingRepository, Cancellation, EventRepository, INBOX_WINDOW, LocationRepository, Outbox,
-    PageRequest, PlaceBookingError, RepositoryError, SeatChange,
+    Begin, BookingRepository, Cancellation, EventRepository, INBOX_WINDOW, IdempotencyRepository,
+    IdempotencyScope, IdempotentRequest, LocationRepository, Outbox, PageRequest,
+    PlaceBookingError, RepositoryError, SeatChange, StoredResponse,
 };
 
 /// Pending outbox messages in memory, oldest first. Cloning shares it.
@@ -305,5 +307,96 @@ impl BookingRepository for InMemoryBookingRepository {
         Ok(page(&lock(&self.state).bookings, request, |b| {
             &b.user_id == user_id
         }))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct KeyRecord {
+    fingerprint: String,
+    resource_id: String,
+    token: String,
+    locked_until: chrono::DateTime<chrono::Utc>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    response: Option<StoredResponse>,
+}
+
+/// Idempotency keys in memory (they do not survive a restart, as nothing here does).
+#[derive(Debug, Default)]
+pub struct InMemoryIdempotencyRepository {
+    keys: Mutex<HashMap<IdempotencyScope, KeyRecord>>,
+}
+
+#[async_trait]
+impl IdempotencyRepository for InMemoryIdempotencyRepository {
+    async fn begin(
+        &self,
+        scope: &IdempotencyScope,
+        request: &IdempotentRequest,
+    ) -> Result<Begin, RepositoryError> {
+        let mut keys = lock(&self.keys);
+        let fresh = || KeyRecord {
+            fingerprint: request.fingerprint.clone(),
+            resource_id: request.resource_id.clone(),
+            token: new_token(),
+            locked_until: request.now + chrono_duration(request.lease),
+            expires_at: request.now + chrono_duration(request.ttl),
+            response: None,
+        };
+        let record = match keys.get_mut(scope) {
+            Some(record) if record.expires_at > request.now => record,
+            _ => {
+                let record = fresh();
+                let started = Begin::Started {
+                    token: record.token.clone(),
+                    resource_id: record.resource_id.clone(),
+                    resumed: false,
+                };
+                keys.insert(scope.clone(), record);
+                return Ok(started);
+            }
+        };
+        if record.fingerprint != request.fingerprint {
+            return Ok(Begin::Mismatch);
+        }
+        if let Some(response) = &record.response {
+            return Ok(Begin::Completed(response.clone()));
+        }
+        if record.locked_until > request.now {
+            return Ok(Begin::InFlight);
+        }
+        record.token = new_token();
+        record.locked_until = request.now + chrono_duration(request.lease);
+        Ok(Begin::Started {
+            token: record.token.clone(),
+            resource_id: record.resource_id.clone(),
+            resumed: true,
+        })
+    }
+
+    async fn complete(
+        &self,
+        scope: &IdempotencyScope,
+        token: &str,
+        response: &StoredResponse,
+    ) -> Result<bool, RepositoryError> {
+        let mut keys = lock(&self.keys);
+        match keys.get_mut(scope) {
+            Some(record) if record.token == token && record.response.is_none() => {
+                record.response = Some(response.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<(), RepositoryError> {
+        let mut keys = lock(&self.keys);
+        if let Some(record) = keys.get_mut(scope)
+            && record.token == token
+            && record.response.is_none()
+        {
+            record.locked_until = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        }
+        Ok(())
     }
 }

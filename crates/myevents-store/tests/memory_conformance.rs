@@ -43,3 +43,11 @@ mod bookings {
         }
     });
 }
+
+mod idempotency {
+    use super::*;
+    myevents_store::idempotency_repository_conformance!(async {
+        Arc::new(myevents_store::memory::InMemoryIdempotencyRepository::default())
+            as Arc<dyn myevents_store::IdempotencyRepository>
+    });
+}

@@ -53,6 +53,16 @@ mod bookings {
     });
 }
 
+mod idempotency {
+    use super::*;
+    myevents_store::idempotency_repository_conformance!(async {
+        let store = store(booking_service_indexes()).await;
+        Arc::new(myevents_store::mongo::MongoIdempotencyRepository::new(
+            &store,
+        )) as Arc<dyn myevents_store::IdempotencyRepository>
+    });
+}
+
 #[tokio::test]
 async fn the_store_reports_ready_once_its_indexes_exist() {
     use myevents_store::StoreHealth;

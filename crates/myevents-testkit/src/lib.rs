@@ -144,6 +144,7 @@ where
     }
 }
 
+#[derive(Debug)]
 /// An HTTP answer, read whole: status, headers, and the body as JSON (or as a JSON string when it
 /// is not JSON).
 pub struct Answer {

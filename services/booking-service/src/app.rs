@@ -7,9 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::StoreConfig;
+use myevents_runtime::idempotency::Idempotency;
 use myevents_runtime::messaging::Messaging;
-use myevents_store::memory::{InMemoryBookingRepository, InMemoryOutbox};
-use myevents_store::{AlwaysReady, BookingRepository, Outbox, StoreHealth};
+use myevents_store::memory::{
+    InMemoryBookingRepository, InMemoryIdempotencyRepository, InMemoryOutbox,
+};
+use myevents_store::{AlwaysReady, BookingRepository, IdempotencyRepository, Outbox, StoreHealth};
 use tokio::net::TcpListener;
 
 use crate::config::BookingServiceConfig;
@@ -25,6 +28,8 @@ pub struct Dependencies {
     pub store_health: Arc<dyn StoreHealth>,
     /// Messages stored with the bookings, waiting to be published.
     pub outbox: Arc<dyn Outbox>,
+    /// What each `Idempotency-Key` did.
+    pub idempotency: Arc<dyn IdempotencyRepository>,
     /// The broker.
     pub broker: Broker,
 }
@@ -37,6 +42,7 @@ impl Dependencies {
             repository: Arc::new(InMemoryBookingRepository::new(outbox.clone())),
             store_health: Arc::new(AlwaysReady),
             outbox: Arc::new(outbox),
+            idempotency: Arc::new(InMemoryIdempotencyRepository::default()),
             broker,
         }
     }
@@ -52,12 +58,14 @@ impl Dependencies {
             #[cfg(feature = "mongodb")]
             StoreConfig::MongoDb(config) => {
                 use myevents_store::mongo::{
-                    MongoBookingRepository, MongoOutbox, MongoStore, booking_service_indexes,
+                    MongoBookingRepository, MongoIdempotencyRepository, MongoOutbox, MongoStore,
+                    booking_service_indexes,
                 };
                 let mongo = MongoStore::start(config, booking_service_indexes()).await?;
                 Ok(Self {
                     repository: Arc::new(MongoBookingRepository::new(&mongo)),
                     outbox: Arc::new(MongoOutbox::for_booking_service(&mongo)),
+                    idempotency: Arc::new(MongoIdempotencyRepository::new(&mongo)),
                     store_health: Arc::new(mongo),
                     broker,
                 })
@@ -107,6 +115,7 @@ impl Application {
             consumer: messaging.consumer_status(),
             outbox_waker: messaging.outbox_waker(),
             max_seats_per_booking: config.max_seats_per_booking,
+            idempotency: Idempotency::new(deps.idempotency, config.idempotency),
         };
         Ok(Self {
             listener,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use myevents_runtime::config::{
     BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, parse_or, var,
 };
+use myevents_runtime::idempotency::IdempotencyConfig;
 
 /// Everything the booking service reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub struct BookingServiceConfig {
     /// Seats on sale for an `eventCreated` message that states no capacity, as a reference event
     /// service sends (`DEFAULT_EVENT_CAPACITY`, seats; unset: such events are known but sold out).
     pub default_capacity: Option<u32>,
+    /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
+    pub idempotency: IdempotencyConfig,
 }
 
 impl BookingServiceConfig {
@@ -57,6 +60,7 @@ impl BookingServiceConfig {
             queue: var("BOOKING_QUEUE").unwrap_or_else(|| "booking".to_owned()),
             max_seats_per_booking,
             default_capacity,
+            idempotency: IdempotencyConfig::from_env()?,
         })
     }
 }

@@ -59,6 +59,7 @@ impl TestApp {
             queue: queue.clone(),
             max_seats_per_booking: 4,
             default_capacity: None,
+            idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
         };
         let deps = Dependencies::from_config(
             &config.store,
@@ -129,6 +130,16 @@ impl TestApp {
     }
 
     async fn book(&self, event: &str, body: &str, user: Option<&str>) -> Answer {
+        self.book_with_key(event, body, user, None).await
+    }
+
+    async fn book_with_key(
+        &self,
+        event: &str,
+        body: &str,
+        user: Option<&str>,
+        key: Option<&str>,
+    ) -> Answer {
         let mut request = self
             .client
             .post(format!("{}/events/{event}/bookings", self.url))
@@ -137,7 +148,25 @@ impl TestApp {
         if let Some(user) = user {
             request = request.header("x-user-id", user);
         }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", format!("\"{key}\""));
+        }
         Answer::read(request.send().await.expect("request")).await
+    }
+
+    /// The bookings stored for `event`, read straight from the database.
+    async fn stored_bookings(&self, event: &str) -> Vec<myevents_domain::booking::Booking> {
+        use myevents_store::BookingRepository;
+        let store = myevents_store::mongo::MongoStore::start(&self.mongo, Vec::new())
+            .await
+            .expect("store");
+        myevents_store::mongo::MongoBookingRepository::new(&store)
+            .bookings_for_event(
+                EventId::parse(event).expect("id"),
+                myevents_store::PageRequest::first(1000),
+            )
+            .await
+            .expect("list")
     }
 }
 
@@ -493,4 +522,164 @@ async fn the_user_who_booked_cancels_once_and_the_seats_go_back_on_sale() {
     }
     names.sort();
     assert_eq!(names, ["bookingCancelled", "eventBooked", "eventBooked"]);
+}
+
+#[tokio::test]
+async fn the_same_request_sent_twenty_times_at_once_with_one_key_books_once_and_announces_once() {
+    let mut app = TestApp::spawn().await;
+    let app_ref = &app;
+    let event = app.announce_event(10).await.to_string();
+    let attempts = (0..20).map(|_| {
+        let event = event.clone();
+        async move {
+            app_ref
+                .book_with_key(&event, r#"{"seats":2}"#, Some("alice"), Some("order-42"))
+                .await
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut booking_ids = std::collections::BTreeSet::new();
+    for answer in &answers {
+        match answer.status {
+            StatusCode::CREATED => {
+                booking_ids.insert(answer.body["ID"].as_str().expect("ID").to_owned());
+            }
+            // Still in flight: the draft's answer, with a hint when to retry.
+            StatusCode::CONFLICT => {
+                answer.assert_problem(StatusCode::CONFLICT);
+                assert_eq!(answer.headers["retry-after"], "1");
+            }
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert_eq!(
+        booking_ids.len(),
+        1,
+        "one booking id in every 201: {answers:?}"
+    );
+    let id = booking_ids.pop_first().expect("one");
+
+    // Once the first is done every retry replays it.
+    let retry = app
+        .book_with_key(&event, r#"{"seats":2}"#, Some("alice"), Some("order-42"))
+        .await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert_eq!(retry.body["ID"], id);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+
+    let stored = app.stored_bookings(&event).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id.to_string(), id);
+    let inventory = app.get(&format!("/events/{event}/bookings")).await;
+    assert_eq!(inventory.body.as_array().expect("list").len(), 1);
+
+    // One eventBooked: the next message after it is the one of a later, different booking.
+    let first = app.published.next(WAIT).await;
+    let body: Value = serde_json::from_slice(&first.payload).expect("json");
+    assert_eq!(body["bookingId"], id);
+    let marker = app.book(&event, r#"{"seats":1}"#, Some("bob")).await;
+    assert_eq!(marker.status, StatusCode::CREATED);
+    let next = app.published.next(WAIT).await;
+    let body: Value = serde_json::from_slice(&next.payload).expect("json");
+    assert_eq!(
+        body["bookingId"], marker.body["ID"],
+        "a second eventBooked of {id}"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_changed_body_gets_422() {
+    let app = TestApp::spawn().await;
+    let event = app.announce_event(3).await.to_string();
+    let first = app
+        .book_with_key(&event, r#"{"seats":2}"#, Some("alice"), Some("k1"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+
+    // The same document, spelled differently, is the same request.
+    let again = app
+        .book_with_key(&event, r#"{ "Seats" : 2 }"#, Some("alice"), Some("k1"))
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.headers["location"], first.headers["location"]);
+    assert_eq!(again.headers["content-type"], first.headers["content-type"]);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+
+    let changed = app
+        .book_with_key(&event, r#"{"seats":1}"#, Some("alice"), Some("k1"))
+        .await;
+    changed.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        changed.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("Idempotency-Key")
+    );
+
+    // Keys are per user: bob's k1 is another key.
+    let bob = app
+        .book_with_key(&event, r#"{"seats":1}"#, Some("bob"), Some("k1"))
+        .await;
+    assert_eq!(bob.status, StatusCode::CREATED);
+    assert_ne!(bob.body["ID"], first.body["ID"]);
+
+    // A refusal is replayed too: sold out stays the answer for that key.
+    let sold_out = app
+        .book_with_key(&event, r#"{"seats":1}"#, Some("carol"), Some("k2"))
+        .await;
+    sold_out.assert_problem(StatusCode::CONFLICT);
+    let replayed = app
+        .book_with_key(&event, r#"{"seats":1}"#, Some("carol"), Some("k2"))
+        .await;
+    assert_eq!(replayed.status, StatusCode::CONFLICT);
+    assert_eq!(replayed.body, sold_out.body);
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+
+    // A malformed key is refused before anything happens.
+    let malformed = app
+        .book_with_key(&event, r#"{"seats":1}"#, Some("alice"), Some(""))
+        .await;
+    malformed.assert_problem(StatusCode::BAD_REQUEST);
+
+    // Another replica (here: a second process of the service on the same database) replays it too.
+    let queue = unique("booking");
+    let config = BookingServiceConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        cors: CorsOrigins::Any,
+        broker: BrokerConfig::Memory,
+        relay: RelayConfig::default(),
+        store: StoreConfig::MongoDb(app.mongo.clone()),
+        queue,
+        max_seats_per_booking: 4,
+        default_capacity: None,
+        idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
+    };
+    let memory = myevents_broker::memory::InMemoryBroker::default();
+    let deps = Dependencies::from_config(&config.store, Broker::in_memory(&memory))
+        .await
+        .expect("store");
+    let replica = Application::build(&config, deps).await.expect("build");
+    let replica_url = format!("http://{}", replica.local_addr());
+    tokio::spawn(replica.run_until_stopped(std::future::pending()));
+    let from_replica = Answer::read(
+        app.client
+            .post(format!("{replica_url}/events/{event}/bookings"))
+            .header("x-user-id", "alice")
+            .header("idempotency-key", "k1")
+            .json(&json!({"seats": 2}))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        from_replica.status,
+        StatusCode::CREATED,
+        "{}",
+        from_replica.body
+    );
+    assert_eq!(from_replica.body, first.body);
+    assert_eq!(app.stored_bookings(&event).await.len(), 2);
 }

@@ -7,9 +7,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::StoreConfig;
+use myevents_runtime::idempotency::Idempotency;
 use myevents_runtime::messaging::Messaging;
-use myevents_store::memory::{InMemoryEventRepository, InMemoryLocationRepository, InMemoryOutbox};
-use myevents_store::{AlwaysReady, EventRepository, LocationRepository, Outbox, StoreHealth};
+use myevents_store::memory::{
+    InMemoryEventRepository, InMemoryIdempotencyRepository, InMemoryLocationRepository,
+    InMemoryOutbox,
+};
+use myevents_store::{
+    AlwaysReady, EventRepository, IdempotencyRepository, LocationRepository, Outbox, StoreHealth,
+};
 use tokio::net::TcpListener;
 
 use crate::config::EventServiceConfig;
@@ -27,6 +33,8 @@ pub struct Dependencies {
     pub store_health: Arc<dyn StoreHealth>,
     /// Messages stored with the state changes, waiting to be published.
     pub outbox: Arc<dyn Outbox>,
+    /// What each `Idempotency-Key` did.
+    pub idempotency: Arc<dyn IdempotencyRepository>,
     /// The broker: where domain events are published and `eventBooked` comes from.
     pub broker: Broker,
 }
@@ -40,6 +48,7 @@ impl Dependencies {
             locations: Arc::new(InMemoryLocationRepository::new(outbox.clone())),
             store_health: Arc::new(AlwaysReady),
             outbox: Arc::new(outbox),
+            idempotency: Arc::new(InMemoryIdempotencyRepository::default()),
             broker,
         }
     }
@@ -55,14 +64,15 @@ impl Dependencies {
             #[cfg(feature = "mongodb")]
             StoreConfig::MongoDb(config) => {
                 use myevents_store::mongo::{
-                    MongoEventRepository, MongoLocationRepository, MongoOutbox, MongoStore,
-                    event_service_indexes,
+                    MongoEventRepository, MongoIdempotencyRepository, MongoLocationRepository,
+                    MongoOutbox, MongoStore, event_service_indexes,
                 };
                 let mongo = MongoStore::start(config, event_service_indexes()).await?;
                 Ok(Self {
                     events: Arc::new(MongoEventRepository::new(&mongo)),
                     locations: Arc::new(MongoLocationRepository::new(&mongo)),
                     outbox: Arc::new(MongoOutbox::for_event_service(&mongo)),
+                    idempotency: Arc::new(MongoIdempotencyRepository::new(&mongo)),
                     store_health: Arc::new(mongo),
                     broker,
                 })
@@ -110,6 +120,7 @@ impl Application {
             locations: deps.locations,
             store_health: deps.store_health,
             outbox_waker: messaging.outbox_waker(),
+            idempotency: Idempotency::new(deps.idempotency, config.idempotency),
         };
         Ok(Self {
             listener,

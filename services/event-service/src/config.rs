@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use myevents_runtime::config::{
     BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, var,
 };
+use myevents_runtime::idempotency::IdempotencyConfig;
 
 /// Everything the event service reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct EventServiceConfig {
     /// The subscription (AMQP queue / Kafka consumer group) for `eventBooked` (`EVENTS_QUEUE`,
     /// default `events-service`).
     pub queue: String,
+    /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
+    pub idempotency: IdempotencyConfig,
 }
 
 impl EventServiceConfig {
@@ -37,6 +40,7 @@ impl EventServiceConfig {
             store: StoreConfig::from_env("mongodb", "myevents")?,
             relay: RelayConfig::from_env()?,
             queue: var("EVENTS_QUEUE").unwrap_or_else(|| "events-service".to_owned()),
+            idempotency: IdempotencyConfig::from_env()?,
         })
     }
 }

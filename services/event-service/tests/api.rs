@@ -48,6 +48,7 @@ impl TestApp {
             relay: RelayConfig::default(),
             store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),
             queue: unique("events-service"),
+            idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
         };
         let deps = Dependencies::from_config(
             &config.store,
@@ -535,4 +536,83 @@ async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_
         "SeatsAvailable: {}",
         app.get(&path).await.body["SeatsAvailable"]
     );
+}
+
+#[tokio::test]
+async fn posts_with_an_idempotency_key_create_once_and_replay_the_first_answer() {
+    let mut app = TestApp::spawn().await;
+    let post = |path: &'static str, key: &'static str, body: Value| {
+        let request = app
+            .client
+            .post(format!("{}{path}", app.url))
+            .header("idempotency-key", key)
+            .header("x-user-id", "organiser")
+            .json(&body);
+        async move { Answer::read(request.send().await.expect("request")).await }
+    };
+    let location = post("/locations", "loc-1", west_hall()).await;
+    assert_eq!(location.status, StatusCode::CREATED, "{}", location.body);
+    let again = post("/locations", "loc-1", west_hall()).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, location.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let location_id = location.body["ID"].as_str().expect("ID").to_owned();
+
+    // An event with an inline location: both are created once.
+    let mut inline = aida(&location_id);
+    inline["Location"] = west_hall();
+    let attempts = (0..5).map(|_| post("/events", "ev-1", inline.clone()));
+    let answers = futures_util::future::join_all(attempts).await;
+    let created: std::collections::BTreeSet<String> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .map(|a| a.body["ID"].as_str().expect("ID").to_owned())
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status == StatusCode::CREATED || a.status == StatusCode::CONFLICT)
+    );
+    let replay = post("/events", "ev-1", inline.clone()).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    let event_id = replay.body["ID"].as_str().expect("ID").to_owned();
+    assert!(created.contains(&event_id));
+    let changed = post("/events", "ev-1", aida(&location_id)).await;
+    assert_problem(&changed, StatusCode::UNPROCESSABLE_ENTITY);
+
+    assert_eq!(
+        app.get("/events")
+            .await
+            .body
+            .as_array()
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.get("/locations")
+            .await
+            .body
+            .as_array()
+            .expect("list")
+            .len(),
+        2
+    );
+
+    // Announced once each: locationCreated (POST /locations), locationCreated and eventCreated (the
+    // event), then nothing of theirs before a later marker location.
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        names.push(app.published.next(WAIT).await.name);
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        ["eventCreated", "locationCreated", "locationCreated"]
+    );
+    let marker = app.post("/locations", &west_hall()).await;
+    let next = app.published.next(WAIT).await;
+    let body: Value = serde_json::from_slice(&next.payload).expect("json");
+    assert_eq!(body["id"], marker.body["ID"], "{body}");
 }

@@ -67,6 +67,7 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
         store: StoreConfig::MongoDb(mongo),
         relay: RelayConfig::default(),
         queue: "events-service".to_owned(),
+        idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
     };
     let deps =
         Dependencies::from_config(&config.store, Broker::in_memory(&InMemoryBroker::default()))

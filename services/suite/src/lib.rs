@@ -36,6 +36,8 @@ pub struct SuiteConfig {
     pub cors: CorsOrigins,
     /// Most seats in one booking (`MAX_SEATS_PER_BOOKING`, default 10).
     pub max_seats_per_booking: u32,
+    /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
+    pub idempotency: myevents_runtime::idempotency::IdempotencyConfig,
 }
 
 impl SuiteConfig {
@@ -49,6 +51,7 @@ impl SuiteConfig {
             booking_listen: listen_addr_or("BOOKING_LISTEN_URL", "127.0.0.1:8282")?,
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
             max_seats_per_booking: parse_or("MAX_SEATS_PER_BOOKING", 10u32)?,
+            idempotency: myevents_runtime::idempotency::IdempotencyConfig::from_env()?,
         })
     }
 
@@ -60,6 +63,7 @@ impl SuiteConfig {
             booking_listen: any,
             cors: CorsOrigins::Any,
             max_seats_per_booking: 10,
+            idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl Suite {
             store: StoreConfig::Memory,
             relay: RelayConfig::default(),
             queue: "events-service".to_owned(),
+            idempotency: config.idempotency,
         };
         let booking_config = BookingServiceConfig {
             listen: config.booking_listen,
@@ -94,6 +99,7 @@ impl Suite {
             queue: "booking".to_owned(),
             max_seats_per_booking: config.max_seats_per_booking,
             default_capacity: None,
+            idempotency: config.idempotency,
         };
         let bookings = myevents_booking_service::Application::build(
             &booking_config,

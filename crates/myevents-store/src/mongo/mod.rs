@@ -42,10 +42,12 @@ use crate::{RepositoryError, StoreHealth};
 mod bookings;
 mod documents;
 mod events;
+mod idempotency;
 mod outbox;
 
 pub use bookings::MongoBookingRepository;
 pub use events::{MongoEventRepository, MongoLocationRepository};
+pub use idempotency::MongoIdempotencyRepository;
 pub use outbox::MongoOutbox;
 
 /// Maps a driver error to the port's error: duplicate key is `Conflict`; lost or unreachable servers
@@ -82,8 +84,29 @@ pub struct MongoStore {
     initialised: Arc<AtomicBool>,
 }
 
-/// Which indexes a service needs: (collection, keys, unique).
-pub type IndexSpec = (&'static str, Document, bool);
+/// One index a service needs.
+#[derive(Debug, Clone)]
+pub struct IndexSpec {
+    /// The collection.
+    pub collection: &'static str,
+    /// The keys, e.g. `{name: 1, _id: 1}`.
+    pub keys: Document,
+    /// Whether the keys are unique.
+    pub unique: bool,
+    /// For a TTL index on a date field: documents are removed this long after that date.
+    pub expire_after: Option<Duration>,
+}
+
+impl IndexSpec {
+    fn plain(collection: &'static str, keys: Document) -> Self {
+        Self {
+            collection,
+            keys,
+            unique: false,
+            expire_after: None,
+        }
+    }
+}
 
 impl MongoStore {
     /// Builds the client and creates `indexes`. When the database does not answer within the server
@@ -131,13 +154,18 @@ impl MongoStore {
     }
 
     async fn create_indexes(&self, indexes: &[IndexSpec]) -> Result<(), RepositoryError> {
-        for (collection, keys, unique) in indexes {
+        for index in indexes {
             let model = IndexModel::builder()
-                .keys(keys.clone())
-                .options(IndexOptions::builder().unique(*unique).build())
+                .keys(index.keys.clone())
+                .options(
+                    IndexOptions::builder()
+                        .unique(index.unique)
+                        .expire_after(index.expire_after)
+                        .build(),
+                )
                 .build();
             self.database
-                .collection::<Document>(collection)
+                .collection::<Document>(index.collection)
                 .create_index(model)
                 .await
                 .map_err(map_error)?;
@@ -214,20 +242,40 @@ impl StoreHealth for MongoStore {
     }
 }
 
-/// The indexes of the event service: events by name (oldest first); pending outbox messages.
-pub fn event_service_indexes() -> Vec<IndexSpec> {
-    vec![
-        (events::EVENTS, doc! {"name": 1, "_id": 1}, false),
-        (events::EVENTS, doc! {"outbox.id": 1}, false),
-        (events::LOCATIONS, doc! {"outbox.id": 1}, false),
+/// The indexes of idempotency keys: unique per (user, key); removed once expired (TTL).
+fn idempotency_indexes() -> [IndexSpec; 2] {
+    [
+        IndexSpec {
+            unique: true,
+            ..IndexSpec::plain(idempotency::IDEMPOTENCY_KEYS, doc! {"user": 1, "key": 1})
+        },
+        IndexSpec {
+            expire_after: Some(Duration::ZERO),
+            ..IndexSpec::plain(idempotency::IDEMPOTENCY_KEYS, doc! {"expires_at": 1})
+        },
     ]
 }
 
-/// The indexes of the booking service: bookings by event and by user, in id order.
+/// The indexes of the event service: events by name (oldest first); pending outbox messages;
+/// idempotency keys.
+pub fn event_service_indexes() -> Vec<IndexSpec> {
+    let mut indexes = vec![
+        IndexSpec::plain(events::EVENTS, doc! {"name": 1, "_id": 1}),
+        IndexSpec::plain(events::EVENTS, doc! {"outbox.id": 1}),
+        IndexSpec::plain(events::LOCATIONS, doc! {"outbox.id": 1}),
+    ];
+    indexes.extend(idempotency_indexes());
+    indexes
+}
+
+/// The indexes of the booking service: bookings by event and by user, in id order; pending outbox
+/// messages; seat returns a crash interrupted; idempotency keys.
 pub fn booking_service_indexes() -> Vec<IndexSpec> {
-    vec![
-        (bookings::BOOKINGS, doc! {"event_id": 1, "_id": 1}, false),
-        (bookings::BOOKINGS, doc! {"user_id": 1, "_id": 1}, false),
-        (bookings::BOOKINGS, doc! {"outbox.id": 1}, false),
-    ]
+    let mut indexes = vec![
+        IndexSpec::plain(bookings::BOOKINGS, doc! {"event_id": 1, "_id": 1}),
+        IndexSpec::plain(bookings::BOOKINGS, doc! {"user_id": 1, "_id": 1}),
+        IndexSpec::plain(bookings::BOOKINGS, doc! {"outbox.id": 1}),
+    ];
+    indexes.extend(idempotency_indexes());
+    indexes
 }

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -55,18 +55,79 @@ fn now_seconds() -> DateTime<Utc> {
     DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
 }
 
+/// `POST /events/{id}/bookings`, at most once per `Idempotency-Key` (see
+/// [`myevents_runtime::idempotency`]).
 async fn book(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    let user_id = match user(&headers) {
+        Ok(user_id) => user_id,
+        Err(error) => return error.into_response(),
+    };
+    let path = format!("/events/{id}/bookings");
+    let fresh_id = BookingId::generate().to_string();
+    let (state_ref, request_headers, request_body, user_ref) = (&state, &headers, &body, &user_id);
+    state
+        .idempotency
+        .run(
+            user_id.as_str(),
+            &headers,
+            &Method::POST,
+            &path,
+            &body,
+            fresh_id,
+            |booking_id, resumed| async move {
+                let user_id = user_ref.clone();
+                place(
+                    state_ref,
+                    &id,
+                    user_id,
+                    request_headers,
+                    request_body,
+                    &booking_id,
+                    resumed,
+                )
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+            },
+        )
+        .await
+}
+
+fn booking_created(booking: &Booking) -> Response {
+    created(
+        &format!("/bookings/{}", booking.id),
+        &BookingBody::from(booking),
+    )
+}
+
+/// Places one booking under `booking_id`. When `resumed` (an earlier attempt with the same
+/// idempotency key was interrupted) the booking that attempt may have stored is answered instead.
+async fn place(
+    state: &AppState,
+    id: &str,
+    user_id: UserId,
+    headers: &HeaderMap,
+    body: &Bytes,
+    booking_id: &str,
+    resumed: bool,
 ) -> Result<Response, ApiError> {
-    let event_id = event_id(&id)?;
-    let user_id = user(&headers)?;
-    let input: BookingInput = parse_body(&headers, &body)?;
+    let event_id = event_id(id)?;
+    let input: BookingInput = parse_body(headers, body)?;
     let seats = BookingSeats::new(input.seats, state.max_seats_per_booking)?.count();
+    let booking_id = BookingId::parse(booking_id).map_err(|_| {
+        ApiError::Repository(myevents_store::RepositoryError::Unexpected(format!(
+            "stored idempotency key holds a malformed booking id {booking_id:?}"
+        )))
+    })?;
+    if resumed && let Some(existing) = state.repository.booking(booking_id).await? {
+        return Ok(booking_created(&existing));
+    }
     let booking = Booking {
-        id: BookingId::generate(),
+        id: booking_id,
         event_id,
         user_id,
         seats,
@@ -93,15 +154,23 @@ async fn book(
                 "no event with id {event_id} is open for booking"
             )));
         }
+        // A slow earlier attempt with the same idempotency key stored this very booking meanwhile.
+        Err(PlaceBookingError::Repository(myevents_store::RepositoryError::Conflict(_)))
+            if resumed =>
+        {
+            let existing = state.repository.booking(booking_id).await?.ok_or_else(|| {
+                ApiError::Repository(myevents_store::RepositoryError::Unexpected(format!(
+                    "booking {booking_id} conflicts but is not stored"
+                )))
+            })?;
+            return Ok(booking_created(&existing));
+        }
         Err(PlaceBookingError::Repository(error)) => return Err(error.into()),
     };
     state.outbox_waker.notify_one();
     tracing::info!(booking_id = %booking.id, %event_id, seats = seats.get(),
         remaining = remaining.get(), message_id = %announce.id, "booking placed");
-    Ok(created(
-        &format!("/bookings/{}", booking.id),
-        &BookingBody::from(&booking),
-    ))
+    Ok(booking_created(&booking))
 }
 
 /// `DELETE /bookings/{id}`: only the user who booked (`X-User-Id`) may cancel; cancelling again answers

@@ -30,6 +30,8 @@ pub struct AppState {
     pub outbox_waker: Arc<Notify>,
     /// Most seats in one booking.
     pub max_seats_per_booking: u32,
+    /// `Idempotency-Key` handling of `POST /events/{id}/bookings`.
+    pub idempotency: myevents_runtime::idempotency::Idempotency,
 }
 
 /// The service's routes with the shared middleware.

@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,6 +12,7 @@ use myevents_domain::id::{EventId, LocationId};
 use myevents_domain::location::Location;
 use myevents_domain::messages::{DomainEvent, EventCreated, OutboxMessage};
 use myevents_domain::validation::ValidationError;
+use myevents_runtime::idempotency::user_of;
 use myevents_runtime::json::parse_body;
 
 use super::locations::store_location;
@@ -28,12 +29,54 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/events/name/{name}", get(read_by_name))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+/// `POST /events`, at most once per `Idempotency-Key` (see [`myevents_runtime::idempotency`]). The
+/// resource id of a key names both the event and the location it may create inline
+/// (`<event id>/<location id>`), so a resumed request finds what an interrupted one stored.
+async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let user = user_of(&headers);
+    let fresh_id = format!("{}/{}", EventId::generate(), LocationId::generate());
+    let (state_ref, request_headers, request_body) = (&state, &headers, &body);
+    state
+        .idempotency
+        .run(
+            &user,
+            &headers,
+            &Method::POST,
+            "/events",
+            &body,
+            fresh_id,
+            |ids, resumed| async move {
+                store_event(state_ref, request_headers, request_body, &ids, resumed)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            },
+        )
+        .await
+}
+
+fn event_created(event: &Event) -> Response {
+    created(&format!("/events/{}", event.id), &EventBody::from(event))
+}
+
+async fn store_event(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    ids: &str,
+    resumed: bool,
 ) -> Result<Response, ApiError> {
-    let input: EventInput = parse_body(&headers, &body)?;
+    let malformed = || {
+        ApiError::Repository(myevents_store::RepositoryError::Unexpected(format!(
+            "stored idempotency key holds malformed ids {ids:?}"
+        )))
+    };
+    let (event_id, location_id) = ids.split_once('/').ok_or_else(malformed)?;
+    let event_id = EventId::parse(event_id).map_err(|_| malformed())?;
+    let location_id = LocationId::parse(location_id).map_err(|_| malformed())?;
+    if resumed && let Some(existing) = state.events.get(event_id).await? {
+        return Ok(event_created(&existing));
+    }
+    let input: EventInput = parse_body(headers, body)?;
     let (draft, location_input) = input.into_parts();
     let Some(location_input) = location_input else {
         return Err(ValidationError::field(
@@ -53,21 +96,19 @@ async fn create(
         None => (
             location_input
                 .into_draft()
-                .validate(LocationId::generate(), "Location.")?,
+                .validate(location_id, "Location.")?,
             true,
         ),
     };
-    let event: Event = draft.validate(EventId::generate(), location)?;
-    if is_new {
-        store_location(&state, &event.location).await?;
+    let event: Event = draft.validate(event_id, location)?;
+    let stored_before = resumed && state.locations.get(location_id).await?.is_some();
+    if is_new && !stored_before {
+        store_location(state, &event.location).await?;
     }
     let announce = OutboxMessage::new(DomainEvent::EventCreated(EventCreated::from_event(&event)));
     state.events.insert(&event, &announce).await?;
     state.outbox_waker.notify_one();
-    Ok(created(
-        &format!("/events/{}", event.id),
-        &EventBody::from(&event),
-    ))
+    Ok(event_created(&event))
 }
 
 async fn read(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {

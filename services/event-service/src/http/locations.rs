@@ -3,13 +3,14 @@
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use myevents_domain::id::LocationId;
 use myevents_domain::location::Location;
 use myevents_domain::messages::{DomainEvent, LocationCreated, OutboxMessage};
+use myevents_runtime::idempotency::user_of;
 use myevents_runtime::json::parse_body;
 
 use super::wire::{LocationBody, LocationInput};
@@ -33,18 +34,55 @@ pub(crate) async fn store_location(state: &AppState, location: &Location) -> Res
     Ok(())
 }
 
-async fn create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let input: LocationInput = parse_body(&headers, &body)?;
-    let location = input.into_draft().validate(LocationId::generate(), "")?;
-    store_location(&state, &location).await?;
-    Ok(created(
+/// `POST /locations`, at most once per `Idempotency-Key` (see [`myevents_runtime::idempotency`]).
+async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let user = user_of(&headers);
+    let fresh_id = LocationId::generate().to_string();
+    let (state_ref, request_headers, request_body) = (&state, &headers, &body);
+    state
+        .idempotency
+        .run(
+            &user,
+            &headers,
+            &Method::POST,
+            "/locations",
+            &body,
+            fresh_id,
+            |id, resumed| async move {
+                create_location(state_ref, request_headers, request_body, &id, resumed)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            },
+        )
+        .await
+}
+
+fn location_created(location: &Location) -> Response {
+    created(
         &format!("/locations/{}", location.id),
-        &LocationBody::from(&location),
-    ))
+        &LocationBody::from(location),
+    )
+}
+
+async fn create_location(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    id: &str,
+    resumed: bool,
+) -> Result<Response, ApiError> {
+    let location_id = LocationId::parse(id).map_err(|_| {
+        ApiError::Repository(myevents_store::RepositoryError::Unexpected(format!(
+            "stored idempotency key holds a malformed location id {id:?}"
+        )))
+    })?;
+    if resumed && let Some(existing) = state.locations.get(location_id).await? {
+        return Ok(location_created(&existing));
+    }
+    let input: LocationInput = parse_body(headers, body)?;
+    let location = input.into_draft().validate(location_id, "")?;
+    store_location(state, &location).await?;
+    Ok(location_created(&location))
 }
 
 async fn read(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {

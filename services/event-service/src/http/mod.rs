@@ -30,6 +30,8 @@ pub struct AppState {
     pub outbox_waker: Arc<Notify>,
     /// Whether the `eventBooked` consumer is attached.
     pub consumer: ConsumerStatus,
+    /// `Idempotency-Key` handling of the `POST`s.
+    pub idempotency: myevents_runtime::idempotency::Idempotency,
 }
 
 /// The service's routes with the shared middleware.

@@ -1,0 +1,390 @@
+//! The `Idempotency-Key` request header (IETF draft-ietf-httpapi-idempotency-key-header) for the
+//! services' `POST` handlers.
+//!
+//! A request without the header is handled as usual. With it, [`Idempotency::run`]:
+//! - handles the first request with that key (per user) and stores its response — any status
+//!   below 500 — for `ttl` (`IDEMPOTENCY_KEY_TTL`, default 24 hours);
+//! - answers a retry with the same key and the same request (method, path, body) with the stored
+//!   response — same status, same `Location`, same body — and `Idempotent-Replayed: true`;
+//! - answers **422** when the key was used for a different request, **409** (with `Retry-After`)
+//!   while the first request is still in flight, **400** when the key is malformed;
+//! - after a 5xx (or a request that died), lets the next retry with that key do the work again with
+//!   the resource id the first attempt was given, so it finds what that attempt may have created.
+//!
+//! ```no_run
+//! # async fn demo(idempotency: myevents_runtime::idempotency::Idempotency,
+//! #               headers: http::HeaderMap, body: axum::body::Bytes) {
+//! use axum::response::IntoResponse;
+//! let response = idempotency
+//!     .run("alice", &headers, &http::Method::POST, "/events", &body, "new-id".to_owned(),
+//!          |id, _resumed| async move { format!("created {id}").into_response() })
+//!     .await;
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use myevents_store::idempotency::MAX_KEY_LENGTH;
+use myevents_store::{
+    Begin, IdempotencyRepository, IdempotencyScope, IdempotentRequest, StoredResponse,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::{ConfigError, seconds_or};
+use crate::problem::Problem;
+
+/// The request header (lower case, as `http` spells header names).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The response header set on replayed responses (`true`).
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The header an API gateway sets to the authenticated user; keys are scoped by it.
+pub const USER_HEADER: &str = "x-user-id";
+
+/// The user a request's keys belong to: `X-User-Id` as sent, or `anonymous` without it.
+pub fn user_of(headers: &HeaderMap) -> String {
+    headers
+        .get(USER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("anonymous")
+        .to_owned()
+}
+
+/// Largest response body kept for replay, in bytes.
+const MAX_STORED_BODY: usize = 1024 * 1024;
+
+/// How long keys are kept and held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyConfig {
+    /// How long a key is kept after its first use (`IDEMPOTENCY_KEY_TTL`, seconds, default 86400).
+    pub ttl: Duration,
+    /// How long one request may hold a key before a retry may take it over
+    /// (`IDEMPOTENCY_LEASE`, seconds, default 60; above the request time-out).
+    pub lease: Duration,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl IdempotencyConfig {
+    /// Reads `IDEMPOTENCY_KEY_TTL` and `IDEMPOTENCY_LEASE` (whole seconds).
+    ///
+    /// # Errors
+    /// A value that is not a whole number of seconds, or zero.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let ttl = seconds_or("IDEMPOTENCY_KEY_TTL", defaults.ttl)?;
+        let lease = seconds_or("IDEMPOTENCY_LEASE", defaults.lease)?;
+        for (name, value) in [("IDEMPOTENCY_KEY_TTL", ttl), ("IDEMPOTENCY_LEASE", lease)] {
+            if value.is_zero() {
+                return Err(ConfigError::new(name, "0", "must be at least 1 second"));
+            }
+        }
+        Ok(Self { ttl, lease })
+    }
+}
+
+/// Idempotency-key handling over one service's [`IdempotencyRepository`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Idempotency {
+    repository: Arc<dyn IdempotencyRepository>,
+    config: IdempotencyConfig,
+}
+
+/// The client's idempotency key, if it sent one: a structured-field string (`"abc"`, RFC 8941) or,
+/// leniently, the bare text; 1 ..= 255 visible ASCII characters.
+///
+/// # Errors
+/// A 400 problem naming the header when it is empty, too long or not visible ASCII.
+pub fn key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let malformed = || {
+        Problem::malformed(format!(
+            "Idempotency-Key must be a string of 1 to {MAX_KEY_LENGTH} visible ASCII characters"
+        ))
+    };
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    let text = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if text.is_empty()
+        || text.len() > MAX_KEY_LENGTH
+        || !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(malformed());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// A digest (SHA-256, hex) of what makes a request: method, path and body. A JSON body is taken
+/// with its keys lower-cased and sorted, so the same document spelled differently is the same
+/// request (as the services read keys case-insensitively).
+pub fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_str().as_bytes());
+    hasher.update([0]);
+    hasher.update(path.as_bytes());
+    hasher.update([0]);
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => {
+            let mut canonical = String::new();
+            write_canonical(&crate::json::lowercase_keys(value), &mut canonical);
+            hasher.update(b"json:");
+            hasher.update(canonical.as_bytes());
+        }
+        Err(_) => {
+            hasher.update(b"raw:");
+            hasher.update(body);
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `value` as JSON with the keys of every object sorted (whatever order `serde_json` keeps).
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+impl Idempotency {
+    /// Key handling over `repository` with `config`.
+    pub fn new(repository: Arc<dyn IdempotencyRepository>, config: IdempotencyConfig) -> Self {
+        Self { repository, config }
+    }
+
+    /// Runs `work` at most once per (user, key): see the module docs. `fresh_id` is the id the
+    /// resource gets when this request is the first; `work` receives the id to use and whether an
+    /// earlier attempt with this key was interrupted (then its resource may already exist: look it up
+    /// before creating it).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of the request that make its fingerprint"
+    )]
+    pub async fn run<F, Fut>(
+        &self,
+        user: &str,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        body: &Bytes,
+        fresh_id: String,
+        work: F,
+    ) -> Response
+    where
+        F: FnOnce(String, bool) -> Fut,
+        Fut: Future<Output = Response>,
+    {
+        let key = match key(headers) {
+            Ok(Some(key)) => key,
+            Ok(None) => return work(fresh_id, false).await,
+            Err(problem) => return problem.into_response(),
+        };
+        let scope = IdempotencyScope {
+            user: user.to_owned(),
+            key,
+        };
+        let request = IdempotentRequest {
+            fingerprint: fingerprint(method, path, body),
+            resource_id: fresh_id,
+            now: Utc::now(),
+            lease: self.config.lease,
+            ttl: self.config.ttl,
+        };
+        let (token, resource_id, resumed) = match self.repository.begin(&scope, &request).await {
+            Ok(Begin::Started {
+                token,
+                resource_id,
+                resumed,
+            }) => (token, resource_id, resumed),
+            Ok(Begin::Completed(stored)) => return replay(stored),
+            Ok(Begin::InFlight) => {
+                let mut problem = Problem::new(
+                    StatusCode::CONFLICT,
+                    "idempotency-key-in-flight",
+                    "Request in progress",
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                );
+                problem
+                    .headers
+                    .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                return problem.into_response();
+            }
+            Ok(Begin::Mismatch) => {
+                return Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-reused",
+                    "Idempotency-Key reused",
+                    "this Idempotency-Key was used for a different request",
+                )
+                .into_response();
+            }
+            Err(error) => return Problem::from(error).into_response(),
+        };
+        let response = work(resource_id, resumed).await;
+        if response.status().is_server_error() {
+            if let Err(error) = self.repository.release(&scope, &token).await {
+                tracing::warn!(%error, "could not release an idempotency key after a failure");
+            }
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let body = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::error!(%error, "response body could not be read for the idempotency key");
+                if let Err(error) = self.repository.release(&scope, &token).await {
+                    tracing::warn!(%error, "could not release an idempotency key after a failure");
+                }
+                return Problem::internal().into_response();
+            }
+        };
+        let header_text = |name: header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let stored = StoredResponse {
+            status: parts.status.as_u16(),
+            location: header_text(header::LOCATION),
+            content_type: header_text(header::CONTENT_TYPE),
+            body: body.to_vec(),
+        };
+        match self.repository.complete(&scope, &token, &stored).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "idempotency key taken over by a retry before this request completed"
+            ),
+            // The work is done and its answer goes out; a retry resumes the key and finds the
+            // resource by its id.
+            Err(error) => {
+                tracing::warn!(%error, "could not store the response of an idempotency key");
+            }
+        }
+        Response::from_parts(parts, Body::from(body))
+    }
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    for (name, value) in [
+        (header::LOCATION, stored.location),
+        (header::CONTENT_TYPE, stored.content_type),
+    ] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            IDEMPOTENCY_KEY,
+            HeaderValue::from_str(value).expect("value"),
+        );
+        headers
+    }
+
+    #[test]
+    fn a_quoted_or_bare_key_is_read_and_a_malformed_one_refused() {
+        assert_eq!(key(&HeaderMap::new()).expect("none"), None);
+        assert_eq!(
+            key(&headers("\"abc-1\"")).expect("quoted"),
+            Some("abc-1".to_owned())
+        );
+        assert_eq!(
+            key(&headers("abc-1")).expect("bare"),
+            Some("abc-1".to_owned())
+        );
+        assert_eq!(key(&headers("\"\"")).expect_err("empty").status, 400);
+        assert_eq!(
+            key(&headers(&"k".repeat(256))).expect_err("long").status,
+            400
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_key_case_and_order_but_not_values_or_paths() {
+        let post = Method::POST;
+        let a = fingerprint(&post, "/events/1/bookings", br#"{"seats": 2, "note": "x"}"#);
+        let b = fingerprint(&post, "/events/1/bookings", br#"{"Note":"x","SEATS":2}"#);
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            fingerprint(&post, "/events/1/bookings", br#"{"seats": 3}"#)
+        );
+        assert_ne!(
+            a,
+            fingerprint(&post, "/events/2/bookings", br#"{"seats": 2, "note": "x"}"#)
+        );
+        assert_ne!(
+            fingerprint(&post, "/p", b"seats=2"),
+            fingerprint(&post, "/p", b"seats=3")
+        );
+    }
+
+    #[test]
+    fn lease_and_ttl_default_to_a_minute_and_a_day() {
+        let config = IdempotencyConfig::default();
+        assert_eq!(config.ttl, Duration::from_secs(86_400));
+        assert_eq!(config.lease, Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,193 @@
+//! Contention end to end, over each real broker and the MongoDB-wire server: 1,000 concurrent booking
+//! requests (1-4 seats each, 100 users) for an event of 300 seats, through HTTP against the two
+//! service binaries. The seats confirmed by 201s equal exactly what the inventory lost, never more
+//! than 300; the stored bookings agree; and the event service's `SeatsAvailable` converges to the
+//! booking service's remaining seats.
+
+use std::time::Duration;
+
+use myevents_domain::id::EventId;
+use myevents_store::BookingRepository;
+use myevents_store::mongo::{MongoBookingRepository, MongoConfig, MongoStore};
+use myevents_testkit::{
+    ServiceProcess, amqp_url, eventually, kafka_brokers, mongo_url, unique, unique_database,
+};
+use rand::Rng;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+const CAPACITY: i64 = 300;
+const REQUESTS: usize = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rabbitmq_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
+    contend(vec![
+        ("BROKER_KIND", "rabbitmq".to_owned()),
+        ("AMQP_BROKER_URL", amqp_url()),
+        ("AMQP_EXCHANGE", unique("events")),
+        ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
+        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_kafka_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
+    contend(vec![
+        ("BROKER_KIND", "kafka".to_owned()),
+        ("KAFKA_BROKER_URLS", kafka_brokers()),
+        ("KAFKA_TOPIC", unique("events")),
+        ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
+    ])
+    .await;
+}
+
+async fn contend(broker_env: Vec<(&str, String)>) {
+    let booking_database = unique_database();
+    let mut env = broker_env;
+    env.extend([
+        ("STORE_KIND", "mongodb".to_owned()),
+        ("MONGO_URL", mongo_url()),
+        ("MONGO_DATABASE", booking_database.clone()),
+        ("MAX_SEATS_PER_BOOKING", "4".to_owned()),
+    ]);
+    let bookings = ServiceProcess::start("booking-service", &env).await;
+    env.push(("MONGO_DATABASE", unique_database()));
+    let client = Client::new();
+    let ready = format!("{}/readyz", bookings.url());
+    assert!(
+        eventually(WAIT, || async {
+            client
+                .get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await,
+        "the booking service became ready"
+    );
+    let events = ServiceProcess::start("event-service", &env).await;
+
+    let location: Value = client
+        .post(format!("{}/locations", events.url()))
+        .json(&json!({"Name":"Arena","Halls":[{"name":"Main","capacity":CAPACITY}]}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let created = client
+        .post(format!("{}/events", events.url()))
+        .json(&json!({"Name":"cup final","StartDate":1_768_000_000_i64,
+            "EndDate":1_768_007_200_i64,"Hall":"Main","Location":{"ID":location["ID"]}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let event: Value = created.json().await.expect("json");
+    let event_id = event["ID"].as_str().expect("ID").to_owned();
+    let bookings_url = format!("{}/events/{event_id}/bookings", bookings.url());
+    assert!(
+        eventually(WAIT, || async {
+            client
+                .get(&bookings_url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await,
+        "the booking service learned of the event"
+    );
+
+    // 1,000 requests at once: random 1-4 seats, 100 users.
+    let requests: Vec<_> = {
+        let mut rng = rand::rng();
+        (0..REQUESTS)
+            .map(|i| {
+                let seats: i64 = rng.random_range(1..=4);
+                let client = client.clone();
+                let url = bookings_url.clone();
+                tokio::spawn(async move {
+                    let response = client
+                        .post(url)
+                        .header("x-user-id", format!("fan{}", i % 100))
+                        .json(&json!({ "seats": seats }))
+                        .send()
+                        .await
+                        .expect("request");
+                    (seats, response.status())
+                })
+            })
+            .collect()
+    };
+    let mut confirmed = 0;
+    let mut created = 0;
+    let mut refused = 0;
+    for request in requests {
+        match request.await.expect("task") {
+            (seats, StatusCode::CREATED) => {
+                confirmed += seats;
+                created += 1;
+            }
+            (_, StatusCode::CONFLICT) => refused += 1,
+            (_, other) => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        confirmed <= CAPACITY,
+        "{confirmed} seats sold of {CAPACITY}"
+    );
+    assert_eq!(created + refused, REQUESTS);
+    // Demand (about 2,500 seats) exceeds supply: what remains is less than the smallest refused wish.
+    assert!(confirmed > CAPACITY - 4, "only {confirmed} seats sold");
+
+    // The inventory lost exactly the confirmed seats, and the stored bookings say the same.
+    let store = MongoStore::start(&MongoConfig::new(mongo_url(), booking_database), Vec::new())
+        .await
+        .expect("store");
+    let repository = MongoBookingRepository::new(&store);
+    let id = EventId::parse(&event_id).expect("id");
+    let remaining = i64::from(
+        repository
+            .inventory(id)
+            .await
+            .expect("read")
+            .expect("known")
+            .remaining
+            .get(),
+    );
+    assert_eq!(remaining, CAPACITY - confirmed);
+    let stored = repository
+        .bookings_for_event(id, myevents_store::PageRequest::first(1000))
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), created);
+    let stored_seats: i64 = stored.iter().map(|b| i64::from(b.seats.get())).sum();
+    assert_eq!(stored_seats, confirmed);
+
+    // The event service converges to the booking service's number.
+    let event_url = format!("{}/events/{event_id}", events.url());
+    let available = || async {
+        let shown: Value = client
+            .get(&event_url)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        shown["SeatsAvailable"].clone()
+    };
+    let converged = eventually(WAIT, || async { available().await == remaining }).await;
+    assert!(
+        converged,
+        "SeatsAvailable {} never reached {remaining}",
+        available().await
+    );
+    events.kill().await;
+    bookings.kill().await;
+}
