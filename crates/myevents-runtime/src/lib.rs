@@ -6,6 +6,7 @@
 //! - [`json`]: request-body parsing with the reference's case-insensitive keys.
 //! - [`config`]: typed environment variables with errors that name the variable; broker selection.
 //! - [`broker`]: the one factory that turns a [`config::BrokerConfig`] into publisher and subscriber.
+//! - [`dead_letters`]: replaying dead letters after a fix; the services' command line.
 //! - [`http`]: the middleware stack (request id, tracing, CORS), `201 Created` answers, graceful serving.
 //! - [`idempotency`]: the `Idempotency-Key` header: replayed responses, 409 in flight, 422 on reuse.
 //! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
@@ -28,6 +29,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod dead_letters;
 pub mod http;
 pub mod idempotency;
 pub mod json;

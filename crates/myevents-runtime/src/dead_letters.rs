@@ -1,0 +1,305 @@
+//! Replaying dead letters after a fix: `event-service dead-letters replay` and
+//! `booking-service dead-letters replay` (see README, "Dead letters").
+//!
+//! [`replay`] reads a subscription's dead-letter destination (RabbitMQ queue `<queue>.dlq`, Kafka
+//! topic `<topic>.dlq` filtered by `x-dead-letter-source`) and publishes each message again through the
+//! service's publisher with its original id, name, key, time and headers, the dead-letter headers
+//! removed, acknowledging the dead letter only after the broker confirmed the new publish. Every
+//! consumer is idempotent (inbox by message id), so a subscription that handled the message before
+//! ignores the copy it receives.
+//!
+//! It stops when the destination stays empty for `idle`, or when a message it replayed in this run
+//! comes back (still failing): that one is left in the dead-letter destination.
+//!
+//! ```no_run
+//! # async fn demo(broker: myevents_runtime::broker::Broker) -> anyhow::Result<()> {
+//! use myevents_broker::Subscription;
+//! let report = myevents_runtime::dead_letters::replay(
+//!     &broker,
+//!     &Subscription::new("booking", &["eventCreated"]),
+//!     std::time::Duration::from_secs(5),
+//! )
+//! .await?;
+//! println!("replayed {}", report.replayed);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use myevents_broker::{
+    DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SOURCE_HEADER, EventPublisher, HandlingError, Message,
+    MessageHandler, Subscription,
+};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::broker::Broker;
+
+/// What one replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayReport {
+    /// Dead letters published again (and removed from the dead-letter destination).
+    pub replayed: usize,
+    /// Ids of messages that failed again during this run and were left in the dead-letter destination.
+    pub failed_again: Vec<String>,
+}
+
+struct Republisher {
+    publisher: Arc<dyn EventPublisher>,
+    seen: Mutex<HashSet<String>>,
+    report: Mutex<ReplayReport>,
+    progress: Notify,
+    came_back: Notify,
+}
+
+#[async_trait]
+impl MessageHandler for Republisher {
+    async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
+        let again = !self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(message.id.clone());
+        if again {
+            // Replayed in this run and dead-lettered again: leave it there and end the run.
+            self.report
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .failed_again
+                .push(message.id.clone());
+            self.came_back.notify_one();
+            std::future::pending::<()>().await;
+        }
+        let mut original = message.clone();
+        original.headers.remove(DEAD_LETTER_REASON_HEADER);
+        original.headers.remove(DEAD_LETTER_SOURCE_HEADER);
+        self.publisher
+            .publish(&original)
+            .await
+            .map_err(|e| HandlingError::Transient(e.to_string()))?;
+        tracing::info!(message_id = %message.id, event_name = %message.name, "dead letter replayed");
+        self.report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replayed += 1;
+        self.progress.notify_one();
+        Ok(())
+    }
+}
+
+/// Replays the dead letters of `subscription` through `broker` (see the module docs); returns once
+/// nothing arrived for `idle` after the reader attached, or a replayed message came back.
+///
+/// # Errors
+/// When the dead-letter destination cannot be read (the broker is unreachable for 60 s).
+pub async fn replay(
+    broker: &Broker,
+    subscription: &Subscription,
+    idle: Duration,
+) -> anyhow::Result<ReplayReport> {
+    let republisher = Arc::new(Republisher {
+        publisher: Arc::clone(&broker.publisher),
+        seen: Mutex::default(),
+        report: Mutex::default(),
+        progress: Notify::new(),
+        came_back: Notify::new(),
+    });
+    broker.subscriber.declare(subscription).await?;
+    let consumer = broker
+        .subscriber
+        .subscribe(
+            &subscription.dead_letters(),
+            Arc::clone(&republisher) as Arc<dyn MessageHandler>,
+        )
+        .await?;
+    let status = consumer.status();
+    let attach_deadline = Instant::now() + Duration::from_secs(60);
+    while !status.is_attached() {
+        if Instant::now() >= attach_deadline {
+            consumer.kill().await;
+            anyhow::bail!("could not attach to the dead-letter destination within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let came_back = loop {
+        tokio::select! {
+            () = republisher.progress.notified() => {}
+            () = republisher.came_back.notified() => break true,
+            () = tokio::time::sleep(idle) => break false,
+        }
+    };
+    if came_back {
+        // The handler holds the returned message unacknowledged; stopping at once gives it back.
+        consumer.kill().await;
+    } else {
+        consumer.shutdown().await;
+    }
+    broker.publisher.close().await?;
+    let report = republisher
+        .report
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    Ok(report)
+}
+
+/// What a service binary was asked to do on its command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// No arguments: serve.
+    Serve,
+    /// `dead-letters replay [--idle-seconds N]`: replay the service's dead letters, print the
+    /// [`ReplayReport`] as JSON on standard output, and exit.
+    ReplayDeadLetters {
+        /// Stop after this long without a dead letter (`--idle-seconds`, default 5 s).
+        idle: Duration,
+    },
+}
+
+/// The usage text of the service binaries.
+pub const USAGE: &str = "usage: <service> [dead-letters replay [--idle-seconds N]]
+  (no arguments)         serve (configuration from the environment, see README)
+  dead-letters replay    publish the service's dead letters again, then exit";
+
+impl Command {
+    /// Parses the arguments after the program name.
+    ///
+    /// # Errors
+    /// The usage text with what was wrong, for anything else.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let args: Vec<String> = args.into_iter().collect();
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        match words.as_slice() {
+            [] => Ok(Self::Serve),
+            ["dead-letters", "replay"] => Ok(Self::ReplayDeadLetters {
+                idle: Duration::from_secs(5),
+            }),
+            ["dead-letters", "replay", "--idle-seconds", seconds] => seconds
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(|s| Self::ReplayDeadLetters {
+                    idle: Duration::from_secs(s),
+                })
+                .ok_or_else(|| format!("--idle-seconds wants a whole number above 0\n{USAGE}")),
+            _ => Err(format!("unknown arguments {args:?}\n{USAGE}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<Command, String> {
+        Command::parse(words.iter().map(|w| (*w).to_owned()))
+    }
+
+    #[test]
+    fn the_command_line_serves_or_replays_and_refuses_anything_else() {
+        assert_eq!(parse(&[]), Ok(Command::Serve));
+        assert_eq!(
+            parse(&["dead-letters", "replay"]),
+            Ok(Command::ReplayDeadLetters {
+                idle: Duration::from_secs(5)
+            })
+        );
+        assert_eq!(
+            parse(&["dead-letters", "replay", "--idle-seconds", "2"]),
+            Ok(Command::ReplayDeadLetters {
+                idle: Duration::from_secs(2)
+            })
+        );
+        assert!(parse(&["dead-letters", "replay", "--idle-seconds", "0"]).is_err());
+        assert!(parse(&["serve", "now"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_replayed_once_and_one_failing_again_is_left_behind() {
+        use myevents_broker::memory::InMemoryBroker;
+        use myevents_broker::HandlingError;
+
+        /// Fails every message until fixed; afterwards still fails `still_broken`.
+        struct Handler {
+            fixed: std::sync::atomic::AtomicBool,
+            still_broken: String,
+            handled: Mutex<Vec<String>>,
+            failures: std::sync::atomic::AtomicUsize,
+        }
+        #[async_trait]
+        impl MessageHandler for Handler {
+            async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
+                if !self.fixed.load(std::sync::atomic::Ordering::SeqCst)
+                    || message.id == self.still_broken
+                {
+                    self.failures
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return Err(HandlingError::Poison("broken".to_owned()));
+                }
+                self.handled.lock().expect("lock").push(message.id.clone());
+                Ok(())
+            }
+        }
+
+        let memory = InMemoryBroker::default();
+        let broker = Broker::in_memory(&memory);
+        let subscription = Subscription::new("booking", &["eventCreated"]);
+        let messages: Vec<Message> = (0..3)
+            .map(|i| Message::new("eventCreated", format!("k{i}"), b"{}".to_vec()))
+            .collect();
+        let handler = Arc::new(Handler {
+            fixed: false.into(),
+            still_broken: messages[2].id.clone(),
+            handled: Mutex::default(),
+            failures: 0.into(),
+        });
+        broker
+            .subscriber
+            .declare(&subscription)
+            .await
+            .expect("declare");
+        let consumer = broker
+            .subscriber
+            .subscribe(
+                &subscription,
+                Arc::clone(&handler) as Arc<dyn MessageHandler>,
+            )
+            .await
+            .expect("subscribe");
+        for message in &messages {
+            broker.publisher.publish(message).await.expect("publish");
+        }
+        // All three end up dead-lettered (poison: no retries), then the consumer is idle.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handler.failures.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            assert!(Instant::now() < deadline, "three failures");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        handler
+            .fixed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let report = replay(&broker, &subscription, Duration::from_secs(2))
+            .await
+            .expect("replay");
+        assert_eq!(report.replayed, 3, "{report:?}");
+        assert_eq!(report.failed_again, vec![messages[2].id.clone()]);
+        let handled = handler.handled.lock().expect("lock").clone();
+        assert_eq!(
+            handled,
+            vec![messages[0].id.clone(), messages[1].id.clone()]
+        );
+
+        // What failed again is still there; the rest is gone.
+        let again = replay(&broker, &subscription, Duration::from_millis(500))
+            .await
+            .expect("replay");
+        assert_eq!(again.replayed, 1);
+        assert_eq!(again.failed_again, vec![messages[2].id.clone()]);
+        consumer.shutdown().await;
+    }
+}

@@ -1,0 +1,122 @@
+//! `booking-service dead-letters replay` over the real RabbitMQ: an `eventCreated` that a broken
+//! consumer dead-lettered is published again by the command, and the (fixed) booking service then
+//! learns of the event; a second replay finds nothing left.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use myevents_broker::{
+    EventPublisher, EventSubscriber, HandlingError, Message, MessageHandler, Subscription,
+};
+use myevents_domain::id::EventId;
+use myevents_domain::messages::{DomainEvent, EventCreated};
+use myevents_testkit::{
+    ServiceProcess, amqp_url, binary_path, eventually, rabbitmq_broker_on, unique,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A consumer version that cannot handle anything.
+#[derive(Default)]
+struct Broken {
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl MessageHandler for Broken {
+    async fn handle(&self, _message: &Message) -> Result<(), HandlingError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Err(HandlingError::Poison(
+            "this version cannot read it".to_owned(),
+        ))
+    }
+}
+
+fn replay(env: &[(&str, String)]) -> Value {
+    let output = std::process::Command::new(binary_path("booking-service"))
+        .args(["dead-letters", "replay", "--idle-seconds", "2"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("LOG_FORMAT", "json")
+        .output()
+        .expect("run the replay command");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "replay failed: {stdout}");
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line.get("replayed").is_some())
+        .unwrap_or_else(|| panic!("no report in {stdout}"))
+}
+
+#[tokio::test]
+async fn a_dead_lettered_event_created_is_replayed_by_the_command_and_then_handled() {
+    let exchange = unique("events");
+    let queue = unique("booking");
+    let broker = rabbitmq_broker_on(&exchange);
+    let subscription = Subscription::new(queue.clone(), &["eventCreated"]);
+    broker.declare(&subscription).await.expect("declare");
+    let broken = Arc::new(Broken::default());
+    let consumer = broker
+        .subscribe(
+            &subscription,
+            Arc::clone(&broken) as Arc<dyn MessageHandler>,
+        )
+        .await
+        .expect("subscribe");
+    let event = EventId::generate();
+    let created = DomainEvent::EventCreated(EventCreated {
+        id: event,
+        name: "opera aida".to_owned(),
+        location_id: None,
+        start_date: chrono::DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
+        end_date: chrono::DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
+        capacity: Some(5),
+        hall: None,
+        location_name: None,
+    });
+    broker
+        .publish(&Message::new(
+            created.name(),
+            created.key(),
+            created.to_json(),
+        ))
+        .await
+        .expect("publish");
+    assert!(
+        eventually(WAIT, || async { broken.calls.load(Ordering::SeqCst) >= 1 }).await,
+        "the broken consumer saw the message"
+    );
+    consumer.shutdown().await;
+
+    let env = vec![
+        ("BROKER_KIND", "rabbitmq".to_owned()),
+        ("AMQP_BROKER_URL", amqp_url()),
+        ("AMQP_EXCHANGE", exchange),
+        ("BOOKING_QUEUE", queue),
+        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
+        ("STORE_KIND", "memory".to_owned()),
+    ];
+    let report = replay(&env);
+    assert_eq!(report["replayed"], 1, "{report}");
+    assert_eq!(report["failed_again"], serde_json::json!([]));
+
+    // The fixed service consumes the replayed message from its queue.
+    let service = ServiceProcess::start("booking-service", &env).await;
+    let url = format!("{}/events/{event}/bookings", service.url());
+    assert!(
+        eventually(WAIT, || async {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await,
+        "the booking service learned of the replayed event"
+    );
+    service.kill().await;
+
+    assert_eq!(replay(&env)["replayed"], 0);
+}
