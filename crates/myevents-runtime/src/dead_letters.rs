@@ -220,8 +220,8 @@ mod tests {
 
     #[tokio::test]
     async fn dead_letters_are_replayed_once_and_one_failing_again_is_left_behind() {
-        use myevents_broker::memory::InMemoryBroker;
         use myevents_broker::HandlingError;
+        use myevents_broker::memory::InMemoryBroker;
 
         /// Fails every message until fixed; afterwards still fails `still_broken`.
         struct Handler {

@@ -580,6 +580,9 @@ pub mod bookings {
                 .await,
             Ok(Cancellation::NotFound)
         );
+        // Nothing is left half returned for the sweep.
+        let later = when + chrono::TimeDelta::hours(1);
+        assert_eq!(repo.finish_seat_returns(later).await, Ok(0));
         // The seats are on sale again.
         repo.place_booking(&sample_booking(inv.event_id, "bob", 5), &sample_message())
             .await

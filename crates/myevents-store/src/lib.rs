@@ -272,6 +272,17 @@ pub trait BookingRepository: Send + Sync {
         announce: &OutboxMessage,
     ) -> Result<Cancellation, RepositoryError>;
 
+    /// Finishes giving back the seats of bookings cancelled before `cancelled_before` whose return a
+    /// crash interrupted (up to 1000 per call), each at most once; returns how many it finished. A
+    /// store whose cancellation is one atomic write (memory) never has any.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn finish_seat_returns(
+        &self,
+        cancelled_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, RepositoryError>;
+
     /// The booking with this id, if stored.
     ///
     /// # Errors

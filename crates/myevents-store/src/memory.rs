@@ -285,6 +285,14 @@ impl BookingRepository for InMemoryBookingRepository {
         Ok(Cancellation::Cancelled(booking))
     }
 
+    async fn finish_seat_returns(
+        &self,
+        _cancelled_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, RepositoryError> {
+        // Cancelling is one write under the lock here: no return is ever left half done.
+        Ok(0)
+    }
+
     async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
         Ok(lock(&self.state).bookings.get(&id.object_id()).cloned())
     }

@@ -93,3 +93,76 @@ async fn an_unreachable_server_is_unavailable_not_a_crash() {
         Err(RepositoryError::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
+    use mongodb::bson::doc;
+    use myevents_domain::booking::{Booking, SeatInventory, UserId};
+    use myevents_domain::id::{BookingId, EventId};
+    use myevents_domain::seats::SeatCount;
+    use myevents_store::conformance::sample_message;
+
+    let store = store(booking_service_indexes()).await;
+    let repo = MongoBookingRepository::new(&store);
+    let event_id = EventId::generate();
+    let capacity = SeatCount::new(10);
+    repo.add_inventory(&SeatInventory {
+        event_id,
+        event_name: "aida".to_owned(),
+        capacity,
+        remaining: capacity,
+    })
+    .await
+    .expect("inventory");
+    let booking = Booking {
+        id: BookingId::generate(),
+        event_id,
+        user_id: UserId::parse("alice").expect("user"),
+        seats: SeatCount::new(3),
+        booked_at: chrono::Utc::now(),
+        cancelled_at: None,
+    };
+    repo.place_booking(&booking, &sample_message())
+        .await
+        .expect("place");
+    let remaining = || async {
+        repo.inventory(event_id)
+            .await
+            .expect("read")
+            .expect("known")
+            .remaining
+            .get()
+    };
+    assert_eq!(remaining().await, 7);
+
+    // What a crash right after step 1 of a cancellation leaves: cancelled, seats not yet back.
+    let cancelled_at = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    store
+        .database()
+        .collection::<mongodb::bson::Document>("bookings")
+        .update_one(
+            doc! {"_id": mongodb::bson::oid::ObjectId::from_bytes(booking.id.object_id().bytes())},
+            doc! {"$set": {"cancelled_at": mongodb::bson::DateTime::from_millis(cancelled_at.timestamp_millis()), "returning": true}},
+        )
+        .await
+        .expect("simulate the interrupted cancellation");
+
+    // Too recent for the sweep's cut-off: left to the cancellation still running.
+    assert_eq!(repo.finish_seat_returns(cancelled_at).await, Ok(0));
+    assert_eq!(remaining().await, 7);
+    let now = chrono::Utc::now();
+    assert_eq!(repo.finish_seat_returns(now).await, Ok(1));
+    assert_eq!(remaining().await, 10);
+    assert_eq!(repo.finish_seat_returns(now).await, Ok(0));
+    // A repeated cancel afterwards changes nothing either.
+    let again = repo
+        .cancel_booking(booking.id, now, &sample_message())
+        .await
+        .expect("cancel");
+    assert!(matches!(
+        again,
+        myevents_store::Cancellation::AlreadyCancelled(_)
+    ));
+    assert_eq!(remaining().await, 10);
+    store.drop_database().await.expect("drop");
+}

@@ -84,6 +84,46 @@ pub struct Application {
     local_addr: SocketAddr,
     router: axum::Router,
     messaging: Messaging,
+    sweep: SeatReturnSweep,
+}
+
+/// A background task that finishes seat returns a crash interrupted (see
+/// [`BookingRepository::finish_seat_returns`]).
+struct SeatReturnSweep {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SeatReturnSweep {
+    /// Cancellations younger than this are left to the request still giving their seats back.
+    const GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+    fn start(repository: Arc<dyn BookingRepository>, every: std::time::Duration) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let cut_off = chrono::Utc::now() - Self::GRACE;
+                match repository.finish_seat_returns(cut_off).await {
+                    Ok(0) => {}
+                    Ok(finished) => tracing::warn!(finished, "seat returns finished by the sweep"),
+                    Err(error) => tracing::warn!(%error, "seat return sweep failed; next time"),
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
 }
 
 impl Application {
@@ -109,6 +149,7 @@ impl Application {
             config.relay,
         )
         .await?;
+        let sweep = SeatReturnSweep::start(Arc::clone(&deps.repository), config.seat_return_sweep);
         let state = AppState {
             repository: deps.repository,
             store_health: deps.store_health,
@@ -122,6 +163,7 @@ impl Application {
             local_addr,
             router: router(state, &config.cors),
             messaging,
+            sweep,
         })
     }
 
@@ -147,6 +189,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, service = "booking-service", "http server listening");
         let served = myevents_runtime::http::serve(self.listener, self.router, shutdown).await;
+        self.sweep.stop().await;
         self.messaging.shutdown().await;
         tracing::info!(service = "booking-service", "stopped");
         Ok(served?)

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, parse_or, var,
+    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, parse_or,
+    seconds_or, var,
 };
 use myevents_runtime::idempotency::IdempotencyConfig;
 
@@ -31,6 +32,9 @@ pub struct BookingServiceConfig {
     pub default_capacity: Option<u32>,
     /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
     pub idempotency: IdempotencyConfig,
+    /// How often the booking service looks for cancellations whose seat return a crash interrupted and
+    /// finishes them (`SEAT_RETURN_SWEEP_INTERVAL`, seconds, default 60).
+    pub seat_return_sweep: std::time::Duration,
 }
 
 impl BookingServiceConfig {
@@ -61,6 +65,10 @@ impl BookingServiceConfig {
             max_seats_per_booking,
             default_capacity,
             idempotency: IdempotencyConfig::from_env()?,
+            seat_return_sweep: seconds_or(
+                "SEAT_RETURN_SWEEP_INTERVAL",
+                std::time::Duration::from_secs(60),
+            )?,
         })
     }
 }

@@ -60,6 +60,7 @@ impl TestApp {
             max_seats_per_booking: 4,
             default_capacity: None,
             idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
+            seat_return_sweep: std::time::Duration::from_secs(1),
         };
         let deps = Dependencies::from_config(
             &config.store,
@@ -655,6 +656,7 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
         max_seats_per_booking: 4,
         default_capacity: None,
         idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
+        seat_return_sweep: std::time::Duration::from_secs(60),
     };
     let memory = myevents_broker::memory::InMemoryBroker::default();
     let deps = Dependencies::from_config(&config.store, Broker::in_memory(&memory))
@@ -682,4 +684,58 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
     );
     assert_eq!(from_replica.body, first.body);
     assert_eq!(app.stored_bookings(&event).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_sweep_finishes_a_seat_return_a_crash_interrupted() {
+    use mongodb::bson::doc;
+    use myevents_store::BookingRepository;
+    let app = TestApp::spawn().await;
+    let event = app.announce_event(4).await;
+    let booked = app
+        .book(&event.to_string(), r#"{"seats":3}"#, Some("alice"))
+        .await;
+    assert_eq!(booked.status, StatusCode::CREATED);
+    let id = booked.body["ID"].as_str().expect("ID");
+
+    // What a crash right after marking the booking cancelled leaves: the seats not yet back.
+    let store = myevents_store::mongo::MongoStore::start(&app.mongo, Vec::new())
+        .await
+        .expect("store");
+    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    store
+        .database()
+        .collection::<mongodb::bson::Document>("bookings")
+        .update_one(
+            doc! {"_id": mongodb::bson::oid::ObjectId::parse_str(id).expect("oid")},
+            doc! {"$set": {
+                "cancelled_at": mongodb::bson::DateTime::from_millis(an_hour_ago.timestamp_millis()),
+                "returning": true,
+            }},
+        )
+        .await
+        .expect("simulate the interrupted cancellation");
+    let repository = myevents_store::mongo::MongoBookingRepository::new(&store);
+    let remaining = || async {
+        repository
+            .inventory(event)
+            .await
+            .expect("read")
+            .expect("known")
+            .remaining
+            .get()
+    };
+    assert!(
+        eventually(WAIT, || async { remaining().await == 4 }).await,
+        "the sweep gave the seats back"
+    );
+    // Once: later sweeps leave it at 4 while a new booking takes seats again.
+    assert_eq!(
+        app.book(&event.to_string(), r#"{"seats":4}"#, Some("bob"))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(remaining().await, 0);
 }

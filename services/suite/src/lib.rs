@@ -100,6 +100,7 @@ impl Suite {
             max_seats_per_booking: config.max_seats_per_booking,
             default_capacity: None,
             idempotency: config.idempotency,
+            seat_return_sweep: std::time::Duration::from_secs(60),
         };
         let bookings = myevents_booking_service::Application::build(
             &booking_config,

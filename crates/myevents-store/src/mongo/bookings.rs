@@ -2,6 +2,7 @@
 //! and `bookings`.
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use mongodb::Collection;
 use mongodb::bson::doc;
 use mongodb::options::ReturnDocument;
@@ -33,6 +34,25 @@ pub struct MongoBookingRepository {
 }
 
 impl MongoBookingRepository {
+    /// Gives a cancelled booking's seats back to its event's inventory at most once (the inventory
+    /// lists the bookings it took back), then clears the booking's `returning` flag.
+    async fn give_seats_back(&self, booking: &Booking) -> Result<(), RepositoryError> {
+        let bid = to_bson_id(booking.id.object_id());
+        let seats = i64::from(booking.seats.get());
+        self.inventory
+            .update_one(
+                doc! {"_id": to_bson_id(booking.event_id.object_id()), "returned": {"$ne": bid}},
+                doc! {"$inc": {"remaining": seats}, "$push": {"returned": bid}},
+            )
+            .await
+            .map_err(map_error)?;
+        self.bookings
+            .update_one(doc! {"_id": bid}, doc! {"$unset": {"returning": ""}})
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
     /// The repository on `store`'s database.
     pub fn new(store: &MongoStore) -> Self {
         Self {
@@ -167,22 +187,11 @@ impl BookingRepository for MongoBookingRepository {
                 None => return Ok(Cancellation::NotFound),
             },
         };
-        // 2. Give the seats back, once per booking (the inventory remembers returned bookings), and
-        //    clear the flag. A crash in between leaves the flag, so a repeated cancel finishes it.
+        // 2. Give the seats back, once per booking, and clear the flag. A crash in between leaves the
+        //    flag: a repeated cancel, or the sweep (`finish_seat_returns`), finishes it.
         if document.returning {
             let booking = Booking::try_from(document)?;
-            let seats = i64::from(booking.seats.get());
-            self.inventory
-                .update_one(
-                    doc! {"_id": to_bson_id(booking.event_id.object_id()), "returned": {"$ne": bid}},
-                    doc! {"$inc": {"remaining": seats}, "$push": {"returned": bid}},
-                )
-                .await
-                .map_err(map_error)?;
-            self.bookings
-                .update_one(doc! {"_id": bid}, doc! {"$unset": {"returning": ""}})
-                .await
-                .map_err(map_error)?;
+            self.give_seats_back(&booking).await?;
             return Ok(if now {
                 Cancellation::Cancelled(booking)
             } else {
@@ -190,6 +199,28 @@ impl BookingRepository for MongoBookingRepository {
             });
         }
         Ok(Cancellation::AlreadyCancelled(Booking::try_from(document)?))
+    }
+
+    async fn finish_seat_returns(
+        &self,
+        cancelled_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let mut interrupted = self
+            .bookings
+            .find(doc! {"returning": true, "cancelled_at": {"$lt": to_bson_date(cancelled_before)}})
+            .limit(1000)
+            .await
+            .map_err(map_error)?;
+        let mut finished = 0;
+        while let Some(document) = interrupted.try_next().await.map_err(map_error)? {
+            let booking = Booking::try_from(document)?;
+            self.give_seats_back(&booking).await?;
+            tracing::warn!(booking_id = %booking.id, event_id = %booking.event_id,
+                seats = booking.seats.get(), "finished giving back the seats of a cancelled booking");
+            finished += 1;
+        }
+        Ok(finished)
     }
 
     async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {

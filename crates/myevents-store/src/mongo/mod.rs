@@ -275,6 +275,7 @@ pub fn booking_service_indexes() -> Vec<IndexSpec> {
         IndexSpec::plain(bookings::BOOKINGS, doc! {"event_id": 1, "_id": 1}),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"user_id": 1, "_id": 1}),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"outbox.id": 1}),
+        IndexSpec::plain(bookings::BOOKINGS, doc! {"returning": 1, "cancelled_at": 1}),
     ];
     indexes.extend(idempotency_indexes());
     indexes
