@@ -25,7 +25,47 @@ pub enum Outcome {
 
 /// Runs `handler` on `message`, retrying transient failures per `policy` (exponential backoff with
 /// jitter); poison, or failures past the last attempt, become [`Outcome::DeadLetter`] with the reason.
+///
+/// It runs in a `message` span (`message_id`, `event_name`, and `trace_id` from the message's
+/// `traceparent` header, so the consumer's log lines join the producer's trace), logs the outcome, and
+/// counts it in [`crate::metrics`].
 pub async fn process(
+    handler: &dyn MessageHandler,
+    message: &Message,
+    policy: RetryPolicy,
+) -> Outcome {
+    use tracing::Instrument;
+    let trace = message
+        .headers
+        .get(crate::trace::TRACEPARENT_HEADER)
+        .and_then(|value| crate::trace::TraceContext::parse(value))
+        .map(|context| context.trace_id_hex())
+        .unwrap_or_default();
+    let span = tracing::info_span!("message", message_id = %message.id,
+        event_name = %message.name, trace_id = %trace);
+    let started = std::time::Instant::now();
+    let outcome = handle_with_retries(handler, message, policy)
+        .instrument(span.clone())
+        .await;
+    let name = message.name.as_str();
+    crate::metrics::HANDLING_SECONDS
+        .with_label_values(&[name])
+        .observe(started.elapsed().as_secs_f64());
+    span.in_scope(|| match &outcome {
+        Outcome::Ack => {
+            crate::metrics::CONSUMED.with_label_values(&[name]).inc();
+            tracing::info!("message handled");
+        }
+        Outcome::DeadLetter(_) => {
+            crate::metrics::DEAD_LETTERED
+                .with_label_values(&[name])
+                .inc();
+        }
+    });
+    outcome
+}
+
+async fn handle_with_retries(
     handler: &dyn MessageHandler,
     message: &Message,
     policy: RetryPolicy,
@@ -35,19 +75,27 @@ pub async fn process(
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.attempts.saturating_sub(1) as usize)
         .with_jitter();
-    let result = (|| handler.handle(message))
-        .retry(backoff)
-        .when(|e| matches!(e, HandlingError::Transient(_)))
-        .notify(|error, delay| {
-            tracing::warn!(
-                message_id = %message.id,
-                event_name = %message.name,
-                %error,
-                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                "message handling failed, retrying"
-            );
-        })
-        .await;
+    let result = (|| async {
+        let result = handler.handle(message).await;
+        if result.is_err() {
+            crate::metrics::FAILED
+                .with_label_values(&[message.name.as_str()])
+                .inc();
+        }
+        result
+    })
+    .retry(backoff)
+    .when(|e| matches!(e, HandlingError::Transient(_)))
+    .notify(|error, delay| {
+        tracing::warn!(
+            message_id = %message.id,
+            event_name = %message.name,
+            %error,
+            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "message handling failed, retrying"
+        );
+    })
+    .await;
     match result {
         Ok(()) => Outcome::Ack,
         Err(HandlingError::Poison(reason)) => Outcome::DeadLetter(format!("poison: {reason}")),

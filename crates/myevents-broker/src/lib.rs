@@ -42,8 +42,10 @@ use chrono::{DateTime, Utc};
 pub mod conformance;
 mod consume;
 pub mod memory;
+pub mod metrics;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+pub mod trace;
 
 pub use consume::{Consumer, ConsumerStatus};
 

@@ -281,17 +281,28 @@ pub struct OutboxMessage {
     pub occurred_at: DateTime<Utc>,
     /// The event.
     pub event: DomainEvent,
+    /// The W3C `traceparent` of the request that caused it (W3C Trace Context, section 3.2), sent as
+    /// a message header so that the consumer's work joins the same trace.
+    pub trace_parent: Option<String>,
 }
 
 impl OutboxMessage {
-    /// A message for `event` with a fresh id, occurring now.
+    /// A message for `event` with a fresh id, occurring now, outside any trace.
     pub fn new(event: DomainEvent) -> Self {
         let now = Utc::now();
         Self {
             id: uuid::Uuid::now_v7().to_string(),
             occurred_at: DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now),
             event,
+            trace_parent: None,
         }
+    }
+
+    /// The same message, part of the trace `trace_parent` (a W3C `traceparent` value).
+    #[must_use]
+    pub fn in_trace(mut self, trace_parent: Option<String>) -> Self {
+        self.trace_parent = trace_parent;
+        self
     }
 }
 

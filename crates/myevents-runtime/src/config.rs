@@ -119,6 +119,86 @@ impl Default for RelayConfig {
     }
 }
 
+/// How a service's HTTP server runs: limits, the metrics port and shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Largest request body accepted, in bytes (`HTTP_BODY_LIMIT`, default 65536); larger: 413.
+    pub body_limit: usize,
+    /// Longest a request may take (`HTTP_REQUEST_TIMEOUT`, seconds, default 30); then 503.
+    pub request_timeout: Duration,
+    /// Requests handled at once (`HTTP_MAX_CONCURRENT_REQUESTS`, default 1024); beyond: 503 with
+    /// `Retry-After` at once, never an unbounded queue.
+    pub max_concurrent_requests: usize,
+    /// Where `/metrics` is served (`METRICS_LISTEN_URL`; `off` disables it).
+    pub metrics_listen: Option<SocketAddr>,
+    /// After SIGTERM, how long readiness says 503 while requests are still accepted, so that load
+    /// balancers stop sending new ones (`SHUTDOWN_DELAY`, seconds, default 0; 5 behind Kubernetes).
+    pub shutdown_delay: Duration,
+    /// Bound on the whole shutdown after SIGTERM: requests in flight, messages in hand, the outbox
+    /// drain (`SHUTDOWN_TIMEOUT`, seconds, default 25).
+    pub shutdown_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults with the metrics server on `metrics_listen`.
+    pub fn with_metrics(metrics_listen: Option<SocketAddr>) -> Self {
+        Self {
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
+            metrics_listen,
+            shutdown_delay: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(25),
+        }
+    }
+
+    /// For tests: defaults, metrics on a free local port.
+    pub fn ephemeral() -> Self {
+        Self::with_metrics(Some(SocketAddr::from(([127, 0, 0, 1], 0))))
+    }
+
+    /// Reads the variables above; `default_metrics` is the service's metrics address.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env(default_metrics: &str) -> Result<Self, ConfigError> {
+        let defaults = Self::with_metrics(None);
+        let metrics_listen = match var("METRICS_LISTEN_URL").as_deref() {
+            Some("off") => None,
+            _ => Some(listen_addr_or("METRICS_LISTEN_URL", default_metrics)?),
+        };
+        let body_limit = parse_or("HTTP_BODY_LIMIT", defaults.body_limit)?;
+        let max_concurrent_requests = parse_or(
+            "HTTP_MAX_CONCURRENT_REQUESTS",
+            defaults.max_concurrent_requests,
+        )?;
+        for (name, value) in [
+            ("HTTP_BODY_LIMIT", body_limit),
+            ("HTTP_MAX_CONCURRENT_REQUESTS", max_concurrent_requests),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(name, "0", "must be at least 1"));
+            }
+        }
+        let request_timeout = seconds_or("HTTP_REQUEST_TIMEOUT", defaults.request_timeout)?;
+        if request_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "HTTP_REQUEST_TIMEOUT",
+                "0",
+                "must be at least 1 second",
+            ));
+        }
+        Ok(Self {
+            body_limit,
+            request_timeout,
+            max_concurrent_requests,
+            metrics_listen,
+            shutdown_delay: seconds_or("SHUTDOWN_DELAY", defaults.shutdown_delay)?,
+            shutdown_timeout: seconds_or("SHUTDOWN_TIMEOUT", defaults.shutdown_timeout)?,
+        })
+    }
+}
+
 /// Parses a listen address: `host:port`, or Go's `:port` meaning every interface (the reference's
 /// `LISTEN_URL` form, e.g. `:8181`).
 ///

@@ -5,21 +5,31 @@
 //! [`CorsOrigins`], and unknown routes or methods get problem bodies (404/405).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use myevents_broker::trace::{TRACEPARENT_HEADER, TraceContext};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use myevents_store::StoreHealth;
 
-use crate::config::CorsOrigins;
+use crate::config::{CorsOrigins, ServerConfig};
+use crate::problem::Problem;
 use crate::problem::{method_not_allowed, route_not_found};
 
 /// The request id header.
@@ -51,11 +61,88 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Adds the 404/405 problem fallbacks and the shared middleware to a service's router.
-pub fn with_common_layers(router: Router, origins: &CorsOrigins) -> Router {
+/// The request's W3C `traceparent` (set by [`with_common_layers`]: the client's trace continued with a
+/// span of ours, or a new trace), to store with the messages the request causes.
+pub fn trace_parent(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Continues the client's trace (`traceparent`, W3C Trace Context) with a span of ours, or starts a
+/// new trace, and puts the result in the request's `traceparent` header for the handlers and the
+/// request span.
+async fn continue_trace(mut request: Request, next: Next) -> Response {
+    let ours = request
+        .headers()
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse)
+        .map_or_else(TraceContext::new_root, |incoming| incoming.child());
+    if let Ok(value) = HeaderValue::from_str(&ours.to_string()) {
+        request.headers_mut().insert(TRACEPARENT_HEADER, value);
+    }
+    next.run(request).await
+}
+
+/// Turns the bare answers of the hardening layers into problem bodies: 413 (body over
+/// `HTTP_BODY_LIMIT`), and 503 from load shedding or the request time-out (with `Retry-After: 1`).
+async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == crate::problem::PROBLEM_JSON.as_bytes());
+    if is_problem {
+        return response;
+    }
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            "the request body exceeds the limit (HTTP_BODY_LIMIT)",
+        )
+        .into_response(),
+        StatusCode::SERVICE_UNAVAILABLE => Problem::unavailable(
+            "the service is at its limit of requests in flight, or the request took too long; retry",
+            1,
+        )
+        .into_response(),
+        _ => response,
+    }
+}
+
+async fn shed(_error: tower::BoxError) -> Response {
+    // Load shedding: answered in problems_for_layer_errors.
+    StatusCode::SERVICE_UNAVAILABLE.into_response()
+}
+
+/// Adds the 404/405 problem fallbacks and the shared middleware to a service's router: body limit,
+/// load shedding over `max_concurrent_requests` and the request time-out (503 + `Retry-After`),
+/// compression, metrics by route template, request ids, a span per request (`method`, `route`,
+/// `request_id`, `trace_id`), W3C trace context, and CORS.
+pub fn with_common_layers(router: Router, origins: &CorsOrigins, server: &ServerConfig) -> Router {
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(server.body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(shed))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    server.max_concurrent_requests,
+                )),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            server.request_timeout,
+        ))
+        .layer(middleware::from_fn(problems_for_layer_errors))
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(crate::metrics::record_http))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -69,10 +156,19 @@ pub fn with_common_layers(router: Router, origins: &CorsOrigins) -> Router {
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
-                    tracing::info_span!("http", method = %request.method(), route, request_id)
+                    let trace_id = request
+                        .headers()
+                        .get(TRACEPARENT_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(TraceContext::parse)
+                        .map(|c| c.trace_id_hex())
+                        .unwrap_or_default();
+                    tracing::info_span!("http", method = %request.method(), route, request_id,
+                        trace_id)
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(middleware::from_fn(continue_trace))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(cors_layer(origins))
 }
@@ -98,18 +194,41 @@ pub async fn check_store(health: &dyn StoreHealth) -> Result<(), String> {
     }
 }
 
-/// The readiness of a service with a store and a consumer: `store` and `consumer` checks.
+/// Whether the service is shutting down (readiness then answers 503). Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// Marks the service as shutting down.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The readiness of a service with a store and a consumer: `store`, `broker` (the consumer is
+/// attached to it) and `shutdown` checks.
 pub async fn store_and_consumer_readiness(
     store: &dyn StoreHealth,
     consumer: &myevents_broker::ConsumerStatus,
+    draining: &Draining,
 ) -> Response {
     let store = check_store(store).await;
-    let consumer = if consumer.is_attached() {
+    let broker = if consumer.is_attached() {
         Ok(())
     } else {
-        Err("not attached to the broker".to_owned())
+        Err("the consumer is not attached to the broker".to_owned())
     };
-    readiness(&[("store", store), ("consumer", consumer)])
+    let shutdown = if draining.is_draining() {
+        Err("shutting down".to_owned())
+    } else {
+        Ok(())
+    };
+    readiness(&[("store", store), ("broker", broker), ("shutdown", shutdown)])
 }
 
 /// The answer of a readiness probe: 200 `{"status":"ready","checks":{…}}` when every check passed,
@@ -138,8 +257,9 @@ pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets requests in
-/// progress finish.
+/// Serves `router` on `listener` until `shutdown` resolves; then marks `draining` (readiness 503),
+/// keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in progress finish,
+/// waiting at most `server.shutdown_timeout` after the signal.
 ///
 /// # Errors
 /// The listener's I/O error.
@@ -147,8 +267,200 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    draining: Draining,
+    server: &ServerConfig,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&signalled);
+    let delay = server.shutdown_delay;
+    let signal = async move {
+        shutdown.await;
+        draining.start();
+        notify.notify_one();
+        tracing::info!(
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "shutting down: readiness is 503; finishing requests in flight"
+        );
+        tokio::time::sleep(delay).await;
+    };
+    let serving = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let timeout = server.shutdown_timeout;
+    tokio::select! {
+        served = serving => served,
+        () = async {
+            signalled.notified().await;
+            tokio::time::sleep(timeout).await;
+        } => {
+            tracing::warn!("requests still in flight at SHUTDOWN_TIMEOUT; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::{get, post};
+    use tower::ServiceExt;
+
+    fn app(server: &ServerConfig) -> Router {
+        let routes = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "done"
+                }),
+            )
+            .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+            .route("/big", get(|| async { "x".repeat(10_000) }));
+        with_common_layers(routes, &CorsOrigins::Any, server)
+    }
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_gets_a_413_problem() {
+        let server = ServerConfig {
+            body_limit: 1024,
+            ..ServerConfig::ephemeral()
+        };
+        let response = app(&server)
+            .oneshot(
+                Request::post("/echo")
+                    .body(Body::from(vec![b'a'; 4096]))
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(body_json(response).await["status"], 413);
+        let small = app(&server)
+            .oneshot(
+                Request::post("/echo")
+                    .body(Body::from("ok"))
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(small.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn requests_over_the_concurrency_limit_are_shed_with_503_and_retry_after() {
+        let server = ServerConfig {
+            max_concurrent_requests: 2,
+            ..ServerConfig::ephemeral()
+        };
+        let app = app(&server);
+        let requests = (0..6).map(|_| {
+            let app = app.clone();
+            async move {
+                app.oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
+                    .await
+                    .expect("response")
+            }
+        });
+        let responses = futures_util::future::join_all(requests).await;
+        let ok = responses
+            .iter()
+            .filter(|r| r.status() == StatusCode::OK)
+            .count();
+        assert_eq!(ok, 2, "two at a time");
+        for response in responses
+            .into_iter()
+            .filter(|r| r.status() != StatusCode::OK)
+        {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+            assert_eq!(body_json(response).await["status"], 503);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_time_out_gets_503() {
+        let server = ServerConfig {
+            request_timeout: Duration::from_millis(50),
+            ..ServerConfig::ephemeral()
+        };
+        let response = app(&server)
+            .oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_are_compressed_for_clients_that_accept_gzip() {
+        let response = app(&ServerConfig::ephemeral())
+            .oneshot(
+                Request::get("/big")
+                    .header(header::ACCEPT_ENCODING, "gzip")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        assert!(bytes.len() < 1000, "{} bytes", bytes.len());
+    }
+
+    #[tokio::test]
+    async fn shutdown_marks_draining_and_lets_every_request_in_flight_finish() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let draining = Draining::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = ServerConfig::ephemeral();
+        let serving = tokio::spawn({
+            let draining = draining.clone();
+            async move {
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                serve(listener, app(&server), shutdown, draining, &server).await
+            }
+        });
+        let requests: Vec<_> = (0..10)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    stream
+                        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                        .await
+                        .expect("write");
+                    let mut answer = String::new();
+                    stream.read_to_string(&mut answer).await.expect("read");
+                    answer
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).expect("signal");
+        for request in requests {
+            let answer = request.await.expect("task");
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with("done"), "{answer}");
+        }
+        serving.await.expect("task").expect("served");
+        assert!(draining.is_draining());
+    }
 }

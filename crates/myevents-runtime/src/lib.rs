@@ -10,6 +10,7 @@
 //! - [`http`]: the middleware stack (request id, tracing, CORS), `201 Created` answers, graceful serving.
 //! - [`idempotency`]: the `Idempotency-Key` header: replayed responses, 409 in flight, 422 on reuse.
 //! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
+//! - [`metrics`]: Prometheus series and the `/metrics` server on its own port.
 //! - [`messaging`]: a service's consumer, outbox relay and publisher, started and stopped together.
 //! - [`outbox`]: the relay that publishes a store's pending outbox messages.
 //! - [`telemetry`]: `tracing` set-up (JSON in containers, human-readable in a terminal).
@@ -34,6 +35,7 @@ pub mod http;
 pub mod idempotency;
 pub mod json;
 pub mod messaging;
+pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod problem;

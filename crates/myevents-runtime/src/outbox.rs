@@ -25,7 +25,16 @@ pub fn to_message(message: &OutboxMessage) -> Message {
         key: message.event.key(),
         timestamp: DateTime::from_timestamp(seconds, 0).unwrap_or(message.occurred_at),
         payload: message.event.to_json(),
-        headers: std::collections::BTreeMap::new(),
+        headers: message
+            .trace_parent
+            .iter()
+            .map(|t| {
+                (
+                    myevents_broker::trace::TRACEPARENT_HEADER.to_owned(),
+                    t.clone(),
+                )
+            })
+            .collect(),
     }
 }
 
@@ -43,12 +52,31 @@ async fn relay_batch(
     publisher: &dyn EventPublisher,
 ) -> Result<usize, RelayError> {
     let pending = outbox.pending(BATCH).await?;
+    record_backlog(&pending);
     for message in &pending {
         publisher.publish(&to_message(message)).await?;
         outbox.mark_published(&message.id).await?;
+        crate::metrics::PUBLISHED
+            .with_label_values(&[message.event.name()])
+            .inc();
         tracing::debug!(message_id = %message.id, event_name = message.event.name(), "relayed");
     }
+    if !pending.is_empty() {
+        // What is left after this batch.
+        record_backlog(&outbox.pending(BATCH).await?);
+    }
     Ok(pending.len())
+}
+
+/// Sets the outbox gauges from a look at the pending messages (oldest first).
+fn record_backlog(pending: &[OutboxMessage]) {
+    crate::metrics::OUTBOX_PENDING.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+    let age = pending.first().map_or(0, |oldest| {
+        (chrono::Utc::now() - oldest.occurred_at)
+            .num_seconds()
+            .max(0)
+    });
+    crate::metrics::OUTBOX_OLDEST_AGE.set(age);
 }
 
 /// A running relay.
@@ -120,6 +148,7 @@ async fn run(
                 }
             }
             Err(error) => {
+                crate::metrics::PUBLISH_FAILURES.inc();
                 tracing::warn!(%error, retry_in_ms = u64::try_from(failure_delay.as_millis()).unwrap_or(u64::MAX),
                     "outbox relay failed; the messages stay pending");
                 if stopping {

@@ -215,7 +215,8 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `binary` with `env` (plus `LOG_FORMAT=json`, `LISTEN_URL=127.0.0.1:0` unless given) and
+    /// Starts `binary` with `env` (plus `LOG_FORMAT=json`, `LISTEN_URL=127.0.0.1:0` and
+    /// `METRICS_LISTEN_URL=127.0.0.1:0` unless given) and
     /// waits up to 30 s for its `http server listening` log line.
     ///
     /// # Panics
@@ -226,6 +227,7 @@ impl ServiceProcess {
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .env("LISTEN_URL", "127.0.0.1:0")
+            .env("METRICS_LISTEN_URL", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
@@ -260,6 +262,38 @@ impl ServiceProcess {
     /// `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The address of its metrics server (from its `metrics listening` log line).
+    ///
+    /// # Panics
+    /// When it logged none.
+    pub fn metrics_url(&self) -> String {
+        let logs = self.logs.lock().expect("log lock");
+        let addr = logs
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|json| json["message"] == "metrics listening")
+            .and_then(|json| json["addr"].as_str().map(str::to_owned))
+            .expect("a metrics listening log line");
+        format!("http://{addr}")
+    }
+
+    /// Sends SIGTERM and waits (at most `wait`) for the process to exit; returns its exit status.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent or the process does not exit in time.
+    pub async fn terminate(mut self, wait: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        tokio::time::timeout(wait, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the process did not exit within {wait:?} of SIGTERM"))
+            .expect("wait")
     }
 
     /// Sends SIGKILL and waits for the process to end.

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, parse_or,
-    seconds_or, var,
+    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, ServerConfig, StoreConfig, listen_addr_or,
+    parse_or, seconds_or, var,
 };
 use myevents_runtime::idempotency::IdempotencyConfig;
 
@@ -15,6 +15,8 @@ pub struct BookingServiceConfig {
     pub listen: SocketAddr,
     /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, default `*`).
     pub cors: CorsOrigins,
+    /// Limits, metrics port (`METRICS_LISTEN_URL`, default `0.0.0.0:9101`) and shutdown.
+    pub server: ServerConfig,
     /// The broker (`BROKER_KIND`, default `rabbitmq`, and its variables).
     pub broker: BrokerConfig,
     /// The store (`STORE_KIND`, default `mongodb`; database `MONGO_DATABASE`, default
@@ -58,6 +60,7 @@ impl BookingServiceConfig {
         Ok(Self {
             listen: listen_addr_or("LISTEN_URL", "0.0.0.0:8282")?,
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
+            server: ServerConfig::from_env("0.0.0.0:9101")?,
             broker: BrokerConfig::from_env("rabbitmq")?,
             store: StoreConfig::from_env("mongodb", "myevents_booking")?,
             relay: RelayConfig::from_env()?,

@@ -25,5 +25,6 @@ pub mod app;
 pub mod config;
 pub mod consumer;
 pub mod http;
+pub mod metrics;
 
 pub use app::{Application, Dependencies};

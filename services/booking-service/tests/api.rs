@@ -53,6 +53,7 @@ impl TestApp {
         let config = BookingServiceConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             cors: CorsOrigins::Any,
+            server: myevents_runtime::config::ServerConfig::ephemeral(),
             broker: BrokerConfig::Memory,
             relay: RelayConfig::default(),
             store: StoreConfig::MongoDb(mongo.clone()),
@@ -649,6 +650,7 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
     let config = BookingServiceConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         cors: CorsOrigins::Any,
+        server: myevents_runtime::config::ServerConfig::ephemeral(),
         broker: BrokerConfig::Memory,
         relay: RelayConfig::default(),
         store: StoreConfig::MongoDb(app.mongo.clone()),

@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use myevents_runtime::broker::Broker;
+use myevents_runtime::config::ServerConfig;
 use myevents_runtime::config::StoreConfig;
+use myevents_runtime::http::Draining;
 use myevents_runtime::idempotency::Idempotency;
 use myevents_runtime::messaging::Messaging;
+use myevents_runtime::metrics::MetricsServer;
 use myevents_store::memory::{
     InMemoryEventRepository, InMemoryIdempotencyRepository, InMemoryLocationRepository,
     InMemoryOutbox,
@@ -91,6 +94,9 @@ pub struct Application {
     local_addr: SocketAddr,
     router: axum::Router,
     messaging: Messaging,
+    metrics: Option<MetricsServer>,
+    draining: Draining,
+    server: ServerConfig,
 }
 
 impl Application {
@@ -114,7 +120,17 @@ impl Application {
             config.relay,
         )
         .await?;
+        let draining = Draining::default();
+        let metrics = match config.server.metrics_listen {
+            Some(addr) => Some(
+                MetricsServer::start(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (METRICS_LISTEN_URL)"))?,
+            ),
+            None => None,
+        };
         let state = AppState {
+            draining: draining.clone(),
             consumer: messaging.consumer_status(),
             events: deps.events,
             locations: deps.locations,
@@ -125,9 +141,17 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            router: router(state, &config.cors),
+            router: router(state, &config.cors, &config.server),
+            metrics,
+            draining,
+            server: config.server,
             messaging,
         })
+    }
+
+    /// The address of its `/metrics` server, if it runs one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::local_addr)
     }
 
     /// The address the service listens on (with the port actually bound).
@@ -150,8 +174,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, service = "event-service", "http server listening");
-        let served = myevents_runtime::http::serve(self.listener, self.router, shutdown).await;
+        let served = myevents_runtime::http::serve(
+            self.listener,
+            self.router,
+            shutdown,
+            self.draining,
+            &self.server,
+        )
+        .await;
         self.messaging.shutdown().await;
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
+        }
         tracing::info!(service = "event-service", "stopped");
         Ok(served?)
     }

@@ -44,6 +44,7 @@ impl TestApp {
         let config = EventServiceConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             cors: CorsOrigins::Any,
+            server: myevents_runtime::config::ServerConfig::ephemeral(),
             broker: BrokerConfig::Memory,
             relay: RelayConfig::default(),
             store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),

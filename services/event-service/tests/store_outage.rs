@@ -63,6 +63,7 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     let config = EventServiceConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         cors: CorsOrigins::Any,
+        server: myevents_runtime::config::ServerConfig::ephemeral(),
         broker: BrokerConfig::Memory,
         store: StoreConfig::MongoDb(mongo),
         relay: RelayConfig::default(),

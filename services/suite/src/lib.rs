@@ -21,7 +21,8 @@ use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
 use myevents_runtime::broker::Broker;
 use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, StoreConfig, listen_addr_or, parse_or,
+    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, ServerConfig, StoreConfig, listen_addr_or,
+    parse_or,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,9 @@ pub struct SuiteConfig {
     pub max_seats_per_booking: u32,
     /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
     pub idempotency: myevents_runtime::idempotency::IdempotencyConfig,
+    /// Limits, shutdown and the one metrics server of both services (`METRICS_LISTEN_URL`, default
+    /// `127.0.0.1:9100`; one process, one registry).
+    pub server: ServerConfig,
 }
 
 impl SuiteConfig {
@@ -52,6 +56,7 @@ impl SuiteConfig {
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
             max_seats_per_booking: parse_or("MAX_SEATS_PER_BOOKING", 10u32)?,
             idempotency: myevents_runtime::idempotency::IdempotencyConfig::from_env()?,
+            server: ServerConfig::from_env("127.0.0.1:9100")?,
         })
     }
 
@@ -64,6 +69,7 @@ impl SuiteConfig {
             cors: CorsOrigins::Any,
             max_seats_per_booking: 10,
             idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
+            server: ServerConfig::ephemeral(),
         }
     }
 }
@@ -84,6 +90,7 @@ impl Suite {
         let event_config = EventServiceConfig {
             listen: config.event_listen,
             cors: config.cors.clone(),
+            server: config.server,
             broker: BrokerConfig::Memory,
             store: StoreConfig::Memory,
             relay: RelayConfig::default(),
@@ -93,6 +100,10 @@ impl Suite {
         let booking_config = BookingServiceConfig {
             listen: config.booking_listen,
             cors: config.cors.clone(),
+            server: ServerConfig {
+                metrics_listen: None,
+                ..config.server
+            },
             broker: BrokerConfig::Memory,
             store: StoreConfig::Memory,
             relay: RelayConfig::default(),
@@ -123,6 +134,11 @@ impl Suite {
     /// The booking service's address.
     pub fn booking_addr(&self) -> SocketAddr {
         self.bookings.local_addr()
+    }
+
+    /// The address of the metrics server both services share, if it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.events.metrics_addr()
     }
 
     /// Serves both until `shutdown` resolves, then stops both gracefully.

@@ -51,13 +51,15 @@ fn hour(value: i32) -> Result<u8, RepositoryError> {
 }
 
 /// A pending outbox message, embedded in the document whose change it announces:
-/// `{id, name, payload (the JSON body as text), occurred_at}`.
+/// `{id, name, payload (the JSON body as text), occurred_at, traceparent?}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct OutboxDoc {
     pub(crate) id: String,
     name: String,
     payload: String,
     occurred_at: bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 impl From<&OutboxMessage> for OutboxDoc {
@@ -67,6 +69,7 @@ impl From<&OutboxMessage> for OutboxDoc {
             name: m.event.name().to_owned(),
             payload: String::from_utf8_lossy(&m.event.to_json()).into_owned(),
             occurred_at: to_date(m.occurred_at),
+            traceparent: m.trace_parent.clone(),
         }
     }
 }
@@ -79,6 +82,7 @@ impl TryFrom<OutboxDoc> for OutboxMessage {
                 .map_err(|e| corrupt(&format!("an undecodable outbox message: {e}")))?,
             id: d.id,
             occurred_at: from_date(d.occurred_at)?,
+            trace_parent: d.traceparent,
         })
     }
 }

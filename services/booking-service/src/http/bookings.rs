@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use myevents_domain::booking::{Booking, BookingSeats, UserId};
 use myevents_domain::id::{BookingId, EventId};
 use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked, OutboxMessage};
-use myevents_runtime::http::created;
+use myevents_runtime::http::{created, trace_parent};
 use myevents_runtime::json::parse_body;
 use myevents_runtime::paging::{PageQuery, link_next, page_request};
 use myevents_store::{Cancellation, PlaceBookingError};
@@ -140,10 +140,12 @@ async fn place(
         booking_id: Some(booking.id),
         seats: Some(seats.get()),
         booked_at: Some(booking.booked_at),
-    }));
+    }))
+    .in_trace(trace_parent(headers));
     let remaining = match state.repository.place_booking(&booking, &announce).await {
         Ok(remaining) => remaining,
         Err(PlaceBookingError::SoldOut { remaining }) => {
+            crate::metrics::SOLD_OUT.inc();
             return Err(ApiError::SoldOut {
                 remaining: remaining.get(),
                 requested: seats.get(),
@@ -168,6 +170,8 @@ async fn place(
         Err(PlaceBookingError::Repository(error)) => return Err(error.into()),
     };
     state.outbox_waker.notify_one();
+    crate::metrics::BOOKINGS.inc();
+    crate::metrics::SEATS_PER_BOOKING.observe(f64::from(seats.get()));
     tracing::info!(booking_id = %booking.id, %event_id, seats = seats.get(),
         remaining = remaining.get(), message_id = %announce.id, "booking placed");
     Ok(booking_created(&booking))
@@ -200,7 +204,8 @@ async fn cancel(
         user_id: booking.user_id.to_string(),
         seats: booking.seats.get(),
         cancelled_at,
-    }));
+    }))
+    .in_trace(trace_parent(&headers));
     let booking = match state
         .repository
         .cancel_booking(booking_id, cancelled_at, &announce)

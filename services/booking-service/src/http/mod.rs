@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use myevents_broker::ConsumerStatus;
 use myevents_domain::validation::ValidationError;
-use myevents_runtime::config::CorsOrigins;
+use myevents_runtime::config::{CorsOrigins, ServerConfig};
 use myevents_runtime::problem::Problem;
 use myevents_store::{RepositoryError, StoreHealth};
 use tokio::sync::Notify;
@@ -20,6 +20,8 @@ pub mod wire;
 /// What every handler can reach: cheap handles to the adapters and the booking rules.
 #[derive(Clone)]
 pub struct AppState {
+    /// Set once the service is shutting down (readiness 503).
+    pub draining: myevents_runtime::http::Draining,
     /// Seat inventory and bookings.
     pub repository: Arc<dyn myevents_store::BookingRepository>,
     /// Store readiness.
@@ -35,13 +37,13 @@ pub struct AppState {
 }
 
 /// The service's routes with the shared middleware.
-pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
+pub fn router(state: AppState, cors: &CorsOrigins, server: &ServerConfig) -> Router {
     let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(bookings::router())
         .with_state(state);
-    myevents_runtime::http::with_common_layers(api, cors)
+    myevents_runtime::http::with_common_layers(api, cors, server)
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -53,6 +55,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     myevents_runtime::http::store_and_consumer_readiness(
         state.store_health.as_ref(),
         &state.consumer,
+        &state.draining,
     )
     .await
 }

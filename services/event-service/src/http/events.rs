@@ -18,7 +18,7 @@ use myevents_runtime::json::parse_body;
 use super::locations::store_location;
 use super::wire::{EventBody, EventInput};
 use super::{ApiError, AppState};
-use myevents_runtime::http::created;
+use myevents_runtime::http::{created, trace_parent};
 use myevents_runtime::paging::{PageQuery, link_next, page_request};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -103,9 +103,10 @@ async fn store_event(
     let event: Event = draft.validate(event_id, location)?;
     let stored_before = resumed && state.locations.get(location_id).await?.is_some();
     if is_new && !stored_before {
-        store_location(state, &event.location).await?;
+        store_location(state, &event.location, trace_parent(headers)).await?;
     }
-    let announce = OutboxMessage::new(DomainEvent::EventCreated(EventCreated::from_event(&event)));
+    let announce = OutboxMessage::new(DomainEvent::EventCreated(EventCreated::from_event(&event)))
+        .in_trace(trace_parent(headers));
     state.events.insert(&event, &announce).await?;
     state.outbox_waker.notify_one();
     Ok(event_created(&event))

@@ -15,7 +15,7 @@ use myevents_runtime::json::parse_body;
 
 use super::wire::{LocationBody, LocationInput};
 use super::{ApiError, AppState};
-use myevents_runtime::http::created;
+use myevents_runtime::http::{created, trace_parent};
 use myevents_runtime::paging::{PageQuery, link_next, page_request};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -25,10 +25,15 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// Stores a validated location with its `locationCreated` in the outbox, and wakes the relay.
-pub(crate) async fn store_location(state: &AppState, location: &Location) -> Result<(), ApiError> {
+pub(crate) async fn store_location(
+    state: &AppState,
+    location: &Location,
+    trace: Option<String>,
+) -> Result<(), ApiError> {
     let announce = OutboxMessage::new(DomainEvent::LocationCreated(
         LocationCreated::from_location(location),
-    ));
+    ))
+    .in_trace(trace);
     state.locations.insert(location, &announce).await?;
     state.outbox_waker.notify_one();
     Ok(())
@@ -81,7 +86,7 @@ async fn create_location(
     }
     let input: LocationInput = parse_body(headers, body)?;
     let location = input.into_draft().validate(location_id, "")?;
-    store_location(state, &location).await?;
+    store_location(state, &location, trace_parent(headers)).await?;
     Ok(location_created(&location))
 }
 
