@@ -19,6 +19,7 @@ pub const RELAY_DRAIN: Duration = Duration::from_secs(5);
 /// A service's running consumer, outbox relay and publisher.
 pub struct Messaging {
     consumer: Consumer,
+    sampler: tokio::task::JoinHandle<()>,
     relay: Option<OutboxRelay>,
     waker: Arc<Notify>,
     publisher: Arc<dyn EventPublisher>,
@@ -53,7 +54,16 @@ impl Messaging {
         if relay.is_none() {
             tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
         }
+        let status = consumer.status();
+        let sampler = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticks.tick().await;
+                crate::metrics::CONSUMER_ATTACHED.set(i64::from(status.is_attached()));
+            }
+        });
         Ok(Self {
+            sampler,
             consumer,
             waker: relay.as_ref().map_or_else(Arc::default, OutboxRelay::waker),
             relay,
@@ -74,6 +84,7 @@ impl Messaging {
     /// Stops the consumer after the message in hand, lets the relay publish what is pending (at most
     /// [`RELAY_DRAIN`]), then flushes and closes the publisher.
     pub async fn shutdown(self) {
+        self.sampler.abort();
         self.consumer.shutdown().await;
         if let Some(relay) = self.relay {
             relay.shutdown(RELAY_DRAIN).await;

@@ -11,6 +11,7 @@
 //!   `myevents_message_handling_seconds` ([`myevents_broker::metrics`]);
 //! - the booking service's `myevents_bookings_count`, `myevents_seats_per_booking` and
 //!   `myevents_sold_out_rejections_total`;
+//! - `myevents_consumer_attached` (1 or 0);
 //! - process metrics: `process_resident_memory_bytes`, `process_cpu_seconds_total`,
 //!   `process_open_fds`, … (Linux).
 
@@ -107,6 +108,17 @@ pub static OUTBOX_OLDEST_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Whether the service's consumer is attached to its broker (1) or not (0), sampled every second.
+pub static CONSUMER_ATTACHED: LazyLock<IntGauge> = LazyLock::new(|| {
+    registered(
+        "myevents_consumer_attached",
+        register_int_gauge!(
+            "myevents_consumer_attached",
+            "1 while the service's consumer is attached to the broker, else 0 (sampled every second)."
+        ),
+    )
+});
+
 /// Axum middleware recording [`HTTP_REQUESTS`] and [`HTTP_DURATION`] by route template
 /// (`unmatched` for requests no route matched).
 pub async fn record_http(request: Request, next: Next) -> Response {
@@ -135,6 +147,7 @@ pub fn render() -> String {
     LazyLock::force(&PUBLISH_FAILURES);
     LazyLock::force(&OUTBOX_PENDING);
     LazyLock::force(&OUTBOX_OLDEST_AGE);
+    LazyLock::force(&CONSUMER_ATTACHED);
     let families = prometheus::gather();
     let mut text = Vec::new();
     if let Err(error) = TextEncoder::new().encode(&families, &mut text) {
