@@ -35,14 +35,18 @@ pub async fn process(
     policy: RetryPolicy,
 ) -> Outcome {
     use tracing::Instrument;
-    let trace = message
+    let context = message
         .headers
         .get(crate::trace::TRACEPARENT_HEADER)
-        .and_then(|value| crate::trace::TraceContext::parse(value))
+        .and_then(|value| crate::trace::TraceContext::parse(value));
+    let trace = context
         .map(|context| context.trace_id_hex())
         .unwrap_or_default();
     let span = tracing::info_span!("message", message_id = %message.id,
         event_name = %message.name, trace_id = %trace);
+    if let Some(context) = context {
+        context.parent(&span);
+    }
     let started = std::time::Instant::now();
     let outcome = handle_with_retries(handler, message, policy)
         .instrument(span.clone())

@@ -89,6 +89,31 @@ impl TraceContext {
     }
 }
 
+impl TraceContext {
+    /// Makes `span` a child of this position in the trace in the OpenTelemetry export (feature
+    /// `otlp`; without it, the trace id is only a log field).
+    #[cfg(feature = "otlp")]
+    pub fn parent(&self, span: &tracing::Span) {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let remote = SpanContext::new(
+            TraceId::from_bytes(self.trace_id),
+            SpanId::from_bytes(self.span_id),
+            TraceFlags::new(self.flags),
+            true,
+            TraceState::default(),
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+
+    /// Makes `span` a child of this position in the trace in the OpenTelemetry export (feature
+    /// `otlp`; without it, the trace id is only a log field).
+    #[cfg(not(feature = "otlp"))]
+    pub fn parent(&self, _span: &tracing::Span) {}
+}
+
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -156,15 +156,18 @@ pub fn with_common_layers(router: Router, origins: &CorsOrigins, server: &Server
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
-                    let trace_id = request
+                    let context = request
                         .headers()
                         .get(TRACEPARENT_HEADER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(TraceContext::parse)
-                        .map(|c| c.trace_id_hex())
-                        .unwrap_or_default();
-                    tracing::info_span!("http", method = %request.method(), route, request_id,
-                        trace_id)
+                        .and_then(TraceContext::parse);
+                    let trace_id = context.map(|c| c.trace_id_hex()).unwrap_or_default();
+                    let span = tracing::info_span!("http", method = %request.method(), route,
+                        request_id, trace_id);
+                    if let Some(context) = context {
+                        context.parent(&span);
+                    }
+                    span
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )

@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{usage}");
         std::process::exit(2);
     });
-    myevents_runtime::telemetry::init();
+    let _telemetry = myevents_runtime::telemetry::init("booking-service")?;
     let config = BookingServiceConfig::from_env()?;
     let broker = myevents_runtime::broker::build(&config.broker)?;
     if let Command::ReplayDeadLetters { idle } = command {

@@ -6,7 +6,7 @@ use myevents::{Suite, SuiteConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    myevents_runtime::telemetry::init();
+    let _telemetry = myevents_runtime::telemetry::init("myevents")?;
     let config = SuiteConfig::from_env()?;
     let suite = Suite::build(&config).await?;
     // Written without println!, which would panic if standard output were closed.
