@@ -71,8 +71,8 @@ pub fn trace_parent(headers: &http::HeaderMap) -> Option<String> {
 }
 
 /// Continues the client's trace (`traceparent`, W3C Trace Context) with a span of ours, or starts a
-/// new trace, and puts the result in the request's `traceparent` header for the handlers and the
-/// request span.
+/// new trace, and puts the result in the request's `traceparent` header (for the handlers) and its
+/// extensions (for the request span).
 async fn continue_trace(mut request: Request, next: Next) -> Response {
     let ours = request
         .headers()
@@ -83,6 +83,7 @@ async fn continue_trace(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&ours.to_string()) {
         request.headers_mut().insert(TRACEPARENT_HEADER, value);
     }
+    request.extensions_mut().insert(ours);
     next.run(request).await
 }
 
@@ -156,11 +157,7 @@ pub fn with_common_layers(router: Router, origins: &CorsOrigins, server: &Server
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
-                    let context = request
-                        .headers()
-                        .get(TRACEPARENT_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(TraceContext::parse);
+                    let context = request.extensions().get::<TraceContext>().copied();
                     let trace_id = context.map(|c| c.trace_id_hex()).unwrap_or_default();
                     let span = tracing::info_span!("http", method = %request.method(), route,
                         request_id, trace_id);

@@ -199,6 +199,20 @@ impl MetricsServer {
         })
     }
 
+    /// Starts one on `addr` when configured (`METRICS_LISTEN_URL`), else none.
+    ///
+    /// # Errors
+    /// When the address cannot be bound; the error names `METRICS_LISTEN_URL`.
+    pub async fn start_if_configured(addr: Option<SocketAddr>) -> anyhow::Result<Option<Self>> {
+        match addr {
+            None => Ok(None),
+            Some(addr) => Self::start(addr)
+                .await
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (METRICS_LISTEN_URL): {e}")),
+        }
+    }
+
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

@@ -61,10 +61,6 @@ async fn relay_batch(
             .inc();
         tracing::debug!(message_id = %message.id, event_name = message.event.name(), "relayed");
     }
-    if !pending.is_empty() {
-        // What is left after this batch.
-        record_backlog(&outbox.pending(BATCH).await?);
-    }
     Ok(pending.len())
 }
 

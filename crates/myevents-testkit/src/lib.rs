@@ -126,6 +126,24 @@ impl Recorded {
     }
 }
 
+/// Polls `GET url` every 25 ms until it answers `status` (then `true`) or `deadline` passes (then
+/// `false`); a connection refused counts as not yet.
+pub async fn eventually_answers(
+    url: &str,
+    status: reqwest::StatusCode,
+    deadline: Duration,
+) -> bool {
+    let client = reqwest::Client::new();
+    eventually(deadline, || async {
+        client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == status)
+    })
+    .await
+}
+
 /// Polls `check` every 25 ms until it returns true (then `true`) or `deadline` passes (then `false`).
 pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
 where

@@ -158,14 +158,7 @@ impl Application {
         let sweep = SeatReturnSweep::start(Arc::clone(&deps.repository), config.seat_return_sweep);
         crate::metrics::register();
         let draining = Draining::default();
-        let metrics = match config.server.metrics_listen {
-            Some(addr) => Some(
-                MetricsServer::start(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (METRICS_LISTEN_URL)"))?,
-            ),
-            None => None,
-        };
+        let metrics = MetricsServer::start_if_configured(config.server.metrics_listen).await?;
         let state = AppState {
             draining: draining.clone(),
             repository: deps.repository,

@@ -121,14 +121,7 @@ impl Application {
         )
         .await?;
         let draining = Draining::default();
-        let metrics = match config.server.metrics_listen {
-            Some(addr) => Some(
-                MetricsServer::start(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (METRICS_LISTEN_URL)"))?,
-            ),
-            None => None,
-        };
+        let metrics = MetricsServer::start_if_configured(config.server.metrics_listen).await?;
         let state = AppState {
             draining: draining.clone(),
             consumer: messaging.consumer_status(),

@@ -11,7 +11,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use myevents_testkit::{ServiceProcess, amqp_url, eventually, mongo_url, unique, unique_database};
+use myevents_testkit::{
+    ServiceProcess, amqp_url, eventually, eventually_answers, mongo_url, unique, unique_database,
+};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -69,19 +71,13 @@ async fn rabbitmq_outage_loses_no_booking_and_applies_none_twice() {
     let client = Client::new();
     let booking_ready = format!("{}/readyz", bookings.url());
     assert!(
-        eventually(WAIT, || async {
-            status(&client, &booking_ready).await == Some(StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&booking_ready, StatusCode::OK, WAIT).await,
         "the booking service became ready"
     );
     let events = ServiceProcess::start("event-service", &env).await;
     let event_ready = format!("{}/readyz", events.url());
     assert!(
-        eventually(WAIT, || async {
-            status(&client, &event_ready).await == Some(StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&event_ready, StatusCode::OK, WAIT).await,
         "the event service became ready"
     );
 
@@ -99,10 +95,7 @@ async fn rabbitmq_outage_loses_no_booking_and_applies_none_twice() {
     let event_id = event["ID"].as_str().expect("ID").to_owned();
     let bookings_url = format!("{}/events/{event_id}/bookings", bookings.url());
     assert!(
-        eventually(WAIT, || async {
-            status(&client, &bookings_url).await == Some(StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&bookings_url, StatusCode::OK, WAIT).await,
         "the booking service learned of the event"
     );
 
@@ -150,10 +143,7 @@ async fn rabbitmq_outage_loses_no_booking_and_applies_none_twice() {
     }
     for url in [&booking_ready, &event_ready] {
         assert!(
-            eventually(WAIT, || async {
-                status(&client, url).await == Some(StatusCode::OK)
-            })
-            .await,
+            eventually_answers(url, StatusCode::OK, WAIT).await,
             "{url} ready again after the broker returned"
         );
     }

@@ -10,7 +10,8 @@ use myevents_domain::id::EventId;
 use myevents_store::BookingRepository;
 use myevents_store::mongo::{MongoBookingRepository, MongoConfig, MongoStore};
 use myevents_testkit::{
-    ServiceProcess, amqp_url, eventually, kafka_brokers, mongo_url, unique, unique_database,
+    ServiceProcess, amqp_url, eventually, eventually_answers, kafka_brokers, mongo_url, unique,
+    unique_database,
 };
 use rand::Rng;
 use reqwest::{Client, StatusCode};
@@ -59,14 +60,7 @@ async fn contend(broker_env: Vec<(&str, String)>) {
     let client = Client::new();
     let ready = format!("{}/readyz", bookings.url());
     assert!(
-        eventually(WAIT, || async {
-            client
-                .get(&ready)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&ready, StatusCode::OK, WAIT).await,
         "the booking service became ready"
     );
     let events = ServiceProcess::start("event-service", &env).await;
@@ -92,14 +86,7 @@ async fn contend(broker_env: Vec<(&str, String)>) {
     let event_id = event["ID"].as_str().expect("ID").to_owned();
     let bookings_url = format!("{}/events/{event_id}/bookings", bookings.url());
     assert!(
-        eventually(WAIT, || async {
-            client
-                .get(&bookings_url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&bookings_url, StatusCode::OK, WAIT).await,
         "the booking service learned of the event"
     );
 

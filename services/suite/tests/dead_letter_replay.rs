@@ -13,7 +13,8 @@ use myevents_broker::{
 use myevents_domain::id::EventId;
 use myevents_domain::messages::{DomainEvent, EventCreated};
 use myevents_testkit::{
-    ServiceProcess, amqp_url, binary_path, eventually, rabbitmq_broker_on, unique,
+    ServiceProcess, amqp_url, binary_path, eventually, eventually_answers, rabbitmq_broker_on,
+    unique,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -108,12 +109,7 @@ async fn a_dead_lettered_event_created_is_replayed_by_the_command_and_then_handl
     let service = ServiceProcess::start("booking-service", &env).await;
     let url = format!("{}/events/{event}/bookings", service.url());
     assert!(
-        eventually(WAIT, || async {
-            reqwest::get(&url)
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&url, StatusCode::OK, WAIT).await,
         "the booking service learned of the replayed event"
     );
     service.kill().await;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use myevents_broker::{EventPublisher, Message};
 use myevents_testkit::{
-    ServiceProcess, amqp_url, eventually, mongo_url, rabbitmq_broker_on, unique, unique_database,
+    ServiceProcess, amqp_url, eventually, eventually_answers, mongo_url, rabbitmq_broker_on,
+    unique, unique_database,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -22,17 +23,10 @@ struct Pair {
     client: Client,
 }
 
-async fn ready(client: &Client, service: &ServiceProcess) {
+async fn ready(service: &ServiceProcess) {
     let url = format!("{}/readyz", service.url());
     assert!(
-        eventually(WAIT, || async {
-            client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&url, StatusCode::OK, WAIT).await,
         "{url} ready"
     );
 }
@@ -54,10 +48,10 @@ async fn start_pair() -> Pair {
     ];
     let client = Client::new();
     let bookings = ServiceProcess::start("booking-service", &env).await;
-    ready(&client, &bookings).await;
+    ready(&bookings).await;
     env.push(("MONGO_DATABASE", unique_database()));
     let events = ServiceProcess::start("event-service", &env).await;
-    ready(&client, &events).await;
+    ready(&events).await;
     Pair {
         events,
         bookings,
@@ -84,14 +78,7 @@ impl Pair {
         let id = created["ID"].as_str().expect("ID").to_owned();
         let url = format!("{}/events/{id}/bookings", self.bookings.url());
         assert!(
-            eventually(WAIT, || async {
-                self.client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == StatusCode::OK)
-            })
-            .await,
+            eventually_answers(&url, StatusCode::OK, WAIT).await,
             "the booking service learned of {id}"
         );
         id

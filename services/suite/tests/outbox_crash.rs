@@ -10,8 +10,8 @@ use std::time::Duration;
 use myevents_broker::{EventPublisher, EventSubscriber, Subscription};
 use myevents_domain::id::EventId;
 use myevents_testkit::{
-    Answer, Recorder, ServiceProcess, amqp_url, eventually, mongo_url, rabbitmq_broker_on, unique,
-    unique_database,
+    Answer, Recorder, ServiceProcess, amqp_url, eventually, eventually_answers, mongo_url,
+    rabbitmq_broker_on, unique, unique_database,
 };
 use reqwest::{Client, StatusCode};
 
@@ -40,14 +40,7 @@ async fn bookings_stored_before_a_crash_are_announced_after_the_restart() {
     let client = Client::new();
     let ready = format!("{}/readyz", service.url());
     assert!(
-        eventually(WAIT, || async {
-            client
-                .get(&ready)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&ready, StatusCode::OK, WAIT).await,
         "the booking service became ready"
     );
     let mut event_env = env.clone();
@@ -82,14 +75,7 @@ async fn bookings_stored_before_a_crash_are_announced_after_the_restart() {
     };
 
     let url = format!("{}/events/{event}/bookings", service.url());
-    let known = eventually(WAIT, || async {
-        client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == StatusCode::OK)
-    })
-    .await;
+    let known = eventually_answers(&url, StatusCode::OK, WAIT).await;
     assert!(known, "the booking service learned of the event");
     let mut stored = BTreeSet::new();
     for user in ["alice", "bob", "carol"] {

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use myevents_testkit::{
-    ServiceProcess, amqp_url, eventually, kafka_brokers, mongo_url, unique, unique_database,
+    ServiceProcess, amqp_url, eventually, eventually_answers, kafka_brokers, mongo_url, unique,
+    unique_database,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -52,12 +53,7 @@ async fn book_across_processes(broker_env: Vec<(&str, String)>) {
     env.push(("MONGO_DATABASE", unique_database()));
     let ready = format!("{}/readyz", bookings.url());
     assert!(
-        eventually(WAIT, || async {
-            reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        })
-        .await,
+        eventually_answers(&ready, StatusCode::OK, WAIT).await,
         "the booking service became ready"
     );
     let events = ServiceProcess::start("event-service", &env).await;

@@ -21,9 +21,6 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use super::wire::{BookingBody, BookingInput};
 use super::{ApiError, AppState};
 
-/// The header an API gateway sets to the authenticated user.
-const USER_HEADER: &str = "x-user-id";
-
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/events/{id}/bookings", post(book).get(list_for_event))
@@ -36,7 +33,7 @@ fn event_id(text: &str) -> Result<EventId, ApiError> {
 }
 
 fn user(headers: &HeaderMap) -> Result<UserId, ApiError> {
-    match headers.get(USER_HEADER) {
+    match headers.get(myevents_runtime::idempotency::USER_HEADER) {
         None => Ok(UserId::anonymous()),
         Some(value) => {
             let text = value.to_str().map_err(|_| {
