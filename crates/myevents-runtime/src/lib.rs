@@ -6,7 +6,9 @@
 //! - [`json`]: request-body parsing with the reference's case-insensitive keys.
 //! - [`config`]: typed environment variables with errors that name the variable; broker selection.
 //! - [`broker`]: the one factory that turns a [`config::BrokerConfig`] into publisher and subscriber.
-//! - [`dead_letters`]: replaying dead letters after a fix; the services' command line.
+//! - [`cli`]: the services' command line (serve, `healthcheck`, `version`, `dead-letters replay`).
+//! - [`build_info`]: version and git commit of the build (`GET /version`).
+//! - [`dead_letters`]: replaying dead letters after a fix.
 //! - [`http`]: the middleware stack (request id, tracing, CORS), `201 Created` answers, graceful serving.
 //! - [`idempotency`]: the `Idempotency-Key` header: replayed responses, 409 in flight, 422 on reuse.
 //! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
@@ -29,6 +31,8 @@
 //! ```
 
 pub mod broker;
+pub mod build_info;
+pub mod cli;
 pub mod config;
 pub mod dead_letters;
 pub mod http;

@@ -41,6 +41,7 @@ pub fn router(state: AppState, cors: &CorsOrigins, server: &ServerConfig) -> Rou
     let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(myevents_runtime::build_info::BuildInfo::current("booking-service").router())
         .merge(bookings::router())
         .with_state(state);
     myevents_runtime::http::with_common_layers(api, cors, server)

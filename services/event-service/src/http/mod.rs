@@ -41,6 +41,7 @@ pub fn router(state: AppState, cors: &CorsOrigins, server: &ServerConfig) -> Rou
     let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(myevents_runtime::build_info::BuildInfo::current("event-service").router())
         .merge(events::router())
         .merge(locations::router())
         .with_state(state);

@@ -1,0 +1,182 @@
+"""Shared pieces of the deploy checks: a tally of named checks, HTTP with a deadline, rendering the
+Kubernetes overlays, and what the services read and serve (taken from the sources, so that the
+manifests, the compose file and the binaries cannot drift apart)."""
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+OVERLAYS = ["rabbitmq", "kafka"]
+SERVICES = ["event-service", "booking-service"]
+# Read by the tracing-subscriber crate (EnvFilter::from_default_env), not by a literal of ours.
+READ_BY_LIBRARIES = {"RUST_LOG"}
+# What a service may still do after SHUTDOWN_DELAY + SHUTDOWN_TIMEOUT, in seconds: finish the message
+# in hand with its retries (~11 s), drain the outbox relay (5 s), flush the producer (10 s).
+DRAIN_AFTER_REQUESTS_SECONDS = 26
+
+
+class Tally:
+    """Runs named checks, prints each result, and a closing `N passed, N failed` line."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, title, fn, *args):
+        started = time.monotonic()
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - every failure is reported and counted
+            self.failed += 1
+            print(f"FAIL {title} ({time.monotonic() - started:.1f} s)", flush=True)
+            traceback.print_exc()
+            sys.stdout.flush()
+            return False
+        self.passed += 1
+        print(f"PASS {title} ({time.monotonic() - started:.1f} s)", flush=True)
+        return True
+
+    def finish(self):
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def request(method, url, body=None, headers=None, timeout=5.0, auth=None):
+    """One HTTP request; returns (status, headers, parsed JSON or raw bytes). Never raises on a status."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            status, head, raw = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, head, raw = error.code, dict(error.headers), error.read()
+    try:
+        return status, head, json.loads(raw) if raw else None
+    except ValueError:
+        return status, head, raw
+
+
+def eventually(what, probe, seconds):
+    """Polls `probe` until it returns a truthy value (returned), for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except OSError as error:  # connection refused or reset while a container starts
+            last = error
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {seconds} s (last: {last!r})")
+
+
+def run(*args, env=None, check=True, capture=True, timeout=900):
+    """Runs a command from the repository root; returns its standard output."""
+    full_env = dict(os.environ, **(env or {}))
+    result = subprocess.run(
+        list(args), cwd=ROOT, env=full_env, check=False, timeout=timeout,
+        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout or ''}")
+    return result.stdout or ""
+
+
+def kubectl():
+    return os.environ.get("KUBECTL", "kubectl")
+
+
+def render(overlay):
+    """The objects `kubectl kustomize k8s/overlays/<overlay>` renders."""
+    text = run(kubectl(), "kustomize", f"k8s/overlays/{overlay}")
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def objects(docs, kind):
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def deployment_environment(docs, deployment):
+    """The environment a Deployment's first container gets: envFrom ConfigMaps and Secrets, then env."""
+    config_maps, secrets = objects(docs, "ConfigMap"), objects(docs, "Secret")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(config_maps[source["configMapRef"]["name"]]["data"])
+        if "secretRef" in source:
+            data = secrets[source["secretRef"]["name"]]["data"]
+            env.update({k: base64.b64decode(v).decode() for k, v in data.items()})
+    for item in container.get("env", []):
+        env[item["name"]] = item["value"]
+    return env
+
+
+def compose_file():
+    with open(os.path.join(ROOT, "docker-compose.yml"), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def production_sources():
+    """Every non-test Rust source of the crates and services (test modules cut off)."""
+    for top in ("crates", "services"):
+        for directory, _, files in os.walk(os.path.join(ROOT, top)):
+            parts = directory.split(os.sep)
+            if "src" not in parts or "tests" in parts or "myevents-testkit" in parts:
+                continue
+            for name in files:
+                if name.endswith(".rs"):
+                    with open(os.path.join(directory, name), encoding="utf-8") as f:
+                        yield f.read().split("#[cfg(test)]")[0]
+
+
+def variables_read():
+    """The environment variables the services read: upper-case string literals passed to the config
+    readers (`var`, `parse_or`, `seconds_or`, ... take the name as their first argument)."""
+    names = set(READ_BY_LIBRARIES)
+    call = re.compile(r'\b(?:var|parse_or|seconds_or|switch_or|listen_addr_or)\(\s*"([A-Z][A-Z0-9_]+)"')
+    constant = re.compile(r'\bconst [A-Z_]+: &str = "([A-Z][A-Z0-9_]+)";')
+    for source in production_sources():
+        names.update(call.findall(source))
+        names.update(constant.findall(source))
+    return names
+
+
+def documented_variables():
+    """The variables of the README's configuration table."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", f.read(), re.MULTILINE))
+
+
+def routes_served(service):
+    """The GET paths a service's router declares without parameters (health routes, /version)."""
+    paths = set()
+    directory = os.path.join(ROOT, "services", service, "src")
+    for dirpath, _, files in os.walk(directory):
+        for name in files:
+            if name.endswith(".rs"):
+                with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                    paths.update(re.findall(r'\.route\(\s*"(/[a-z/]*)"', f.read()))
+    with open(os.path.join(ROOT, "crates", "myevents-runtime", "src", "build_info.rs"), encoding="utf-8") as f:
+        paths.update(re.findall(r'"(/version)"', f.read()))
+    return paths
+
+
+def port_of(address):
+    return int(address.rsplit(":", 1)[1])

@@ -1,0 +1,110 @@
+//! The service binaries' own commands, as the container images use them: `healthcheck` (the images
+//! have no shell or HTTP client) exits 0 only while the service it probes is ready, and `version`
+//! prints the same build as `GET /version` serves and the start-up log line names.
+
+use std::time::Duration;
+
+use myevents_testkit::{ServiceProcess, binary_path, eventually_answers};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Runs `binary` with `args`, `LISTEN_URL` set to `listen`, in memory; returns (exit code, stdout).
+async fn run(binary: &str, args: &[&str], listen: &str) -> (i32, String) {
+    let output = tokio::process::Command::new(binary_path(binary))
+        .args(args)
+        .env("LISTEN_URL", listen)
+        .env("BROKER_KIND", "memory")
+        .env("STORE_KIND", "memory")
+        .output()
+        .await
+        .expect("run the binary");
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn healthcheck_passes_only_while_the_service_answers_ready() {
+    for binary in ["event-service", "booking-service"] {
+        let service = ServiceProcess::start(
+            binary,
+            &[
+                ("BROKER_KIND", "memory".to_owned()),
+                ("STORE_KIND", "memory".to_owned()),
+            ],
+        )
+        .await;
+        assert!(
+            eventually_answers(
+                &format!("{}/readyz", service.url()),
+                StatusCode::OK,
+                Duration::from_secs(30)
+            )
+            .await
+        );
+        // A service listening on every interface is probed on loopback.
+        let everywhere = format!("0.0.0.0:{}", service.addr.port());
+        let listen = service.addr.to_string();
+        assert_eq!(
+            run(binary, &["healthcheck"], &everywhere).await.0,
+            0,
+            "{binary}"
+        );
+        assert_eq!(
+            run(binary, &["healthcheck", "/healthz"], &listen).await.0,
+            0
+        );
+        assert_eq!(
+            run(binary, &["healthcheck", "/no-such-route"], &listen)
+                .await
+                .0,
+            1,
+            "{binary}: a 404 is unhealthy"
+        );
+        service.kill().await;
+        assert_eq!(
+            run(binary, &["healthcheck"], &listen).await.0,
+            1,
+            "{binary}: nothing listens any more"
+        );
+        assert_eq!(
+            run(binary, &["healthcheck", "no-slash"], &listen).await.0,
+            2
+        );
+    }
+}
+
+#[tokio::test]
+async fn version_prints_what_get_version_serves_and_the_start_up_log_names() {
+    for binary in ["event-service", "booking-service"] {
+        let (code, printed) = run(binary, &["version"], "127.0.0.1:0").await;
+        assert_eq!(code, 0);
+        let printed: Value = serde_json::from_str(printed.trim()).expect("JSON");
+        assert_eq!(printed["service"], binary);
+        assert_eq!(printed["version"], env!("CARGO_PKG_VERSION"));
+        assert!(printed["commit"].as_str().is_some_and(|c| !c.is_empty()));
+
+        let service = ServiceProcess::start(
+            binary,
+            &[
+                ("BROKER_KIND", "memory".to_owned()),
+                ("STORE_KIND", "memory".to_owned()),
+            ],
+        )
+        .await;
+        let served: Value = reqwest::get(format!("{}/version", service.url()))
+            .await
+            .expect("GET /version")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(served, printed);
+        assert!(
+            service.logged(&format!("starting {binary}"))
+                && service.logged(printed["commit"].as_str().expect("commit")),
+            "{}",
+            service.log_text()
+        );
+    }
+}
