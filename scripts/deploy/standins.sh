@@ -74,11 +74,14 @@ fi
 
 # The Rust toolchain cannot be downloaded here: the stand-in carries this machine's (bin and lib only).
 sysroot=$(rustc --print sysroot)
-chef_bin=$root/.cache/cargo-chef/bin/cargo-chef
-if [ ! -x "$chef_bin" ]; then
-  log "installing cargo-chef into .cache/cargo-chef"
-  cargo install --quiet --locked cargo-chef --version 0.1.78 --root "$root/.cache/cargo-chef"
+# cargo-chef is installed like cargo-nextest (cargo's bin directory), so that a fresh clone finds the
+# same binary and the stand-in, and Docker's layer cache behind it, stay valid.
+chef_version=0.1.78
+if [ "$(cargo chef --version 2>/dev/null | awk '{print $NF}')" != "$chef_version" ]; then
+  log "installing cargo-chef $chef_version"
+  cargo install --quiet --locked cargo-chef --version "$chef_version"
 fi
+chef_bin=$(command -v cargo-chef)
 chef=myevents-standin/rust-chef:1.95
 digest=$(recipe "$chef" "$ca_bundle" "$sysroot/lib/rustlib/multirust-channel-manifest.toml" "$chef_bin")
 if ! current "$chef" "$digest"; then

@@ -58,6 +58,11 @@ pub struct EventDraft {
     pub capacity: Option<i64>,
 }
 
+/// The latest time an event may start or end, in Unix seconds: 9999-12-31T23:59:59Z. RFC 3339 (the
+/// dates of `eventCreated`) has four-digit years, and the stores keep the dates as datetimes; later
+/// times are refused as invalid (422), never stored.
+pub const LATEST_TIME: i64 = 253_402_300_799;
+
 fn check_time(v: &mut Validator, field: &str, value: Option<i64>) -> Option<DateTime<Utc>> {
     match value {
         None => {
@@ -66,6 +71,13 @@ fn check_time(v: &mut Validator, field: &str, value: Option<i64>) -> Option<Date
         }
         Some(seconds) if seconds < 0 => {
             v.push(field, "must not be negative (Unix seconds)");
+            None
+        }
+        Some(seconds) if seconds > LATEST_TIME => {
+            v.push(
+                field,
+                "must be at most 253402300799 (9999-12-31T23:59:59Z, Unix seconds)",
+            );
             None
         }
         Some(seconds) => match DateTime::from_timestamp(seconds, 0) {
@@ -260,5 +272,32 @@ mod tests {
             .validate(EventId::generate(), location(&[("A", 1)]))
             .expect_err("invalid");
         assert_eq!(fields(&err), ["Name", "Duration", "EndDate", "Capacity"]);
+    }
+
+    #[test]
+    fn dates_past_the_year_9999_are_named_and_the_last_second_is_kept() {
+        for (start, end) in [
+            (LATEST_TIME + 1, LATEST_TIME + 2),
+            (1_288_293_858_685, 1_288_293_858_686),
+            (100, i64::MAX),
+        ] {
+            let d = EventDraft {
+                start_date: Some(start),
+                end_date: Some(end),
+                ..draft()
+            };
+            let err = d
+                .validate(EventId::generate(), location(&[("A", 1)]))
+                .expect_err("invalid");
+            assert!(fields(&err).contains(&"EndDate"), "{start}..{end}");
+        }
+        let last = EventDraft {
+            start_date: Some(LATEST_TIME),
+            end_date: Some(LATEST_TIME),
+            ..draft()
+        }
+        .validate(EventId::generate(), location(&[("A", 1)]))
+        .expect("the last second of 9999 is valid");
+        assert_eq!(last.start.to_rfc3339(), "9999-12-31T23:59:59+00:00");
     }
 }

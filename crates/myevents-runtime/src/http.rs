@@ -21,6 +21,7 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -87,32 +88,50 @@ async fn continue_trace(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Turns the bare answers of the hardening layers into problem bodies: 413 (body over
-/// `HTTP_BODY_LIMIT`), and 503 from load shedding or the request time-out (with `Retry-After: 1`).
+/// Turns every error answer that is not JSON into a problem body with the same status: the bare
+/// answers of the hardening layers — 413 (body over `HTTP_BODY_LIMIT`, also from `Content-Length`
+/// alone), 503 from load shedding or the request time-out (with `Retry-After: 1`) — and axum's
+/// `text/plain` rejections (e.g. 400 for a path that is not UTF-8), whose text becomes the `detail`.
+/// A JSON answer (a problem body, or `/readyz`'s 503 with its checks) is kept.
 async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let is_problem = response
+    let status = response.status();
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == crate::problem::PROBLEM_JSON.as_bytes());
-    if is_problem {
+        .is_some_and(|v| {
+            v.as_bytes() == crate::problem::PROBLEM_JSON.as_bytes()
+                || v.as_bytes().starts_with(b"application/json")
+        });
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    match response.status() {
+    let problem = match status {
         StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
             "Request body too large",
             "the request body exceeds the limit (HTTP_BODY_LIMIT)",
-        )
-        .into_response(),
+        ),
         StatusCode::SERVICE_UNAVAILABLE => Problem::unavailable(
             "the service is at its limit of requests in flight, or the request took too long; retry",
             1,
-        )
-        .into_response(),
-        _ => response,
-    }
+        ),
+        _ => {
+            // axum's rejections are one short line of text; more is cut off, not read.
+            let text = axum::body::to_bytes(response.into_body(), 512)
+                .await
+                .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+                .unwrap_or_default();
+            let detail = if text.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_owned()
+            } else {
+                text
+            };
+            return Problem::status(status, detail).into_response();
+        }
+    };
+    problem.into_response()
 }
 
 async fn shed(_error: tower::BoxError) -> Response {
@@ -129,6 +148,8 @@ pub fn with_common_layers(router: Router, origins: &CorsOrigins, server: &Server
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(server.body_limit))
+        // A `Content-Length` over the limit is refused before the body is read.
+        .layer(RequestBodyLimitLayer::new(server.body_limit))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(shed))
@@ -354,6 +375,92 @@ mod tests {
             .await
             .expect("response");
         assert_eq!(small.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_content_length_over_the_limit_gets_413_before_any_body_arrives() {
+        let server = ServerConfig {
+            body_limit: 1024,
+            ..ServerConfig::ephemeral()
+        };
+        // A body that never arrives: only the header can answer in time.
+        let never = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+        let response = tokio::time::timeout(
+            Duration::from_secs(1),
+            app(&server).oneshot(
+                Request::post("/echo")
+                    .header(header::CONTENT_LENGTH, "10000000")
+                    .body(Body::from_stream(never))
+                    .expect("request"),
+            ),
+        )
+        .await
+        .expect("answered within 1 s")
+        .expect("response");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body_json(response).await["status"], 413);
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_its_own_body_keeps_it_and_a_bare_503_becomes_a_problem() {
+        let routes = Router::new()
+            .route(
+                "/readyz",
+                get(|| async {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(serde_json::json!({"status": "unavailable"})),
+                    )
+                }),
+            )
+            .route("/bare", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
+        let app = with_common_layers(routes, &CorsOrigins::Any, &ServerConfig::ephemeral());
+        let ready = app
+            .clone()
+            .oneshot(
+                Request::get("/readyz")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body_json(ready).await["status"], "unavailable");
+        let bare = app
+            .oneshot(Request::get("/bare").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(
+            bare.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(body_json(bare).await["status"], 503);
+    }
+
+    #[tokio::test]
+    async fn a_path_that_is_not_utf8_gets_a_problem_body() {
+        let routes = Router::new().route(
+            "/events/{id}",
+            get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
+        );
+        let response = with_common_layers(routes, &CorsOrigins::Any, &ServerConfig::ephemeral())
+            .oneshot(
+                Request::get("/events/%ff")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert!(response.status().is_client_error());
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = body_json(response).await;
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains("UTF-8")),
+            "{body}"
+        );
     }
 
     #[tokio::test]

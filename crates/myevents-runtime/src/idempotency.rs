@@ -62,6 +62,11 @@ pub fn user_of(headers: &HeaderMap) -> String {
 /// Largest response body kept for replay, in bytes.
 const MAX_STORED_BODY: usize = 1024 * 1024;
 
+/// Largest client-error (4xx) body kept for replay, in bytes. A larger one (e.g. a 422 naming
+/// thousands of invalid fields) is not stored: the key is released, and a retry, which would get
+/// the same answer from the same request, is answered afresh.
+const MAX_STORED_ERROR_BODY: usize = 4 * 1024;
+
 /// How long keys are kept and held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdempotencyConfig {
@@ -285,6 +290,12 @@ impl Idempotency {
                 return Problem::internal().into_response();
             }
         };
+        if parts.status.is_client_error() && body.len() > MAX_STORED_ERROR_BODY {
+            if let Err(error) = self.repository.release(&scope, &token).await {
+                tracing::warn!(%error, "could not release an idempotency key after a large error");
+            }
+            return Response::from_parts(parts, Body::from(body));
+        }
         let header_text = |name: header::HeaderName| {
             parts
                 .headers
@@ -379,6 +390,41 @@ mod tests {
             fingerprint(&post, "/p", b"seats=2"),
             fingerprint(&post, "/p", b"seats=3")
         );
+    }
+
+    #[tokio::test]
+    async fn a_large_client_error_is_answered_again_not_stored_and_a_small_one_is_replayed() {
+        use myevents_store::memory::InMemoryIdempotencyRepository;
+        let idempotency = Idempotency::new(
+            Arc::new(InMemoryIdempotencyRepository::default()),
+            IdempotencyConfig::default(),
+        );
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        for (key, size, answers) in [("big", 5000, 2), ("small", 100, 1)] {
+            runs.store(0, std::sync::atomic::Ordering::SeqCst);
+            for _ in 0..2 {
+                let response = idempotency
+                    .run(
+                        "u",
+                        &headers(key),
+                        &Method::POST,
+                        "/p",
+                        &Bytes::new(),
+                        "id".to_owned(),
+                        |_, _| async {
+                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            (StatusCode::UNPROCESSABLE_ENTITY, "x".repeat(size)).into_response()
+                        },
+                    )
+                    .await;
+                assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            }
+            assert_eq!(
+                runs.load(std::sync::atomic::Ordering::SeqCst),
+                answers,
+                "{key}"
+            );
+        }
     }
 
     #[test]

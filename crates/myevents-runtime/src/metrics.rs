@@ -119,21 +119,38 @@ pub static CONSUMER_ATTACHED: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
-/// Axum middleware recording [`HTTP_REQUESTS`] and [`HTTP_DURATION`] by route template
-/// (`unmatched` for requests no route matched).
+/// The `method` label of a request: one of the methods of RFC 9110 (and `PATCH`), else `other`, so
+/// that clients cannot create series with made-up methods.
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Axum middleware recording [`HTTP_REQUESTS`] and [`HTTP_DURATION`] by method (see
+/// [`method_label`]), route template (`unmatched` for requests no route matched) and status code:
+/// every label is bounded whatever the clients send.
 pub async fn record_http(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     HTTP_DURATION
-        .with_label_values(&[method.as_str(), route.as_str()])
+        .with_label_values(&[method, route])
         .observe(started.elapsed().as_secs_f64());
     HTTP_REQUESTS
-        .with_label_values(&[method.as_str(), route.as_str(), response.status().as_str()])
+        .with_label_values(&[method, route, response.status().as_str()])
         .inc();
     response
 }

@@ -328,10 +328,55 @@ struct KeyRecord {
     response: Option<StoredResponse>,
 }
 
-/// Idempotency keys in memory (they do not survive a restart, as nothing here does).
+/// Idempotency keys in memory (they do not survive a restart, as nothing here does). Expired keys
+/// are removed in a sweep whenever the number of keys has doubled since the last one (amortised
+/// constant time per key), so memory follows the keys within their time to live, as the MongoDB
+/// adapter's TTL index does.
 #[derive(Debug, Default)]
 pub struct InMemoryIdempotencyRepository {
-    keys: Mutex<HashMap<IdempotencyScope, KeyRecord>>,
+    keys: Mutex<IdempotencyKeys>,
+}
+
+#[derive(Debug, Default)]
+struct IdempotencyKeys {
+    records: HashMap<IdempotencyScope, KeyRecord>,
+    /// Sweep expired records once this many are held.
+    sweep_at: usize,
+}
+
+impl IdempotencyKeys {
+    /// Fewest records before the first sweep.
+    const FIRST_SWEEP: usize = 1024;
+
+    fn insert(
+        &mut self,
+        scope: IdempotencyScope,
+        record: KeyRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        if self.records.len() >= self.sweep_at.max(Self::FIRST_SWEEP) {
+            self.records.retain(|_, r| r.expires_at > now);
+            self.sweep_at = 2 * self.records.len();
+        }
+        self.records.insert(scope, record);
+    }
+
+    /// How many keys are held (expired ones not yet swept included).
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+impl InMemoryIdempotencyRepository {
+    /// How many keys are held now, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        lock(&self.keys).len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[async_trait]
@@ -350,7 +395,7 @@ impl IdempotencyRepository for InMemoryIdempotencyRepository {
             expires_at: request.now + chrono_duration(request.ttl),
             response: None,
         };
-        let record = match keys.get_mut(scope) {
+        let record = match keys.records.get_mut(scope) {
             Some(record) if record.expires_at > request.now => record,
             _ => {
                 let record = fresh();
@@ -359,7 +404,7 @@ impl IdempotencyRepository for InMemoryIdempotencyRepository {
                     resource_id: record.resource_id.clone(),
                     resumed: false,
                 };
-                keys.insert(scope.clone(), record);
+                keys.insert(scope.clone(), record, request.now);
                 return Ok(started);
             }
         };
@@ -388,7 +433,7 @@ impl IdempotencyRepository for InMemoryIdempotencyRepository {
         response: &StoredResponse,
     ) -> Result<bool, RepositoryError> {
         let mut keys = lock(&self.keys);
-        match keys.get_mut(scope) {
+        match keys.records.get_mut(scope) {
             Some(record) if record.token == token && record.response.is_none() => {
                 record.response = Some(response.clone());
                 Ok(true)
@@ -399,12 +444,48 @@ impl IdempotencyRepository for InMemoryIdempotencyRepository {
 
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<(), RepositoryError> {
         let mut keys = lock(&self.keys);
-        if let Some(record) = keys.get_mut(scope)
+        if let Some(record) = keys.records.get_mut(scope)
             && record.token == token
             && record.response.is_none()
         {
             record.locked_until = chrono::DateTime::<chrono::Utc>::MIN_UTC;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod idempotency_sweep_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_keys_are_swept_so_memory_follows_the_live_keys() {
+        let repository = InMemoryIdempotencyRepository::default();
+        let start = chrono::Utc::now();
+        let request = |at: chrono::DateTime<chrono::Utc>| IdempotentRequest {
+            fingerprint: "f".to_owned(),
+            resource_id: "r".to_owned(),
+            now: at,
+            ttl: Duration::from_secs(2),
+            lease: Duration::from_secs(1),
+        };
+        // Five batches of 1,000 keys, each batch after the previous one expired.
+        for batch in 0..5i64 {
+            let at = start + chrono::TimeDelta::seconds(10 * batch);
+            for i in 0..1000 {
+                let scope = IdempotencyScope {
+                    user: "u".to_owned(),
+                    key: format!("{batch}-{i}"),
+                };
+                repository.begin(&scope, &request(at)).await.expect("begin");
+            }
+            assert!(
+                repository.len() <= 2048,
+                "batch {batch}: {} keys held",
+                repository.len()
+            );
+        }
     }
 }

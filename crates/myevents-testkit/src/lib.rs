@@ -277,6 +277,19 @@ impl ServiceProcess {
         Self { child, addr, logs }
     }
 
+    /// Starts `binary` on its in-memory broker and store (`BROKER_KIND=memory`, `STORE_KIND=memory`),
+    /// as [`ServiceProcess::start`] does.
+    pub async fn start_in_memory(binary: &str) -> Self {
+        Self::start(
+            binary,
+            &[
+                ("BROKER_KIND", "memory".to_owned()),
+                ("STORE_KIND", "memory".to_owned()),
+            ],
+        )
+        .await
+    }
+
     /// `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -27,14 +27,7 @@ async fn run(binary: &str, args: &[&str], listen: &str) -> (i32, String) {
 #[tokio::test]
 async fn healthcheck_passes_only_while_the_service_answers_ready() {
     for binary in ["event-service", "booking-service"] {
-        let service = ServiceProcess::start(
-            binary,
-            &[
-                ("BROKER_KIND", "memory".to_owned()),
-                ("STORE_KIND", "memory".to_owned()),
-            ],
-        )
-        .await;
+        let service = ServiceProcess::start_in_memory(binary).await;
         assert!(
             eventually_answers(
                 &format!("{}/readyz", service.url()),
@@ -85,14 +78,7 @@ async fn version_prints_what_get_version_serves_and_the_start_up_log_names() {
         assert_eq!(printed["version"], env!("CARGO_PKG_VERSION"));
         assert!(printed["commit"].as_str().is_some_and(|c| !c.is_empty()));
 
-        let service = ServiceProcess::start(
-            binary,
-            &[
-                ("BROKER_KIND", "memory".to_owned()),
-                ("STORE_KIND", "memory".to_owned()),
-            ],
-        )
-        .await;
+        let service = ServiceProcess::start_in_memory(binary).await;
         let served: Value = reqwest::get(format!("{}/version", service.url()))
             .await
             .expect("GET /version")
