@@ -137,6 +137,17 @@ pub struct ServerConfig {
     /// Bound on the whole shutdown after SIGTERM: requests in flight, messages in hand, the outbox
     /// drain (`SHUTDOWN_TIMEOUT`, seconds, default 25).
     pub shutdown_timeout: Duration,
+    /// Longest wait for a request's headers, counted from when the connection is ready for its next
+    /// request (`HTTP_HEADER_READ_TIMEOUT`, seconds, default 10): a client that sends its headers
+    /// slowly, or keeps an idle keep-alive connection open, is disconnected after it.
+    pub header_read_timeout: Duration,
+    /// Longest wait for a request's whole body once its headers arrived (`HTTP_BODY_READ_TIMEOUT`,
+    /// seconds, default 10); then 408. The body is read before the request takes one of
+    /// `max_concurrent_requests`, so slow uploads hold no request slot.
+    pub body_read_timeout: Duration,
+    /// Connections held open at once (`HTTP_MAX_CONNECTIONS`, default 10000); further ones wait in
+    /// the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -149,6 +160,9 @@ impl ServerConfig {
             metrics_listen,
             shutdown_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(25),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 
@@ -172,21 +186,28 @@ impl ServerConfig {
             "HTTP_MAX_CONCURRENT_REQUESTS",
             defaults.max_concurrent_requests,
         )?;
+        let max_connections = parse_or("HTTP_MAX_CONNECTIONS", defaults.max_connections)?;
         for (name, value) in [
             ("HTTP_BODY_LIMIT", body_limit),
             ("HTTP_MAX_CONCURRENT_REQUESTS", max_concurrent_requests),
+            ("HTTP_MAX_CONNECTIONS", max_connections),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(name, "0", "must be at least 1"));
             }
         }
         let request_timeout = seconds_or("HTTP_REQUEST_TIMEOUT", defaults.request_timeout)?;
-        if request_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "HTTP_REQUEST_TIMEOUT",
-                "0",
-                "must be at least 1 second",
-            ));
+        let header_read_timeout =
+            seconds_or("HTTP_HEADER_READ_TIMEOUT", defaults.header_read_timeout)?;
+        let body_read_timeout = seconds_or("HTTP_BODY_READ_TIMEOUT", defaults.body_read_timeout)?;
+        for (name, value) in [
+            ("HTTP_REQUEST_TIMEOUT", request_timeout),
+            ("HTTP_HEADER_READ_TIMEOUT", header_read_timeout),
+            ("HTTP_BODY_READ_TIMEOUT", body_read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(name, "0", "must be at least 1 second"));
+            }
         }
         Ok(Self {
             body_limit,
@@ -195,6 +216,9 @@ impl ServerConfig {
             metrics_listen,
             shutdown_delay: seconds_or("SHUTDOWN_DELAY", defaults.shutdown_delay)?,
             shutdown_timeout: seconds_or("SHUTDOWN_TIMEOUT", defaults.shutdown_timeout)?,
+            header_read_timeout,
+            body_read_timeout,
+            max_connections,
         })
     }
 }

@@ -139,29 +139,99 @@ async fn shed(_error: tower::BoxError) -> Response {
     StatusCode::SERVICE_UNAVAILABLE.into_response()
 }
 
-/// Adds the 404/405 problem fallbacks and the shared middleware to a service's router: body limit,
-/// load shedding over `max_concurrent_requests` and the request time-out (503 + `Retry-After`),
-/// compression, metrics by route template, request ids, a span per request (`method`, `route`,
-/// `request_id`, `trace_id`), W3C trace context, and CORS.
-pub fn with_common_layers(router: Router, origins: &CorsOrigins, server: &ServerConfig) -> Router {
+/// Requests the probe routes (health, readiness, version) may have in flight at once, apart from the
+/// API's `max_concurrent_requests`, so that probes answer while the API sheds load.
+pub const MAX_CONCURRENT_PROBES: usize = 64;
+
+/// How long a probe may take before it answers 503, in seconds.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the whole request body (at most `body_limit` bytes, within `body_read_timeout`) before the
+/// request goes on, so that a slow upload holds a connection but no request slot: 408 when the body
+/// is too slow, 413 when it is too large, 400 when it breaks off.
+async fn read_body_first(
+    axum::extract::State((limit, timeout)): axum::extract::State<(usize, Duration)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(error)) => {
+            let too_large =
+                std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE.into_response()
+            } else {
+                Problem::malformed(format!("the request body could not be read: {error}"))
+                    .into_response()
+            }
+        }
+        Err(_) => {
+            let mut response = Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request body too slow",
+                "the request body did not arrive within HTTP_BODY_READ_TIMEOUT",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// Load shedding over `limit` requests in flight (503 + `Retry-After`, answered by
+/// [`problems_for_layer_errors`]) and a time-out of `timeout` (503).
+fn limited(router: Router, limit: usize, timeout: Duration) -> Router {
     router
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(server.body_limit))
-        // A `Content-Length` over the limit is refused before the body is read.
-        .layer(RequestBodyLimitLayer::new(server.body_limit))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(shed))
                 .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(
-                    server.max_concurrent_requests,
-                )),
+                .layer(GlobalConcurrencyLimitLayer::new(limit)),
         )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            server.request_timeout,
+            timeout,
         ))
+}
+
+/// Puts a service's API routes (`api`) and its probe routes (`probes`: health, readiness, version)
+/// behind the shared middleware. The API gets the 404/405 problem fallbacks, a body read in full
+/// first (see [`ServerConfig::body_read_timeout`]; 413 from `Content-Length` alone), load shedding
+/// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`); the probes get
+/// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
+/// Both get compression, metrics by route template, request ids, a span per request (`method`,
+/// `route`, `request_id`, `trace_id`), W3C trace context, CORS, and problem bodies for every error.
+pub fn with_common_layers(
+    api: Router,
+    probes: Router,
+    origins: &CorsOrigins,
+    server: &ServerConfig,
+) -> Router {
+    let api = limited(
+        api.fallback(route_not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(server.body_limit)),
+        server.max_concurrent_requests,
+        server.request_timeout,
+    )
+    .layer(middleware::from_fn_with_state(
+        (server.body_limit, server.body_read_timeout),
+        read_body_first,
+    ))
+    // A `Content-Length` over the limit is refused before the body is read.
+    .layer(RequestBodyLimitLayer::new(server.body_limit));
+    api.merge(limited(probes, MAX_CONCURRENT_PROBES, PROBE_TIMEOUT))
         .layer(middleware::from_fn(problems_for_layer_errors))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn(crate::metrics::record_http))
@@ -278,12 +348,17 @@ pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves; then marks `draining` (readiness 503),
-/// keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in progress finish,
-/// waiting at most `server.shutdown_timeout` after the signal.
+/// Serves `router` on `listener` (HTTP/1.1, hyper) until `shutdown` resolves; then marks `draining`
+/// (readiness 503), keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in
+/// progress finish, waiting at most `server.shutdown_timeout` after the signal.
+///
+/// Connection limits: at most `server.max_connections` open at once (more wait in the listen
+/// backlog), and a connection whose next request's headers do not arrive within
+/// `server.header_read_timeout` (a slow client, or an idle keep-alive connection) is closed.
 ///
 /// # Errors
-/// The listener's I/O error.
+/// None today: a failed `accept` (e.g. out of file descriptors) is logged and retried. The
+/// `Result` stays for the callers' sake.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -291,31 +366,67 @@ pub async fn serve(
     draining: Draining,
     server: &ServerConfig,
 ) -> std::io::Result<()> {
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    let notify = Arc::clone(&signalled);
     let delay = server.shutdown_delay;
-    let signal = async move {
+    let signalled = std::sync::OnceLock::new();
+    // Resolves `delay` after the signal: requests are still accepted meanwhile, so that load
+    // balancers can stop sending new ones.
+    let stop = async {
         shutdown.await;
+        let _ = signalled.set(tokio::time::Instant::now());
         draining.start();
-        notify.notify_one();
         tracing::info!(
             delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             "shutting down: readiness is 503; finishing requests in flight"
         );
         tokio::time::sleep(delay).await;
     };
-    let serving = axum::serve(listener, router).with_graceful_shutdown(signal);
-    let timeout = server.shutdown_timeout;
-    tokio::select! {
-        served = serving => served,
-        () = async {
-            signalled.notified().await;
-            tokio::time::sleep(timeout).await;
-        } => {
-            tracing::warn!("requests still in flight at SHUTDOWN_TIMEOUT; stopping anyway");
-            Ok(())
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout);
+    let connections = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let accepting = async {
+        loop {
+            // The semaphore is never closed; if it were, serving would end as on a signal.
+            let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
+                break;
+            };
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, and go on serving the others.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let connection = graceful
+                .watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                // A client that goes away mid-request is not the server's error.
+                let _ = connection.await;
+                drop(permit);
+            });
         }
+    };
+    tokio::select! {
+        () = accepting => {}
+        () = stop => {}
     }
+    drop(listener);
+    let elapsed = signalled
+        .get()
+        .map_or(Duration::ZERO, tokio::time::Instant::elapsed);
+    let timeout = server.shutdown_timeout.saturating_sub(elapsed);
+    if tokio::time::timeout(timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight at SHUTDOWN_TIMEOUT; stopping anyway");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -336,7 +447,7 @@ mod tests {
             )
             .route("/echo", post(|body: axum::body::Bytes| async move { body }))
             .route("/big", get(|| async { "x".repeat(10_000) }));
-        with_common_layers(routes, &CorsOrigins::Any, server)
+        with_common_layers(routes, Router::new(), &CorsOrigins::Any, server)
     }
 
     async fn body_json(response: Response) -> serde_json::Value {
@@ -414,7 +525,12 @@ mod tests {
                 }),
             )
             .route("/bare", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
-        let app = with_common_layers(routes, &CorsOrigins::Any, &ServerConfig::ephemeral());
+        let app = with_common_layers(
+            routes,
+            Router::new(),
+            &CorsOrigins::Any,
+            &ServerConfig::ephemeral(),
+        );
         let ready = app
             .clone()
             .oneshot(
@@ -443,14 +559,19 @@ mod tests {
             "/events/{id}",
             get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
         );
-        let response = with_common_layers(routes, &CorsOrigins::Any, &ServerConfig::ephemeral())
-            .oneshot(
-                Request::get("/events/%ff")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
+        let response = with_common_layers(
+            routes,
+            Router::new(),
+            &CorsOrigins::Any,
+            &ServerConfig::ephemeral(),
+        )
+        .oneshot(
+            Request::get("/events/%ff")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
         assert!(response.status().is_client_error());
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],

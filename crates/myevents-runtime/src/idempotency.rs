@@ -72,8 +72,9 @@ const MAX_STORED_ERROR_BODY: usize = 4 * 1024;
 pub struct IdempotencyConfig {
     /// How long a key is kept after its first use (`IDEMPOTENCY_KEY_TTL`, seconds, default 86400).
     pub ttl: Duration,
-    /// How long one request may hold a key before a retry may take it over
-    /// (`IDEMPOTENCY_LEASE`, seconds, default 60; above the request time-out).
+    /// How long one request holds a key before a retry may take it over (`IDEMPOTENCY_LEASE`,
+    /// seconds, default 6). It is renewed every third of itself while the request runs, so it only
+    /// bounds how long a key stays held after the process working on it died.
     pub lease: Duration,
 }
 
@@ -81,7 +82,7 @@ impl Default for IdempotencyConfig {
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(24 * 3600),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(6),
         }
     }
 }
@@ -272,7 +273,9 @@ impl Idempotency {
             }
             Err(error) => return Problem::from(error).into_response(),
         };
-        let response = work(resource_id, resumed).await;
+        let response = self
+            .hold_while(&scope, &token, work(resource_id, resumed))
+            .await;
         if response.status().is_server_error() {
             if let Err(error) = self.repository.release(&scope, &token).await {
                 tracing::warn!(%error, "could not release an idempotency key after a failure");
@@ -321,6 +324,40 @@ impl Idempotency {
             }
         }
         Response::from_parts(parts, Body::from(body))
+    }
+}
+
+impl Idempotency {
+    /// Runs `work` while renewing the lease of `token` every third of the lease, so that the key is
+    /// held as long as this process works on it, and no longer than a lease after it died.
+    async fn hold_while(
+        &self,
+        scope: &IdempotencyScope,
+        token: &str,
+        work: impl Future<Output = Response>,
+    ) -> Response {
+        let lease = self.config.lease;
+        let mut heartbeat = tokio::time::interval(lease / 3);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        tokio::pin!(work);
+        let mut holding = true;
+        loop {
+            tokio::select! {
+                response = &mut work => return response,
+                _ = heartbeat.tick(), if holding => {
+                    let until = Utc::now() + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
+                    match self.repository.renew(scope, token, until).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("idempotency lease lost while the request was running");
+                            holding = false;
+                        }
+                        Err(error) => tracing::warn!(%error, "could not renew an idempotency lease"),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -428,9 +465,9 @@ mod tests {
     }
 
     #[test]
-    fn lease_and_ttl_default_to_a_minute_and_a_day() {
+    fn lease_and_ttl_default_to_six_seconds_and_a_day() {
         let config = IdempotencyConfig::default();
         assert_eq!(config.ttl, Duration::from_secs(86_400));
-        assert_eq!(config.lease, Duration::from_secs(60));
+        assert_eq!(config.lease, Duration::from_secs(6));
     }
 }

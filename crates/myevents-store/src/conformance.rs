@@ -800,6 +800,59 @@ pub mod idempotency {
         assert_eq!((resource.as_str(), resumed), ("r1", true));
     }
 
+    /// A renewed lease holds the key past its first end; only the holder can renew, and only until
+    /// the key has its response.
+    pub async fn a_renewed_lease_holds_the_key_until_it_lapses(
+        repo: Arc<dyn IdempotencyRepository>,
+    ) {
+        let scope = scope("alice");
+        let t0 = now();
+        let (token, _, _) = start(repo.as_ref(), &scope, &request("f", "r1", t0)).await;
+        let renewed_until = t0 + TimeDelta::seconds(60);
+        assert!(
+            repo.renew(&scope, &token, renewed_until)
+                .await
+                .expect("renew")
+        );
+        assert!(
+            !repo
+                .renew(
+                    &scope,
+                    "not-the-token",
+                    renewed_until + TimeDelta::seconds(60)
+                )
+                .await
+                .expect("renew")
+        );
+        let during = repo
+            .begin(&scope, &request("f", "r2", t0 + TimeDelta::seconds(45)))
+            .await
+            .expect("begin");
+        assert_eq!(during, Begin::InFlight);
+        let after = request("f", "r3", t0 + TimeDelta::seconds(61));
+        let (second, resource, resumed) = start(repo.as_ref(), &scope, &after).await;
+        assert_eq!((resource.as_str(), resumed), ("r1", true));
+        assert!(
+            !repo
+                .renew(&scope, &token, renewed_until)
+                .await
+                .expect("renew"),
+            "the lease was lost"
+        );
+        assert!(
+            repo.complete(&scope, &second, &response("ok"))
+                .await
+                .expect("complete")
+        );
+        assert!(
+            !repo
+                .renew(&scope, &second, renewed_until)
+                .await
+                .expect("renew"),
+            "completed"
+        );
+    }
+
     /// The same key of two users are two keys.
     pub async fn keys_are_scoped_per_user(repo: Arc<dyn IdempotencyRepository>) {
         let alice = scope("alice");
@@ -865,7 +918,8 @@ macro_rules! idempotency_repository_conformance {
         $crate::__idempotency_tests!($make;
             a_completed_key_replays_its_response, a_key_reused_for_another_request_is_a_mismatch,
             a_key_in_flight_is_refused_then_resumed_after_its_lease,
-            a_released_key_is_resumed_at_once, keys_are_scoped_per_user,
+            a_released_key_is_resumed_at_once, a_renewed_lease_holds_the_key_until_it_lapses,
+            keys_are_scoped_per_user,
             an_expired_key_starts_afresh, concurrent_requests_with_one_key_start_once);
     };
 }

@@ -108,6 +108,19 @@ pub trait IdempotencyRepository: Send + Sync {
         response: &StoredResponse,
     ) -> Result<bool, RepositoryError>;
 
+    /// Extends the lease of the request holding `token` to `until` (its heartbeat while it runs, so
+    /// that a short lease outlives only a process that died). Returns `false`, changing nothing,
+    /// when the lease was lost to another request or the key already has its response.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn renew(
+        &self,
+        scope: &IdempotencyScope,
+        token: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
     /// Ends the lease of `token` without a response (the request failed in a way worth retrying): the
     /// next request with the key resumes at once, with the same resource id.
     ///

@@ -442,6 +442,22 @@ impl IdempotencyRepository for InMemoryIdempotencyRepository {
         }
     }
 
+    async fn renew(
+        &self,
+        scope: &IdempotencyScope,
+        token: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let mut keys = lock(&self.keys);
+        match keys.records.get_mut(scope) {
+            Some(record) if record.token == token && record.response.is_none() => {
+                record.locked_until = until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<(), RepositoryError> {
         let mut keys = lock(&self.keys);
         if let Some(record) = keys.records.get_mut(scope)

@@ -1,8 +1,12 @@
-//! Hostile clients against the real binaries over loopback: whatever methods and paths a client makes
-//! up, the metrics keep the same series (bounded labels), so `/metrics` cannot be blown up.
+//! Hostile clients against the real binaries over loopback: made-up methods and paths add no metric
+//! series; slow-header, slow-body and idle connections are ended and leave probes and requests
+//! answering; an oversized `Content-Length` gets 413 at once; huge error answers under idempotency
+//! keys are not kept.
+
+use std::time::{Duration, Instant};
 
 use myevents_testkit::ServiceProcess;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 
 /// The number of `myevents_http_*` series (sample lines) the service exports.
 async fn http_series(metrics: &str) -> usize {
@@ -62,4 +66,139 @@ async fn ten_thousand_made_up_methods_and_paths_add_no_metric_series() {
             "{binary}: 10,000 made-up requests added series"
         );
     }
+}
+
+/// Opens a connection to `addr` and writes `bytes` (a request that stops half-way).
+async fn stalled(addr: std::net::SocketAddr, bytes: &'static [u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
+}
+
+/// What the server sends on `stream` before it closes it, waiting at most `wait`; `None` if it is
+/// still open then.
+async fn until_closed(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(wait, stream.read_to_end(&mut answer)).await;
+    read.ok()
+        .map(|_| String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_leave_probes_and_requests_answering() {
+    let service = ServiceProcess::start(
+        "booking-service",
+        &[
+            ("BROKER_KIND", "memory".to_owned()),
+            ("STORE_KIND", "memory".to_owned()),
+            ("HTTP_MAX_CONCURRENT_REQUESTS", "100".to_owned()),
+            ("HTTP_HEADER_READ_TIMEOUT", "3".to_owned()),
+            ("HTTP_BODY_READ_TIMEOUT", "3".to_owned()),
+        ],
+    )
+    .await;
+    let addr = service.addr;
+    let mut slow_bodies = Vec::new();
+    let mut slow_headers = Vec::new();
+    for _ in 0..200 {
+        slow_bodies.push(
+            stalled(
+                addr,
+                b"POST /events/6b026ab2686c822a56b0fe36/bookings HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{",
+            )
+            .await,
+        );
+        slow_headers
+            .push(stalled(addr, b"GET /users/u/bookings HTTP/1.1\r\nhost: x\r\nx-slow").await);
+    }
+    let mut idle = stalled(addr, b"").await;
+    let client = reqwest::Client::new();
+    for path in ["/healthz", "/readyz", "/users/alice/bookings"] {
+        let started = Instant::now();
+        let response = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.get(format!("{}{path}", service.url())).send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no answer within 1 s"))
+        .expect("answer");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    // A Content-Length over the limit is refused at once, before any of the body.
+    let mut oversized = stalled(
+        addr,
+        b"POST /events/6b026ab2686c822a56b0fe36/bookings HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = until_closed(&mut oversized, Duration::from_secs(1))
+        .await
+        .expect("answered and closed within 1 s");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    // The server ends them all after their time-outs (3 s), slow bodies with a 408 problem.
+    for stream in &mut slow_bodies {
+        let answer = until_closed(stream, Duration::from_secs(10))
+            .await
+            .expect("closed");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    for stream in slow_headers.iter_mut().chain([&mut idle]) {
+        assert!(
+            until_closed(stream, Duration::from_secs(10))
+                .await
+                .is_some(),
+            "still open"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_keyed_requests_with_huge_error_answers_keep_memory_flat() {
+    let service = ServiceProcess::start_in_memory("event-service").await;
+    let client = reqwest::Client::new();
+    let halls: Vec<_> = (0..1400)
+        .map(|_| serde_json::json!({"name": "", "capacity": -1}))
+        .collect();
+    let body = serde_json::json!({"Name": "x", "Halls": halls}).to_string();
+    let resident = || async {
+        let text = reqwest::get(format!("{}/metrics", service.metrics_url()))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("process_resident_memory_bytes")
+    };
+    let mut answer_size = 0;
+    let mut before = 0.0;
+    for i in 0..1000 {
+        if i == 100 {
+            before = resident().await;
+        }
+        let response = client
+            .post(format!("{}/locations", service.url()))
+            .header("idempotency-key", format!("key-{i}"))
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        answer_size = response.bytes().await.expect("body").len();
+    }
+    let growth = resident().await - before;
+    assert!(
+        answer_size > 50_000,
+        "each answer is large ({answer_size} bytes)"
+    );
+    // 900 such answers kept would be 900 × answer_size (tens of MB); none is kept.
+    assert!(
+        growth < 16.0 * 1024.0 * 1024.0,
+        "resident memory grew by {growth} bytes over 900 keyed requests"
+    );
 }

@@ -206,6 +206,25 @@ impl IdempotencyRepository for MongoIdempotencyRepository {
         Ok(result.matched_count == 1)
     }
 
+    async fn renew(
+        &self,
+        scope: &IdempotencyScope,
+        token: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let renewed = self
+            .keys
+            .update_one(
+                doc! {"user": &scope.user, "key": &scope.key, "token": token,
+                "response": {"$exists": false}},
+                doc! {"$set": {"locked_until": date(until)}},
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(renewed.matched_count == 1)
+    }
+
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<(), RepositoryError> {
         self.store.ensure_initialised()?;
         self.keys

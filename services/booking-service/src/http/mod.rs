@@ -39,12 +39,15 @@ pub struct AppState {
 /// The service's routes with the shared middleware.
 pub fn router(state: AppState, cors: &CorsOrigins, server: &ServerConfig) -> Router {
     let api = Router::new()
+        .merge(bookings::router())
+        .with_state(state.clone());
+    // Health, readiness and version: outside the API's request limit (see `with_common_layers`).
+    let probes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(myevents_runtime::build_info::BuildInfo::current("booking-service").router())
-        .merge(bookings::router())
         .with_state(state);
-    myevents_runtime::http::with_common_layers(api, cors, server)
+    myevents_runtime::http::with_common_layers(api, probes, cors, server)
 }
 
 async fn healthz() -> impl IntoResponse {
