@@ -118,17 +118,21 @@ async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
             1,
         ),
         _ => {
-            // axum's rejections are one short line of text; more is cut off, not read.
+            // axum's rejections are one short line of text; a longer body is not read, and the
+            // status's reason is the detail instead.
             let text = axum::body::to_bytes(response.into_body(), 512)
                 .await
                 .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
                 .unwrap_or_default();
-            let detail = if text.is_empty() {
-                status.canonical_reason().unwrap_or("error").to_owned()
-            } else {
-                text
-            };
-            return Problem::status(status, detail).into_response();
+            let reason = status.canonical_reason().unwrap_or("error");
+            Problem::status(
+                status,
+                if text.is_empty() {
+                    reason.to_owned()
+                } else {
+                    text
+                },
+            )
         }
     };
     problem.into_response()
@@ -143,7 +147,7 @@ async fn shed(_error: tower::BoxError) -> Response {
 /// API's `max_concurrent_requests`, so that probes answer while the API sheds load.
 pub const MAX_CONCURRENT_PROBES: usize = 64;
 
-/// How long a probe may take before it answers 503, in seconds.
+/// How long a probe may take before it answers 503 (5 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads the whole request body (at most `body_limit` bytes, within `body_read_timeout`) before the

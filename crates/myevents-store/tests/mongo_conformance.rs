@@ -76,6 +76,36 @@ async fn the_store_reports_ready_once_its_indexes_exist() {
 }
 
 #[tokio::test]
+async fn idempotency_keys_have_a_ttl_index_on_their_expiry_in_both_services() {
+    use futures_util::TryStreamExt;
+    use myevents_store::StoreHealth;
+    for indexes in [event_service_indexes(), booking_service_indexes()] {
+        let store = store(indexes).await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.check().await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let listed: Vec<mongodb::IndexModel> = store
+            .database()
+            .collection::<mongodb::bson::Document>("idempotency_keys")
+            .list_indexes()
+            .await
+            .expect("list indexes")
+            .try_collect()
+            .await
+            .expect("indexes");
+        let ttl = listed.iter().find(|index| {
+            index.keys == mongodb::bson::doc! {"expires_at": 1}
+                && index.options.as_ref().and_then(|o| o.expire_after)
+                    == Some(std::time::Duration::ZERO)
+        });
+        assert!(ttl.is_some(), "no TTL index on expires_at: {listed:?}");
+        store.drop_database().await.expect("drop");
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_unavailable_not_a_crash() {
     use myevents_store::{RepositoryError, StoreHealth};
     let mut config = MongoConfig::new("mongodb://127.0.0.1:1", "myevents_unreachable");

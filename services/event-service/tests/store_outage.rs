@@ -108,7 +108,16 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     assert!(down.headers.contains_key("retry-after"));
     let ready = get("/readyz").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_ne!(ready.body["checks"]["store"], "ok");
+    // Readiness keeps its own body, naming what is down.
+    assert_eq!(ready.body["status"], "unavailable", "{}", ready.body);
+    assert!(
+        ready.body["checks"]["store"]
+            .as_str()
+            .is_some_and(|reason| reason != "ok"),
+        "{}",
+        ready.body
+    );
+    assert_eq!(ready.body["checks"]["shutdown"], "ok");
 
     let _server = start_server(port, &storage);
     assert!(

@@ -1,12 +1,13 @@
 //! Hostile clients against the real binaries over loopback: made-up methods and paths add no metric
 //! series; slow-header, slow-body and idle connections are ended and leave probes and requests
 //! answering; an oversized `Content-Length` gets 413 at once; huge error answers under idempotency
-//! keys are not kept.
+//! keys are not kept; hostile dates and ids on the MongoDB store never get a 5xx.
 
 use std::time::{Duration, Instant};
 
 use myevents_testkit::ServiceProcess;
 use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 /// The number of `myevents_http_*` series (sample lines) the service exports.
 async fn http_series(metrics: &str) -> usize {
@@ -200,5 +201,141 @@ async fn a_thousand_keyed_requests_with_huge_error_answers_keep_memory_flat() {
     assert!(
         growth < 16.0 * 1024.0 * 1024.0,
         "resident memory grew by {growth} bytes over 900 keyed requests"
+    );
+}
+
+/// Dates at and around every edge a store or the message format has, and random ones.
+fn hostile_date(rng: &mut impl rand::Rng) -> Value {
+    const EDGES: [i64; 10] = [
+        i64::MIN,
+        -1,
+        0,
+        1,
+        253_402_300_799,
+        253_402_300_800,
+        1_288_293_858_685,
+        9_223_372_036_854_775,
+        9_223_372_036_854_776,
+        i64::MAX,
+    ];
+    match rng.random_range(0..4) {
+        0 => Value::from(EDGES[rng.random_range(0..EDGES.len())]),
+        1 => Value::from(rng.random::<i64>()),
+        2 => Value::from(rng.random::<f64>() * 1e20),
+        _ => Value::from(rng.random_range(0..300_000_000_000_i64)),
+    }
+}
+
+/// Ids of every malformed shape, and well-formed ones that name nothing.
+fn hostile_id(rng: &mut impl rand::Rng) -> String {
+    let hex: String = (0..24)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect();
+    match rng.random_range(0..6) {
+        0 => hex,
+        1 => hex[..23].to_owned(),
+        2 => hex.to_uppercase(),
+        3 => "%ff%fe".to_owned(),
+        4 => "%E2%9C%93".repeat(rng.random_range(1..40)),
+        _ => "a".repeat(rng.random_range(1..3000)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_dates_and_ids_on_the_mongodb_store_never_get_a_5xx() {
+    use rand::{Rng, SeedableRng};
+    let service = ServiceProcess::start(
+        "event-service",
+        &[
+            ("BROKER_KIND", "memory".to_owned()),
+            ("STORE_KIND", "mongodb".to_owned()),
+            ("MONGO_URL", myevents_testkit::mongo_url()),
+            ("MONGO_DATABASE", myevents_testkit::unique_database()),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = service.url();
+    let location: Value = client
+        .post(format!("{base}/locations"))
+        .json(&serde_json::json!({"Name": "Hall", "Halls": [{"name": "A", "capacity": 10}]}))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut created = 0;
+    for case in 0..400 {
+        let (start, end, duration) = if case % 4 == 0 {
+            // A valid event now and then, anywhere in the range, to be stored and read back.
+            let start = rng.random_range(0..=253_402_300_799_i64);
+            let end = start
+                .saturating_add(rng.random_range(0..86_400))
+                .min(253_402_300_799);
+            (
+                Value::from(start),
+                Value::from(end),
+                Value::from(rng.random_range(0..600)),
+            )
+        } else {
+            (
+                hostile_date(&mut rng),
+                hostile_date(&mut rng),
+                hostile_date(&mut rng),
+            )
+        };
+        let body = serde_json::json!({
+            "Name": "hostile", "StartDate": start, "EndDate": end, "Duration": duration,
+            "Location": {"ID": location["ID"]},
+        });
+        let response = client
+            .post(format!("{base}/events"))
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        let status = response.status();
+        assert!(
+            !status.is_server_error(),
+            "seed {seed}, case {case}: {status} for {body}"
+        );
+        if status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+        let path = ["events", "events/id", "locations", "events/name"][case % 4];
+        let id = hostile_id(&mut rng);
+        let response = client
+            .get(format!("{base}/{path}/{id}"))
+            .send()
+            .await
+            .expect("answer");
+        assert!(
+            !response.status().is_server_error(),
+            "seed {seed}: {} for /{path}/{id}",
+            response.status()
+        );
+        assert!(
+            response.status() == StatusCode::OK
+                || response.headers()["content-type"] == "application/problem+json"
+        );
+    }
+    assert!(created > 0, "seed {seed}: no valid event among the cases");
+    let listed = client
+        .get(format!("{base}/events"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        listed.status(),
+        StatusCode::OK,
+        "the stored events read back"
     );
 }
