@@ -346,7 +346,10 @@ impl Idempotency {
             tokio::select! {
                 response = &mut work => return response,
                 _ = heartbeat.tick(), if holding => {
-                    let until = Utc::now() + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
+                    let lease = chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
+                    let until = Utc::now()
+                        .checked_add_signed(lease)
+                        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
                     match self.repository.renew(scope, token, until).await {
                         Ok(true) => {}
                         Ok(false) => {
