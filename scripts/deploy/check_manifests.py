@@ -12,8 +12,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
     DRAIN_AFTER_REQUESTS_SECONDS, OVERLAYS, ROOT, SERVICES, Tally, compose_file,
-    deployment_environment, documented_variables, objects, port_of, render, routes_served, run,
-    variables_read,
+    deployment_environment, documented_variables, objects, port_of, render, rendered_text,
+    routes_served, run, variables_read,
 )
 
 KUBERNETES_VERSION = "1.37.0"
@@ -30,7 +30,7 @@ def renders(overlay):
 
 def validates(overlay):
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(run("kubectl", "kustomize", f"k8s/overlays/{overlay}"))
+        f.write(rendered_text(overlay))
     try:
         out = run("kubernetes-validate", "--strict", "--quiet", "-k", KUBERNETES_VERSION, f.name)
         print(out.strip())
@@ -42,7 +42,7 @@ def scanned():
     with tempfile.TemporaryDirectory() as directory:
         for overlay in OVERLAYS:
             with open(os.path.join(directory, f"{overlay}.yaml"), "w", encoding="utf-8") as f:
-                f.write(run("kubectl", "kustomize", f"k8s/overlays/{overlay}"))
+                f.write(rendered_text(overlay))
         out = run("checkov", "-d", directory, "--framework", "kubernetes", "--compact", "--quiet",
                   "--skip-download", check=False)
         print(out.strip())

@@ -3,6 +3,7 @@ Kubernetes overlays, and what the services read and serve (taken from the source
 manifests, the compose file and the binaries cannot drift apart)."""
 
 import base64
+import functools
 import json
 import os
 import re
@@ -85,27 +86,27 @@ def eventually(what, probe, seconds):
     raise AssertionError(f"{what}: not within {seconds} s (last: {last!r})")
 
 
-def run(*args, env=None, check=True, capture=True, timeout=900):
-    """Runs a command from the repository root; returns its standard output."""
+def run(*args, env=None, check=True, timeout=900):
+    """Runs a command from the repository root; returns its output (standard output and error)."""
     full_env = dict(os.environ, **(env or {}))
     result = subprocess.run(
         list(args), cwd=ROOT, env=full_env, check=False, timeout=timeout,
-        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
-        text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout or ''}")
     return result.stdout or ""
 
 
-def kubectl():
-    return os.environ.get("KUBECTL", "kubectl")
+@functools.cache
+def rendered_text(overlay):
+    """What `kubectl kustomize k8s/overlays/<overlay>` prints (rendered once per run)."""
+    return run("kubectl", "kustomize", f"k8s/overlays/{overlay}")
 
 
 def render(overlay):
     """The objects `kubectl kustomize k8s/overlays/<overlay>` renders."""
-    text = run(kubectl(), "kustomize", f"k8s/overlays/{overlay}")
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.safe_load_all(rendered_text(overlay)) if doc]
 
 
 def objects(docs, kind):

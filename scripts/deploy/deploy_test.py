@@ -17,7 +17,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
-    SERVICES, Tally, deployment_environment, eventually, objects, port_of, render, request, run,
+    SERVICES, Tally, deployment_environment, eventually, objects, render, request, run,
 )
 
 TAG = sys.argv[1]
