@@ -174,7 +174,7 @@ def routes_served(service):
             if name.endswith(".rs"):
                 with open(os.path.join(dirpath, name), encoding="utf-8") as f:
                     paths.update(re.findall(r'\.route\(\s*"(/[a-z/]*)"', f.read()))
-    with open(os.path.join(ROOT, "crates", "myevents-runtime", "src", "build_info.rs"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "crates", "myevents-platform", "src", "build_info.rs"), encoding="utf-8") as f:
         paths.update(re.findall(r'"(/version)"', f.read()))
     return paths
 

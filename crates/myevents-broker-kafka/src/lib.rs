@@ -96,15 +96,16 @@ impl KafkaConfig {
     pub fn new(brokers: Vec<String>) -> Self {
         Self {
             brokers,
-            topic: "events".to_owned(),
-            dead_letter_topic: "events.dlq".to_owned(),
-            partitions: 3,
+            topic: String::new(),
+            dead_letter_topic: String::new(),
+            partitions: myevents_broker::config::DEFAULT_PARTITIONS,
             replication: 1,
             publish_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             client_id: "myevents".to_owned(),
         }
+        .with_topic(myevents_broker::config::DEFAULT_TOPIC)
     }
 
     /// Sets the topic and the dead-letter topic `<topic>.dlq`.

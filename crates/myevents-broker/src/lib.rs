@@ -38,6 +38,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod consume;

@@ -67,7 +67,7 @@ impl RabbitMqConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            exchange: "events".to_owned(),
+            exchange: crate::config::DEFAULT_EXCHANGE.to_owned(),
             prefetch: 16,
             publish_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),

@@ -1,6 +1,12 @@
-//! Store settings (plain data, compiled with or without the adapters).
+//! Store settings: plain data, compiled with or without the adapters, read from the environment once
+//! (`STORE_KIND` and the MongoDB variables). [`crate::factory`] turns them into a service's store.
 
 use std::time::Duration;
+
+use myevents_platform::config::{ConfigError, parse_or, seconds_or, var};
+
+/// The MongoDB connection string when `MONGO_URL` is unset.
+pub const DEFAULT_MONGO_URL: &str = "mongodb://127.0.0.1:27017";
 
 /// Settings of a MongoDB store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +35,67 @@ impl MongoConfig {
             connect_timeout: Duration::from_secs(5),
             server_selection_timeout: Duration::from_secs(5),
             retry_writes: true,
+        }
+    }
+}
+
+/// Which store to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In process memory: nothing survives a restart.
+    Memory,
+    /// MongoDB.
+    MongoDb(MongoConfig),
+}
+
+impl StoreConfig {
+    /// Reads `STORE_KIND` (`memory` | `mongodb`, default `default_kind`), then for MongoDB:
+    /// `MONGO_URL` (default `mongodb://127.0.0.1:27017`), `MONGO_DATABASE` (default
+    /// `default_database`), `MONGO_MAX_POOL_SIZE` (connections, default 20), `MONGO_CONNECT_TIMEOUT`
+    /// and `MONGO_SERVER_SELECTION_TIMEOUT` (seconds, default 5 each) and `MONGO_RETRY_WRITES`
+    /// (`true`/`false`, default `true`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable.
+    pub fn from_env(default_kind: &str, default_database: &str) -> Result<Self, ConfigError> {
+        let kind = var("STORE_KIND").unwrap_or_else(|| default_kind.to_owned());
+        match kind.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "mongodb" | "mongo" => {
+                let url = var("MONGO_URL").unwrap_or_else(|| DEFAULT_MONGO_URL.to_owned());
+                if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
+                    return Err(ConfigError::new(
+                        "MONGO_URL",
+                        &url,
+                        "expected mongodb://host:port or mongodb+srv://host",
+                    ));
+                }
+                let database = var("MONGO_DATABASE").unwrap_or_else(|| default_database.to_owned());
+                if database.is_empty()
+                    || database.len() > 63
+                    || database.contains(['/', '\\', '.', ' ', '"', '$'])
+                {
+                    return Err(ConfigError::new(
+                        "MONGO_DATABASE",
+                        &database,
+                        "a database name has 1-63 characters and none of /\\. \"$ or space",
+                    ));
+                }
+                let mut mongo = MongoConfig::new(url, database);
+                mongo.max_pool_size = parse_or("MONGO_MAX_POOL_SIZE", mongo.max_pool_size)?;
+                mongo.connect_timeout = seconds_or("MONGO_CONNECT_TIMEOUT", mongo.connect_timeout)?;
+                mongo.server_selection_timeout = seconds_or(
+                    "MONGO_SERVER_SELECTION_TIMEOUT",
+                    mongo.server_selection_timeout,
+                )?;
+                mongo.retry_writes = parse_or("MONGO_RETRY_WRITES", mongo.retry_writes)?;
+                Ok(Self::MongoDb(mongo))
+            }
+            _ => Err(ConfigError::new(
+                "STORE_KIND",
+                &kind,
+                "expected memory or mongodb",
+            )),
         }
     }
 }

@@ -31,6 +31,7 @@ use myevents_domain::seats::SeatCount;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod factory;
 pub mod idempotency;
 pub mod memory;
 #[cfg(feature = "mongodb")]

@@ -65,6 +65,84 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-test-{}", uuid::Uuid::now_v7().simple())
 }
 
+/// An environment of service binaries (variable, value).
+pub type Env = Vec<(&'static str, String)>;
+
+/// The variables that put both service binaries on the real RabbitMQ, on `exchange` and queues no
+/// other test uses (deleted by RabbitMQ once idle for [`QUEUE_EXPIRES`]).
+pub fn rabbitmq_env_on(exchange: &str) -> Env {
+    vec![
+        ("BROKER_KIND", "rabbitmq".to_owned()),
+        ("AMQP_BROKER_URL", amqp_url()),
+        ("AMQP_EXCHANGE", exchange.to_owned()),
+        ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
+        ("AMQP_QUEUE_EXPIRES", QUEUE_EXPIRES.as_secs().to_string()),
+    ]
+}
+
+/// [`rabbitmq_env_on`] a fresh exchange.
+pub fn rabbitmq_env() -> Env {
+    rabbitmq_env_on(&unique("events"))
+}
+
+/// The variables that put both service binaries on the Kafka-protocol test broker, on a topic and
+/// consumer groups no other test uses.
+pub fn kafka_env() -> Env {
+    vec![
+        ("BROKER_KIND", "kafka".to_owned()),
+        ("KAFKA_BROKER_URLS", kafka_brokers()),
+        ("KAFKA_TOPIC", unique("events")),
+        ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
+    ]
+}
+
+/// The variables that put a service binary on the MongoDB-wire test server, in a fresh database.
+pub fn mongo_env() -> Env {
+    vec![
+        ("STORE_KIND", "mongodb".to_owned()),
+        ("MONGO_URL", mongo_url()),
+        ("MONGO_DATABASE", unique_database()),
+    ]
+}
+
+/// `GET url`, its body as JSON (whatever the status).
+///
+/// # Panics
+/// When there is no answer or its body is not JSON.
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    let response = client.get(url).send().await.expect("request");
+    response.json().await.expect("json")
+}
+
+/// `POST url` with the JSON `body`, the answer's body as JSON (whatever the status).
+///
+/// # Panics
+/// When there is no answer or its body is not JSON.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let response = client.post(url).json(body).send().await.expect("request");
+    response.json().await.expect("json")
+}
+
+/// The seats of the bookings a listing (`GET url`, a JSON array of bookings) shows, summed.
+///
+/// # Panics
+/// When the listing cannot be read or is not an array of bookings with `Seats`.
+pub async fn listed_seats(client: &reqwest::Client, url: &str) -> i64 {
+    get_json(client, url)
+        .await
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["Seats"].as_i64().expect("Seats"))
+        .sum()
+}
+
 /// A RabbitMQ adapter on its own fresh exchange, with quick retries.
 #[cfg(feature = "rabbitmq")]
 pub fn rabbitmq_broker() -> myevents_broker::rabbitmq::RabbitMqBroker {

@@ -4,19 +4,21 @@
 //! event it learned of from `eventCreated` messages (it never calls the event service). A booking takes
 //! seats atomically — never below zero — and is announced as `eventBooked`.
 //!
-//! Layout: [`config`] (environment), [`app`] ([`Application::build`] binds the listener — port 0
-//! allowed — and starts the consumer; [`Application::run_until_stopped`] serves until shutdown),
-//! [`consumer`] (the `eventCreated` handler), [`http`] (routes, wire format, the service's error type).
+//! Layout: [`service`] (the use cases: [`BookingService::place`], [`BookingService::cancel`], …),
+//! [`http`] (routes that extract → call a use case → map, the wire format, the service's error type),
+//! [`consumer`] (the `eventCreated` handler), [`config`] (environment), [`app`] (what the service
+//! declares to the host, [`myevents_host`], which binds, serves and shuts down), [`metrics`].
 //!
 //! ```no_run
 //! use myevents_booking_service::{Application, Dependencies, config::BookingServiceConfig};
+//! use myevents_store::config::StoreConfig;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = BookingServiceConfig::from_env()?;
-//! let broker = myevents_runtime::broker::build(&config.broker)?;
-//! let deps = Dependencies::from_config(&config.store, broker).await?;
+//! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory)?;
+//! let deps = Dependencies::from_config(&StoreConfig::Memory, broker).await?;
 //! let app = Application::build(&config, deps).await?;
-//! app.run_until_stopped(myevents_runtime::shutdown::signal()).await?;
+//! app.run_until_stopped(myevents_platform::shutdown::signal()).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -26,5 +28,7 @@ pub mod config;
 pub mod consumer;
 pub mod http;
 pub mod metrics;
+pub mod service;
 
-pub use app::{Application, Dependencies};
+pub use app::{Application, BookingServiceSpec, Dependencies};
+pub use service::BookingService;

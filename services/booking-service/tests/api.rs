@@ -12,8 +12,9 @@ use myevents_broker::{
 };
 use myevents_domain::id::EventId;
 use myevents_domain::messages::{DomainEvent, EventCreated};
-use myevents_runtime::broker::Broker;
-use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
+use myevents_host::HostConfig;
+use myevents_messaging::broker::Broker;
+use myevents_store::config::{MongoConfig, StoreConfig};
 use myevents_testkit::{
     Answer, Recorded, Recorder, eventually, mongo_url, rabbitmq_broker, unique, unique_database,
 };
@@ -51,27 +52,15 @@ impl TestApp {
         let queue = unique("booking");
         let mongo = MongoConfig::new(mongo_url(), unique_database());
         let config = BookingServiceConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            cors: CorsOrigins::Any,
-            server: myevents_runtime::config::ServerConfig::ephemeral(),
-            broker: BrokerConfig::Memory,
-            relay: RelayConfig::default(),
-            store: StoreConfig::MongoDb(mongo.clone()),
-            queue: queue.clone(),
+            host: HostConfig::ephemeral(queue.clone()),
             max_seats_per_booking: 4,
             default_capacity: None,
-            idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
             seat_return_sweep: std::time::Duration::from_secs(1),
         };
-        let deps = Dependencies::from_config(
-            &config.store,
-            Broker {
-                publisher: Arc::new(broker.clone()),
-                subscriber: Arc::new(broker.clone()),
-            },
-        )
-        .await
-        .expect("store");
+        let store = StoreConfig::MongoDb(mongo.clone());
+        let deps = Dependencies::from_config(&store, Broker::new(broker.clone()))
+            .await
+            .expect("store");
         let app = Application::build(&config, deps).await.expect("build");
         let url = format!("http://{}", app.local_addr());
         assert!(
@@ -407,7 +396,7 @@ async fn an_undecodable_message_is_dead_lettered_and_consumption_goes_on() {
         StatusCode::CREATED
     );
     let (recorder, mut dead) = Recorder::new();
-    let subscription = myevents_booking_service::consumer::subscription(&app.queue);
+    let subscription = Subscription::new(&app.queue, myevents_booking_service::consumer::CONSUMES);
     let _dead_letters = app
         .broker
         .subscribe(&subscription.dead_letters(), recorder)
@@ -648,20 +637,14 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
     // Another replica (here: a second process of the service on the same database) replays it too.
     let queue = unique("booking");
     let config = BookingServiceConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cors: CorsOrigins::Any,
-        server: myevents_runtime::config::ServerConfig::ephemeral(),
-        broker: BrokerConfig::Memory,
-        relay: RelayConfig::default(),
-        store: StoreConfig::MongoDb(app.mongo.clone()),
-        queue,
+        host: HostConfig::ephemeral(queue),
         max_seats_per_booking: 4,
         default_capacity: None,
-        idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
         seat_return_sweep: std::time::Duration::from_secs(60),
     };
     let memory = myevents_broker::memory::InMemoryBroker::default();
-    let deps = Dependencies::from_config(&config.store, Broker::in_memory(&memory))
+    let store = StoreConfig::MongoDb(app.mongo.clone());
+    let deps = Dependencies::from_config(&store, Broker::in_memory(&memory))
         .await
         .expect("store");
     let replica = Application::build(&config, deps).await.expect("build");

@@ -1,33 +1,24 @@
 //! The event service's configuration, read once from the environment at start-up.
 
-use std::net::SocketAddr;
+use myevents_host::{HostConfig, HostDefaults};
+use myevents_platform::config::ConfigError;
 
-use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, ServerConfig, StoreConfig, listen_addr_or,
-    var,
+/// The event service's defaults: listens on `0.0.0.0:8181`, metrics on `0.0.0.0:9100`, consumes
+/// queue (or group) `EVENTS_QUEUE` (default `events-service`), database `myevents`.
+pub const DEFAULTS: HostDefaults = HostDefaults {
+    listen: "0.0.0.0:8181",
+    metrics: "0.0.0.0:9100",
+    queue_variable: "EVENTS_QUEUE",
+    queue: "events-service",
+    database: "myevents",
 };
-use myevents_runtime::idempotency::IdempotencyConfig;
 
-/// Everything the event service reads from its environment.
+/// Everything the event service reads from its environment (its broker and store are read by the
+/// host: `BROKER_KIND`, `STORE_KIND`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventServiceConfig {
-    /// HTTP listen address (`LISTEN_URL`, default `0.0.0.0:8181`; `:8181` accepted; port 0 picks a free port).
-    pub listen: SocketAddr,
-    /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, default `*`).
-    pub cors: CorsOrigins,
-    /// Limits, metrics port (`METRICS_LISTEN_URL`, default `0.0.0.0:9100`) and shutdown.
-    pub server: ServerConfig,
-    /// The broker (`BROKER_KIND`, default `rabbitmq`, and its variables).
-    pub broker: BrokerConfig,
-    /// The store (`STORE_KIND`, default `mongodb`; database `MONGO_DATABASE`, default `myevents`).
-    pub store: StoreConfig,
-    /// The outbox relay (`OUTBOX_RELAY`, `OUTBOX_POLL_INTERVAL`).
-    pub relay: RelayConfig,
-    /// The subscription (AMQP queue / Kafka consumer group) for `eventBooked` (`EVENTS_QUEUE`,
-    /// default `events-service`).
-    pub queue: String,
-    /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
-    pub idempotency: IdempotencyConfig,
+    /// Listener, CORS, limits, relay, queue and idempotency keys (see [`DEFAULTS`]).
+    pub host: HostConfig,
 }
 
 impl EventServiceConfig {
@@ -37,14 +28,7 @@ impl EventServiceConfig {
     /// [`ConfigError`] naming the first invalid variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            listen: listen_addr_or("LISTEN_URL", "0.0.0.0:8181")?,
-            cors: CorsOrigins::from_env(CorsOrigins::Any)?,
-            server: ServerConfig::from_env("0.0.0.0:9100")?,
-            broker: BrokerConfig::from_env("rabbitmq")?,
-            store: StoreConfig::from_env("mongodb", "myevents")?,
-            relay: RelayConfig::from_env()?,
-            queue: var("EVENTS_QUEUE").unwrap_or_else(|| "events-service".to_owned()),
-            idempotency: IdempotencyConfig::from_env()?,
+            host: HostConfig::from_env(&DEFAULTS)?,
         })
     }
 }

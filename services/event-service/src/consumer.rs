@@ -1,24 +1,22 @@
 //! The event service's consumer: keeps each event's booked seats from `eventBooked` and
 //! `bookingCancelled`, once per message id (the inbox lives in the event's own document), so
-//! `SeatsAvailable` follows the booking service.
-
-use std::sync::Arc;
+//! `SeatsAvailable` follows the booking service. It only decodes the message, calls
+//! [`EventService::record_booked_seats`] and acknowledges.
 
 use async_trait::async_trait;
-use myevents_broker::{HandlingError, Message, MessageHandler, Subscription};
+use myevents_broker::{HandlingError, Message, MessageHandler};
 use myevents_domain::messages::{BOOKING_CANCELLED, DomainEvent, EVENT_BOOKED};
-use myevents_store::{EventRepository, SeatChange};
+use myevents_store::SeatChange;
 
-/// The subscription of the event service: queue (or group) `queue` bound to `eventBooked` and
-/// `bookingCancelled`.
-pub fn subscription(queue: &str) -> Subscription {
-    Subscription::new(queue, &[EVENT_BOOKED, BOOKING_CANCELLED])
-}
+use crate::service::EventService;
+
+/// The event names the event service's subscription is bound to.
+pub const CONSUMES: &[&str] = &[EVENT_BOOKED, BOOKING_CANCELLED];
 
 /// Records booked (and given back) seats per event, idempotently.
 pub struct EventBookedHandler {
-    /// The events.
-    pub events: Arc<dyn EventRepository>,
+    /// The use cases.
+    pub events: EventService,
 }
 
 #[async_trait]

@@ -2,24 +2,25 @@
 //!
 //! The event service: the REST API for locations and events (default port 8181), compatible with the
 //! reference MyEvents frontend, which announces what it stores as domain events (`locationCreated`,
-//! `eventCreated`) through the broker port.
+//! `eventCreated`) through the broker port. It also consumes `eventBooked` and `bookingCancelled`
+//! ([`consumer`]) to show each event's `SeatsAvailable`.
 //!
-//! It also consumes `eventBooked` ([`consumer`]) to show each event's `SeatsAvailable`.
-//!
-//! Layout: [`config`] (environment), [`app`] ([`Application::build`] binds the listener — port 0
-//! allowed — and [`Application::run_until_stopped`] serves until shutdown), [`http`] (routes, wire
-//! formats, the service's one error type).
+//! Layout: [`service`] (the use cases: [`EventService::create_event`],
+//! [`EventService::create_location`], …), [`http`] (routes that extract → call a use case → map, the
+//! wire formats, the service's error type), [`consumer`], [`config`] (environment), [`app`] (what the
+//! service declares to the host, [`myevents_host`], which binds, serves and shuts down).
 //!
 //! ```no_run
 //! use myevents_event_service::{Application, Dependencies, config::EventServiceConfig};
+//! use myevents_store::config::StoreConfig;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = EventServiceConfig::from_env()?;
-//! let broker = myevents_runtime::broker::build(&config.broker)?;
-//! let deps = Dependencies::from_config(&config.store, broker).await?;
+//! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory)?;
+//! let deps = Dependencies::from_config(&StoreConfig::Memory, broker).await?;
 //! let app = Application::build(&config, deps).await?;
 //! println!("listening on {}", app.local_addr());
-//! app.run_until_stopped(myevents_runtime::shutdown::signal()).await?;
+//! app.run_until_stopped(myevents_platform::shutdown::signal()).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -28,5 +29,7 @@ pub mod app;
 pub mod config;
 pub mod consumer;
 pub mod http;
+pub mod service;
 
-pub use app::{Application, Dependencies};
+pub use app::{Application, Dependencies, EventServiceSpec};
+pub use service::EventService;

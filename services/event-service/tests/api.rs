@@ -1,7 +1,6 @@
 //! API tests of the event service: the real application on port 0, publishing to the real RabbitMQ
 //! (a fresh exchange per test), every route and every error status.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use myevents_broker::rabbitmq::RabbitMqBroker;
@@ -9,8 +8,9 @@ use myevents_broker::{Consumer, EventPublisher, EventSubscriber, Message, Subscr
 use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked};
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
-use myevents_runtime::broker::Broker;
-use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
+use myevents_host::HostConfig;
+use myevents_messaging::broker::Broker;
+use myevents_store::config::{MongoConfig, StoreConfig};
 use myevents_testkit::{
     Answer, Recorded, Recorder, mongo_url, rabbitmq_broker, unique, unique_database,
 };
@@ -42,24 +42,12 @@ impl TestApp {
             .await
             .expect("observe");
         let config = EventServiceConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            cors: CorsOrigins::Any,
-            server: myevents_runtime::config::ServerConfig::ephemeral(),
-            broker: BrokerConfig::Memory,
-            relay: RelayConfig::default(),
-            store: StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database())),
-            queue: unique("events-service"),
-            idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
+            host: HostConfig::ephemeral(unique("events-service")),
         };
-        let deps = Dependencies::from_config(
-            &config.store,
-            Broker {
-                publisher: Arc::new(broker.clone()),
-                subscriber: Arc::new(broker.clone()),
-            },
-        )
-        .await
-        .expect("store");
+        let store = StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database()));
+        let deps = Dependencies::from_config(&store, Broker::new(broker.clone()))
+            .await
+            .expect("store");
         let app = Application::build(&config, deps).await.expect("build");
         let url = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -11,8 +11,9 @@ use std::time::Duration;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
-use myevents_runtime::broker::Broker;
-use myevents_runtime::config::{BrokerConfig, CorsOrigins, MongoConfig, RelayConfig, StoreConfig};
+use myevents_host::HostConfig;
+use myevents_messaging::broker::Broker;
+use myevents_store::config::{MongoConfig, StoreConfig};
 use myevents_testkit::{Answer, eventually, unique_database};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
@@ -61,19 +62,14 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     mongo.server_selection_timeout = Duration::from_secs(1);
     mongo.connect_timeout = Duration::from_secs(1);
     let config = EventServiceConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cors: CorsOrigins::Any,
-        server: myevents_runtime::config::ServerConfig::ephemeral(),
-        broker: BrokerConfig::Memory,
-        store: StoreConfig::MongoDb(mongo),
-        relay: RelayConfig::default(),
-        queue: "events-service".to_owned(),
-        idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
+        host: HostConfig::ephemeral("events-service"),
     };
-    let deps =
-        Dependencies::from_config(&config.store, Broker::in_memory(&InMemoryBroker::default()))
-            .await
-            .expect("store");
+    let deps = Dependencies::from_config(
+        &StoreConfig::MongoDb(mongo),
+        Broker::in_memory(&InMemoryBroker::default()),
+    )
+    .await
+    .expect("store");
     let app = Application::build(&config, deps).await.expect("build");
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -8,7 +8,7 @@
 //! # async fn demo() -> anyhow::Result<()> {
 //! let suite = myevents::Suite::build(&myevents::SuiteConfig::from_env()?).await?;
 //! println!("events on {}, bookings on {}", suite.event_addr(), suite.booking_addr());
-//! suite.run_until_stopped(myevents_runtime::shutdown::signal()).await?;
+//! suite.run_until_stopped(myevents_platform::shutdown::signal()).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -19,11 +19,12 @@ use std::net::SocketAddr;
 use myevents_booking_service::config::BookingServiceConfig;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
-use myevents_runtime::broker::Broker;
-use myevents_runtime::config::{
-    BrokerConfig, ConfigError, CorsOrigins, RelayConfig, ServerConfig, StoreConfig, listen_addr_or,
-    parse_or,
-};
+use myevents_host::HostConfig;
+use myevents_http::config::{CorsOrigins, ServerConfig};
+use myevents_http::idempotency::IdempotencyConfig;
+use myevents_messaging::broker::Broker;
+use myevents_messaging::config::RelayConfig;
+use myevents_platform::config::{ConfigError, listen_addr_or, parse_or};
 use tokio_util::sync::CancellationToken;
 
 /// The embedded suite's configuration.
@@ -38,9 +39,9 @@ pub struct SuiteConfig {
     /// Most seats in one booking (`MAX_SEATS_PER_BOOKING`, default 10).
     pub max_seats_per_booking: u32,
     /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
-    pub idempotency: myevents_runtime::idempotency::IdempotencyConfig,
+    pub idempotency: IdempotencyConfig,
     /// Limits, shutdown and the one metrics server of both services (`METRICS_LISTEN_URL`, default
-    /// `127.0.0.1:9100`; one process, one registry).
+    /// `127.0.0.1:9100`; one process, one registry, the series told apart by their `service` label).
     pub server: ServerConfig,
 }
 
@@ -55,7 +56,7 @@ impl SuiteConfig {
             booking_listen: listen_addr_or("BOOKING_LISTEN_URL", "127.0.0.1:8282")?,
             cors: CorsOrigins::from_env(CorsOrigins::Any)?,
             max_seats_per_booking: parse_or("MAX_SEATS_PER_BOOKING", 10u32)?,
-            idempotency: myevents_runtime::idempotency::IdempotencyConfig::from_env()?,
+            idempotency: IdempotencyConfig::from_env()?,
             server: ServerConfig::from_env("127.0.0.1:9100")?,
         })
     }
@@ -68,7 +69,7 @@ impl SuiteConfig {
             booking_listen: any,
             cors: CorsOrigins::Any,
             max_seats_per_booking: 10,
-            idempotency: myevents_runtime::idempotency::IdempotencyConfig::default(),
+            idempotency: IdempotencyConfig::default(),
             server: ServerConfig::ephemeral(),
         }
     }
@@ -87,30 +88,25 @@ impl Suite {
     /// When an address cannot be bound.
     pub async fn build(config: &SuiteConfig) -> anyhow::Result<Self> {
         let broker = InMemoryBroker::default();
-        let event_config = EventServiceConfig {
-            listen: config.event_listen,
+        let host = |listen, queue: &str, server| HostConfig {
+            listen,
             cors: config.cors.clone(),
-            server: config.server,
-            broker: BrokerConfig::Memory,
-            store: StoreConfig::Memory,
+            server,
             relay: RelayConfig::default(),
-            queue: "events-service".to_owned(),
+            queue: queue.to_owned(),
             idempotency: config.idempotency,
         };
+        let event_config = EventServiceConfig {
+            host: host(config.event_listen, "events-service", config.server),
+        };
+        let booking_server = ServerConfig {
+            metrics_listen: None,
+            ..config.server
+        };
         let booking_config = BookingServiceConfig {
-            listen: config.booking_listen,
-            cors: config.cors.clone(),
-            server: ServerConfig {
-                metrics_listen: None,
-                ..config.server
-            },
-            broker: BrokerConfig::Memory,
-            store: StoreConfig::Memory,
-            relay: RelayConfig::default(),
-            queue: "booking".to_owned(),
+            host: host(config.booking_listen, "booking", booking_server),
             max_seats_per_booking: config.max_seats_per_booking,
             default_capacity: None,
-            idempotency: config.idempotency,
             seat_return_sweep: std::time::Duration::from_secs(60),
         };
         let bookings = myevents_booking_service::Application::build(

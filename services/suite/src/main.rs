@@ -6,7 +6,7 @@ use myevents::{Suite, SuiteConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _telemetry = myevents_runtime::telemetry::init("myevents")?;
+    let _telemetry = myevents_platform::telemetry::init("myevents")?;
     let config = SuiteConfig::from_env()?;
     let suite = Suite::build(&config).await?;
     // Written without println!, which would panic if standard output were closed.
@@ -18,6 +18,6 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = std::io::stdout().write_all(banner.as_bytes());
     suite
-        .run_until_stopped(myevents_runtime::shutdown::signal())
+        .run_until_stopped(myevents_platform::shutdown::signal())
         .await
 }

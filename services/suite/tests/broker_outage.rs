@@ -11,9 +11,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use myevents_testkit::{
-    ServiceProcess, amqp_url, eventually, eventually_answers, mongo_url, unique, unique_database,
-};
+use myevents_testkit::get_json;
+use myevents_testkit::{ServiceProcess, eventually, eventually_answers, unique_database};
+use myevents_testkit::{listed_seats, mongo_env, rabbitmq_env};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -54,18 +54,9 @@ async fn status(client: &Client, url: &str) -> Option<StatusCode> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stops the shared RabbitMQ; scripts/test.sh runs it alone"]
 async fn rabbitmq_outage_loses_no_booking_and_applies_none_twice() {
-    let mut env = vec![
-        ("BROKER_KIND", "rabbitmq".to_owned()),
-        ("AMQP_BROKER_URL", amqp_url()),
-        ("AMQP_EXCHANGE", unique("events")),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
-        ("STORE_KIND", "mongodb".to_owned()),
-        ("MONGO_URL", mongo_url()),
-        ("MONGO_DATABASE", unique_database()),
-        ("MAX_SEATS_PER_BOOKING", "4".to_owned()),
-    ];
+    let mut env = rabbitmq_env();
+    env.extend(mongo_env());
+    env.extend([("MAX_SEATS_PER_BOOKING", "4".to_owned())]);
     let bookings = ServiceProcess::start("booking-service", &env).await;
     env.push(("MONGO_DATABASE", unique_database()));
     let client = Client::new();
@@ -148,32 +139,12 @@ async fn rabbitmq_outage_loses_no_booking_and_applies_none_twice() {
         );
     }
 
-    let listed: Value = client
-        .get(format!("{bookings_url}?limit=1000"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    let stored: i64 = listed
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|b| b["Seats"].as_i64().expect("Seats"))
-        .sum();
+    let stored = listed_seats(&client, &format!("{bookings_url}?limit=1000")).await;
     assert_eq!(stored, booked, "every acknowledged booking is stored");
 
     let event_url = format!("{}/events/{event_id}", events.url());
     let available = || async {
-        let shown: Value = client
-            .get(&event_url)
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let shown: Value = get_json(&client, &event_url).await;
         shown["SeatsAvailable"].as_i64().expect("SeatsAvailable")
     };
     let expected = 5000 - booked;

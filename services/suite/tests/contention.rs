@@ -9,10 +9,12 @@ use std::time::Duration;
 use myevents_domain::id::EventId;
 use myevents_store::BookingRepository;
 use myevents_store::mongo::{MongoBookingRepository, MongoConfig, MongoStore};
+use myevents_testkit::get_json;
+use myevents_testkit::post_json;
 use myevents_testkit::{
-    ServiceProcess, amqp_url, eventually, eventually_answers, kafka_brokers, mongo_url, unique,
-    unique_database,
+    ServiceProcess, eventually, eventually_answers, mongo_url, unique_database,
 };
+use myevents_testkit::{kafka_env, rabbitmq_env};
 use rand::Rng;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -23,27 +25,12 @@ const REQUESTS: usize = 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_rabbitmq_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
-    contend(vec![
-        ("BROKER_KIND", "rabbitmq".to_owned()),
-        ("AMQP_BROKER_URL", amqp_url()),
-        ("AMQP_EXCHANGE", unique("events")),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
-    ])
-    .await;
+    contend(rabbitmq_env()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_kafka_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
-    contend(vec![
-        ("BROKER_KIND", "kafka".to_owned()),
-        ("KAFKA_BROKER_URLS", kafka_brokers()),
-        ("KAFKA_TOPIC", unique("events")),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-    ])
-    .await;
+    contend(kafka_env()).await;
 }
 
 async fn contend(broker_env: Vec<(&str, String)>) {
@@ -65,15 +52,12 @@ async fn contend(broker_env: Vec<(&str, String)>) {
     );
     let events = ServiceProcess::start("event-service", &env).await;
 
-    let location: Value = client
-        .post(format!("{}/locations", events.url()))
-        .json(&json!({"Name":"Arena","Halls":[{"name":"Main","capacity":CAPACITY}]}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let location: Value = post_json(
+        &client,
+        format!("{}/locations", events.url()),
+        &json!({"Name":"Arena","Halls":[{"name":"Main","capacity":CAPACITY}]}),
+    )
+    .await;
     let created = client
         .post(format!("{}/events", events.url()))
         .json(&json!({"Name":"cup final","StartDate":1_768_000_000_i64,
@@ -159,14 +143,7 @@ async fn contend(broker_env: Vec<(&str, String)>) {
     // The event service converges to the booking service's number.
     let event_url = format!("{}/events/{event_id}", events.url());
     let available = || async {
-        let shown: Value = client
-            .get(&event_url)
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let shown: Value = get_json(&client, &event_url).await;
         shown["SeatsAvailable"].clone()
     };
     let converged = eventually(WAIT, || async { available().await == remaining }).await;

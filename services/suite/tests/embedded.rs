@@ -4,6 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use myevents_testkit::post_json;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -45,15 +46,12 @@ async fn start_suite() -> (tokio::process::Child, String, String) {
 async fn the_embedded_suite_books_until_sold_out_without_any_server() {
     let (mut child, events, bookings) = start_suite().await;
     let client = Client::new();
-    let location: Value = client
-        .post(format!("{events}/locations"))
-        .json(&json!({"Name":"West Hall","Halls":[{"name":"A","capacity":3}]}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let location: Value = post_json(
+        &client,
+        format!("{events}/locations"),
+        &json!({"Name":"West Hall","Halls":[{"name":"A","capacity":3}]}),
+    )
+    .await;
     let event = client
         .post(format!("{events}/events"))
         .json(&json!({"Name":"opera aida","StartDate":1,"EndDate":2,"Location":{"ID":location["ID"]}}))

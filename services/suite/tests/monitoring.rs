@@ -30,10 +30,10 @@ async fn exported() -> BTreeSet<String> {
         vec.with_label_values(&["probe"]);
     }
     myevents_broker::metrics::HANDLING_SECONDS.with_label_values(&["probe"]);
-    myevents_runtime::metrics::PUBLISHED.with_label_values(&["probe"]);
-    myevents_runtime::metrics::HTTP_REQUESTS.with_label_values(&["GET", "/probe", "200"]);
-    myevents_runtime::metrics::HTTP_DURATION.with_label_values(&["GET", "/probe"]);
-    let _ = myevents_runtime::metrics::render();
+    myevents_messaging::metrics::PUBLISHED.with_label_values(&["probe", "probe"]);
+    myevents_http::metrics::HTTP_REQUESTS.with_label_values(&["probe", "GET", "/probe", "200"]);
+    myevents_http::metrics::HTTP_DURATION.with_label_values(&["probe", "GET", "/probe"]);
+    let _ = myevents_platform::metrics::render();
     let mut names = BTreeSet::new();
     for family in prometheus::gather() {
         let name = family.name().to_owned();

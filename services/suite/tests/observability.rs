@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use myevents_broker::{EventPublisher, Message};
+use myevents_testkit::post_json;
 use myevents_testkit::{
-    ServiceProcess, amqp_url, eventually, eventually_answers, mongo_url, rabbitmq_broker_on,
-    unique, unique_database,
+    ServiceProcess, eventually, eventually_answers, rabbitmq_broker_on, unique, unique_database,
 };
+use myevents_testkit::{mongo_env, rabbitmq_env_on};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -33,19 +34,12 @@ async fn ready(service: &ServiceProcess) {
 
 async fn start_pair() -> Pair {
     let exchange = unique("events");
-    let mut env = vec![
-        ("BROKER_KIND", "rabbitmq".to_owned()),
-        ("AMQP_BROKER_URL", amqp_url()),
-        ("AMQP_EXCHANGE", exchange.clone()),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
-        ("STORE_KIND", "mongodb".to_owned()),
-        ("MONGO_URL", mongo_url()),
-        ("MONGO_DATABASE", unique_database()),
+    let mut env = rabbitmq_env_on(&exchange);
+    env.extend(mongo_env());
+    env.extend([
         ("MAX_SEATS_PER_BOOKING", "4".to_owned()),
         ("SHUTDOWN_DELAY", "1".to_owned()),
-    ];
+    ]);
     let client = Client::new();
     let bookings = ServiceProcess::start("booking-service", &env).await;
     ready(&bookings).await;
@@ -63,18 +57,14 @@ async fn start_pair() -> Pair {
 impl Pair {
     /// Creates an event of `capacity` seats and waits until the booking service knows it.
     async fn event(&self, capacity: u32) -> String {
-        let created: Value = self
-            .client
-            .post(format!("{}/events", self.events.url()))
-            .json(&json!({"Name":"opera aida","StartDate":1_768_000_000_i64,
+        let created: Value = post_json(
+            &self.client,
+            format!("{}/events", self.events.url()),
+            &json!({"Name":"opera aida","StartDate":1_768_000_000_i64,
                 "EndDate":1_768_007_200_i64,"Capacity":capacity,
-                "Location":{"Name":"West Hall","Halls":[{"name":"A","capacity":capacity}]}}))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+                "Location":{"Name":"West Hall","Halls":[{"name":"A","capacity":capacity}]}}),
+        )
+        .await;
         let id = created["ID"].as_str().expect("ID").to_owned();
         let url = format!("{}/events/{id}/bookings", self.bookings.url());
         assert!(

@@ -10,9 +10,10 @@ use std::time::Duration;
 use myevents_broker::{EventPublisher, EventSubscriber, Subscription};
 use myevents_domain::id::EventId;
 use myevents_testkit::{
-    Answer, Recorder, ServiceProcess, amqp_url, eventually, eventually_answers, mongo_url,
-    rabbitmq_broker_on, unique, unique_database,
+    Answer, Recorder, ServiceProcess, eventually, eventually_answers, rabbitmq_broker_on, unique,
+    unique_database,
 };
+use myevents_testkit::{mongo_env, rabbitmq_env_on};
 use reqwest::{Client, StatusCode};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -23,17 +24,8 @@ async fn bookings_stored_before_a_crash_are_announced_after_the_restart() {
     let broker = rabbitmq_broker_on(&exchange);
     let observer = Subscription::new(unique("observer"), &["eventBooked"]);
     broker.declare(&observer).await.expect("declare observer");
-    let env = vec![
-        ("BROKER_KIND", "rabbitmq".to_owned()),
-        ("AMQP_BROKER_URL", amqp_url()),
-        ("AMQP_EXCHANGE", exchange),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
-        ("STORE_KIND", "mongodb".to_owned()),
-        ("MONGO_URL", mongo_url()),
-        ("MONGO_DATABASE", unique_database()),
-    ];
+    let mut env = rabbitmq_env_on(&exchange);
+    env.extend(mongo_env());
     let mut crashing_env = env.clone();
     crashing_env.push(("OUTBOX_RELAY", "off".to_owned()));
     let service = ServiceProcess::start("booking-service", &crashing_env).await;

@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use myevents_testkit::{
-    Answer, ServiceProcess, amqp_url, eventually, mongo_url, unique, unique_database,
-};
+use myevents_testkit::{Answer, ServiceProcess, eventually, unique_database};
+use myevents_testkit::{mongo_env, rabbitmq_env};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
@@ -34,16 +33,9 @@ async fn start_both(
 
 #[tokio::test]
 async fn locations_events_and_bookings_survive_a_restart_of_both_services() {
-    let env = vec![
-        ("BROKER_KIND", "rabbitmq".to_owned()),
-        ("AMQP_BROKER_URL", amqp_url()),
-        ("AMQP_EXCHANGE", unique("events")),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
-        ("STORE_KIND", "mongodb".to_owned()),
-        ("MONGO_URL", mongo_url()),
-    ];
+    let mut env = rabbitmq_env();
+    // Each start below names its database.
+    env.extend(mongo_env());
     let (event_db, booking_db) = (unique_database(), unique_database());
     let client = Client::new();
     let (events, bookings) = start_both(&env, &event_db, &booking_db).await;

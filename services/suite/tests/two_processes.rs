@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
+use myevents_testkit::get_json;
+use myevents_testkit::post_json;
 use myevents_testkit::{
-    ServiceProcess, amqp_url, eventually, eventually_answers, kafka_brokers, mongo_url, unique,
-    unique_database,
+    ServiceProcess, eventually, eventually_answers, mongo_url, unique_database,
 };
+use myevents_testkit::{kafka_env, listed_seats, rabbitmq_env};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,27 +18,12 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn over_rabbitmq_an_event_created_on_one_service_is_booked_on_the_other_until_sold_out() {
-    book_across_processes(vec![
-        ("BROKER_KIND", "rabbitmq".to_owned()),
-        ("AMQP_BROKER_URL", amqp_url()),
-        ("AMQP_EXCHANGE", unique("events")),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
-    ])
-    .await;
+    book_across_processes(rabbitmq_env()).await;
 }
 
 #[tokio::test]
 async fn over_kafka_an_event_created_on_one_service_is_booked_on_the_other_until_sold_out() {
-    book_across_processes(vec![
-        ("BROKER_KIND", "kafka".to_owned()),
-        ("KAFKA_BROKER_URLS", kafka_brokers()),
-        ("KAFKA_TOPIC", unique("events")),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
-    ])
-    .await;
+    book_across_processes(kafka_env()).await;
 }
 
 /// Starts both binaries with `broker_env` (plus a MongoDB database each), waits until the booking
@@ -59,15 +46,12 @@ async fn book_across_processes(broker_env: Vec<(&str, String)>) {
     let events = ServiceProcess::start("event-service", &env).await;
     let client = Client::new();
 
-    let location: Value = client
-        .post(format!("{}/locations", events.url()))
-        .json(&json!({"Name":"West Hall","Halls":[{"name":"A","capacity":4}]}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let location: Value = post_json(
+        &client,
+        format!("{}/locations", events.url()),
+        &json!({"Name":"West Hall","Halls":[{"name":"A","capacity":4}]}),
+    )
+    .await;
     let created = client
         .post(format!("{}/events", events.url()))
         .json(
@@ -118,20 +102,7 @@ async fn book_across_processes(broker_env: Vec<(&str, String)>) {
     assert_eq!(book(1).await, StatusCode::CREATED);
     assert_eq!(book(1).await, StatusCode::CONFLICT);
 
-    let listed: Value = client
-        .get(&url)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    let seats: i64 = listed
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|b| b["Seats"].as_i64().expect("Seats"))
-        .sum();
+    let seats = listed_seats(&client, &url).await;
     assert_eq!(seats, 4);
 
     // The event service hears of every booking and shows the event sold out.
@@ -141,14 +112,7 @@ async fn book_across_processes(broker_env: Vec<(&str, String)>) {
         event["ID"].as_str().expect("ID")
     );
     let sold_out = eventually(WAIT, || async {
-        let shown: Value = client
-            .get(&event_url)
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let shown: Value = get_json(&client, &event_url).await;
         shown["SeatsAvailable"] == 0
     })
     .await;

@@ -1,120 +1,74 @@
 //! The HTTP API: routes, shared state, the wire format and the service's error type.
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use myevents_broker::ConsumerStatus;
 use myevents_domain::validation::ValidationError;
-use myevents_runtime::config::{CorsOrigins, ServerConfig};
-use myevents_runtime::problem::Problem;
-use myevents_store::{RepositoryError, StoreHealth};
-use tokio::sync::Notify;
+use myevents_http::idempotency::Idempotency;
+use myevents_http::problem::Problem;
+use myevents_store::RepositoryError;
+
+use crate::service::{BookingService, CancelError, PlaceError};
 
 mod bookings;
 pub mod wire;
 
-/// What every handler can reach: cheap handles to the adapters and the booking rules.
+/// What every handler can reach: the use cases and the idempotency keys of the `POST` route.
 #[derive(Clone)]
 pub struct AppState {
-    /// Set once the service is shutting down (readiness 503).
-    pub draining: myevents_runtime::http::Draining,
-    /// Seat inventory and bookings.
-    pub repository: Arc<dyn myevents_store::BookingRepository>,
-    /// Store readiness.
-    pub store_health: Arc<dyn StoreHealth>,
-    /// Whether the `eventCreated` consumer is attached.
-    pub consumer: ConsumerStatus,
-    /// Wakes the outbox relay after a booking.
-    pub outbox_waker: Arc<Notify>,
-    /// Most seats in one booking.
-    pub max_seats_per_booking: u32,
+    /// The booking use cases.
+    pub bookings: BookingService,
     /// `Idempotency-Key` handling of `POST /events/{id}/bookings`.
-    pub idempotency: myevents_runtime::idempotency::Idempotency,
+    pub idempotency: Idempotency,
 }
 
-/// The service's routes with the shared middleware.
-pub fn router(state: AppState, cors: &CorsOrigins, server: &ServerConfig) -> Router {
-    let api = Router::new()
-        .merge(bookings::router())
-        .with_state(state.clone());
-    // Health, readiness and version: outside the API's request limit (see `with_common_layers`).
-    let probes = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(myevents_runtime::build_info::BuildInfo::current("booking-service").router())
-        .with_state(state);
-    myevents_runtime::http::with_common_layers(api, probes, cors, server)
+/// The service's API routes (the host adds the probes and the middleware).
+pub fn router(state: AppState) -> Router {
+    bookings::router(&state).with_state(state)
 }
 
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
-}
-
-/// Readiness: the store answers and the consumer is attached to the broker.
-async fn readyz(State(state): State<AppState>) -> Response {
-    myevents_runtime::http::store_and_consumer_readiness(
-        state.store_health.as_ref(),
-        &state.consumer,
-        &state.draining,
-    )
-    .await
-}
-
-/// Every way a request can fail; the only place that maps failures to HTTP statuses.
+/// Every way a request can fail; the only place that maps the service's failures to HTTP statuses.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request itself is unusable (media type, JSON syntax, query).
-    #[error("bad request: {0:?}")]
-    Request(Problem),
     /// No such resource (404); the text names it.
     #[error("not found: {0}")]
     NotFound(String),
     /// Well-formed input that breaks rules (422).
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    /// The booking is someone else's (403).
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    /// Fewer seats remain than requested (409).
-    #[error("only {remaining} seats remain, {requested} requested")]
-    SoldOut {
-        /// Seats that remain.
-        remaining: u32,
-        /// Seats requested.
-        requested: u32,
-    },
+    /// Placing a booking failed.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    /// Cancelling a booking failed.
+    #[error(transparent)]
+    Cancel(#[from] CancelError),
     /// The store failed.
     #[error(transparent)]
-    Repository(#[from] RepositoryError),
-}
-
-impl From<Problem> for ApiError {
-    fn from(problem: Problem) -> Self {
-        Self::Request(problem)
-    }
+    Store(#[from] RepositoryError),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = match self {
-            Self::Request(problem) => problem,
             Self::NotFound(what) => Problem::not_found(what),
-            Self::Forbidden(what) => Problem::status(StatusCode::FORBIDDEN, what),
-            Self::Invalid(error) => Problem::from(error),
-            Self::SoldOut {
-                remaining,
-                requested,
-            } => Problem::new(
+            Self::Invalid(error) | Self::Place(PlaceError::Invalid(error)) => Problem::from(error),
+            Self::Place(error @ PlaceError::EventNotFound(_)) => {
+                Problem::not_found(error.to_string())
+            }
+            Self::Cancel(error @ CancelError::NotFound(_)) => Problem::not_found(error.to_string()),
+            Self::Place(error @ PlaceError::SoldOut { .. }) => Problem::new(
                 StatusCode::CONFLICT,
                 "sold-out",
                 "Not enough seats",
-                format!("{requested} seats requested, {remaining} remain"),
+                error.to_string(),
             ),
-            Self::Repository(error) => Problem::from(error),
+            Self::Place(error @ PlaceError::Inconsistent(_)) => Problem::internal(error),
+            Self::Cancel(error @ CancelError::Forbidden) => {
+                Problem::status(StatusCode::FORBIDDEN, error.to_string())
+            }
+            Self::Store(error)
+            | Self::Place(PlaceError::Store(error))
+            | Self::Cancel(CancelError::Store(error)) => Problem::from(error),
         };
         problem.into_response()
     }

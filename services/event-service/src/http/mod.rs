@@ -1,100 +1,54 @@
-//! The HTTP API: routes, shared state, wire formats and the service's error type.
-
-use std::sync::Arc;
+//! The HTTP API: routes, shared state, the wire formats and the service's error type.
 
 use axum::Router;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use myevents_broker::ConsumerStatus;
-use myevents_domain::validation::ValidationError;
-use myevents_runtime::config::{CorsOrigins, ServerConfig};
-use myevents_runtime::problem::Problem;
-use myevents_store::{EventRepository, LocationRepository, RepositoryError, StoreHealth};
-use tokio::sync::Notify;
+use myevents_http::idempotency::Idempotency;
+use myevents_http::problem::Problem;
+use myevents_store::RepositoryError;
+
+use crate::service::{CreateError, EventService};
 
 mod events;
 mod locations;
 pub mod wire;
 
-/// What every handler can reach: cheap handles to the adapters.
+/// What every handler can reach: the use cases and the idempotency keys of the `POST` routes.
 #[derive(Clone)]
 pub struct AppState {
-    /// Set once the service is shutting down (readiness 503).
-    pub draining: myevents_runtime::http::Draining,
-    /// Events.
-    pub events: Arc<dyn EventRepository>,
-    /// Locations.
-    pub locations: Arc<dyn LocationRepository>,
-    /// Store readiness.
-    pub store_health: Arc<dyn StoreHealth>,
-    /// Wakes the outbox relay after a write.
-    pub outbox_waker: Arc<Notify>,
-    /// Whether the `eventBooked` consumer is attached.
-    pub consumer: ConsumerStatus,
+    /// The event and location use cases.
+    pub events: EventService,
     /// `Idempotency-Key` handling of the `POST`s.
-    pub idempotency: myevents_runtime::idempotency::Idempotency,
+    pub idempotency: Idempotency,
 }
 
-/// The service's routes with the shared middleware.
-pub fn router(state: AppState, cors: &CorsOrigins, server: &ServerConfig) -> Router {
-    let api = Router::new()
-        .merge(events::router())
-        .merge(locations::router())
-        .with_state(state.clone());
-    // Health, readiness and version: outside the API's request limit (see `with_common_layers`).
-    let probes = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(myevents_runtime::build_info::BuildInfo::current("event-service").router())
-        .with_state(state);
-    myevents_runtime::http::with_common_layers(api, probes, cors, server)
+/// The service's API routes (the host adds the probes and the middleware).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(events::router(&state))
+        .merge(locations::router(&state))
+        .with_state(state)
 }
 
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
-}
-
-/// Readiness: the store answers and the consumer is attached to the broker.
-async fn readyz(State(state): State<AppState>) -> Response {
-    myevents_runtime::http::store_and_consumer_readiness(
-        state.store_health.as_ref(),
-        &state.consumer,
-        &state.draining,
-    )
-    .await
-}
-
-/// Every way a request can fail; the only place that maps failures to HTTP statuses.
+/// How an event-service request fails: the one place that maps its failures to HTTP statuses.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request itself is unusable (media type, JSON syntax, query): the problem says why.
-    #[error("bad request: {0:?}")]
-    Request(Problem),
-    /// No such resource (404); the text names it.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// Well-formed input that breaks rules (422).
+    /// Creating a location or an event failed (422 for invalid input).
     #[error(transparent)]
-    Invalid(#[from] ValidationError),
-    /// The store failed.
+    Create(#[from] CreateError),
+    /// Nothing stored under the id or name in the path (404); the text says what was looked for.
+    #[error("{0}")]
+    Missing(String),
+    /// Reading the store failed.
     #[error(transparent)]
-    Repository(#[from] RepositoryError),
-}
-
-impl From<Problem> for ApiError {
-    fn from(problem: Problem) -> Self {
-        Self::Request(problem)
-    }
+    Store(#[from] RepositoryError),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = match self {
-            Self::Request(problem) => problem,
-            Self::NotFound(what) => Problem::not_found(what),
-            Self::Invalid(error) => Problem::from(error),
-            Self::Repository(error) => Problem::from(error),
+            Self::Create(CreateError::Invalid(error)) => Problem::from(error),
+            Self::Missing(what) => Problem::not_found(what),
+            Self::Store(error) | Self::Create(CreateError::Store(error)) => Problem::from(error),
         };
         problem.into_response()
     }

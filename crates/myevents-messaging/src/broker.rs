@@ -1,11 +1,13 @@
-//! The one factory that turns a [`BrokerConfig`] into a publisher and a subscriber.
+//! The one factory that turns a [`BrokerConfig`] into a publisher and a subscriber. It lives here,
+//! not beside the port in `myevents-broker`, because the Kafka adapter has its own crate (its build is
+//! heavy) that depends on the port.
 
 use std::sync::Arc;
 
 use myevents_broker::memory::InMemoryBroker;
 use myevents_broker::{EventPublisher, EventSubscriber};
 
-use crate::config::BrokerConfig;
+use myevents_broker::config::BrokerConfig;
 
 /// A broker's two ports.
 #[derive(Clone)]
@@ -17,12 +19,20 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// Both ports of one adapter (its clones share its connections).
+    pub fn new<A>(adapter: A) -> Self
+    where
+        A: EventPublisher + EventSubscriber + Clone + 'static,
+    {
+        Self {
+            publisher: Arc::new(adapter.clone()),
+            subscriber: Arc::new(adapter),
+        }
+    }
+
     /// Both ports of one in-process broker.
     pub fn in_memory(broker: &InMemoryBroker) -> Self {
-        Self {
-            publisher: Arc::new(broker.clone()),
-            subscriber: Arc::new(broker.clone()),
-        }
+        Self::new(broker.clone())
     }
 }
 
@@ -45,11 +55,7 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
             let mut settings = RabbitMqConfig::new(url.clone());
             settings.exchange.clone_from(exchange);
             settings.queue_expires = *queue_expires;
-            let broker = RabbitMqBroker::new(settings);
-            Ok(Broker {
-                publisher: Arc::new(broker.clone()),
-                subscriber: Arc::new(broker),
-            })
+            Ok(Broker::new(RabbitMqBroker::new(settings)))
         }
         #[cfg(not(feature = "rabbitmq"))]
         BrokerConfig::RabbitMq { .. } => {
@@ -66,11 +72,7 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
             use myevents_broker_kafka::{KafkaBroker, KafkaConfig};
             let mut settings = KafkaConfig::new(brokers.clone()).with_topic(topic.clone());
             settings.partitions = *partitions;
-            let broker = KafkaBroker::new(settings)?;
-            Ok(Broker {
-                publisher: Arc::new(broker.clone()),
-                subscriber: Arc::new(broker),
-            })
+            Ok(Broker::new(KafkaBroker::new(settings)?))
         }
         #[cfg(not(feature = "kafka"))]
         BrokerConfig::Kafka { .. } => {

@@ -31,6 +31,7 @@ use myevents_store::StoreHealth;
 
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::problem::Problem;
+use crate::problem::ServerErrorCause;
 use crate::problem::{method_not_allowed, route_not_found};
 
 /// The request id header.
@@ -71,6 +72,21 @@ pub fn trace_parent(headers: &http::HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Axum extractor of the request's W3C `traceparent` (see [`trace_parent`]); never rejects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceParent(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(trace_parent(&parts.headers)))
+    }
+}
+
 /// Continues the client's trace (`traceparent`, W3C Trace Context) with a span of ours, or starts a
 /// new trace, and puts the result in the request's `traceparent` header (for the handlers) and its
 /// extensions (for the request span).
@@ -107,16 +123,8 @@ async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
         return response;
     }
     let problem = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "Request body too large",
-            "the request body exceeds the limit (HTTP_BODY_LIMIT)",
-        ),
-        StatusCode::SERVICE_UNAVAILABLE => Problem::unavailable(
-            "the service is at its limit of requests in flight, or the request took too long; retry",
-            1,
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::body_too_large(),
+        StatusCode::SERVICE_UNAVAILABLE => Problem::overloaded(),
         _ => {
             // axum's rejections are one short line of text; a longer body is not read, and the
             // status's reason is the detail instead.
@@ -136,6 +144,22 @@ async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
         }
     };
     problem.into_response()
+}
+
+/// Logs every server error (5xx) that has a cause once, in the request's span, with the cause its
+/// [`Problem`] carried (see [`ServerErrorCause`]) and that cause's chain of sources. A 503 without
+/// one (load shedding, a time-out, readiness) is expected under load and logged at debug level.
+async fn log_server_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_server_error() {
+        if let Some(cause) = response.extensions().get::<ServerErrorCause>() {
+            tracing::error!(status = status.as_u16(), error = %cause, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), "request not served");
+        }
+    }
+    response
 }
 
 async fn shed(_error: tower::BoxError) -> Response {
@@ -177,19 +201,7 @@ async fn read_body_first(
                     .into_response()
             }
         }
-        Err(_) => {
-            let mut response = Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body-timeout",
-                "Request body too slow",
-                "the request body did not arrive within HTTP_BODY_READ_TIMEOUT",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+        Err(_) => Problem::body_timeout().into_response(),
     }
 }
 
@@ -214,9 +226,11 @@ fn limited(router: Router, limit: usize, timeout: Duration) -> Router {
 /// first (see [`ServerConfig::body_read_timeout`]; 413 from `Content-Length` alone), load shedding
 /// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`); the probes get
 /// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
-/// Both get compression, metrics by route template, request ids, a span per request (`method`,
+/// Both get compression, metrics by route template (labelled `service`), one log line per server
+/// error, request ids, a span per request (`method`,
 /// `route`, `request_id`, `trace_id`), W3C trace context, CORS, and problem bodies for every error.
 pub fn with_common_layers(
+    service: &'static str,
     api: Router,
     probes: Router,
     origins: &CorsOrigins,
@@ -237,8 +251,12 @@ pub fn with_common_layers(
     .layer(RequestBodyLimitLayer::new(server.body_limit));
     api.merge(limited(probes, MAX_CONCURRENT_PROBES, PROBE_TIMEOUT))
         .layer(middleware::from_fn(problems_for_layer_errors))
+        .layer(middleware::from_fn(log_server_errors))
         .layer(CompressionLayer::new())
-        .layer(middleware::from_fn(crate::metrics::record_http))
+        .layer(middleware::from_fn_with_state(
+            service,
+            crate::metrics::record_http,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -451,7 +469,7 @@ mod tests {
             )
             .route("/echo", post(|body: axum::body::Bytes| async move { body }))
             .route("/big", get(|| async { "x".repeat(10_000) }));
-        with_common_layers(routes, Router::new(), &CorsOrigins::Any, server)
+        with_common_layers("test", routes, Router::new(), &CorsOrigins::Any, server)
     }
 
     async fn body_json(response: Response) -> serde_json::Value {
@@ -530,6 +548,7 @@ mod tests {
             )
             .route("/bare", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
         let app = with_common_layers(
+            "test",
             routes,
             Router::new(),
             &CorsOrigins::Any,
@@ -564,6 +583,7 @@ mod tests {
             get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
         );
         let response = with_common_layers(
+            "test",
             routes,
             Router::new(),
             &CorsOrigins::Any,

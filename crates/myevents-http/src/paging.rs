@@ -55,6 +55,28 @@ pub fn page_request(
     Ok(PageRequest::new(after, limit))
 }
 
+/// Axum extractor of a listing's page (`limit`, `after`; see [`page_request`]), rejecting with its
+/// problem body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page(pub PageRequest);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Page {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Problem> {
+        page_request(
+            <Query<PageQuery> as axum::extract::FromRequestParts<S>>::from_request_parts(
+                parts, state,
+            )
+            .await,
+        )
+        .map(Self)
+    }
+}
+
 /// Adds the `Link` to the next page when this page is full.
 pub fn link_next(
     response: &mut Response,

@@ -7,7 +7,8 @@
 //! absent; any other media type is refused with 415.
 
 use axum::body::Bytes;
-use http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Request};
+use http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -50,12 +51,7 @@ pub fn accept_media_type(headers: &HeaderMap) -> Result<(), Problem> {
     if accepted {
         Ok(())
     } else {
-        Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-            format!("send application/json (or text/plain), not {media}"),
-        ))
+        Err(Problem::unsupported_media_type(&media))
     }
 }
 
@@ -66,6 +62,14 @@ pub fn accept_media_type(headers: &HeaderMap) -> Result<(), Problem> {
 /// when a value has the wrong type.
 pub fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Problem> {
     accept_media_type(headers)?;
+    parse_json(body)
+}
+
+/// Parses JSON into `T` (see [`parse_body`]), whatever the media type.
+///
+/// # Errors
+/// 400 when `body` is not a JSON object, 422 naming the field when a value has the wrong type.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::malformed(format!("the body is not valid JSON: {e}")))?;
     if !value.is_object() {
@@ -77,6 +81,37 @@ pub fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Res
             message: e.to_string(),
         }])
     })
+}
+
+/// Axum extractor of a JSON request body read as [`parse_body`] reads it (case-insensitive keys, the
+/// media types above). Its rejection is the [`Problem`] body: 415, 400 (not JSON, or a body that
+/// could not be read), 413 (over the body limit) or 422 (a value of the wrong type).
+///
+/// ```
+/// # #[derive(serde::Deserialize)] struct BookingInput { seats: Option<i64> }
+/// use myevents_http::json::JsonBody;
+/// async fn book(JsonBody(input): JsonBody<BookingInput>) -> String {
+///     format!("{:?} seats", input.seats)
+/// }
+/// let _ = axum::Router::<()>::new().route("/book", axum::routing::post(book));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        accept_media_type(request.headers())?;
+        let body =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    http::StatusCode::PAYLOAD_TOO_LARGE => Problem::body_too_large(),
+                    _ => Problem::malformed(rejection.body_text()),
+                })?;
+        parse_json(&body).map(Self)
+    }
 }
 
 #[cfg(test)]

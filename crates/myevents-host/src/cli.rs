@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use myevents_runtime::cli::{Command, probe};
+//! use myevents_host::cli::{Command, probe};
 //! let command = Command::parse(std::env::args().skip(1)).unwrap_or_else(|usage| {
 //!     eprintln!("{usage}");
 //!     std::process::exit(2);
@@ -40,10 +40,10 @@ pub enum Command {
         /// The path to `GET`, starting with `/`.
         path: String,
     },
-    /// `version`: print the [`crate::build::BuildInfo`] as JSON and exit.
+    /// `version`: print the `myevents_platform::build_info::BuildInfo` as JSON and exit.
     Version,
     /// `dead-letters replay [--idle-seconds N]`: replay the service's dead letters, print the
-    /// [`crate::dead_letters::ReplayReport`] as JSON on standard output, and exit.
+    /// `myevents_messaging::dead_letters::ReplayReport` as JSON on standard output, and exit.
     ReplayDeadLetters {
         /// Stop after this long without a dead letter (`--idle-seconds`, default 5 s).
         idle: Duration,
@@ -174,7 +174,7 @@ pub async fn probe(addr: SocketAddr, path: &str) -> Result<u16, ProbeError> {
 /// error), `None` for the others.
 pub async fn run_local_command(
     command: &Command,
-    build: crate::build_info::BuildInfo,
+    build: myevents_platform::build_info::BuildInfo,
     listen: SocketAddr,
 ) -> Option<std::process::ExitCode> {
     match command {

@@ -6,7 +6,7 @@
 //! argument), `unknown` when it was not set.
 //!
 //! ```
-//! let build = myevents_runtime::build_info::BuildInfo::current("event-service");
+//! let build = myevents_platform::build_info::BuildInfo::current("event-service");
 //! assert_eq!(build.version, env!("CARGO_PKG_VERSION"));
 //! ```
 

@@ -11,14 +11,24 @@
 //! - after a 5xx (or a request that died), lets the next retry with that key do the work again with
 //!   the resource id the first attempt was given, so it finds what that attempt may have created.
 //!
+//! In axum terms: [`Idempotency::route`] gives the middleware state of one `POST` route (it knows
+//! the kind of id the route's resource gets), [`middleware`] does the above around the handler, and
+//! the handler takes a [`Reserved`] extractor — the typed id to create its resource under, and
+//! whether it resumes an interrupted attempt.
+//!
 //! ```no_run
-//! # async fn demo(idempotency: myevents_runtime::idempotency::Idempotency,
-//! #               headers: http::HeaderMap, body: axum::body::Bytes) {
-//! use axum::response::IntoResponse;
-//! let response = idempotency
-//!     .run("alice", &headers, &http::Method::POST, "/events", &body, "new-id".to_owned(),
-//!          |id, _resumed| async move { format!("created {id}").into_response() })
-//!     .await;
+//! # async fn demo(idempotency: myevents_http::idempotency::Idempotency) {
+//! use axum::handler::Handler;
+//! use axum::middleware::from_fn_with_state;
+//! use myevents_domain::id::LocationId;
+//! use myevents_http::idempotency::{Reserved, middleware};
+//!
+//! async fn create(reserved: Reserved<LocationId>) -> String {
+//!     format!("creating {} (resumed: {})", reserved.id, reserved.resumed)
+//! }
+//! let route = from_fn_with_state(idempotency.route::<LocationId>(), middleware);
+//! let _router: axum::Router = axum::Router::new()
+//!     .route("/locations", axum::routing::post(create.layer(route)));
 //! # }
 //! ```
 
@@ -26,27 +36,29 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use myevents_domain::id::{BookingId, EventId, LocationId};
 use myevents_store::idempotency::MAX_KEY_LENGTH;
 use myevents_store::{
     Begin, IdempotencyRepository, IdempotencyScope, IdempotentRequest, StoredResponse,
 };
 use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigError, seconds_or};
+use crate::caller::USER_HEADER;
 use crate::problem::Problem;
+use myevents_platform::config::{ConfigError, seconds_or};
 
 /// The request header (lower case, as `http` spells header names).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The response header set on replayed responses (`true`).
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-
-/// The header an API gateway sets to the authenticated user; keys are scoped by it.
-pub const USER_HEADER: &str = "x-user-id";
 
 /// The user a request's keys belong to: `X-User-Id` as sent, or `anonymous` without it.
 pub fn user_of(headers: &HeaderMap) -> String {
@@ -199,104 +211,191 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
+/// The id a resource gets when a request creates it, as kept with an idempotency key (text) and as
+/// the handler sees it (typed).
+pub trait ResourceId: Sized + Send + Sync + 'static {
+    /// A new id, for a request that creates a new resource.
+    fn generate() -> Self;
+    /// The id as kept with the key.
+    fn to_key_text(&self) -> String;
+    /// The id back from the text [`ResourceId::to_key_text`] made; `None` when it is not one.
+    fn from_key_text(text: &str) -> Option<Self>;
+}
+
+macro_rules! object_id_resource {
+    ($($id:ty),*) => {$(
+        impl ResourceId for $id {
+            fn generate() -> Self {
+                <$id>::generate()
+            }
+            fn to_key_text(&self) -> String {
+                self.to_string()
+            }
+            fn from_key_text(text: &str) -> Option<Self> {
+                <$id>::parse(text).ok()
+            }
+        }
+    )*};
+}
+
+object_id_resource!(BookingId, EventId, LocationId);
+
+/// Two ids, `<first>/<second>`: for a request that may create two resources (an event and the
+/// location it describes inline).
+impl<A: ResourceId, B: ResourceId> ResourceId for (A, B) {
+    fn generate() -> Self {
+        (A::generate(), B::generate())
+    }
+    fn to_key_text(&self) -> String {
+        format!("{}/{}", self.0.to_key_text(), self.1.to_key_text())
+    }
+    fn from_key_text(text: &str) -> Option<Self> {
+        let (a, b) = text.split_once('/')?;
+        Some((A::from_key_text(a)?, B::from_key_text(b)?))
+    }
+}
+
+/// The middleware state of one route: the service's key handling and how the route's resource ids
+/// are made.
+#[derive(Clone)]
+pub struct IdempotentRoute {
+    idempotency: Idempotency,
+    fresh_id: fn() -> String,
+}
+
+/// What the middleware reserved for the request, read by [`Reserved`].
+#[derive(Debug, Clone)]
+struct Reservation {
+    resource_id: String,
+    resumed: bool,
+}
+
+/// Axum extractor: the id the handler creates its resource under, and whether an earlier attempt
+/// with the same idempotency key was interrupted (then its resource may exist already: look it up
+/// before creating it). Without a key (or without [`middleware`] on the route) a fresh id, not
+/// resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved<R> {
+    /// The resource's id.
+    pub id: R,
+    /// Whether this request resumes an interrupted one.
+    pub resumed: bool,
+}
+
+impl<S: Send + Sync, R: ResourceId> FromRequestParts<S> for Reserved<R> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let Some(reservation) = parts.extensions.get::<Reservation>() else {
+            return Ok(Self {
+                id: R::generate(),
+                resumed: false,
+            });
+        };
+        let id = R::from_key_text(&reservation.resource_id).ok_or_else(|| {
+            Problem::internal(format!(
+                "an idempotency key holds the malformed resource id {:?}",
+                reservation.resource_id
+            ))
+        })?;
+        Ok(Self {
+            id,
+            resumed: reservation.resumed,
+        })
+    }
+}
+
 impl Idempotency {
     /// Key handling over `repository` with `config`.
     pub fn new(repository: Arc<dyn IdempotencyRepository>, config: IdempotencyConfig) -> Self {
         Self { repository, config }
     }
 
-    /// Runs `work` at most once per (user, key): see the module docs. `fresh_id` is the id the
-    /// resource gets when this request is the first; `work` receives the id to use and whether an
-    /// earlier attempt with this key was interrupted (then its resource may already exist: look it up
-    /// before creating it).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the parts of the request that make its fingerprint"
-    )]
-    pub async fn run<F, Fut>(
-        &self,
-        user: &str,
-        headers: &HeaderMap,
-        method: &Method,
-        path: &str,
-        body: &Bytes,
-        fresh_id: String,
-        work: F,
-    ) -> Response
-    where
-        F: FnOnce(String, bool) -> Fut,
-        Fut: Future<Output = Response>,
-    {
-        let key = match key(headers) {
-            Ok(Some(key)) => key,
-            Ok(None) => return work(fresh_id, false).await,
-            Err(problem) => return problem.into_response(),
-        };
-        let scope = IdempotencyScope {
-            user: user.to_owned(),
-            key,
-        };
-        let request = IdempotentRequest {
-            fingerprint: fingerprint(method, path, body),
-            resource_id: fresh_id,
-            now: Utc::now(),
-            lease: self.config.lease,
-            ttl: self.config.ttl,
-        };
-        let (token, resource_id, resumed) = match self.repository.begin(&scope, &request).await {
-            Ok(Begin::Started {
-                token,
+    /// The state of [`middleware`] on a route whose resources get ids of type `R`.
+    pub fn route<R: ResourceId>(&self) -> IdempotentRoute {
+        IdempotentRoute {
+            idempotency: self.clone(),
+            fresh_id: || R::generate().to_key_text(),
+        }
+    }
+}
+
+/// Largest request body the middleware reads for the fingerprint, in bytes; the server's body
+/// limit (`HTTP_BODY_LIMIT`) is smaller and applies first.
+const MAX_FINGERPRINTED_BODY: usize = 16 * 1024 * 1024;
+
+/// Axum middleware: handles the request at most once per (user, `Idempotency-Key`), as the module
+/// docs say; a request without the header goes to the handler as it is.
+pub async fn middleware(
+    State(route): State<IdempotentRoute>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let key = match key(request.headers()) {
+        Ok(Some(key)) => key,
+        Ok(None) => return next.run(request).await,
+        Err(problem) => return problem.into_response(),
+    };
+    let (mut parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_FINGERPRINTED_BODY).await else {
+        return Problem::body_too_large().into_response();
+    };
+    let scope = IdempotencyScope {
+        user: user_of(&parts.headers),
+        key,
+    };
+    let idempotency = &route.idempotency;
+    let request = IdempotentRequest {
+        fingerprint: fingerprint(&parts.method, parts.uri.path(), &body),
+        resource_id: (route.fresh_id)(),
+        now: Utc::now(),
+        lease: idempotency.config.lease,
+        ttl: idempotency.config.ttl,
+    };
+    let (token, reservation) = match idempotency.repository.begin(&scope, &request).await {
+        Ok(Begin::Started {
+            token,
+            resource_id,
+            resumed,
+        }) => (
+            token,
+            Reservation {
                 resource_id,
                 resumed,
-            }) => (token, resource_id, resumed),
-            Ok(Begin::Completed(stored)) => return replay(stored),
-            Ok(Begin::InFlight) => {
-                let mut problem = Problem::new(
-                    StatusCode::CONFLICT,
-                    "idempotency-key-in-flight",
-                    "Request in progress",
-                    "a request with this Idempotency-Key is still being processed; retry later",
-                );
-                problem
-                    .headers
-                    .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
-                return problem.into_response();
-            }
-            Ok(Begin::Mismatch) => {
-                return Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "Idempotency-Key reused",
-                    "this Idempotency-Key was used for a different request",
-                )
-                .into_response();
-            }
-            Err(error) => return Problem::from(error).into_response(),
-        };
-        let response = self
-            .hold_while(&scope, &token, work(resource_id, resumed))
-            .await;
+            },
+        ),
+        Ok(Begin::Completed(stored)) => return replay(stored),
+        Ok(Begin::InFlight) => return Problem::key_in_flight().into_response(),
+        Ok(Begin::Mismatch) => return Problem::key_reused().into_response(),
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    parts.extensions.insert(reservation);
+    let work = next.run(Request::from_parts(parts, Body::from(body)));
+    let response = idempotency.hold_while(&scope, &token, work).await;
+    idempotency.keep(&scope, &token, response).await
+}
+
+impl Idempotency {
+    /// Stores `response` under the key (any status below 500 whose body is small enough), or releases
+    /// the key so that a retry does the work again; returns the response.
+    async fn keep(&self, scope: &IdempotencyScope, token: &str, response: Response) -> Response {
         if response.status().is_server_error() {
-            if let Err(error) = self.repository.release(&scope, &token).await {
-                tracing::warn!(%error, "could not release an idempotency key after a failure");
-            }
+            self.release(scope, token).await;
             return response;
         }
         let (parts, body) = response.into_parts();
         let body = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
             Ok(body) => body,
             Err(error) => {
-                tracing::error!(%error, "response body could not be read for the idempotency key");
-                if let Err(error) = self.repository.release(&scope, &token).await {
-                    tracing::warn!(%error, "could not release an idempotency key after a failure");
-                }
-                return Problem::internal().into_response();
+                self.release(scope, token).await;
+                return Problem::internal(format!(
+                    "the response body could not be read for the idempotency key: {error}"
+                ))
+                .into_response();
             }
         };
         if parts.status.is_client_error() && body.len() > MAX_STORED_ERROR_BODY {
-            if let Err(error) = self.repository.release(&scope, &token).await {
-                tracing::warn!(%error, "could not release an idempotency key after a large error");
-            }
+            self.release(scope, token).await;
             return Response::from_parts(parts, Body::from(body));
         }
         let header_text = |name: header::HeaderName| {
@@ -312,7 +411,7 @@ impl Idempotency {
             content_type: header_text(header::CONTENT_TYPE),
             body: body.to_vec(),
         };
-        match self.repository.complete(&scope, &token, &stored).await {
+        match self.repository.complete(scope, token, &stored).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 "idempotency key taken over by a retry before this request completed"
@@ -325,9 +424,14 @@ impl Idempotency {
         }
         Response::from_parts(parts, Body::from(body))
     }
-}
 
-impl Idempotency {
+    /// Lets the next request with the key do the work again.
+    async fn release(&self, scope: &IdempotencyScope, token: &str) {
+        if let Err(error) = self.repository.release(scope, token).await {
+            tracing::warn!(%error, "could not release an idempotency key");
+        }
+    }
+
     /// Runs `work` while renewing the lease of `token` every third of the lease, so that the key is
     /// held as long as this process works on it, and no longer than a lease after it died.
     async fn hold_while(
@@ -432,39 +536,78 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_large_client_error_is_answered_again_not_stored_and_a_small_one_is_replayed() {
+    fn app(runs: &Arc<std::sync::atomic::AtomicUsize>) -> axum::Router {
+        use axum::handler::Handler;
         use myevents_store::memory::InMemoryIdempotencyRepository;
         let idempotency = Idempotency::new(
             Arc::new(InMemoryIdempotencyRepository::default()),
             IdempotencyConfig::default(),
         );
-        let runs = std::sync::atomic::AtomicUsize::new(0);
-        for (key, size, answers) in [("big", 5000, 2), ("small", 100, 1)] {
-            runs.store(0, std::sync::atomic::Ordering::SeqCst);
-            for _ in 0..2 {
-                let response = idempotency
-                    .run(
-                        "u",
-                        &headers(key),
-                        &Method::POST,
-                        "/p",
-                        &Bytes::new(),
-                        "id".to_owned(),
-                        |_, _| async {
-                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            (StatusCode::UNPROCESSABLE_ENTITY, "x".repeat(size)).into_response()
-                        },
-                    )
-                    .await;
-                assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let answer = |size: usize| {
+            let runs = Arc::clone(runs);
+            move |reserved: Reserved<LocationId>| async move {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = format!("{} {}", reserved.id, "x".repeat(size));
+                (StatusCode::UNPROCESSABLE_ENTITY, body).into_response()
             }
+        };
+        let layer =
+            axum::middleware::from_fn_with_state(idempotency.route::<LocationId>(), middleware);
+        axum::Router::new()
+            .route(
+                "/big",
+                axum::routing::post(answer(5000).layer(layer.clone())),
+            )
+            .route("/small", axum::routing::post(answer(100).layer(layer)))
+    }
+
+    async fn post(app: &axum::Router, path: &str, key: &str) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let response = app
+            .clone()
+            .oneshot(
+                Request::post(path)
+                    .header(IDEMPOTENCY_KEY, key)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_large_client_error_is_answered_again_not_stored_and_a_small_one_is_replayed() {
+        for (path, answers) in [("/big", 2), ("/small", 1)] {
+            let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let app = app(&runs);
+            let (first, first_body) = post(&app, path, "k").await;
+            let (second, second_body) = post(&app, path, "k").await;
+            assert_eq!(first, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(second, StatusCode::UNPROCESSABLE_ENTITY);
             assert_eq!(
                 runs.load(std::sync::atomic::Ordering::SeqCst),
                 answers,
-                "{key}"
+                "{path}"
             );
+            // Either way the same key names the same resource id.
+            assert_eq!(first_body[..24], second_body[..24], "{path}");
         }
+    }
+
+    #[test]
+    fn resource_ids_round_trip_through_the_key_text_and_junk_is_refused() {
+        let pair = <(EventId, LocationId)>::generate();
+        assert_eq!(
+            <(EventId, LocationId)>::from_key_text(&pair.to_key_text()),
+            Some(pair)
+        );
+        assert_eq!(BookingId::from_key_text("not-an-id"), None);
+        assert_eq!(<(EventId, LocationId)>::from_key_text("abc"), None);
     }
 
     #[test]

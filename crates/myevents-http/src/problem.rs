@@ -2,6 +2,8 @@
 //! `application/problem+json` with `type`, `title`, `status` and `detail`, plus `errors` (one entry per
 //! invalid field) for validation failures.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -21,9 +23,28 @@ pub struct InvalidField {
     pub message: String,
 }
 
-/// A problem details object (RFC 9457 section 3.1). Build one with the constructors; it renders as
-/// `application/problem+json` with its status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The cause of a server error (5xx), carried from where it happened to the one place that logs it
+/// (`myevents_http::server::with_common_layers`, with the request's span): never sent to the client.
+/// (The error sits behind a thin pointer, so that a [`Problem`] stays small.)
+#[derive(Debug, Clone)]
+pub struct ServerErrorCause(Arc<Box<dyn std::error::Error + Send + Sync>>);
+
+impl std::fmt::Display for ServerErrorCause {
+    /// The error and its chain of sources, `outer: inner: innermost`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+/// A problem details object (RFC 9457 section 3.1). Build one with the constructors — they are the
+/// one place where the HTTP edge decides a status; it renders as `application/problem+json`.
+#[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     /// The problem type, sent as the `type` URI `urn:myevents:problem:<slug>`; `None` sends
     /// `about:blank` (the status says it all).
@@ -42,6 +63,9 @@ pub struct Problem {
     /// Extra headers sent with the answer (e.g. `Retry-After`); not part of the body.
     #[serde(skip)]
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// What caused a server error, for the log (see [`ServerErrorCause`]); not part of the body.
+    #[serde(skip)]
+    pub cause: Option<ServerErrorCause>,
 }
 
 fn type_uri<S: serde::Serializer>(slug: &Option<&'static str>, s: S) -> Result<S::Ok, S::Error> {
@@ -66,6 +90,7 @@ impl Problem {
             detail: Some(detail.into()),
             errors: Vec::new(),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -78,6 +103,7 @@ impl Problem {
             detail: Some(detail.into()),
             errors: Vec::new(),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -123,25 +149,103 @@ impl Problem {
         problem
     }
 
-    /// 500 with a generic body; the cause must be logged by the caller, never sent.
-    pub fn internal() -> Self {
+    /// 500 with a generic body; `cause` is logged with the request, never sent.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::status(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the server failed to handle the request; it has been logged",
+        )
+        .caused_by(cause)
+    }
+
+    /// The same problem, with `cause` kept for the log of a server error.
+    #[must_use]
+    pub fn caused_by(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(ServerErrorCause(Arc::new(cause.into())));
+        self
+    }
+
+    /// 409 with `Retry-After: 1`: a request with the same `Idempotency-Key` is still in progress.
+    pub fn key_in_flight() -> Self {
+        let mut problem = Self::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-in-flight",
+            "Request in progress",
+            "a request with this Idempotency-Key is still being processed; retry later",
+        );
+        problem
+            .headers
+            .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        problem
+    }
+
+    /// 422: the `Idempotency-Key` was used for a different request.
+    pub fn key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used for a different request",
+        )
+    }
+
+    /// 415: a body of a media type the API does not read.
+    pub fn unsupported_media_type(media: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("send application/json (or text/plain), not {media}"),
+        )
+    }
+
+    /// 413: the body exceeds `HTTP_BODY_LIMIT`.
+    pub fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            "the request body exceeds the limit (HTTP_BODY_LIMIT)",
+        )
+    }
+
+    /// 408 (with `Connection: close`): the body did not arrive within `HTTP_BODY_READ_TIMEOUT`.
+    pub fn body_timeout() -> Self {
+        let mut problem = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            "Request body too slow",
+            "the request body did not arrive within HTTP_BODY_READ_TIMEOUT",
+        );
+        problem
+            .headers
+            .push((header::CONNECTION, HeaderValue::from_static("close")));
+        problem
+    }
+
+    /// 503 + `Retry-After: 1`: the service sheds load, or the request took too long.
+    pub fn overloaded() -> Self {
+        Self::unavailable(
+            "the service is at its limit of requests in flight, or the request took too long; retry",
+            1,
         )
     }
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let headers = self.headers.clone();
+        let headers = std::mem::take(&mut self.headers);
+        let cause = self.cause.take();
         let mut response = (status, Json(self)).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         for (name, value) in headers {
             response.headers_mut().insert(name, value);
+        }
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
         }
         response
     }
@@ -164,7 +268,7 @@ impl From<ValidationError> for Problem {
 
 impl From<RepositoryError> for Problem {
     /// `Conflict` is 409; `Unavailable` 503 with `Retry-After: 5`; anything else a generic 500. The
-    /// cause of a 5xx is logged here, never sent.
+    /// cause of a 5xx goes with the problem to the log, never to the client.
     fn from(error: RepositoryError) -> Self {
         match error {
             RepositoryError::Conflict(what) => Self::new(
@@ -173,14 +277,10 @@ impl From<RepositoryError> for Problem {
                 "Conflict",
                 format!("already exists: {what}"),
             ),
-            RepositoryError::Unavailable(cause) => {
-                tracing::error!(%cause, "store unavailable");
-                Self::unavailable("the store is unavailable; retry later", 5)
+            error @ RepositoryError::Unavailable(_) => {
+                Self::unavailable("the store is unavailable; retry later", 5).caused_by(error)
             }
-            RepositoryError::Unexpected(cause) => {
-                tracing::error!(%cause, "store failure");
-                Self::internal()
-            }
+            error @ RepositoryError::Unexpected(_) => Self::internal(error),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Replaying dead letters after a fix: `event-service dead-letters replay` and
-//! `booking-service dead-letters replay` (see README, "Dead letters"; the command line is [`crate::cli`]).
+//! `booking-service dead-letters replay` (see README, "Dead letters"; the command line is `myevents_host::cli`).
 //!
 //! [`replay`] reads a subscription's dead-letter destination (RabbitMQ queue `<queue>.dlq`, Kafka
 //! topic `<topic>.dlq` filtered by `x-dead-letter-source`) and publishes each message again through the
@@ -12,9 +12,9 @@
 //! comes back (still failing): that one is left in the dead-letter destination.
 //!
 //! ```no_run
-//! # async fn demo(broker: myevents_runtime::broker::Broker) -> anyhow::Result<()> {
+//! # async fn demo(broker: myevents_messaging::broker::Broker) -> anyhow::Result<()> {
 //! use myevents_broker::Subscription;
-//! let report = myevents_runtime::dead_letters::replay(
+//! let report = myevents_messaging::dead_letters::replay(
 //!     &broker,
 //!     &Subscription::new("booking", &["eventCreated"]),
 //!     std::time::Duration::from_secs(5),

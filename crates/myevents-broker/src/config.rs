@@ -1,0 +1,112 @@
+//! Which broker a service uses and how to reach it: plain data, compiled whatever adapters are built
+//! in, read from the environment once (`BROKER_KIND` and the kind's variables). The factory that turns
+//! it into adapters is `myevents_messaging::broker::build` (it also knows the Kafka adapter, which
+//! lives in its own crate).
+
+use std::time::Duration;
+
+use myevents_platform::config::{ConfigError, parse_or, seconds_or, var};
+
+/// The topic exchange of RabbitMQ (and the reference's), when `AMQP_EXCHANGE` is unset.
+pub const DEFAULT_EXCHANGE: &str = "events";
+
+/// The Kafka topic all events go through, when `KAFKA_TOPIC` is unset; dead letters go to
+/// `<topic>.dlq`.
+pub const DEFAULT_TOPIC: &str = "events";
+
+/// Partitions of the Kafka topics a service creates, when `KAFKA_PARTITIONS` is unset.
+pub const DEFAULT_PARTITIONS: i32 = 3;
+
+/// The AMQP URI when `AMQP_BROKER_URL` is unset (the reference's default broker).
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@localhost:5672/%2f";
+
+/// The Kafka bootstrap servers when `KAFKA_BROKER_URLS` is unset.
+pub const DEFAULT_KAFKA_BROKERS: &str = "localhost:9092";
+
+/// Which broker to use and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerConfig {
+    /// The in-process broker (only useful when both services share one process).
+    Memory,
+    /// RabbitMQ.
+    RabbitMq {
+        /// AMQP URI (`AMQP_BROKER_URL`).
+        url: String,
+        /// The topic exchange (`AMQP_EXCHANGE`, default `events`).
+        exchange: String,
+        /// Delete idle queues after this long (`AMQP_QUEUE_EXPIRES`, seconds; unset: never).
+        queue_expires: Option<Duration>,
+    },
+    /// Kafka.
+    Kafka {
+        /// Bootstrap servers (`KAFKA_BROKER_URLS`, comma-separated).
+        brokers: Vec<String>,
+        /// The topic (`KAFKA_TOPIC`, default `events`); dead letters go to `<topic>.dlq`.
+        topic: String,
+        /// Partitions of topics the service creates (`KAFKA_PARTITIONS`, default 3).
+        partitions: i32,
+    },
+}
+
+impl BrokerConfig {
+    /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
+    /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`), `AMQP_EXCHANGE`
+    /// (default `events`) and `AMQP_QUEUE_EXPIRES` (seconds, unset by default); or `KAFKA_BROKER_URLS`
+    /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`) and `KAFKA_PARTITIONS` (default 3).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable for an unknown kind or a malformed URL.
+    pub fn from_env(default_kind: &str) -> Result<Self, ConfigError> {
+        let kind = var("BROKER_KIND").unwrap_or_else(|| default_kind.to_owned());
+        match kind.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "rabbitmq" | "amqp" => {
+                let url = var("AMQP_BROKER_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+                if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                    return Err(ConfigError::new(
+                        "AMQP_BROKER_URL",
+                        &url,
+                        "expected amqp://user:password@host:port/vhost",
+                    ));
+                }
+                let exchange = var("AMQP_EXCHANGE").unwrap_or_else(|| DEFAULT_EXCHANGE.to_owned());
+                let queue_expires = match var("AMQP_QUEUE_EXPIRES") {
+                    None => None,
+                    Some(_) => Some(seconds_or("AMQP_QUEUE_EXPIRES", Duration::ZERO)?),
+                };
+                Ok(Self::RabbitMq {
+                    url,
+                    exchange,
+                    queue_expires,
+                })
+            }
+            "kafka" => {
+                let brokers: Vec<String> = var("KAFKA_BROKER_URLS")
+                    .unwrap_or_else(|| DEFAULT_KAFKA_BROKERS.to_owned())
+                    .split(',')
+                    .map(|b| b.trim().to_owned())
+                    .filter(|b| !b.is_empty())
+                    .collect();
+                let topic = var("KAFKA_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_owned());
+                let partitions = parse_or("KAFKA_PARTITIONS", DEFAULT_PARTITIONS)?;
+                if partitions < 1 {
+                    return Err(ConfigError::new(
+                        "KAFKA_PARTITIONS",
+                        &partitions.to_string(),
+                        "must be at least 1",
+                    ));
+                }
+                Ok(Self::Kafka {
+                    brokers,
+                    topic,
+                    partitions,
+                })
+            }
+            _ => Err(ConfigError::new(
+                "BROKER_KIND",
+                &kind,
+                "expected memory, rabbitmq or kafka",
+            )),
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! # myevents-host
+//!
+//! The one service host both MyEvents services run in. A service declares only what is its own — its
+//! configuration, its store, its routes, its consumer's handler and its periodic jobs — by
+//! implementing [`Service`]; the host does the rest the same way for every service:
+//!
+//! - binds the listener (port 0 allowed) and the metrics server, puts the routes behind the shared
+//!   middleware (`myevents_http::server::with_common_layers`) with `/healthz`, `/readyz` (store,
+//!   consumer, shutdown) and `/version`;
+//! - starts the consumer of the service's subscription and the outbox relay
+//!   (`myevents_messaging::Messaging`), and the periodic jobs;
+//! - serves until shutdown, then drains requests, stops the jobs and the consumer, lets the relay
+//!   publish what is pending and closes the publisher ([`Application::run_until_stopped`]);
+//! - runs the binary's command line ([`run_binary`], [`cli`]).
+//!
+//! ```no_run
+//! # async fn demo<S: myevents_host::Service>(config: S::Config) -> anyhow::Result<()> {
+//! use myevents_host::{Application, Dependencies};
+//! use myevents_messaging::broker::Broker;
+//! use myevents_broker::memory::InMemoryBroker;
+//!
+//! let deps = Dependencies::in_memory(Broker::in_memory(&InMemoryBroker::default()));
+//! let app = Application::<S>::build(&config, deps).await?;
+//! println!("listening on {}", app.local_addr());
+//! app.run_until_stopped(myevents_platform::shutdown::signal()).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use myevents_broker::config::BrokerConfig;
+use myevents_broker::{ConsumerStatus, MessageHandler, Subscription};
+use myevents_http::config::{CorsOrigins, ServerConfig};
+use myevents_http::idempotency::IdempotencyConfig;
+use myevents_http::server::Draining;
+use myevents_messaging::broker::Broker;
+use myevents_messaging::config::RelayConfig;
+use myevents_messaging::outbox::OutboxWaker;
+use myevents_messaging::{Messaging, MessagingParts};
+use myevents_platform::build_info::BuildInfo;
+use myevents_platform::config::{ConfigError, listen_addr_or, var};
+use myevents_platform::metrics::MetricsServer;
+use myevents_store::StoreHealth;
+use myevents_store::config::StoreConfig;
+use myevents_store::factory::ServiceStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub mod cli;
+
+/// The defaults that tell one service's environment from another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostDefaults {
+    /// `LISTEN_URL` when unset (`0.0.0.0:8181`, `0.0.0.0:8282`).
+    pub listen: &'static str,
+    /// `METRICS_LISTEN_URL` when unset (`0.0.0.0:9100`, `0.0.0.0:9101`).
+    pub metrics: &'static str,
+    /// The variable naming the service's queue (or consumer group), e.g. `BOOKING_QUEUE`.
+    pub queue_variable: &'static str,
+    /// The queue when that variable is unset (the reference's: `events-service`, `booking`).
+    pub queue: &'static str,
+    /// `MONGO_DATABASE` when unset (`myevents`, `myevents_booking`).
+    pub database: &'static str,
+}
+
+/// What the host reads for every service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// HTTP listen address (`LISTEN_URL`; `:8181` accepted; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, default `*`).
+    pub cors: CorsOrigins,
+    /// Limits, metrics port (`METRICS_LISTEN_URL`) and shutdown.
+    pub server: ServerConfig,
+    /// The outbox relay (`OUTBOX_RELAY`, `OUTBOX_POLL_INTERVAL`).
+    pub relay: RelayConfig,
+    /// The subscription (AMQP queue / Kafka consumer group) the service consumes.
+    pub queue: String,
+    /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
+    pub idempotency: IdempotencyConfig,
+}
+
+impl HostConfig {
+    /// Reads the variables above, with a service's `defaults`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable.
+    pub fn from_env(defaults: &HostDefaults) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: listen_addr_or("LISTEN_URL", defaults.listen)?,
+            cors: CorsOrigins::from_env(CorsOrigins::Any)?,
+            server: ServerConfig::from_env(defaults.metrics)?,
+            relay: RelayConfig::from_env()?,
+            queue: var(defaults.queue_variable).unwrap_or_else(|| defaults.queue.to_owned()),
+            idempotency: IdempotencyConfig::from_env()?,
+        })
+    }
+
+    /// For tests: every default, listening on free ports of 127.0.0.1, consuming `queue`.
+    pub fn ephemeral(queue: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cors: CorsOrigins::Any,
+            server: ServerConfig::ephemeral(),
+            relay: RelayConfig::default(),
+            queue: queue.into(),
+            idempotency: IdempotencyConfig::default(),
+        }
+    }
+}
+
+/// A future a periodic job returns.
+pub type JobFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A job the host runs every `every` while the service runs (the first run one period after the
+/// start), and stops before the consumer at shutdown.
+pub struct Periodic {
+    /// Its name, for the logs.
+    pub name: &'static str,
+    /// Time between two runs.
+    pub every: Duration,
+    /// One run.
+    pub job: Box<dyn Fn() -> JobFuture + Send + Sync>,
+}
+
+/// What a service hands the host once its use cases are built.
+pub struct Wiring {
+    /// The service's API routes, state applied (the host adds the probes and the middleware).
+    pub api: Router,
+    /// Handles the messages of the service's subscription.
+    pub handler: Arc<dyn MessageHandler>,
+    /// Jobs to run periodically.
+    pub periodic: Vec<Periodic>,
+}
+
+/// What one service declares to run in the host.
+pub trait Service: 'static {
+    /// Its name in logs, metrics (the `service` label) and `/version`, e.g. `booking-service`.
+    const NAME: &'static str;
+    /// The defaults of its environment.
+    const DEFAULTS: HostDefaults;
+    /// The event names its subscription is bound to.
+    const CONSUMES: &'static [&'static str];
+    /// Its configuration.
+    type Config: Send + Sync;
+    /// Its store (`myevents_store::factory`).
+    type Store: ServiceStore;
+
+    /// Reads its configuration from the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first invalid variable.
+    fn config_from_env() -> Result<Self::Config, ConfigError>;
+
+    /// The part of its configuration the host reads.
+    fn host_config(config: &Self::Config) -> &HostConfig;
+
+    /// Builds its use cases over `store` (their writes wake the relay through `waker`) and returns
+    /// its routes, handler and jobs.
+    fn wire(config: &Self::Config, store: Self::Store, waker: OutboxWaker) -> Wiring;
+}
+
+/// The subscription of `S` with `config`: its queue bound to [`Service::CONSUMES`].
+pub fn subscription<S: Service>(config: &HostConfig) -> Subscription {
+    Subscription::new(&config.queue, S::CONSUMES)
+}
+
+/// The adapters a service runs on: its store and the broker.
+#[derive(Clone)]
+pub struct Dependencies<St> {
+    /// The service's store.
+    pub store: St,
+    /// The broker: where its outbox is published and its subscription consumed.
+    pub broker: Broker,
+}
+
+impl<St: ServiceStore> Dependencies<St> {
+    /// An in-memory store with `broker`.
+    pub fn in_memory(broker: Broker) -> Self {
+        Self {
+            store: St::in_memory(),
+            broker,
+        }
+    }
+
+    /// The store `store` names (see `myevents_store::factory::open`), with `broker`.
+    ///
+    /// # Errors
+    /// A malformed `MONGO_URL`, or a store kind this binary was built without.
+    pub async fn from_config(store: &StoreConfig, broker: Broker) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: myevents_store::factory::open(store).await?,
+            broker,
+        })
+    }
+}
+
+/// A periodic job, running.
+struct RunningJob {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningJob {
+    fn start(periodic: Periodic) -> Self {
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(periodic.every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                tracing::debug!(job = periodic.name, "periodic job");
+                (periodic.job)().await;
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// What the probe routes look at.
+#[derive(Clone)]
+struct Probes {
+    store: Arc<dyn StoreHealth>,
+    consumer: ConsumerStatus,
+    draining: Draining,
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the store answers, the consumer is attached to the broker, no shutdown under way.
+async fn readyz(State(probes): State<Probes>) -> Response {
+    myevents_http::server::store_and_consumer_readiness(
+        probes.store.as_ref(),
+        &probes.consumer,
+        &probes.draining,
+    )
+    .await
+}
+
+/// Service `S`, bound to its listener, its consumer, relay and jobs running.
+pub struct Application<S> {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    messaging: Messaging,
+    metrics: Option<MetricsServer>,
+    draining: Draining,
+    server: ServerConfig,
+    jobs: Vec<RunningJob>,
+    service: PhantomData<fn() -> S>,
+}
+
+impl<S: Service> Application<S> {
+    /// Binds the listener and the metrics server, starts the consumer (it connects in the background
+    /// and retries until the broker is reachable), the relay and the periodic jobs.
+    ///
+    /// # Errors
+    /// When an address cannot be bound (the error names `LISTEN_URL` or `METRICS_LISTEN_URL`) or the
+    /// consumer cannot be started.
+    pub async fn build(config: &S::Config, deps: Dependencies<S::Store>) -> anyhow::Result<Self> {
+        let host = S::host_config(config);
+        let listener = TcpListener::bind(host.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_URL)", host.listen))?;
+        let local_addr = listener.local_addr()?;
+        let store = deps.store;
+        let shared = store.shared().clone();
+        let waker = OutboxWaker::default();
+        let wiring = S::wire(config, store, waker.clone());
+        let parts = MessagingParts {
+            subscription: subscription::<S>(host),
+            handler: wiring.handler,
+            outbox: shared.outbox,
+            waker,
+        };
+        let messaging = Messaging::start(S::NAME, &deps.broker, parts, host.relay).await?;
+        myevents_http::metrics::register();
+        let metrics = MetricsServer::start_if_configured(host.server.metrics_listen).await?;
+        let draining = Draining::default();
+        let probes = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(Probes {
+                store: shared.health,
+                consumer: messaging.consumer_status(),
+                draining: draining.clone(),
+            })
+            .merge(BuildInfo::current(S::NAME).router());
+        let router = myevents_http::server::with_common_layers(
+            S::NAME,
+            wiring.api,
+            probes,
+            &host.cors,
+            &host.server,
+        );
+        Ok(Self {
+            listener,
+            local_addr,
+            router,
+            messaging,
+            metrics,
+            draining,
+            server: host.server,
+            jobs: wiring.periodic.into_iter().map(RunningJob::start).collect(),
+            service: PhantomData,
+        })
+    }
+
+    /// The address the service listens on (with the port actually bound).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address of its `/metrics` server, if it runs one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// The whole HTTP router, middleware included, for tests that call it without a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Whether the consumer is attached to the broker now.
+    pub fn consumer_attached(&self) -> bool {
+        self.messaging.consumer_status().is_attached()
+    }
+
+    /// Serves until `shutdown` resolves; then lets requests in progress finish, stops the periodic
+    /// jobs, stops the consumer after the message in hand, publishes what the outbox still holds
+    /// (at most `myevents_messaging::RELAY_DRAIN`), and closes the publisher.
+    ///
+    /// # Errors
+    /// The server's I/O error.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr, service = S::NAME, "http server listening");
+        let served = myevents_http::server::serve(
+            self.listener,
+            self.router,
+            shutdown,
+            self.draining,
+            &self.server,
+        )
+        .await;
+        for job in self.jobs {
+            job.stop().await;
+        }
+        self.messaging.shutdown().await;
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
+        }
+        tracing::info!(service = S::NAME, "stopped");
+        Ok(served?)
+    }
+}
+
+/// The `main` of a service binary: parses the command line ([`cli`]), reads the configuration, the
+/// broker (`BROKER_KIND`, default `rabbitmq`) and the store (`STORE_KIND`, default `mongodb`) from the
+/// environment, then serves until SIGTERM or ctrl-c — or runs `healthcheck`, `version` or
+/// `dead-letters replay` and exits.
+///
+/// # Errors
+/// An invalid variable, an address that cannot be bound, a broker or store kind the binary was built
+/// without.
+pub async fn run_binary<S: Service>() -> anyhow::Result<ExitCode> {
+    let command = cli::Command::parse(std::env::args().skip(1)).unwrap_or_else(|usage| {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    });
+    let build = BuildInfo::current(S::NAME);
+    let config = S::config_from_env()?;
+    let host = S::host_config(&config);
+    if let Some(status) = cli::run_local_command(&command, build, host.listen).await {
+        return Ok(status);
+    }
+    let _telemetry = myevents_platform::telemetry::init(S::NAME)?;
+    tracing::info!(
+        version = build.version,
+        commit = build.commit,
+        "starting {}",
+        S::NAME
+    );
+    let broker = myevents_messaging::broker::build(&BrokerConfig::from_env("rabbitmq")?)?;
+    if let cli::Command::ReplayDeadLetters { idle } = command {
+        let report =
+            myevents_messaging::dead_letters::replay(&broker, &subscription::<S>(host), idle)
+                .await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = StoreConfig::from_env("mongodb", S::DEFAULTS.database)?;
+    let deps = Dependencies::from_config(&store, broker).await?;
+    let app = Application::<S>::build(&config, deps).await?;
+    app.run_until_stopped(myevents_platform::shutdown::signal())
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}

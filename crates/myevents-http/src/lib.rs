@@ -1,0 +1,41 @@
+//! # myevents-http
+//!
+//! The HTTP edge both MyEvents services share, in axum terms, so that a service's handlers only
+//! extract → call a use case → map the result:
+//!
+//! - [`problem`]: RFC 9457 `application/problem+json` bodies, the one place where the edge decides
+//!   a status, and the cause of a server error carried to the log.
+//! - [`json`]: [`json::JsonBody`], the request-body extractor with the reference's case-insensitive
+//!   keys and media types, rejecting with a problem body.
+//! - [`caller`]: [`caller::Caller`], who calls (`X-User-Id`) and in which trace.
+//! - [`idempotency`]: the `Idempotency-Key` header as a middleware and the [`idempotency::Reserved`]
+//!   extractor (replayed responses, 409 in flight, 422 on reuse).
+//! - [`path`]: [`path::IdPath`], a typed id from the URL (404 when it is not one).
+//! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
+//! - [`server`]: the middleware stack (request id, tracing, CORS, limits, metrics, problem bodies for
+//!   every error, 5xx logged once), readiness answers and graceful serving.
+//! - [`config`]: the server's limits and CORS origins from the environment.
+//! - [`metrics`]: the HTTP series, by `service`, method, route template and status.
+//!
+//! ```no_run
+//! use myevents_http::config::{CorsOrigins, ServerConfig};
+//!
+//! let api = axum::Router::new().route("/hello", axum::routing::get(|| async { "hello" }));
+//! let app = myevents_http::server::with_common_layers(
+//!     "hello-service",
+//!     api,
+//!     axum::Router::new(),
+//!     &CorsOrigins::Any,
+//!     &ServerConfig::with_metrics(None),
+//! );
+//! ```
+
+pub mod caller;
+pub mod config;
+pub mod idempotency;
+pub mod json;
+pub mod metrics;
+pub mod paging;
+pub mod path;
+pub mod problem;
+pub mod server;

@@ -1,0 +1,473 @@
+//! The booking service's use cases, between its inbound adapters (HTTP handlers, the `eventCreated`
+//! consumer) and its store: the rules of seats, bookings, cancellations and their messages, in domain
+//! terms only. Each operation takes a command and returns a domain value or its own error enum.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use myevents_domain::booking::{Booking, BookingSeats, SeatInventory, UserId};
+use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::messages::{
+    BookingCancelled, DomainEvent, EventBooked, EventCreated, OutboxMessage,
+};
+use myevents_domain::seats::SeatCount;
+use myevents_domain::validation::ValidationError;
+use myevents_messaging::outbox::OutboxWaker;
+use myevents_store::{BookingRepository, Cancellation, PageRequest, RepositoryError};
+
+/// Book `seats` of an event for a user, under an id the caller reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceBooking {
+    /// The booking's id (from the idempotency key's reservation, or fresh).
+    pub booking_id: BookingId,
+    /// Whether an earlier attempt under this id was interrupted: then the booking it may have stored
+    /// is the answer.
+    pub resumed: bool,
+    /// The event to book.
+    pub event_id: EventId,
+    /// Who books.
+    pub user_id: UserId,
+    /// Seats requested, as the client sent them (validated here: 1 ..= the most per booking).
+    pub seats: Option<i64>,
+    /// The W3C `traceparent` the `eventBooked` message continues.
+    pub trace_parent: Option<String>,
+}
+
+/// Why a booking was not placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// The seats requested are not a number from 1 to the most per booking.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No inventory for this event: not announced (yet), or unknown.
+    #[error("no event with id {0} is open for booking")]
+    EventNotFound(EventId),
+    /// Fewer seats remain than requested.
+    #[error("{requested} seats requested, {remaining} remain")]
+    SoldOut {
+        /// Seats that remain.
+        remaining: u32,
+        /// Seats requested.
+        requested: u32,
+    },
+    /// A resumed attempt found its id taken, yet no booking under it.
+    #[error("booking {0} conflicts with a stored one, but none is stored")]
+    Inconsistent(BookingId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+}
+
+/// Cancel a booking on behalf of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelBooking {
+    /// The booking.
+    pub booking_id: BookingId,
+    /// Who asks: only the user who booked may cancel.
+    pub user_id: UserId,
+    /// The W3C `traceparent` the `bookingCancelled` message continues.
+    pub trace_parent: Option<String>,
+}
+
+/// Why a booking was not cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No such booking.
+    #[error("no booking with id {0}")]
+    NotFound(BookingId),
+    /// The booking is someone else's.
+    #[error("only the user who booked may cancel this booking")]
+    Forbidden,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+}
+
+/// The rules the service is configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingRules {
+    /// Most seats one booking may take.
+    pub max_seats_per_booking: u32,
+    /// Seats on sale for an `eventCreated` message that states no capacity (`None`: such events
+    /// are known but sold out).
+    pub default_capacity: Option<u32>,
+}
+
+/// Cancellations younger than this (30 s) are left to the request still giving their seats back.
+pub const SEAT_RETURN_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+/// The booking service's use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct BookingService {
+    bookings: Arc<dyn BookingRepository>,
+    waker: OutboxWaker,
+    rules: BookingRules,
+}
+
+/// Now, to the whole second (the wire's and the store's resolution).
+fn now_seconds() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
+}
+
+impl BookingService {
+    /// The use cases over `bookings`; every write that stores a message wakes the relay.
+    pub fn new(
+        bookings: Arc<dyn BookingRepository>,
+        waker: OutboxWaker,
+        rules: BookingRules,
+    ) -> Self {
+        Self {
+            bookings,
+            waker,
+            rules,
+        }
+    }
+
+    /// Places a booking: takes its seats and stores it with its `eventBooked` message in one atomic
+    /// write. A resumed command answers the booking an interrupted attempt stored, if any.
+    ///
+    /// # Errors
+    /// [`PlaceError`]: invalid seats, unknown event, sold out, or the store's failure.
+    pub async fn place(&self, command: PlaceBooking) -> Result<Booking, PlaceError> {
+        let seats = BookingSeats::new(command.seats, self.rules.max_seats_per_booking)?.count();
+        let (id, event_id, resumed) = (command.booking_id, command.event_id, command.resumed);
+        if resumed && let Some(existing) = self.bookings.booking(id).await? {
+            return Ok(existing);
+        }
+        let booking = Booking {
+            id,
+            event_id,
+            user_id: command.user_id,
+            seats,
+            booked_at: now_seconds(),
+            cancelled_at: None,
+        };
+        let announce = OutboxMessage::new(DomainEvent::EventBooked(EventBooked {
+            event_id,
+            user_id: booking.user_id.to_string(),
+            booking_id: Some(id),
+            seats: Some(seats.get()),
+            booked_at: Some(booking.booked_at),
+        }))
+        .in_trace(command.trace_parent);
+        let remaining = match self.bookings.place_booking(&booking, &announce).await {
+            Ok(remaining) => remaining,
+            Err(myevents_store::PlaceBookingError::SoldOut { remaining }) => {
+                crate::metrics::SOLD_OUT.inc();
+                return Err(PlaceError::SoldOut {
+                    remaining: remaining.get(),
+                    requested: seats.get(),
+                });
+            }
+            Err(myevents_store::PlaceBookingError::EventNotFound) => {
+                return Err(PlaceError::EventNotFound(event_id));
+            }
+            // A slow earlier attempt with the same idempotency key stored this very booking meanwhile.
+            Err(myevents_store::PlaceBookingError::Repository(RepositoryError::Conflict(_)))
+                if resumed =>
+            {
+                return self
+                    .bookings
+                    .booking(id)
+                    .await?
+                    .ok_or(PlaceError::Inconsistent(id));
+            }
+            Err(myevents_store::PlaceBookingError::Repository(error)) => return Err(error.into()),
+        };
+        self.waker.wake();
+        crate::metrics::BOOKINGS.inc();
+        crate::metrics::SEATS_PER_BOOKING.observe(f64::from(seats.get()));
+        tracing::info!(booking_id = %id, %event_id, seats = seats.get(),
+            remaining = remaining.get(), message_id = %announce.id, "booking placed");
+        Ok(booking)
+    }
+
+    /// Cancels a booking: gives its seats back and stores `bookingCancelled`, atomically. Cancelling
+    /// again answers the cancelled booking.
+    ///
+    /// # Errors
+    /// [`CancelError`]: no such booking, someone else's, or the store's failure.
+    pub async fn cancel(&self, command: CancelBooking) -> Result<Booking, CancelError> {
+        let id = command.booking_id;
+        let booking = self
+            .bookings
+            .booking(id)
+            .await?
+            .ok_or(CancelError::NotFound(id))?;
+        if booking.user_id != command.user_id {
+            return Err(CancelError::Forbidden);
+        }
+        let cancelled_at = now_seconds();
+        let announce = OutboxMessage::new(DomainEvent::BookingCancelled(BookingCancelled {
+            booking_id: id,
+            event_id: booking.event_id,
+            user_id: booking.user_id.to_string(),
+            seats: booking.seats.get(),
+            cancelled_at,
+        }))
+        .in_trace(command.trace_parent);
+        match self
+            .bookings
+            .cancel_booking(id, cancelled_at, &announce)
+            .await?
+        {
+            Cancellation::Cancelled(booking) => {
+                self.waker.wake();
+                tracing::info!(booking_id = %id, seats = booking.seats.get(), "booking cancelled");
+                Ok(booking)
+            }
+            Cancellation::AlreadyCancelled(booking) => Ok(booking),
+            Cancellation::NotFound => Err(CancelError::NotFound(id)),
+        }
+    }
+
+    /// One booking.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
+        self.bookings.booking(id).await
+    }
+
+    /// A page of an event's bookings; `None` when the service knows no such event.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn bookings_for_event(
+        &self,
+        event_id: EventId,
+        page: PageRequest,
+    ) -> Result<Option<Vec<Booking>>, RepositoryError> {
+        if self.bookings.inventory(event_id).await?.is_none() {
+            return Ok(None);
+        }
+        self.bookings
+            .bookings_for_event(event_id, page)
+            .await
+            .map(Some)
+    }
+
+    /// A page of a user's bookings.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn bookings_for_user(
+        &self,
+        user: &UserId,
+        page: PageRequest,
+    ) -> Result<Vec<Booking>, RepositoryError> {
+        self.bookings.bookings_for_user(user, page).await
+    }
+
+    /// Records the seat inventory of a created event (its capacity, else the configured default, else
+    /// 0 seats). Idempotent: a redelivered `eventCreated` leaves the inventory as it is. Returns
+    /// whether it was new.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn record_event(&self, created: EventCreated) -> Result<bool, RepositoryError> {
+        let capacity = created
+            .capacity
+            .or(self.rules.default_capacity)
+            .unwrap_or_else(|| {
+                tracing::warn!(event_id = %created.id, "eventCreated without capacity and no \
+                DEFAULT_EVENT_CAPACITY: the event is recorded with 0 seats");
+                0
+            });
+        let (event_id, name) = (created.id, created.name);
+        let inventory = SeatInventory::new(event_id, name, SeatCount::new(capacity));
+        let added = self.bookings.add_inventory(&inventory).await?;
+        tracing::info!(%event_id, capacity, added, "event recorded for booking");
+        Ok(added)
+    }
+
+    /// Finishes the seat returns of cancellations a crash interrupted, older than
+    /// [`SEAT_RETURN_GRACE`] (see [`BookingRepository::finish_seat_returns`]); a failure is logged and
+    /// left to the next run.
+    pub async fn finish_interrupted_seat_returns(&self) {
+        let cut_off = Utc::now() - SEAT_RETURN_GRACE;
+        match self.bookings.finish_seat_returns(cut_off).await {
+            Ok(0) => {}
+            Ok(finished) => tracing::warn!(finished, "seat returns finished by the sweep"),
+            Err(error) => tracing::warn!(%error, "seat return sweep failed; next time"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use myevents_store::memory::{InMemoryBookingRepository, InMemoryOutbox};
+    use myevents_store::{MAX_PAGE_LIMIT, Outbox};
+
+    use super::*;
+
+    struct Fixture {
+        service: BookingService,
+        outbox: InMemoryOutbox,
+    }
+
+    fn fixture() -> Fixture {
+        let outbox = InMemoryOutbox::default();
+        let service = BookingService::new(
+            Arc::new(InMemoryBookingRepository::new(outbox.clone())),
+            OutboxWaker::default(),
+            BookingRules {
+                max_seats_per_booking: 4,
+                default_capacity: None,
+            },
+        );
+        Fixture { service, outbox }
+    }
+
+    fn created(capacity: Option<u32>) -> EventCreated {
+        EventCreated {
+            id: EventId::generate(),
+            name: "opera aida".to_owned(),
+            location_id: None,
+            start_date: DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
+            end_date: DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
+            capacity,
+            hall: None,
+            location_name: None,
+        }
+    }
+
+    fn place(event_id: EventId, user: &str, seats: i64) -> PlaceBooking {
+        PlaceBooking {
+            booking_id: BookingId::generate(),
+            resumed: false,
+            event_id,
+            user_id: UserId::parse(user).expect("user"),
+            seats: Some(seats),
+            trace_parent: None,
+        }
+    }
+
+    async fn event(service: &BookingService, capacity: u32) -> EventId {
+        let created = created(Some(capacity));
+        let id = created.id;
+        assert!(service.record_event(created).await.expect("recorded"));
+        id
+    }
+
+    #[tokio::test]
+    async fn a_booking_takes_seats_and_stores_its_event_booked_message() {
+        let Fixture { service, outbox } = fixture();
+        let event_id = event(&service, 3).await;
+        let booking = service
+            .place(place(event_id, "alice", 2))
+            .await
+            .expect("placed");
+        assert_eq!(booking.seats.get(), 2);
+        let pending = outbox.pending(10).await.expect("outbox");
+        assert_eq!(pending.len(), 1);
+        assert!(matches!(
+            &pending[0].event,
+            DomainEvent::EventBooked(booked) if booked.booking_id == Some(booking.id)
+        ));
+        let refused = service.place(place(event_id, "bob", 2)).await;
+        assert!(matches!(
+            refused,
+            Err(PlaceError::SoldOut {
+                remaining: 1,
+                requested: 2
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn seats_outside_one_to_the_most_per_booking_and_unknown_events_are_refused() {
+        let Fixture { service, .. } = fixture();
+        let event_id = event(&service, 10).await;
+        for seats in [0, 5, -1] {
+            let refused = service.place(place(event_id, "alice", seats)).await;
+            assert!(matches!(refused, Err(PlaceError::Invalid(_))), "{seats}");
+        }
+        let unknown = EventId::generate();
+        let refused = service.place(place(unknown, "alice", 1)).await;
+        assert!(matches!(refused, Err(PlaceError::EventNotFound(id)) if id == unknown));
+    }
+
+    #[tokio::test]
+    async fn a_resumed_command_answers_the_stored_booking_without_taking_seats_twice() {
+        let Fixture { service, outbox } = fixture();
+        let event_id = event(&service, 2).await;
+        let first = place(event_id, "alice", 2);
+        let stored = service.place(first.clone()).await.expect("placed");
+        let resumed = service
+            .place(PlaceBooking {
+                resumed: true,
+                ..first
+            })
+            .await
+            .expect("resumed");
+        assert_eq!(resumed, stored);
+        assert_eq!(outbox.pending(10).await.expect("outbox").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_user_who_booked_cancels_and_cancelling_again_answers_the_same() {
+        let Fixture { service, outbox } = fixture();
+        let event_id = event(&service, 2).await;
+        let booking = service
+            .place(place(event_id, "alice", 2))
+            .await
+            .expect("placed");
+        let cancel = |user: &str| CancelBooking {
+            booking_id: booking.id,
+            user_id: UserId::parse(user).expect("user"),
+            trace_parent: None,
+        };
+        assert!(matches!(
+            service.cancel(cancel("bob")).await,
+            Err(CancelError::Forbidden)
+        ));
+        let cancelled = service.cancel(cancel("alice")).await.expect("cancelled");
+        assert!(cancelled.cancelled_at.is_some());
+        let again = service.cancel(cancel("alice")).await.expect("again");
+        assert_eq!(again, cancelled);
+        // One eventBooked, one bookingCancelled, and the seats are for sale again.
+        assert_eq!(outbox.pending(10).await.expect("outbox").len(), 2);
+        service
+            .place(place(event_id, "carol", 2))
+            .await
+            .expect("seats back");
+        let missing = CancelBooking {
+            booking_id: BookingId::generate(),
+            ..cancel("alice")
+        };
+        assert!(matches!(
+            service.cancel(missing).await,
+            Err(CancelError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_event_without_capacity_gets_the_default_or_none_and_redelivery_changes_nothing() {
+        let Fixture { service, .. } = fixture();
+        let sold_out = created(None);
+        let event_id = sold_out.id;
+        assert!(
+            service
+                .record_event(sold_out.clone())
+                .await
+                .expect("recorded")
+        );
+        assert!(!service.record_event(sold_out).await.expect("again"));
+        assert!(matches!(
+            service.place(place(event_id, "alice", 1)).await,
+            Err(PlaceError::SoldOut { remaining: 0, .. })
+        ));
+        let listed = service
+            .bookings_for_event(event_id, PageRequest::new(None, MAX_PAGE_LIMIT))
+            .await
+            .expect("listed");
+        assert_eq!(listed, Some(Vec::new()));
+        let unknown = service
+            .bookings_for_event(EventId::generate(), PageRequest::new(None, 10))
+            .await
+            .expect("listed");
+        assert_eq!(unknown, None);
+    }
+}

@@ -1,0 +1,360 @@
+//! The event service's use cases, between its inbound adapters (HTTP handlers, the `eventBooked` /
+//! `bookingCancelled` consumer) and its store: creating locations and events with the messages that
+//! announce them, and keeping each event's booked seats, in domain terms only.
+
+use std::sync::Arc;
+
+use myevents_domain::event::{Event, EventDraft};
+use myevents_domain::id::{EventId, LocationId};
+use myevents_domain::location::{Location, LocationDraft};
+use myevents_domain::messages::{DomainEvent, EventCreated, LocationCreated, OutboxMessage};
+use myevents_domain::validation::ValidationError;
+use myevents_messaging::outbox::OutboxWaker;
+use myevents_store::{
+    EventRepository, LocationRepository, PageRequest, RepositoryError, SeatChange,
+};
+
+/// Create a location under an id the caller reserved.
+#[derive(Debug, Clone)]
+pub struct CreateLocation {
+    /// The location's id (from the idempotency key's reservation, or fresh).
+    pub id: LocationId,
+    /// Whether an earlier attempt under this id was interrupted: then the location it may have
+    /// stored is the answer.
+    pub resumed: bool,
+    /// The location as the client described it (validated here).
+    pub draft: LocationDraft,
+    /// The W3C `traceparent` the `locationCreated` message continues.
+    pub trace_parent: Option<String>,
+}
+
+/// Where an event takes place.
+#[derive(Debug, Clone)]
+pub enum EventLocation {
+    /// A stored location, by id.
+    Stored(LocationId),
+    /// A new location described with the event, stored with it under the reserved location id.
+    New(LocationDraft),
+    /// The client named none.
+    Missing,
+}
+
+/// Create an event under ids the caller reserved.
+#[derive(Debug, Clone)]
+pub struct CreateEvent {
+    /// The event's id and the id of the location it may describe inline.
+    pub ids: (EventId, LocationId),
+    /// Whether an earlier attempt under these ids was interrupted: then what it stored is reused.
+    pub resumed: bool,
+    /// The event as the client described it (validated here).
+    pub draft: EventDraft,
+    /// Its location.
+    pub location: EventLocation,
+    /// The W3C `traceparent` the messages continue.
+    pub trace_parent: Option<String>,
+}
+
+/// Why a location or an event was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The input breaks a rule (one entry per field).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+}
+
+/// The event service's use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct EventService {
+    events: Arc<dyn EventRepository>,
+    locations: Arc<dyn LocationRepository>,
+    waker: OutboxWaker,
+}
+
+impl EventService {
+    /// The use cases over the repositories; every write that stores a message wakes the relay.
+    pub fn new(
+        events: Arc<dyn EventRepository>,
+        locations: Arc<dyn LocationRepository>,
+        waker: OutboxWaker,
+    ) -> Self {
+        Self {
+            events,
+            locations,
+            waker,
+        }
+    }
+
+    /// Stores a validated location with its `locationCreated`, and wakes the relay.
+    async fn store_location(
+        &self,
+        location: &Location,
+        trace_parent: Option<String>,
+    ) -> Result<(), RepositoryError> {
+        let announce = OutboxMessage::new(DomainEvent::LocationCreated(
+            LocationCreated::from_location(location),
+        ))
+        .in_trace(trace_parent);
+        self.locations.insert(location, &announce).await?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Creates a location and announces it (`locationCreated`), atomically. A resumed command
+    /// answers the location an interrupted attempt stored, if any.
+    ///
+    /// # Errors
+    /// [`CreateError`]: an invalid location, or the store's failure.
+    pub async fn create_location(&self, command: CreateLocation) -> Result<Location, CreateError> {
+        if command.resumed
+            && let Some(existing) = self.locations.get(command.id).await?
+        {
+            return Ok(existing);
+        }
+        let location = command.draft.validate(command.id, "")?;
+        self.store_location(&location, command.trace_parent).await?;
+        Ok(location)
+    }
+
+    /// Creates an event — and the location it describes, if new — and announces them
+    /// (`locationCreated`, `eventCreated`). A resumed command reuses what an interrupted attempt
+    /// stored.
+    ///
+    /// # Errors
+    /// [`CreateError`]: an invalid event, a missing or unknown location, or the store's failure.
+    pub async fn create_event(&self, command: CreateEvent) -> Result<Event, CreateError> {
+        let ((event_id, location_id), resumed) = (command.ids, command.resumed);
+        if resumed && let Some(existing) = self.events.get(event_id).await? {
+            return Ok(existing);
+        }
+        let (location, is_new) = match command.location {
+            EventLocation::Missing => {
+                return Err(ValidationError::field(
+                    "Location",
+                    "is required: give Location.ID of a stored location, or a whole location",
+                )
+                .into());
+            }
+            EventLocation::Stored(id) => {
+                let stored = self.locations.get(id).await?.ok_or_else(|| {
+                    ValidationError::field("Location.ID", format!("no location with id {id}"))
+                })?;
+                (stored, false)
+            }
+            EventLocation::New(draft) => (draft.validate(location_id, "Location.")?, true),
+        };
+        let event = command.draft.validate(event_id, location)?;
+        let stored_before = resumed && self.locations.get(location_id).await?.is_some();
+        if is_new && !stored_before {
+            self.store_location(&event.location, command.trace_parent.clone())
+                .await?;
+        }
+        let announce =
+            OutboxMessage::new(DomainEvent::EventCreated(EventCreated::from_event(&event)))
+                .in_trace(command.trace_parent);
+        self.events.insert(&event, &announce).await?;
+        self.waker.wake();
+        Ok(event)
+    }
+
+    /// One event.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn event(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
+        self.events.get(id).await
+    }
+
+    /// The event named `name`.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn event_named(&self, name: &str) -> Result<Option<Event>, RepositoryError> {
+        self.events.find_by_name(name).await
+    }
+
+    /// A page of events.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn events(&self, page: PageRequest) -> Result<Vec<Event>, RepositoryError> {
+        self.events.list(page).await
+    }
+
+    /// One location.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn location(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
+        self.locations.get(id).await
+    }
+
+    /// A page of locations.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn locations(&self, page: PageRequest) -> Result<Vec<Location>, RepositoryError> {
+        self.locations.list(page).await
+    }
+
+    /// Counts `seats` booked (negative: given back) for an event, once per `message_id` (the inbox).
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn record_booked_seats(
+        &self,
+        event_id: EventId,
+        message_id: &str,
+        seats: i64,
+    ) -> Result<SeatChange, RepositoryError> {
+        self.events
+            .record_booked_seats(event_id, message_id, seats)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use myevents_domain::location::HallDraft;
+    use myevents_store::Outbox;
+    use myevents_store::memory::{
+        InMemoryEventRepository, InMemoryLocationRepository, InMemoryOutbox,
+    };
+
+    use super::*;
+
+    fn service() -> (EventService, InMemoryOutbox) {
+        let outbox = InMemoryOutbox::default();
+        let service = EventService::new(
+            Arc::new(InMemoryEventRepository::new(outbox.clone())),
+            Arc::new(InMemoryLocationRepository::new(outbox.clone())),
+            OutboxWaker::default(),
+        );
+        (service, outbox)
+    }
+
+    fn location_draft() -> LocationDraft {
+        LocationDraft {
+            name: Some("West Theatre".to_owned()),
+            address: Some("1 Main St".to_owned()),
+            country: Some("DE".to_owned()),
+            open_time: Some(8),
+            close_time: Some(23),
+            halls: vec![HallDraft {
+                name: Some("Hall A".to_owned()),
+                location: None,
+                capacity: Some(300),
+            }],
+        }
+    }
+
+    fn event_draft() -> EventDraft {
+        EventDraft {
+            name: Some("opera aida".to_owned()),
+            duration: Some(120),
+            start_date: Some(1_768_000_000),
+            end_date: Some(1_768_007_200),
+            hall: Some("Hall A".to_owned()),
+            capacity: None,
+        }
+    }
+
+    fn create_event(location: EventLocation) -> CreateEvent {
+        CreateEvent {
+            ids: (EventId::generate(), LocationId::generate()),
+            resumed: false,
+            draft: event_draft(),
+            location,
+            trace_parent: None,
+        }
+    }
+
+    async fn names(outbox: &InMemoryOutbox) -> Vec<&'static str> {
+        let pending = outbox.pending(100).await.expect("outbox");
+        pending.iter().map(|m| m.event.name()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_event_with_a_new_location_stores_and_announces_both() {
+        let (service, outbox) = service();
+        let event = service
+            .create_event(create_event(EventLocation::New(location_draft())))
+            .await
+            .expect("created");
+        assert_eq!(event.location.name, "West Theatre");
+        assert!(
+            service
+                .location(event.location.id)
+                .await
+                .expect("read")
+                .is_some()
+        );
+        assert_eq!(names(&outbox).await, ["locationCreated", "eventCreated"]);
+    }
+
+    #[tokio::test]
+    async fn an_event_needs_a_stored_or_described_location() {
+        let (service, outbox) = service();
+        for location in [
+            EventLocation::Missing,
+            EventLocation::Stored(LocationId::generate()),
+        ] {
+            let refused = service.create_event(create_event(location)).await;
+            assert!(
+                matches!(refused, Err(CreateError::Invalid(_))),
+                "{refused:?}"
+            );
+        }
+        assert!(names(&outbox).await.is_empty());
+        let location = service
+            .create_location(CreateLocation {
+                id: LocationId::generate(),
+                resumed: false,
+                draft: location_draft(),
+                trace_parent: None,
+            })
+            .await
+            .expect("location");
+        let event = service
+            .create_event(create_event(EventLocation::Stored(location.id)))
+            .await
+            .expect("event");
+        assert_eq!(event.location, location);
+        assert_eq!(names(&outbox).await, ["locationCreated", "eventCreated"]);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_command_reuses_what_was_stored_and_announces_nothing_twice() {
+        let (service, outbox) = service();
+        let first = create_event(EventLocation::New(location_draft()));
+        let stored = service.create_event(first.clone()).await.expect("created");
+        let again = service
+            .create_event(CreateEvent {
+                resumed: true,
+                ..first
+            })
+            .await
+            .expect("resumed");
+        assert_eq!(again, stored);
+        assert_eq!(names(&outbox).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn booked_seats_count_once_per_message_and_unknown_events_say_so() {
+        let (service, _) = service();
+        let event = service
+            .create_event(create_event(EventLocation::New(location_draft())))
+            .await
+            .expect("created");
+        let record = |id: &'static str| service.record_booked_seats(event.id, id, 2);
+        assert_eq!(record("m1").await.expect("applied"), SeatChange::Applied);
+        assert_eq!(record("m1").await.expect("again"), SeatChange::Duplicate);
+        let unknown = service
+            .record_booked_seats(EventId::generate(), "m2", 1)
+            .await
+            .expect("answered");
+        assert_eq!(unknown, SeatChange::UnknownEvent);
+    }
+}
