@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+use myevents_broker::Cause;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,7 +127,7 @@ impl KafkaConfig {
 }
 
 fn broker_error(error: &KafkaError) -> BrokerError {
-    BrokerError::Unavailable(error.to_string())
+    BrokerError::Unavailable(Cause::new(error.clone()))
 }
 
 /// The record value of the reference: `{"eventName": "...", "payload": {...}}`.
@@ -152,7 +153,7 @@ fn encode_value(message: &Message) -> Result<(Vec<u8>, bool), BrokerError> {
             event_name: &message.name,
             payload,
         })
-        .map_err(|e| BrokerError::Unexpected(e.to_string()))
+        .map_err(|e| BrokerError::Unexpected(Cause::new(e)))
     };
     let as_json = std::str::from_utf8(&message.payload)
         .ok()
@@ -161,9 +162,9 @@ fn encode_value(message: &Message) -> Result<(Vec<u8>, bool), BrokerError> {
         Some(raw) => Ok((encode(raw)?, false)),
         None => {
             let text = serde_json::to_string(&String::from_utf8_lossy(&message.payload))
-                .map_err(|e| BrokerError::Unexpected(e.to_string()))?;
+                .map_err(|e| BrokerError::Unexpected(Cause::new(e)))?;
             let raw =
-                RawValue::from_string(text).map_err(|e| BrokerError::Unexpected(e.to_string()))?;
+                RawValue::from_string(text).map_err(|e| BrokerError::Unexpected(Cause::new(e)))?;
             Ok((encode(&raw)?, true))
         }
     }
@@ -300,7 +301,7 @@ impl KafkaBroker {
             .set("acks", "all")
             .set("message.timeout.ms", &timeout_ms)
             .create()
-            .map_err(|e| BrokerError::Unexpected(format!("Kafka producer: {e}")))?;
+            .map_err(|e| BrokerError::Unexpected(Cause::context("Kafka producer", e)))?;
         Ok(Self {
             config: Arc::new(config),
             producer,
@@ -312,11 +313,10 @@ impl KafkaBroker {
     async fn ensure_topics(&self) -> Result<(), BrokerError> {
         self.topics
             .get_or_try_init(|| async {
-                let admin: AdminClient<DefaultClientContext> = self
-                    .config
-                    .client()
-                    .create()
-                    .map_err(|e| BrokerError::Unexpected(format!("Kafka admin client: {e}")))?;
+                let admin: AdminClient<DefaultClientContext> =
+                    self.config.client().create().map_err(|e| {
+                        BrokerError::Unexpected(Cause::context("Kafka admin client", e))
+                    })?;
                 let replication = || TopicReplication::Fixed(self.config.replication);
                 let topics = [
                     NewTopic::new(&self.config.topic, self.config.partitions, replication()),
@@ -332,9 +332,9 @@ impl KafkaBroker {
                     match result {
                         Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                         Err((topic, code)) => {
-                            return Err(BrokerError::Unavailable(format!(
+                            return Err(BrokerError::Unavailable(Cause::msg(format!(
                                 "creating topic {topic}: {code}"
-                            )));
+                            ))));
                         }
                     }
                 }
@@ -469,7 +469,7 @@ impl EventSubscriber for KafkaBroker {
             .create_with_context(AssignmentContext {
                 attached: Arc::clone(&attached),
             })
-            .map_err(|e| BrokerError::Unexpected(format!("Kafka consumer: {e}")))?;
+            .map_err(|e| BrokerError::Unexpected(Cause::context("Kafka consumer", e)))?;
         consumer
             .subscribe(&[reading.topic.as_str()])
             .map_err(|e| broker_error(&e))?;

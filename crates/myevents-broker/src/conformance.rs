@@ -14,6 +14,7 @@
 //! });
 //! ```
 
+use crate::Cause;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -92,10 +93,10 @@ impl Recorder {
 impl MessageHandler for Recorder {
     async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
         if !self.poison.is_empty() && message.payload == self.poison {
-            return Err(HandlingError::Poison("test poison".to_owned()));
+            return Err(HandlingError::Poison(Cause::msg("test poison")));
         }
         if self.failures_so_far.fetch_add(1, Ordering::SeqCst) < self.transient_failures {
-            return Err(HandlingError::Transient("test failure".to_owned()));
+            return Err(HandlingError::Transient(Cause::msg("test failure")));
         }
         tokio::time::sleep(self.work).await;
         let _ = self.sender.send(message.clone());

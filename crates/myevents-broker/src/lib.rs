@@ -102,18 +102,21 @@ impl Message {
     }
 }
 
-/// What can go wrong talking to a broker.
+pub use myevents_platform::error::Cause;
+
+/// What can go wrong talking to a broker. Each variant keeps its [`Cause`] (the client's error, with
+/// its chain of sources) for the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     /// The broker cannot be reached now (connection refused or lost, time-out); retrying later may work.
     #[error("broker unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// The broker refused the message (negative publisher confirm).
     #[error("broker refused the message: {0}")]
-    Refused(String),
+    Refused(#[source] Cause),
     /// Anything else.
     #[error("unexpected broker error: {0}")]
-    Unexpected(String),
+    Unexpected(#[source] Cause),
 }
 
 /// Publishes messages.
@@ -179,10 +182,10 @@ impl Subscription {
 pub enum HandlingError {
     /// The message can never be handled (undecodable, breaks the contract): dead-letter it at once.
     #[error("poison message: {0}")]
-    Poison(String),
+    Poison(#[source] Cause),
     /// Handling failed for a reason that may pass (store down): retry with backoff, then dead-letter.
     #[error("transient failure: {0}")]
-    Transient(String),
+    Transient(#[source] Cause),
 }
 
 /// Handles delivered messages. Must be idempotent: a message may be delivered more than once.

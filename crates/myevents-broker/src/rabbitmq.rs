@@ -15,6 +15,7 @@
 //!
 //! [`publish`]: crate::EventPublisher::publish
 
+use crate::Cause;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +79,7 @@ impl RabbitMqConfig {
 }
 
 fn unavailable(error: &lapin::Error) -> BrokerError {
-    BrokerError::Unavailable(error.to_string())
+    BrokerError::Unavailable(Cause::new(error.clone()))
 }
 
 /// The RabbitMQ publisher and subscriber. Cloning shares the publishing connection.
@@ -127,7 +128,7 @@ impl RabbitMqBroker {
         };
         tokio::time::timeout(self.config.publish_timeout, connect)
             .await
-            .map_err(|_| BrokerError::Unavailable("connecting to RabbitMQ timed out".to_owned()))?
+            .map_err(|_| BrokerError::Unavailable(Cause::msg("connecting to RabbitMQ timed out")))?
     }
 
     async fn declare_exchange(&self, channel: &Channel) -> Result<(), BrokerError> {
@@ -142,7 +143,7 @@ impl RabbitMqBroker {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| BrokerError::Unexpected(format!("declaring exchange: {e}")))
+            .map_err(|e| BrokerError::Unexpected(Cause::context("declaring exchange", e)))
     }
 
     async fn declare_on(
@@ -155,7 +156,7 @@ impl RabbitMqBroker {
             ..QueueDeclareOptions::default()
         };
         let declare_error =
-            |e: lapin::Error| BrokerError::Unexpected(format!("declaring queue: {e}"));
+            |e: lapin::Error| BrokerError::Unexpected(Cause::context("declaring queue", e));
         let mut arguments = FieldTable::default();
         if let Some(expires) = self.config.queue_expires {
             let millis = u32::try_from(expires.as_millis()).unwrap_or(u32::MAX);
@@ -262,10 +263,10 @@ async fn publish_confirmed(
     if confirm.is_ack() {
         Ok(())
     } else {
-        Err(BrokerError::Refused(format!(
+        Err(BrokerError::Refused(Cause::msg(format!(
             "broker nacked message {}",
             message.id
-        )))
+        ))))
     }
 }
 
@@ -341,10 +342,10 @@ impl EventPublisher for RabbitMqBroker {
         tokio::time::timeout(self.config.publish_timeout, retrying)
             .await
             .map_err(|_| {
-                BrokerError::Unavailable(format!(
+                BrokerError::Unavailable(Cause::msg(format!(
                     "RabbitMQ did not confirm message {} within {:?}",
                     message.id, self.config.publish_timeout
-                ))
+                )))
             })?
     }
 
@@ -458,9 +459,9 @@ async fn consume_session(
             Some(Ok(delivery)) => delivery,
             Some(Err(error)) => break Err(unavailable(&error)),
             None => {
-                break Err(BrokerError::Unavailable(
+                break Err(BrokerError::Unavailable(Cause::msg(
                     "the broker cancelled the consumer".to_owned(),
-                ));
+                )));
             }
         };
         let message = to_message(&delivery);

@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+use myevents_broker::Cause;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -80,7 +81,7 @@ impl MessageHandler for Republisher {
         self.publisher
             .publish(&original)
             .await
-            .map_err(|e| HandlingError::Transient(e.to_string()))?;
+            .map_err(|e| HandlingError::Transient(Cause::new(e)))?;
         tracing::info!(message_id = %message.id, event_name = %message.name, "dead letter replayed");
         self.report
             .lock()
@@ -171,7 +172,7 @@ mod tests {
                 {
                     self.failures
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    return Err(HandlingError::Poison("broken".to_owned()));
+                    return Err(HandlingError::Poison(Cause::msg("broken")));
                 }
                 self.handled.lock().expect("lock").push(message.id.clone());
                 Ok(())

@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: typed environment variables whose errors name the variable, and [`config::redact_url`]
 //!   to keep credentials out of logs.
+//! - [`error`]: [`error::Cause`], the underlying error a port error keeps for the log.
 //! - [`metrics`]: the Prometheus registry's text rendering and the `/metrics` server on its own port.
 //! - [`telemetry`]: `tracing` set-up (JSON in containers, human-readable in a terminal; OTLP export
 //!   with feature `otlp`).
@@ -20,6 +21,7 @@
 
 pub mod build_info;
 pub mod config;
+pub mod error;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

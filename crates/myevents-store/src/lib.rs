@@ -69,18 +69,21 @@ impl PageRequest {
     }
 }
 
-/// What can go wrong in any repository.
+pub use myevents_platform::error::Cause;
+
+/// What can go wrong in any repository. Each variant keeps its [`Cause`] (the driver's error, with
+/// its chain of sources) for the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepositoryError {
     /// An item with that id (or unique key) is already stored.
     #[error("already stored: {0}")]
-    Conflict(String),
+    Conflict(#[source] Cause),
     /// The store cannot be reached now; the operation may succeed later (HTTP 503).
     #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else; the cause is in the message, for the log.
+    Unavailable(#[source] Cause),
+    /// Anything else.
     #[error("unexpected store error: {0}")]
-    Unexpected(String),
+    Unexpected(#[source] Cause),
 }
 
 /// Why a booking could not be placed.

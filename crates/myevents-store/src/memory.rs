@@ -3,6 +3,7 @@
 //! Repositories built with one [`InMemoryOutbox`] put their messages in it while they hold their own
 //! lock, so a state change and its message appear together.
 
+use crate::Cause;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -74,7 +75,7 @@ fn insert_new<T>(
     value: T,
 ) -> Result<(), RepositoryError> {
     if map.contains_key(&id) {
-        return Err(RepositoryError::Conflict(format!("id {id}")));
+        return Err(RepositoryError::Conflict(Cause::msg(format!("id {id}"))));
     }
     map.insert(id, value);
     Ok(())
@@ -243,7 +244,7 @@ impl BookingRepository for InMemoryBookingRepository {
         let mut state = lock(&self.state);
         let id = booking.id.object_id();
         if state.bookings.contains_key(&id) {
-            return Err(RepositoryError::Conflict(format!("booking {id}")).into());
+            return Err(RepositoryError::Conflict(Cause::msg(format!("booking {id}"))).into());
         }
         let inventory = state
             .inventory

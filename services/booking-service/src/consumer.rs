@@ -2,6 +2,7 @@
 //! decodes the message, calls [`BookingService::record_event`] and acknowledges.
 
 use async_trait::async_trait;
+use myevents_broker::Cause;
 use myevents_broker::{HandlingError, Message, MessageHandler};
 use myevents_domain::messages::{DomainEvent, EVENT_CREATED};
 
@@ -20,7 +21,7 @@ pub struct EventCreatedHandler {
 impl MessageHandler for EventCreatedHandler {
     async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
         let event = DomainEvent::from_json(&message.name, &message.payload)
-            .map_err(|e| HandlingError::Poison(e.to_string()))?;
+            .map_err(|e| HandlingError::Poison(Cause::new(e)))?;
         let DomainEvent::EventCreated(created) = event else {
             tracing::debug!(event_name = %message.name, message_id = %message.id,
                 "not an event this service handles; acknowledged");
@@ -29,7 +30,7 @@ impl MessageHandler for EventCreatedHandler {
         self.bookings
             .record_event(created)
             .await
-            .map_err(|e| HandlingError::Transient(e.to_string()))?;
+            .map_err(|e| HandlingError::Transient(Cause::new(e)))?;
         Ok(())
     }
 }

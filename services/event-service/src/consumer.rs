@@ -4,6 +4,7 @@
 //! [`EventService::record_booked_seats`] and acknowledges.
 
 use async_trait::async_trait;
+use myevents_broker::Cause;
 use myevents_broker::{HandlingError, Message, MessageHandler};
 use myevents_domain::messages::{BOOKING_CANCELLED, DomainEvent, EVENT_BOOKED};
 use myevents_store::SeatChange;
@@ -23,7 +24,7 @@ pub struct EventBookedHandler {
 impl MessageHandler for EventBookedHandler {
     async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
         let event = DomainEvent::from_json(&message.name, &message.payload)
-            .map_err(|e| HandlingError::Poison(e.to_string()))?;
+            .map_err(|e| HandlingError::Poison(Cause::new(e)))?;
         let (event_id, seats) = match event {
             // A reference booking service does not say how many seats: nothing to count then.
             DomainEvent::EventBooked(booked) => match booked.seats {
@@ -47,17 +48,17 @@ impl MessageHandler for EventBookedHandler {
             .events
             .record_booked_seats(event_id, &message.id, seats)
             .await
-            .map_err(|e| HandlingError::Transient(e.to_string()))?;
+            .map_err(|e| HandlingError::Transient(Cause::new(e)))?;
         match change {
             SeatChange::Applied | SeatChange::Duplicate => {
                 tracing::info!(%event_id, message_id = %message.id, seats,
                     duplicate = change == SeatChange::Duplicate, "booked seats recorded");
                 Ok(())
             }
-            SeatChange::UnknownEvent => Err(HandlingError::Poison(format!(
+            SeatChange::UnknownEvent => Err(HandlingError::Poison(Cause::msg(format!(
                 "{} for unknown event {event_id}",
                 message.name
-            ))),
+            )))),
         }
     }
 }

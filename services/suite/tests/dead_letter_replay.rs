@@ -2,6 +2,7 @@
 //! consumer dead-lettered is published again by the command, and the (fixed) booking service then
 //! learns of the event; a second replay finds nothing left.
 
+use myevents_broker::Cause;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -31,9 +32,9 @@ struct Broken {
 impl MessageHandler for Broken {
     async fn handle(&self, _message: &Message) -> Result<(), HandlingError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Err(HandlingError::Poison(
+        Err(HandlingError::Poison(Cause::msg(
             "this version cannot read it".to_owned(),
-        ))
+        )))
     }
 }
 

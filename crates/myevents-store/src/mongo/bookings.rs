@@ -1,6 +1,7 @@
 //! The booking service's collections: `inventory` (one document per event, with its remaining seats)
 //! and `bookings`.
 
+use crate::Cause;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::Collection;
@@ -161,7 +162,7 @@ impl BookingRepository for MongoBookingRepository {
         self.store.ensure_initialised()?;
         let bid = to_bson_id(id.object_id());
         let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
-            .map_err(|e| RepositoryError::Unexpected(e.to_string()))?;
+            .map_err(|e| RepositoryError::Unexpected(Cause::new(e)))?;
         // 1. Mark it cancelled, with its message, unless it already is.
         let marked = self
             .bookings

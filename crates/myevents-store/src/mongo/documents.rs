@@ -1,5 +1,6 @@
 //! BSON documents and their conversion to and from domain types.
 
+use crate::Cause;
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, oid::ObjectId as BsonId};
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
@@ -34,7 +35,7 @@ fn from_date(time: bson::DateTime) -> Result<DateTime<Utc>, RepositoryError> {
 }
 
 fn corrupt(what: &str) -> RepositoryError {
-    RepositoryError::Unexpected(format!("stored document has {what}"))
+    RepositoryError::Unexpected(Cause::msg(format!("stored document has {what}")))
 }
 
 fn seats(value: i64) -> Result<SeatCount, RepositoryError> {

@@ -5,6 +5,7 @@
 //! lets the server remove expired keys (and [`MongoIdempotencyRepository::begin`] treats an expired
 //! one as absent, whether or not the server removed it yet).
 
+use crate::Cause;
 use async_trait::async_trait;
 use mongodb::Collection;
 use mongodb::bson::spec::BinarySubtype;
@@ -44,7 +45,9 @@ fn date(at: chrono::DateTime<chrono::Utc>) -> BsonDateTime {
 }
 
 fn unexpected(what: &str) -> RepositoryError {
-    RepositoryError::Unexpected(format!("malformed idempotency key document: {what}"))
+    RepositoryError::Unexpected(Cause::msg(format!(
+        "malformed idempotency key document: {what}"
+    )))
 }
 
 fn text(document: &Document, field: &str) -> Result<String, RepositoryError> {
@@ -172,9 +175,9 @@ impl IdempotencyRepository for MongoIdempotencyRepository {
                 });
             }
         }
-        Err(RepositoryError::Unavailable(
+        Err(RepositoryError::Unavailable(Cause::msg(
             "the idempotency key keeps changing; try again".to_owned(),
-        ))
+        )))
     }
 
     async fn complete(

@@ -25,6 +25,7 @@
 //! its seats with one conditional update (`remaining >= n` in the filter, `$inc: -n`), so the remaining
 //! seats never drop below zero under any concurrency; see [`MongoBookingRepository`].
 
+use crate::Cause;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -52,15 +53,11 @@ pub use outbox::MongoOutbox;
 
 /// Maps a driver error to the port's error: duplicate key is `Conflict`; lost or unreachable servers
 /// (and errors the server labels retryable) are `Unavailable`; the rest `Unexpected`.
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "takes the error by value to serve as a `map_err` adapter"
-)]
 pub(crate) fn map_error(error: mongodb::error::Error) -> RepositoryError {
     if let ErrorKind::Write(WriteFailure::WriteError(write)) = error.kind.as_ref()
         && write.code == 11000
     {
-        return RepositoryError::Conflict(write.message.clone());
+        return RepositoryError::Conflict(Cause::msg(write.message.clone()));
     }
     let unavailable = matches!(
         error.kind.as_ref(),
@@ -71,9 +68,9 @@ pub(crate) fn map_error(error: mongodb::error::Error) -> RepositoryError {
     ) || error.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR)
         || error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR);
     if unavailable {
-        RepositoryError::Unavailable(error.to_string())
+        RepositoryError::Unavailable(Cause::new(error))
     } else {
-        RepositoryError::Unexpected(error.to_string())
+        RepositoryError::Unexpected(Cause::new(error))
     }
 }
 
@@ -121,7 +118,7 @@ impl MongoStore {
     ) -> Result<Self, RepositoryError> {
         let mut options = ClientOptions::parse(&config.url)
             .await
-            .map_err(|e| RepositoryError::Unexpected(format!("MONGO_URL: {e}")))?;
+            .map_err(|e| RepositoryError::Unexpected(Cause::context("MONGO_URL", e)))?;
         options.max_pool_size = Some(config.max_pool_size);
         options.connect_timeout = Some(config.connect_timeout);
         options.server_selection_timeout = Some(config.server_selection_timeout);
@@ -206,9 +203,9 @@ impl MongoStore {
         if self.is_initialised() {
             Ok(())
         } else {
-            Err(RepositoryError::Unavailable(
+            Err(RepositoryError::Unavailable(Cause::msg(
                 "MongoDB is not ready yet (indexes are being created)".to_owned(),
-            ))
+            )))
         }
     }
 

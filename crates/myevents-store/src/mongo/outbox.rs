@@ -1,5 +1,6 @@
 //! The outbox of a MongoDB store: pending messages embedded in the documents of some collections.
 
+use crate::Cause;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::Collection;
@@ -64,7 +65,7 @@ impl Outbox for MongoOutbox {
                 .map_err(map_error)?;
             for document in documents {
                 let with: WithOutbox = mongodb::bson::from_document(document)
-                    .map_err(|e| RepositoryError::Unexpected(e.to_string()))?;
+                    .map_err(|e| RepositoryError::Unexpected(Cause::new(e)))?;
                 for message in with.outbox {
                     pending.push(OutboxMessage::try_from(message)?);
                 }

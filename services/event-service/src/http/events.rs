@@ -15,7 +15,7 @@ use myevents_http::paging::{Page, link_next};
 use myevents_http::path::IdPath;
 use myevents_http::server::{TraceParent, created};
 
-use super::wire::{EventBody, EventInput};
+use super::wire::{EventBody, EventInput, LocationInput};
 use super::{ApiError, AppState};
 use crate::service::{CreateError, CreateEvent, EventLocation};
 
@@ -45,14 +45,13 @@ async fn create(
     TraceParent(trace_parent): TraceParent,
     JsonBody(input): JsonBody<EventInput>,
 ) -> Result<Response, ApiError> {
-    let (draft, location_input) = input.into_parts();
-    let location = match location_input {
-        None => EventLocation::Missing,
-        Some(input) => match input.reference("Location.").map_err(CreateError::from)? {
-            Some(id) => EventLocation::Stored(id),
-            None => EventLocation::New(input.into_draft()),
-        },
-    };
+    let (draft, location) = input.into_parts();
+    let location = location
+        .map_or(
+            Ok(EventLocation::Missing),
+            LocationInput::into_event_location,
+        )
+        .map_err(CreateError::from)?;
     let command = CreateEvent {
         ids: reserved.id,
         resumed: reserved.resumed,

@@ -15,6 +15,8 @@ use myevents_domain::validation::ValidationError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::service::EventLocation;
+
 /// A hall on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HallBody {
@@ -204,6 +206,18 @@ impl LocationInput {
                 })
                 .collect(),
         }
+    }
+
+    /// Where an event with this `Location` takes place: the stored location its `ID` names, or a new
+    /// one it describes.
+    ///
+    /// # Errors
+    /// A field error on `Location.ID` when it is not an id.
+    pub fn into_event_location(self) -> Result<EventLocation, ValidationError> {
+        Ok(match self.reference("Location.")? {
+            Some(id) => EventLocation::Stored(id),
+            None => EventLocation::New(self.into_draft()),
+        })
     }
 }
 
