@@ -410,6 +410,8 @@ struct Reading {
     /// Event names to handle; others are committed and skipped. `None`: dead letters of `source`.
     names: Option<Vec<String>>,
     source: String,
+    /// Whether failed records go to the dead-letter topic (the subscription's `dead_letter`).
+    dead_letter: bool,
 }
 
 impl Reading {
@@ -419,6 +421,7 @@ impl Reading {
                 topic: config.topic.clone(),
                 names: Some(subscription.event_names.clone()),
                 source: subscription.name.clone(),
+                dead_letter: subscription.dead_letter,
             }
         } else {
             Self {
@@ -429,6 +432,7 @@ impl Reading {
                     .strip_suffix(".dlq")
                     .unwrap_or(&subscription.name)
                     .to_owned(),
+                dead_letter: subscription.dead_letter,
             }
         }
     }
@@ -474,9 +478,8 @@ impl EventSubscriber for KafkaBroker {
             .subscribe(&[reading.topic.as_str()])
             .map_err(|e| broker_error(&e))?;
         let broker = self.clone();
-        let dead_letter = subscription.dead_letter;
         Ok(Consumer::spawn(attached, move |signals| async move {
-            consume(broker, consumer, reading, dead_letter, handler, signals).await;
+            consume(broker, consumer, reading, handler, signals).await;
         }))
     }
 }
@@ -485,7 +488,6 @@ async fn consume(
     broker: KafkaBroker,
     consumer: StreamConsumer<AssignmentContext>,
     reading: Reading,
-    dead_letter: bool,
     handler: Arc<dyn MessageHandler>,
     signals: ConsumerSignals,
 ) {
@@ -523,7 +525,7 @@ async fn consume(
             }
         };
         if let Some(reason) = outcome {
-            if dead_letter {
+            if reading.dead_letter {
                 if let Err(error) = dead_letter_record(&broker, &record, &reading, &reason).await {
                     // Not committed: the record comes again after a restart; nothing is lost.
                     tracing::error!(%error, "dead-lettering failed; the record stays uncommitted");

@@ -30,12 +30,18 @@ pub struct InvalidField {
 pub struct ServerErrorCause(Arc<Box<dyn std::error::Error + Send + Sync>>);
 
 impl std::fmt::Display for ServerErrorCause {
-    /// The error and its chain of sources, `outer: inner: innermost`.
+    /// The error and its chain of sources, `outer: inner: innermost`; a source whose text the error
+    /// above it already ends with (as `#[error("…: {0}")]` errors show their cause) is not repeated.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut above = self.0.to_string();
+        f.write_str(&above)?;
         let mut source = self.0.source();
         while let Some(error) = source {
-            write!(f, ": {error}")?;
+            let text = error.to_string();
+            if !above.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            above = text;
             source = error.source();
         }
         Ok(())
@@ -316,5 +322,27 @@ mod tests {
         assert_eq!(json["type"], "about:blank");
         assert_eq!(json["title"], "Service Unavailable");
         assert_eq!(json["detail"], "store down");
+    }
+
+    #[tokio::test]
+    async fn a_server_error_keeps_its_cause_for_the_log_and_out_of_the_body() {
+        let store = RepositoryError::Unavailable(myevents_platform::error::Cause::context(
+            "reading events",
+            std::io::Error::other("connection reset"),
+        ));
+        let response = Problem::from(store).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let cause = response
+            .extensions()
+            .get::<ServerErrorCause>()
+            .expect("cause")
+            .to_string();
+        // Each source is told once, though the outer errors also show it in their own text.
+        assert_eq!(cause, "store unavailable: reading events: connection reset");
+        let body = axum::body::to_bytes(response.into_body(), 10_000)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("connection reset"), "{text}");
     }
 }

@@ -108,9 +108,16 @@ async fn continue_trace(mut request: Request, next: Next) -> Response {
 /// answers of the hardening layers — 413 (body over `HTTP_BODY_LIMIT`, also from `Content-Length`
 /// alone), 503 from load shedding or the request time-out (with `Retry-After: 1`) — and axum's
 /// `text/plain` rejections (e.g. 400 for a path that is not UTF-8), whose text becomes the `detail`.
-/// A JSON answer (a problem body, or `/readyz`'s 503 with its checks) is kept.
+/// A JSON answer (a problem body, or `/readyz`'s 503 with its checks) is kept. Every server error is then
+/// logged once (see [`log_server_error`]).
 async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+    let response = as_problem(next.run(request).await).await;
+    log_server_error(&response);
+    response
+}
+
+/// The answer of [`problems_for_layer_errors`]: `response`, or a problem body with its status.
+async fn as_problem(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -146,20 +153,19 @@ async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
     problem.into_response()
 }
 
-/// Logs every server error (5xx) that has a cause once, in the request's span, with the cause its
+/// Logs a server error (5xx) that has a cause once, in the request's span, with the cause its
 /// [`Problem`] carried (see [`ServerErrorCause`]) and that cause's chain of sources. A 503 without
 /// one (load shedding, a time-out, readiness) is expected under load and logged at debug level.
-async fn log_server_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn log_server_error(response: &Response) {
     let status = response.status();
-    if status.is_server_error() {
-        if let Some(cause) = response.extensions().get::<ServerErrorCause>() {
-            tracing::error!(status = status.as_u16(), error = %cause, "request failed");
-        } else {
-            tracing::debug!(status = status.as_u16(), "request not served");
-        }
+    if !status.is_server_error() {
+        return;
     }
-    response
+    if let Some(cause) = response.extensions().get::<ServerErrorCause>() {
+        tracing::error!(status = status.as_u16(), error = %cause, "request failed");
+    } else {
+        tracing::debug!(status = status.as_u16(), "request not served");
+    }
 }
 
 async fn shed(_error: tower::BoxError) -> Response {
@@ -251,7 +257,6 @@ pub fn with_common_layers(
     .layer(RequestBodyLimitLayer::new(server.body_limit));
     api.merge(limited(probes, MAX_CONCURRENT_PROBES, PROBE_TIMEOUT))
         .layer(middleware::from_fn(problems_for_layer_errors))
-        .layer(middleware::from_fn(log_server_errors))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
             service,

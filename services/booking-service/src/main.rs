@@ -6,6 +6,10 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: per-thread heaps, no lock contention between the runtime's threads under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     myevents_host::run_binary::<myevents_booking_service::BookingServiceSpec>().await

@@ -4,6 +4,10 @@ use std::io::Write;
 
 use myevents::{Suite, SuiteConfig};
 
+/// mimalloc: per-thread heaps, no lock contention between the runtime's threads under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = myevents_platform::telemetry::init("myevents")?;

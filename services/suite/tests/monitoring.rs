@@ -142,3 +142,60 @@ async fn the_dashboard_queries_parse_and_read_only_exported_series() {
         assert!(covered.contains(wanted), "the dashboard shows no {wanted}");
     }
 }
+
+/// The value of the series `name{labels}` in the Prometheus text `metrics`, if listed.
+fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn in_embedded_mode_each_service_reports_its_own_consumer_and_requests() {
+    let suite = myevents::Suite::build(&myevents::SuiteConfig::ephemeral())
+        .await
+        .expect("suite");
+    let (events, bookings) = (suite.event_addr(), suite.booking_addr());
+    tokio::spawn(suite.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::new();
+    for addr in [events, bookings] {
+        let answer = client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .expect("request");
+        assert!(answer.status().is_success());
+    }
+    let attached = |service: &str| {
+        let labels = format!("service=\"{service}\"");
+        sample(
+            &myevents_platform::metrics::render(),
+            "myevents_consumer_attached",
+            &labels,
+        )
+    };
+    let both = myevents_testkit::eventually(std::time::Duration::from_secs(10), || async {
+        attached("event-service") == Some(1.0) && attached("booking-service") == Some(1.0)
+    })
+    .await;
+    assert!(both, "{}", myevents_platform::metrics::render());
+    let metrics = myevents_platform::metrics::render();
+    for service in ["event-service", "booking-service"] {
+        // The text format lists labels in alphabetical order.
+        let labels =
+            format!("method=\"GET\",route=\"/healthz\",service=\"{service}\",status=\"200\"");
+        assert_eq!(
+            sample(&metrics, "myevents_http_requests_total", &labels),
+            Some(1.0),
+            "{service}: {metrics}"
+        );
+        let pending = sample(
+            &metrics,
+            "myevents_outbox_pending",
+            &format!("service=\"{service}\""),
+        );
+        assert_eq!(pending, Some(0.0), "{service}");
+    }
+}

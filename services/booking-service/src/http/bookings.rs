@@ -3,7 +3,6 @@
 //! case of [`BookingService`](crate::service::BookingService) and maps the result.
 
 use axum::extract::{Path, State};
-use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,7 +29,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/events/{id}/bookings",
-            post(book.layer(keys)).get(list_for_event),
+            post(book).route_layer(keys).get(list_for_event),
         )
         .route("/bookings/{id}", get(read).delete(cancel))
         .route("/users/{user_id}/bookings", get(list_for_user))

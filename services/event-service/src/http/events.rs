@@ -2,10 +2,9 @@
 //! [`EventService`](crate::service::EventService) and maps the result.
 
 use axum::extract::{Path, State};
-use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
@@ -25,7 +24,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         myevents_http::idempotency::middleware,
     );
     Router::new()
-        .route("/events", get(list).post(create.layer(keys)))
+        .route("/events", post(create).route_layer(keys).get(list))
         .route("/events/{id}", get(read))
         .route("/events/id/{id}", get(read))
         .route("/events/name/{name}", get(read_by_name))

@@ -2,10 +2,9 @@
 //! [`EventService`](crate::service::EventService) and maps the result.
 
 use axum::extract::State;
-use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use myevents_domain::id::LocationId;
 use myevents_http::idempotency::Reserved;
@@ -24,7 +23,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         myevents_http::idempotency::middleware,
     );
     Router::new()
-        .route("/locations", get(list).post(create.layer(keys)))
+        .route("/locations", post(create).route_layer(keys).get(list))
         .route("/locations/{id}", get(read))
 }
 
