@@ -153,9 +153,12 @@ def variables_read():
     names = set(READ_BY_LIBRARIES)
     call = re.compile(r'\b(?:var|parse_or|seconds_or|switch_or|listen_addr_or)\(\s*"([A-Z][A-Z0-9_]+)"')
     constant = re.compile(r'\bconst [A-Z_]+: &str = "([A-Z][A-Z0-9_]+)";')
+    # The host reads each service's queue from the variable its `HostDefaults` names.
+    queue = re.compile(r'\bqueue_variable:\s*"([A-Z][A-Z0-9_]+)"')
     for source in production_sources():
         names.update(call.findall(source))
         names.update(constant.findall(source))
+        names.update(queue.findall(source))
     return names
 
 
@@ -166,14 +169,16 @@ def documented_variables():
 
 
 def routes_served(service):
-    """The GET paths a service's router declares without parameters (health routes, /version)."""
+    """The paths a service's router declares without parameters: its own routes, and those the
+    service host adds to every service (health, readiness, /version)."""
     paths = set()
-    directory = os.path.join(ROOT, "services", service, "src")
-    for dirpath, _, files in os.walk(directory):
-        for name in files:
-            if name.endswith(".rs"):
-                with open(os.path.join(dirpath, name), encoding="utf-8") as f:
-                    paths.update(re.findall(r'\.route\(\s*"(/[a-z/]*)"', f.read()))
+    sources = []
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "services", service, "src")):
+        sources += [os.path.join(dirpath, name) for name in files if name.endswith(".rs")]
+    sources.append(os.path.join(ROOT, "crates", "myevents-host", "src", "lib.rs"))
+    for source in sources:
+        with open(source, encoding="utf-8") as f:
+            paths.update(re.findall(r'\.route\(\s*"(/[a-z/]*)"', f.read()))
     with open(os.path.join(ROOT, "crates", "myevents-platform", "src", "build_info.rs"), encoding="utf-8") as f:
         paths.update(re.findall(r'"(/version)"', f.read()))
     return paths

@@ -297,9 +297,11 @@ impl<S: Service> Application<S> {
             outbox: shared.outbox,
             waker,
         };
+        // Every address is bound before the broker is contacted, so that a port in use fails the
+        // start before any connection exists.
+        let metrics = MetricsServer::start_if_configured(host.server.metrics_listen).await?;
         let messaging = Messaging::start(S::NAME, &deps.broker, parts, host.relay).await?;
         myevents_http::metrics::register();
-        let metrics = MetricsServer::start_if_configured(host.server.metrics_listen).await?;
         let draining = Draining::default();
         let probes = Router::new()
             .route("/healthz", get(healthz))
@@ -386,10 +388,24 @@ impl<S: Service> Application<S> {
 /// environment, then serves until SIGTERM or ctrl-c — or runs `healthcheck`, `version` or
 /// `dead-letters replay` and exits.
 ///
-/// # Errors
-/// An invalid variable, an address that cannot be bound, a broker or store kind the binary was built
-/// without.
-pub async fn run_binary<S: Service>() -> anyhow::Result<ExitCode> {
+/// A failure (an invalid variable, an address in use, a broker or store kind the binary was built
+/// without) is written to standard error with its chain of causes, `error: <what>: <why>`, and the
+/// process exits with status 1 at once: nothing is in flight yet, and the broker client's background
+/// tasks are not left to panic while the runtime is torn down around them.
+pub async fn run_binary<S: Service>() -> ExitCode {
+    match serve_binary::<S>().await {
+        Ok(status) => status,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{} failed", S::NAME);
+            // Written without eprintln!, which would panic if standard error were closed.
+            let line = format!("error: {error:#}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
     let command = cli::Command::parse(std::env::args().skip(1)).unwrap_or_else(|usage| {
         eprintln!("{usage}");
         std::process::exit(2);

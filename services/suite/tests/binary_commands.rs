@@ -94,3 +94,38 @@ async fn version_prints_what_get_version_serves_and_the_start_up_log_names() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_start_up_failure_exits_with_status_1_and_the_error_alone() {
+    // The metrics port is taken; the broker is the real RabbitMQ, so a connection could be open.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let metrics = taken.local_addr().expect("addr").to_string();
+    for binary in ["event-service", "booking-service"] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::process::Command::new(binary_path(binary))
+                .env("LISTEN_URL", "127.0.0.1:0")
+                .env("METRICS_LISTEN_URL", &metrics)
+                .env("BROKER_KIND", "rabbitmq")
+                .env("AMQP_BROKER_URL", myevents_testkit::amqp_url())
+                .env("STORE_KIND", "memory")
+                .env("LOG_FORMAT", "json")
+                .env_remove("RUST_BACKTRACE")
+                .env_remove("RUST_LIB_BACKTRACE")
+                .output(),
+        )
+        .await
+        .expect("exits within 30 s")
+        .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{binary}: {stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "error: cannot listen on {metrics} (METRICS_LISTEN_URL): Address already in use \
+                 (os error 98)"
+            ),
+            "{binary}"
+        );
+    }
+}
