@@ -16,6 +16,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use myevents_booking_service::config::BookingServiceConfig;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
@@ -113,12 +114,14 @@ impl Suite {
             &booking_config,
             myevents_booking_service::Dependencies::in_memory(Broker::in_memory(&broker)),
         )
-        .await?;
+        .await
+        .context("starting the booking service (BOOKING_LISTEN_URL)")?;
         let events = myevents_event_service::Application::build(
             &event_config,
             myevents_event_service::Dependencies::in_memory(Broker::in_memory(&broker)),
         )
-        .await?;
+        .await
+        .context("starting the event service (EVENT_LISTEN_URL, METRICS_LISTEN_URL)")?;
         Ok(Self { events, bookings })
     }
 

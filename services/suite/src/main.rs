@@ -8,8 +8,20 @@ use myevents::{Suite, SuiteConfig};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Runs the suite; a failure (an invalid variable, a port in use) is written to standard error with
+/// its causes, `error: <what>: <why>`, and the process exits with status 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = std::io::stderr().write_all(format!("error: {error:#}\n").as_bytes());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let _telemetry = myevents_platform::telemetry::init("myevents")?;
     let config = SuiteConfig::from_env()?;
     let suite = Suite::build(&config).await?;

@@ -85,3 +85,32 @@ async fn the_embedded_suite_books_until_sold_out_without_any_server() {
     assert_eq!(book().await, StatusCode::CONFLICT);
     child.kill().await.expect("kill");
 }
+
+#[tokio::test]
+async fn a_port_in_use_ends_the_embedded_suite_with_status_1_and_the_error_alone() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let output = tokio::time::timeout(
+        WAIT,
+        Command::new(env!("CARGO_BIN_EXE_myevents"))
+            .env("EVENT_LISTEN_URL", &addr)
+            .env("BOOKING_LISTEN_URL", "127.0.0.1:0")
+            .env("METRICS_LISTEN_URL", "off")
+            .env("RUST_LOG", "warn")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .output(),
+    )
+    .await
+    .expect("exits in time")
+    .expect("run myevents");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: starting the event service (EVENT_LISTEN_URL, METRICS_LISTEN_URL): cannot \
+             listen on {addr} (LISTEN_URL): Address already in use (os error 98)"
+        )
+    );
+}
