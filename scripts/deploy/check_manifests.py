@@ -11,7 +11,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
-    DRAIN_AFTER_REQUESTS_SECONDS, OVERLAYS, ROOT, SERVICES, Tally, compose_file,
+    EXIT_AFTER_SHUTDOWN_SECONDS, OVERLAYS, ROOT, SERVICES, Tally, compose_file,
     deployment_environment, documented_variables, objects, port_of, render, rendered_text,
     routes_served, run, variables_read,
 )
@@ -105,8 +105,11 @@ def probes_and_ports_match(overlay):
             assert port["targetPort"] in ports, f"{name}: Service port {port_name} targets nothing"
             assert port["port"] == ports[port["targetPort"]], f"{name}: Service port {port_name}"
         grace = pod["spec"]["terminationGracePeriodSeconds"]
-        needed = int(env["SHUTDOWN_DELAY"]) + int(env["SHUTDOWN_TIMEOUT"]) + DRAIN_AFTER_REQUESTS_SECONDS
+        needed = int(env["SHUTDOWN_TIMEOUT"]) + EXIT_AFTER_SHUTDOWN_SECONDS
         assert grace >= needed, f"{name}: terminationGracePeriodSeconds {grace} < {needed}"
+        assert int(env["SHUTDOWN_DELAY"]) < int(env["SHUTDOWN_TIMEOUT"]) // 2, (
+            f"{name}: SHUTDOWN_DELAY leaves the requests too little of SHUTDOWN_TIMEOUT"
+        )
         assert deployment["spec"]["replicas"] >= 2, f"{name}: fewer than 2 replicas"
         hpa = objects(docs, "HorizontalPodAutoscaler")[name]
         assert hpa["spec"]["scaleTargetRef"]["name"] == name and hpa["spec"]["minReplicas"] >= 2

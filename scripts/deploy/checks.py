@@ -21,9 +21,10 @@ OVERLAYS = ["rabbitmq", "kafka"]
 SERVICES = ["event-service", "booking-service"]
 # Read by the tracing-subscriber crate (EnvFilter::from_default_env), not by a literal of ours.
 READ_BY_LIBRARIES = {"RUST_LOG"}
-# What a service may still do after SHUTDOWN_DELAY + SHUTDOWN_TIMEOUT, in seconds: finish the message
-# in hand with its retries (~11 s), drain the outbox relay (5 s), flush the producer (10 s).
-DRAIN_AFTER_REQUESTS_SECONDS = 26
+# SHUTDOWN_TIMEOUT bounds the whole shutdown after SIGTERM (SHUTDOWN_DELAY, requests, the message in
+# hand, the outbox drain, the producer flush); what a service may still do after it, in seconds: stop
+# an abandoned consumer (at most 1 s) and exit.
+EXIT_AFTER_SHUTDOWN_SECONDS = 2
 
 
 class Tally:

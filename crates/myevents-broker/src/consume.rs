@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use tokio::task::JoinHandle;
@@ -223,6 +224,30 @@ impl Consumer {
         self.signals.stop.cancel();
         if let Err(error) = self.task.await {
             tracing::error!(%error, "consumer task failed");
+        }
+    }
+
+    /// [`Consumer::shutdown`], but at most for `limit`: a message still in hand then (a slow handler,
+    /// retries) is abandoned unacknowledged, so the broker delivers it again. Returns whether the
+    /// consumer stopped within `limit`.
+    pub async fn shutdown_within(mut self, limit: Duration) -> bool {
+        self.signals.stop.cancel();
+        match tokio::time::timeout(limit, &mut self.task).await {
+            Ok(joined) => {
+                if let Err(error) = joined {
+                    tracing::error!(%error, "consumer task failed");
+                }
+                true
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the message in hand did not finish within the shutdown budget; it is left \
+                     unacknowledged and the broker delivers it again"
+                );
+                self.signals.kill.cancel();
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
+                false
+            }
         }
     }
 

@@ -125,7 +125,8 @@ impl HostConfig {
 pub type JobFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A job the host runs every `every` while the service runs (the first run one period after the
-/// start), and stops before the consumer at shutdown.
+/// start), and stops before the consumer at shutdown, abandoning a run in progress: a job must be
+/// safe to interrupt and run again.
 pub struct Periodic {
     /// Its name, for the logs.
     pub name: &'static str,
@@ -227,7 +228,12 @@ impl RunningJob {
                     _ = ticks.tick() => {}
                 }
                 tracing::debug!(job = periodic.name, "periodic job");
-                (periodic.job)().await;
+                // A run in progress at shutdown is abandoned: a job must be safe to interrupt and
+                // to run again (the seat-return sweep is).
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    () = (periodic.job)() => {}
+                }
             }
         });
         Self { stop, task }
@@ -352,9 +358,12 @@ impl<S: Service> Application<S> {
         self.messaging.consumer_status().is_attached()
     }
 
-    /// Serves until `shutdown` resolves; then lets requests in progress finish, stops the periodic
-    /// jobs, stops the consumer after the message in hand, publishes what the outbox still holds
-    /// (at most `myevents_messaging::RELAY_DRAIN`), and closes the publisher.
+    /// Serves until `shutdown` resolves; then, all within `SHUTDOWN_TIMEOUT` counted from the signal
+    /// (see `ServerConfig::shutdown_timeout`): lets requests in progress finish (within their share),
+    /// stops the periodic jobs, stops the consumer after the message in hand, publishes what the
+    /// outbox still holds, and closes the publisher, each with what the stages before it left. What
+    /// does not finish in time is not lost: an unacknowledged message is delivered again, an
+    /// unpublished one stays in the outbox.
     ///
     /// # Errors
     /// The server's I/O error.
@@ -363,6 +372,14 @@ impl<S: Service> Application<S> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, service = S::NAME, "http server listening");
+        let signalled = Arc::new(std::sync::OnceLock::new());
+        let shutdown = {
+            let signalled = Arc::clone(&signalled);
+            async move {
+                shutdown.await;
+                let _ = signalled.set(tokio::time::Instant::now());
+            }
+        };
         let served = myevents_http::server::serve(
             self.listener,
             self.router,
@@ -371,10 +388,17 @@ impl<S: Service> Application<S> {
             &self.server,
         )
         .await;
+        let since_signal = signalled
+            .get()
+            .map_or(Duration::ZERO, tokio::time::Instant::elapsed);
+        let budget = self.server.shutdown_timeout.saturating_sub(since_signal);
+        let deadline = tokio::time::Instant::now() + budget;
         for job in self.jobs {
             job.stop().await;
         }
-        self.messaging.shutdown().await;
+        self.messaging
+            .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
         if let Some(metrics) = self.metrics {
             metrics.stop().await;
         }
@@ -437,4 +461,135 @@ async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
     app.run_until_stopped(myevents_platform::shutdown::signal())
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use async_trait::async_trait;
+    use myevents_broker::memory::InMemoryBroker;
+    use myevents_broker::{EventPublisher, EventSubscriber, HandlingError, Message};
+    use myevents_store::factory::BookingStore;
+    use tokio::sync::{Notify, mpsc};
+
+    use super::*;
+
+    /// A handler that takes a minute, telling `started` when it begins.
+    struct Slow {
+        started: Arc<Notify>,
+    }
+
+    #[async_trait]
+    impl MessageHandler for Slow {
+        async fn handle(&self, _message: &Message) -> Result<(), HandlingError> {
+            self.started.notify_one();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(())
+        }
+    }
+
+    /// Hands every message it gets to the test.
+    struct Forward(mpsc::UnboundedSender<Message>);
+
+    #[async_trait]
+    impl MessageHandler for Forward {
+        async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
+            let _ = self.0.send(message.clone());
+            Ok(())
+        }
+    }
+
+    struct SlowConfig {
+        host: HostConfig,
+        started: Arc<Notify>,
+    }
+
+    /// A service whose consumer is slow, and nothing else.
+    struct SlowService;
+
+    impl Service for SlowService {
+        const NAME: &'static str = "slow-service";
+        const DEFAULTS: HostDefaults = HostDefaults {
+            listen: "127.0.0.1:0",
+            metrics: "127.0.0.1:0",
+            queue_variable: "SLOW_QUEUE",
+            queue: "slow",
+            database: "slow",
+        };
+        const CONSUMES: &'static [&'static str] = &["slowEvent"];
+        type Config = SlowConfig;
+        type Store = BookingStore;
+
+        fn config_from_env() -> Result<SlowConfig, ConfigError> {
+            Ok(SlowConfig {
+                host: HostConfig::from_env(&Self::DEFAULTS)?,
+                started: Arc::default(),
+            })
+        }
+
+        fn host_config(config: &SlowConfig) -> &HostConfig {
+            &config.host
+        }
+
+        fn wire(config: &SlowConfig, _store: BookingStore, _waker: OutboxWaker) -> Wiring {
+            Wiring {
+                api: Router::new(),
+                handler: Arc::new(Slow {
+                    started: Arc::clone(&config.started),
+                }),
+                periodic: Vec::new(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_within_its_budget_and_the_message_in_hand_is_delivered_again() {
+        let broker = InMemoryBroker::default();
+        let mut host = HostConfig::ephemeral("slow");
+        host.server.shutdown_timeout = Duration::from_millis(1500);
+        host.server.metrics_listen = None;
+        let config = SlowConfig {
+            host,
+            started: Arc::default(),
+        };
+        let deps = Dependencies::in_memory(Broker::in_memory(&broker));
+        let app = Application::<SlowService>::build(&config, deps)
+            .await
+            .expect("build");
+        broker
+            .publish(&Message::new("slowEvent", "k", b"{}".to_vec()))
+            .await
+            .expect("publish");
+        tokio::time::timeout(Duration::from_secs(5), config.started.notified())
+            .await
+            .expect("the handler started");
+
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let signalled = Instant::now();
+        stop.send(()).expect("signal");
+        running.await.expect("task").expect("stopped");
+        let took = signalled.elapsed();
+        assert!(
+            took < Duration::from_millis(2500),
+            "stopped {took:?} after the signal, budget 1.5 s"
+        );
+
+        let (sender, mut received) = mpsc::unbounded_channel();
+        let _next = broker
+            .subscribe(
+                &Subscription::new("slow", SlowService::CONSUMES),
+                Arc::new(Forward(sender)),
+            )
+            .await
+            .expect("subscribe");
+        let again = tokio::time::timeout(Duration::from_secs(5), received.recv())
+            .await
+            .expect("delivered again")
+            .expect("a message");
+        assert_eq!(again.name, "slowEvent");
+    }
 }

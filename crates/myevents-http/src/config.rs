@@ -20,8 +20,10 @@ pub struct ServerConfig {
     /// After SIGTERM, how long readiness says 503 while requests are still accepted, so that load
     /// balancers stop sending new ones (`SHUTDOWN_DELAY`, seconds, default 0; 5 behind Kubernetes).
     pub shutdown_delay: Duration,
-    /// Bound on the whole shutdown after SIGTERM: requests in flight, messages in hand, the outbox
-    /// drain (`SHUTDOWN_TIMEOUT`, seconds, default 25).
+    /// Bound on the whole shutdown after SIGTERM (`SHUTDOWN_TIMEOUT`, seconds, default 25; keep it
+    /// below Kubernetes' `terminationGracePeriodSeconds`, default 30): `SHUTDOWN_DELAY` and the
+    /// requests in flight get the first two thirds ([`ServerConfig::request_drain_bound`]), the
+    /// message in hand, the outbox drain and the publisher's flush the rest.
     pub shutdown_timeout: Duration,
     /// Longest wait for a request's headers, counted from when the connection is ready for its next
     /// request (`HTTP_HEADER_READ_TIMEOUT`, seconds, default 10): a client that sends its headers
@@ -50,6 +52,13 @@ impl ServerConfig {
             body_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
         }
+    }
+
+    /// How long after SIGTERM requests may still be served and finished: two thirds of
+    /// [`ServerConfig::shutdown_timeout`] (`SHUTDOWN_DELAY` included); the last third is left to the
+    /// messaging.
+    pub fn request_drain_bound(&self) -> Duration {
+        self.shutdown_timeout - self.shutdown_timeout / 3
     }
 
     /// For tests: defaults, metrics on a free local port.

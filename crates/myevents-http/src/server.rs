@@ -377,7 +377,7 @@ pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
 
 /// Serves `router` on `listener` (HTTP/1.1, hyper) until `shutdown` resolves; then marks `draining`
 /// (readiness 503), keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in
-/// progress finish, waiting at most `server.shutdown_timeout` after the signal.
+/// progress finish, waiting at most [`ServerConfig::request_drain_bound`] after the signal.
 ///
 /// Connection limits: at most `server.max_connections` open at once (more wait in the listen
 /// backlog), and a connection whose next request's headers do not arrive within
@@ -446,12 +446,14 @@ pub async fn serve(
     let elapsed = signalled
         .get()
         .map_or(Duration::ZERO, tokio::time::Instant::elapsed);
-    let timeout = server.shutdown_timeout.saturating_sub(elapsed);
+    let timeout = server.request_drain_bound().saturating_sub(elapsed);
     if tokio::time::timeout(timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("requests still in flight at SHUTDOWN_TIMEOUT; stopping anyway");
+        tracing::warn!(
+            "requests still in flight at their share of SHUTDOWN_TIMEOUT; stopping anyway"
+        );
     }
     Ok(())
 }

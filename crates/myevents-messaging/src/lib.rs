@@ -28,4 +28,4 @@ mod lifecycle;
 pub mod metrics;
 pub mod outbox;
 
-pub use lifecycle::{Messaging, MessagingParts, RELAY_DRAIN};
+pub use lifecycle::{Messaging, MessagingParts};

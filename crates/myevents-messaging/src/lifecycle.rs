@@ -12,9 +12,6 @@ use crate::broker::Broker;
 use crate::config::RelayConfig;
 use crate::outbox::{OutboxRelay, OutboxWaker};
 
-/// How long shutdown lets the relay publish what the outbox still holds.
-pub const RELAY_DRAIN: Duration = Duration::from_secs(5);
-
 /// What a service consumes and relays: its subscription and handler, its outbox and the waker its
 /// writes notify.
 pub struct MessagingParts {
@@ -99,16 +96,22 @@ impl Messaging {
         self.consumer.status()
     }
 
-    /// Stops the consumer after the message in hand, lets the relay publish what is pending (at most
-    /// [`RELAY_DRAIN`]), then flushes and closes the publisher.
-    pub async fn shutdown(self) {
+    /// Stops within `budget`, in order: the consumer after the message in hand (a message that does
+    /// not finish in time is left unacknowledged, so the broker delivers it again), the relay after
+    /// publishing what is pending (what it cannot publish in time stays in the outbox), then the
+    /// publisher's flush. Each stage gets what the stages before it left of `budget`.
+    pub async fn shutdown(self, budget: Duration) {
+        let deadline = tokio::time::Instant::now() + budget;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         self.sampler.abort();
-        self.consumer.shutdown().await;
+        self.consumer.shutdown_within(left()).await;
         if let Some(relay) = self.relay {
-            relay.shutdown(RELAY_DRAIN).await;
+            relay.shutdown(left()).await;
         }
-        if let Err(error) = self.publisher.close().await {
-            tracing::error!(%error, "closing the publisher failed");
+        match tokio::time::timeout(left(), self.publisher.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "closing the publisher failed"),
+            Err(_) => tracing::warn!("the publisher did not close within the shutdown budget"),
         }
     }
 }
