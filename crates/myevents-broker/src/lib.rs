@@ -62,6 +62,10 @@ pub const EVENT_NAME_HEADER: &str = "x-event-name";
 pub const DEAD_LETTER_REASON_HEADER: &str = "x-dead-letter-reason";
 /// Header with the subscription a dead-lettered message came from.
 pub const DEAD_LETTER_SOURCE_HEADER: &str = "x-dead-letter-source";
+/// Header naming the one subscription a replayed dead letter is for: a replay goes through the
+/// exchange (or topic) again, and every other subscription bound to its event name acknowledges it
+/// without handling it (`myevents_messaging::dead_letters`).
+pub const REPLAY_TARGET_HEADER: &str = "x-replay-target";
 
 /// One message on the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]

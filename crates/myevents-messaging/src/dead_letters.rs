@@ -4,9 +4,10 @@
 //! [`replay`] reads a subscription's dead-letter destination (RabbitMQ queue `<queue>.dlq`, Kafka
 //! topic `<topic>.dlq` filtered by `x-dead-letter-source`) and publishes each message again through the
 //! service's publisher with its original id, name, key, time and headers, the dead-letter headers
-//! removed, acknowledging the dead letter only after the broker confirmed the new publish. Every
-//! consumer is idempotent (inbox by message id), so a subscription that handled the message before
-//! ignores the copy it receives.
+//! removed, acknowledging the dead letter only after the broker confirmed the new publish. The copy
+//! carries `x-replay-target: <subscription>`, and [`only_for_its_target`] — which every service's
+//! consumer goes through — makes every other subscription bound to that event name acknowledge it
+//! without handling it: the replay reaches the subscription that dead-lettered the message, only.
 //!
 //! It stops when the destination stays empty for `idle`, or when a message it replayed in this run
 //! comes back (still failing): that one is left in the dead-letter destination.
@@ -33,7 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use myevents_broker::{
     DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SOURCE_HEADER, EventPublisher, HandlingError, Message,
-    MessageHandler, Subscription,
+    MessageHandler, REPLAY_TARGET_HEADER, Subscription,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -51,6 +52,8 @@ pub struct ReplayReport {
 
 struct Republisher {
     publisher: Arc<dyn EventPublisher>,
+    /// The subscription the replayed messages are for.
+    target: String,
     seen: Mutex<HashSet<String>>,
     report: Mutex<ReplayReport>,
     progress: Notify,
@@ -78,6 +81,9 @@ impl MessageHandler for Republisher {
         let mut original = message.clone();
         original.headers.remove(DEAD_LETTER_REASON_HEADER);
         original.headers.remove(DEAD_LETTER_SOURCE_HEADER);
+        original
+            .headers
+            .insert(REPLAY_TARGET_HEADER.to_owned(), self.target.clone());
         self.publisher
             .publish(&original)
             .await
@@ -89,6 +95,37 @@ impl MessageHandler for Republisher {
             .replayed += 1;
         self.progress.notify_one();
         Ok(())
+    }
+}
+
+/// `handler`, for subscription `name`: a replayed dead letter meant for another subscription (its
+/// `x-replay-target` header names another) is acknowledged without being handled.
+pub fn only_for_its_target(
+    name: &str,
+    handler: Arc<dyn MessageHandler>,
+) -> Arc<dyn MessageHandler> {
+    Arc::new(ForTarget {
+        name: name.to_owned(),
+        inner: handler,
+    })
+}
+
+struct ForTarget {
+    name: String,
+    inner: Arc<dyn MessageHandler>,
+}
+
+#[async_trait]
+impl MessageHandler for ForTarget {
+    async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
+        match message.headers.get(REPLAY_TARGET_HEADER) {
+            Some(target) if *target != self.name => {
+                tracing::debug!(message_id = %message.id, %target,
+                    "a dead letter replayed for another subscription; acknowledged");
+                Ok(())
+            }
+            _ => self.inner.handle(message).await,
+        }
     }
 }
 
@@ -104,6 +141,7 @@ pub async fn replay(
 ) -> anyhow::Result<ReplayReport> {
     let republisher = Arc::new(Republisher {
         publisher: Arc::clone(&broker.publisher),
+        target: subscription.name.clone(),
         seen: Mutex::default(),
         report: Mutex::default(),
         progress: Notify::new(),
@@ -153,9 +191,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn dead_letters_are_replayed_once_and_one_failing_again_is_left_behind() {
+    async fn dead_letters_are_replayed_once_to_their_subscription_only_and_one_failing_again_is_left_behind()
+     {
         use myevents_broker::HandlingError;
         use myevents_broker::memory::InMemoryBroker;
+
+        /// Counts what it handles.
+        #[derive(Default)]
+        struct Counting(std::sync::atomic::AtomicUsize);
+        #[async_trait]
+        impl MessageHandler for Counting {
+            async fn handle(&self, _message: &Message) -> Result<(), HandlingError> {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+        }
 
         /// Fails every message until fixed; afterwards still fails `still_broken`.
         struct Handler {
@@ -200,7 +250,22 @@ mod tests {
             .subscriber
             .subscribe(
                 &subscription,
-                Arc::clone(&handler) as Arc<dyn MessageHandler>,
+                only_for_its_target(
+                    &subscription.name,
+                    Arc::clone(&handler) as Arc<dyn MessageHandler>,
+                ),
+            )
+            .await
+            .expect("subscribe");
+        // Another subscription bound to the same event name, as a service's consumer runs it.
+        let audit = Subscription::new("audit", &["eventCreated"]);
+        let audited = Arc::new(Counting::default());
+        broker.subscriber.declare(&audit).await.expect("declare");
+        let auditor = broker
+            .subscriber
+            .subscribe(
+                &audit,
+                only_for_its_target(&audit.name, Arc::clone(&audited) as Arc<dyn MessageHandler>),
             )
             .await
             .expect("subscribe");
@@ -235,5 +300,8 @@ mod tests {
         assert_eq!(again.replayed, 1);
         assert_eq!(again.failed_again, vec![messages[2].id.clone()]);
         consumer.shutdown().await;
+        // The other subscription handled each original once, and none of the four replayed copies.
+        auditor.shutdown().await;
+        assert_eq!(audited.0.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

@@ -57,6 +57,7 @@ impl Messaging {
             tracing::warn!(%error, queue = %subscription.name,
                 "broker unreachable at start-up; the consumer keeps retrying");
         }
+        let handler = crate::dead_letters::only_for_its_target(&subscription.name, handler);
         let consumer = broker
             .subscriber
             .subscribe(&subscription, handler)
