@@ -31,9 +31,24 @@ use myevents_domain::seats::SeatCount;
 use myevents_domain::messages::{DomainEvent, EventBooked, OutboxMessage};
 
 use crate::{
-    BookingRepository, Cancellation, EventRepository, LocationRepository, Outbox, PageRequest,
-    PlaceBookingError, RepositoryError, SeatChange,
+    BookingRepository, Cancellation, EventRepository, InboxKey, LocationRepository, Outbox,
+    PageRequest, PlaceBookingError, RepositoryError, SeatChange, Settled,
 };
+
+/// Places `booking` as the booking service does: holds its seats, then stores it with `announce`.
+/// Returns the seats that remain.
+///
+/// # Errors
+/// What [`BookingRepository::hold_seats`] and [`BookingRepository::store_held_booking`] return.
+pub async fn place_booking(
+    repo: &dyn BookingRepository,
+    booking: &Booking,
+    announce: &OutboxMessage,
+) -> Result<SeatCount, PlaceBookingError> {
+    let hold = repo.hold_seats(booking).await?;
+    repo.store_held_booking(&hold, announce).await?;
+    Ok(hold.remaining)
+}
 
 /// A repository and the outbox of the same store, fresh and empty.
 pub struct StoreUnderTest<R: ?Sized> {
@@ -217,6 +232,7 @@ pub mod locations {
 /// Checks on [`EventRepository`].
 pub mod events {
     use super::*;
+    use futures_util::StreamExt;
 
     /// A stored event (with its embedded location) reads back equal; an unknown id reads as `None`.
     pub async fn stores_and_reads_back(repo: Arc<dyn EventRepository>) {
@@ -262,45 +278,81 @@ pub mod events {
         assert_eq!(repo.find_by_name("Opera Aida").await.expect("find"), None);
     }
 
-    /// Booked seats are recorded once per message id; unknown events are said so.
+    /// The inbox key of message `id` as consumer `events-service` applies it.
+    fn key(id: &str) -> InboxKey<'_> {
+        InboxKey {
+            consumer: "events-service",
+            message_id: id,
+        }
+    }
+
+    /// Booked seats are recorded once per inbox key; unknown events are said so.
     pub async fn records_booked_seats_once_per_message(repo: Arc<dyn EventRepository>) {
         let event = sample_event("opera aida");
         repo.insert(&event, &sample_message())
             .await
             .expect("insert");
-        assert_eq!(
-            repo.record_booked_seats(event.id, "m1", 3)
-                .await
-                .expect("record"),
-            SeatChange::Applied
-        );
-        assert_eq!(
-            repo.record_booked_seats(event.id, "m1", 3)
-                .await
-                .expect("record"),
-            SeatChange::Duplicate
-        );
-        assert_eq!(
-            repo.record_booked_seats(event.id, "m2", 2)
-                .await
-                .expect("record"),
-            SeatChange::Applied
-        );
-        assert_eq!(
-            repo.record_booked_seats(event.id, "m3", -1)
-                .await
-                .expect("record"),
-            SeatChange::Applied
-        );
+        let record = |key: InboxKey<'static>, seats| {
+            let repo = Arc::clone(&repo);
+            async move {
+                repo.record_booked_seats(event.id, key, seats)
+                    .await
+                    .expect("record")
+            }
+        };
+        assert_eq!(record(key("m1"), 3).await, SeatChange::Applied);
+        assert_eq!(record(key("m1"), 3).await, SeatChange::Duplicate);
+        assert_eq!(record(key("m2"), 2).await, SeatChange::Applied);
+        assert_eq!(record(key("m3"), -1).await, SeatChange::Applied);
+        // Another consumer of the same message keeps its own record.
+        let other = InboxKey {
+            consumer: "audit",
+            message_id: "m1",
+        };
+        assert_eq!(record(other, 1).await, SeatChange::Applied);
         let stored = repo.get(event.id).await.expect("get").expect("stored");
-        assert_eq!(stored.seats_booked, SeatCount::new(4));
-        assert_eq!(stored.seats_available(), SeatCount::new(96));
+        assert_eq!(stored.seats_booked, SeatCount::new(5));
+        assert_eq!(stored.seats_available(), SeatCount::new(95));
         assert_eq!(
-            repo.record_booked_seats(EventId::generate(), "m4", 1)
+            repo.record_booked_seats(EventId::generate(), key("m4"), 1)
                 .await
                 .expect("record"),
             SeatChange::UnknownEvent
         );
+        // The unknown event left no record: once the event exists, the message applies.
+        assert_eq!(record(key("m4"), 1).await, SeatChange::Applied);
+    }
+
+    /// A message redelivered (or replayed from its dead-letter queue) after 5,000 newer ones is
+    /// recognised: the inbox has no window.
+    pub async fn an_old_message_after_five_thousand_newer_counts_once(
+        repo: Arc<dyn EventRepository>,
+    ) {
+        let event = sample_event("opera aida");
+        repo.insert(&event, &sample_message())
+            .await
+            .expect("insert");
+        let ids: Vec<String> = (0..=5000).map(|i| format!("message-{i}")).collect();
+        // Four at a time, as a consumer with a prefetch would.
+        futures_util::stream::iter(&ids)
+            .for_each_concurrent(4, |id| {
+                let repo = Arc::clone(&repo);
+                async move {
+                    let change = repo.record_booked_seats(event.id, key(id), 1).await;
+                    assert_eq!(change.expect("record"), SeatChange::Applied);
+                }
+            })
+            .await;
+        for again in [&ids[0], &ids[1]] {
+            assert_eq!(
+                repo.record_booked_seats(event.id, key(again), 1)
+                    .await
+                    .expect("redelivery"),
+                SeatChange::Duplicate
+            );
+        }
+        let stored = repo.get(event.id).await.expect("get").expect("stored");
+        assert_eq!(stored.seats_booked, SeatCount::new(5001));
     }
 
     /// Concurrent deliveries of the same messages count each message once.
@@ -314,8 +366,8 @@ pub mod events {
                 let repo = Arc::clone(&repo);
                 // 10 distinct messages, each delivered 4 times.
                 tokio::spawn(async move {
-                    repo.record_booked_seats(event.id, &format!("m{}", i % 10), 1)
-                        .await
+                    let id = format!("m{}", i % 10);
+                    repo.record_booked_seats(event.id, key(&id), 1).await
                 })
             })
             .collect();
@@ -390,9 +442,13 @@ pub mod bookings {
     pub async fn adding_an_inventory_is_idempotent(repo: Arc<dyn BookingRepository>) {
         let inv = inventory(10);
         assert!(repo.add_inventory(&inv).await.expect("add"));
-        repo.place_booking(&sample_booking(inv.event_id, "alice", 4), &sample_message())
-            .await
-            .expect("place");
+        place_booking(
+            repo.as_ref(),
+            &sample_booking(inv.event_id, "alice", 4),
+            &sample_message(),
+        )
+        .await
+        .expect("place");
         assert!(!repo.add_inventory(&inv).await.expect("add again"));
         let stored = repo
             .inventory(inv.event_id)
@@ -413,21 +469,25 @@ pub mod bookings {
         repo.add_inventory(&inv).await.expect("add");
         let booking = sample_booking(inv.event_id, "alice", 3);
         assert_eq!(
-            repo.place_booking(&booking, &sample_message()).await,
+            place_booking(repo.as_ref(), &booking, &sample_message()).await,
             Ok(SeatCount::new(2))
         );
         assert_eq!(repo.booking(booking.id).await.expect("get"), Some(booking));
         let too_many = sample_booking(inv.event_id, "bob", 3);
         assert_eq!(
-            repo.place_booking(&too_many, &sample_message()).await,
+            place_booking(repo.as_ref(), &too_many, &sample_message()).await,
             Err(PlaceBookingError::SoldOut {
                 remaining: SeatCount::new(2)
             })
         );
         assert_eq!(repo.booking(too_many.id).await.expect("get"), None);
         assert_eq!(
-            repo.place_booking(&sample_booking(inv.event_id, "bob", 2), &sample_message())
-                .await,
+            place_booking(
+                repo.as_ref(),
+                &sample_booking(inv.event_id, "bob", 2),
+                &sample_message()
+            )
+            .await,
             Ok(SeatCount::new(0))
         );
         let stored = repo
@@ -443,23 +503,26 @@ pub mod bookings {
         let inv = inventory(1);
         store.repo.add_inventory(&inv).await.expect("add");
         let placed = sample_message();
-        store
-            .repo
-            .place_booking(&sample_booking(inv.event_id, "alice", 1), &placed)
-            .await
-            .expect("place");
-        let refused = store
-            .repo
-            .place_booking(&sample_booking(inv.event_id, "bob", 1), &sample_message())
-            .await;
+        place_booking(
+            store.repo.as_ref(),
+            &sample_booking(inv.event_id, "alice", 1),
+            &placed,
+        )
+        .await
+        .expect("place");
+        let refused = place_booking(
+            store.repo.as_ref(),
+            &sample_booking(inv.event_id, "bob", 1),
+            &sample_message(),
+        )
+        .await;
         assert!(matches!(refused, Err(PlaceBookingError::SoldOut { .. })));
-        let unknown = store
-            .repo
-            .place_booking(
-                &sample_booking(EventId::generate(), "bob", 1),
-                &sample_message(),
-            )
-            .await;
+        let unknown = place_booking(
+            store.repo.as_ref(),
+            &sample_booking(EventId::generate(), "bob", 1),
+            &sample_message(),
+        )
+        .await;
         assert_eq!(unknown, Err(PlaceBookingError::EventNotFound));
         assert_eq!(
             pending_ids(store.outbox.as_ref()).await,
@@ -473,7 +536,7 @@ pub mod bookings {
     pub async fn placing_for_an_unknown_event_is_refused(repo: Arc<dyn BookingRepository>) {
         let booking = sample_booking(EventId::generate(), "alice", 1);
         assert_eq!(
-            repo.place_booking(&booking, &sample_message()).await,
+            place_booking(repo.as_ref(), &booking, &sample_message()).await,
             Err(PlaceBookingError::EventNotFound)
         );
         assert_eq!(repo.booking(booking.id).await.expect("get"), None);
@@ -487,7 +550,9 @@ pub mod bookings {
             .map(|i| {
                 let repo = Arc::clone(&repo);
                 let booking = sample_booking(inv.event_id, &format!("user{i}"), 1);
-                tokio::spawn(async move { repo.place_booking(&booking, &sample_message()).await })
+                tokio::spawn(async move {
+                    place_booking(repo.as_ref(), &booking, &sample_message()).await
+                })
             })
             .collect();
         let mut placed = 0;
@@ -529,9 +594,9 @@ pub mod bookings {
                 .map(|_| {
                     let repo = Arc::clone(&repo);
                     let booking = sample_booking(inv.event_id, "alice", 1);
-                    tokio::spawn(
-                        async move { repo.place_booking(&booking, &sample_message()).await },
-                    )
+                    tokio::spawn(async move {
+                        place_booking(repo.as_ref(), &booking, &sample_message()).await
+                    })
                 })
                 .collect();
             adding.await.expect("task").expect("add");
@@ -544,12 +609,144 @@ pub mod bookings {
         }
     }
 
+    async fn remaining(repo: &dyn BookingRepository, event_id: EventId) -> u32 {
+        repo.inventory(event_id)
+            .await
+            .expect("inventory")
+            .expect("known")
+            .remaining
+            .get()
+    }
+
+    /// A booking interrupted between holding its seats and being stored is listed as a stale hold; a
+    /// retry under the same id finds the hold instead of taking seats again; storing it (by the
+    /// retry, then again by the reconciler) settles it once.
+    pub async fn an_interrupted_booking_is_finished_from_its_hold_once(
+        store: StoreUnderTest<dyn BookingRepository>,
+    ) {
+        let repo = store.repo.as_ref();
+        let inv = inventory(10);
+        repo.add_inventory(&inv).await.expect("add");
+        let booking = sample_booking(inv.event_id, "alice", 3);
+        let hold = repo.hold_seats(&booking).await.expect("hold");
+        assert!(hold.fresh);
+        assert_eq!(hold.remaining, SeatCount::new(7));
+        // The process dies here: the seats are held, no booking is stored.
+        assert_eq!(repo.booking(booking.id).await.expect("get"), None);
+        let now = Utc::now() + chrono::TimeDelta::seconds(1);
+        let stale = repo.stale_holds(now).await.expect("stale");
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].booking, booking);
+        assert_eq!(stale[0].attempt, hold.attempt);
+        assert!(
+            repo.stale_holds(hold.held_at)
+                .await
+                .expect("stale")
+                .is_empty(),
+            "a hold is stale only before the cut-off"
+        );
+        // The retry (same booking id, a later time) finds the hold and takes nothing.
+        let retry = Booking {
+            booked_at: booking.booked_at + chrono::TimeDelta::seconds(5),
+            ..booking.clone()
+        };
+        let found = repo.hold_seats(&retry).await.expect("hold again");
+        assert!(!found.fresh);
+        assert_eq!(found.attempt, hold.attempt);
+        assert_eq!(found.booking, booking, "the held booking, as first asked");
+        assert_eq!(remaining(repo, inv.event_id).await, 7);
+        let announce = sample_message();
+        assert_eq!(
+            repo.store_held_booking(&found, &announce).await,
+            Ok(Settled::Stored(booking.clone()))
+        );
+        // The reconciler, late, settles the same hold: nothing changes.
+        assert_eq!(
+            repo.store_held_booking(&stale[0], &sample_message()).await,
+            Ok(Settled::Stored(booking.clone()))
+        );
+        assert!(repo.stale_holds(now).await.expect("stale").is_empty());
+        assert_eq!(repo.booking(booking.id).await.expect("get"), Some(booking));
+        assert_eq!(remaining(repo, inv.event_id).await, 7);
+        assert_eq!(pending_ids(store.outbox.as_ref()).await, vec![announce.id]);
+    }
+
+    /// An attempt that held seats for a booking id another attempt already stored gives its seats
+    /// back and answers the stored booking.
+    pub async fn a_second_hold_for_a_stored_booking_gives_its_seats_back(
+        repo: Arc<dyn BookingRepository>,
+    ) {
+        let inv = inventory(10);
+        repo.add_inventory(&inv).await.expect("add");
+        let booking = sample_booking(inv.event_id, "alice", 4);
+        place_booking(repo.as_ref(), &booking, &sample_message())
+            .await
+            .expect("placed");
+        // A stalled twin under the same id, which read "not stored" before the first stored it.
+        let twin = repo.hold_seats(&booking).await.expect("twin hold");
+        assert!(twin.fresh);
+        assert_eq!(remaining(repo.as_ref(), inv.event_id).await, 2);
+        assert_eq!(
+            repo.store_held_booking(&twin, &sample_message()).await,
+            Ok(Settled::AlreadyStored(booking.clone()))
+        );
+        assert_eq!(remaining(repo.as_ref(), inv.event_id).await, 6);
+        let later = Utc::now() + chrono::TimeDelta::seconds(1);
+        assert!(repo.stale_holds(later).await.expect("stale").is_empty());
+    }
+
+    /// Messages come out of the outbox in the order they were stored, batch after batch, also when
+    /// a later message is stored in an older document (a cancellation of an early booking).
+    pub async fn the_outbox_keeps_stored_order_across_batches(
+        store: StoreUnderTest<dyn BookingRepository>,
+    ) {
+        let repo = store.repo.as_ref();
+        let inv = inventory(100);
+        repo.add_inventory(&inv).await.expect("add");
+        let mut stored = Vec::new();
+        let mut bookings = Vec::new();
+        for i in 0..12 {
+            let booking = sample_booking(inv.event_id, "alice", 1);
+            let announce = sample_message();
+            place_booking(repo, &booking, &announce)
+                .await
+                .expect("placed");
+            stored.push(announce.id);
+            bookings.push(booking);
+            if i % 4 == 3 {
+                // Cancel the oldest booking not yet cancelled: its document gets a newer message.
+                let first = bookings.remove(0);
+                let cancel = sample_message();
+                repo.cancel_booking(first.id, Utc::now(), &cancel)
+                    .await
+                    .expect("cancel");
+                stored.push(cancel.id);
+            }
+        }
+        let mut relayed = Vec::new();
+        loop {
+            let batch = store.outbox.pending(5).await.expect("pending");
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                store
+                    .outbox
+                    .mark_published(&message.id)
+                    .await
+                    .expect("mark");
+                relayed.push(message.id);
+            }
+        }
+        assert_eq!(relayed, stored);
+    }
+
     /// Cancelling gives the seats back once; a second cancel changes nothing; unknown ids are said so.
     pub async fn cancelling_gives_the_seats_back_once(repo: Arc<dyn BookingRepository>) {
         let inv = inventory(5);
         repo.add_inventory(&inv).await.expect("add");
         let booking = sample_booking(inv.event_id, "alice", 3);
-        repo.place_booking(&booking, &sample_message())
+        place_booking(repo.as_ref(), &booking, &sample_message())
             .await
             .expect("place");
         let when = time(1_768_000_200);
@@ -584,9 +781,13 @@ pub mod bookings {
         let later = when + chrono::TimeDelta::hours(1);
         assert_eq!(repo.finish_seat_returns(later).await, Ok(0));
         // The seats are on sale again.
-        repo.place_booking(&sample_booking(inv.event_id, "bob", 5), &sample_message())
-            .await
-            .expect("place");
+        place_booking(
+            repo.as_ref(),
+            &sample_booking(inv.event_id, "bob", 5),
+            &sample_message(),
+        )
+        .await
+        .expect("place");
     }
 
     /// Bookings list by event and by user, in pages.
@@ -598,17 +799,17 @@ pub mod bookings {
         let mut alice_on_a = Vec::new();
         for _ in 0..3 {
             let booking = sample_booking(a.event_id, "alice", 1);
-            repo.place_booking(&booking, &sample_message())
+            place_booking(repo.as_ref(), &booking, &sample_message())
                 .await
                 .expect("place");
             alice_on_a.push(booking);
         }
         let bob_on_a = sample_booking(a.event_id, "bob", 2);
-        repo.place_booking(&bob_on_a, &sample_message())
+        place_booking(repo.as_ref(), &bob_on_a, &sample_message())
             .await
             .expect("place");
         let alice_on_b = sample_booking(b.event_id, "alice", 1);
-        repo.place_booking(&alice_on_b, &sample_message())
+        place_booking(repo.as_ref(), &alice_on_b, &sample_message())
             .await
             .expect("place");
 
@@ -955,7 +1156,8 @@ macro_rules! event_repository_conformance {
     ($make:expr) => {
         $crate::__conformance_tests!(events, $make;
             stores_and_reads_back, rejects_a_duplicate_id, finds_the_oldest_by_exact_name,
-            lists_in_pages, records_booked_seats_once_per_message, concurrent_duplicates_count_once;
+            lists_in_pages, records_booked_seats_once_per_message, concurrent_duplicates_count_once,
+            an_old_message_after_five_thousand_newer_counts_once;
             announces_through_the_outbox);
     };
 }
@@ -968,8 +1170,10 @@ macro_rules! booking_repository_conformance {
             adding_an_inventory_is_idempotent, placing_takes_seats_until_sold_out,
             placing_for_an_unknown_event_is_refused, concurrent_bookings_never_oversell,
             an_inventory_appearing_mid_booking_is_never_reported_sold_out,
-            cancelling_gives_the_seats_back_once, lists_by_event_and_by_user;
-            announces_placed_bookings_only);
+            cancelling_gives_the_seats_back_once, lists_by_event_and_by_user,
+            a_second_hold_for_a_stored_booking_gives_its_seats_back;
+            announces_placed_bookings_only, an_interrupted_booking_is_finished_from_its_hold_once,
+            the_outbox_keeps_stored_order_across_batches);
     };
 }
 

@@ -128,7 +128,9 @@ impl StoreHealth for AlwaysReady {
 /// they announce, waiting to be published.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Up to `limit` unpublished messages, oldest first.
+    /// Up to `limit` unpublished messages, oldest first: in the order they were stored (by message
+    /// id, a UUID v7), so reading batch after batch, each marked published before the next, returns
+    /// every message in stored order, per aggregate too.
     ///
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
@@ -139,6 +141,43 @@ pub trait Outbox: Send + Sync {
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
     async fn mark_published(&self, id: &str) -> Result<(), RepositoryError>;
+}
+
+/// Seats taken from an event's inventory for one booking that is not stored yet: the reservation
+/// record written in the same atomic write as the seats are taken, so that a booking interrupted
+/// between taking its seats and being stored is found and finished (see
+/// [`BookingRepository::stale_holds`]) instead of leaking its seats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatHold {
+    /// The booking the seats are held for, as it will be stored.
+    pub booking: Booking,
+    /// Which attempt took the hold (random text): a booking id stored under another attempt's
+    /// hold means this hold's seats go back.
+    pub attempt: String,
+    /// When the seats were taken (millisecond precision).
+    pub held_at: chrono::DateTime<chrono::Utc>,
+    /// `true` when this call took the seats; `false` when it found an earlier attempt's hold.
+    pub fresh: bool,
+    /// Seats of the event that remain (right after the hold when `fresh`, else when it was found).
+    pub remaining: SeatCount,
+}
+
+/// What [`BookingRepository::store_held_booking`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The booking is stored with the hold's seats (now, or by an earlier write of this hold).
+    Stored(Booking),
+    /// Another attempt had stored this booking id; this hold's seats went back. The stored booking.
+    AlreadyStored(Booking),
+}
+
+impl Settled {
+    /// The booking as stored.
+    pub fn booking(&self) -> &Booking {
+        match self {
+            Self::Stored(booking) | Self::AlreadyStored(booking) => booking,
+        }
+    }
 }
 
 /// What [`BookingRepository::cancel_booking`] did.
@@ -163,8 +202,22 @@ pub enum SeatChange {
     UnknownEvent,
 }
 
-/// Messages whose ids an event keeps for deduplication (the newest ones).
-pub const INBOX_WINDOW: usize = 1000;
+/// How long an inbox remembers a message it applied: 30 days. A redelivery or a dead-letter replay of
+/// a message within this time is recognised and applied no second time; RabbitMQ redelivers within
+/// seconds of a lost consumer, and dead letters are meant to be replayed within days. (MongoDB: a TTL
+/// index on `inbox.received_at`; memory: expired ids are swept as the inbox grows.)
+pub const INBOX_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 60 * 60);
+
+/// One consumed message as an inbox records it: the consumer that applied it (its subscription: the
+/// RabbitMQ queue or the Kafka consumer group) and the message's id. Two consumers applying the same
+/// message are two records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InboxKey<'a> {
+    /// The subscription's name (queue or consumer group).
+    pub consumer: &'a str,
+    /// The message id (the broker message's `message_id`, a UUID v7 for our own messages).
+    pub message_id: &'a str,
+}
 
 /// Locations of the event service.
 #[async_trait]
@@ -216,14 +269,17 @@ pub trait EventRepository: Send + Sync {
     async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError>;
 
     /// Adds `seats` to the seats booked of event `id` (negative: seats given back), at most once per
-    /// `message_id`: the effect and the record of the message are one atomic write (an inbox).
+    /// inbox key within [`INBOX_RETENTION`]: the effect and the inbox record are one atomic write
+    /// (memory: one lock; MongoDB: one multi-document transaction over `inbox` and `events`), so a
+    /// crash between them cannot count a message twice or lose it. Reading an event never loads its
+    /// inbox.
     ///
     /// # Errors
-    /// `Unavailable`/`Unexpected` on store failure.
+    /// `Unavailable`/`Unexpected` on store failure (nothing is recorded then).
     async fn record_booked_seats(
         &self,
         id: EventId,
-        message_id: &str,
+        key: InboxKey<'_>,
         seats: i64,
     ) -> Result<SeatChange, RepositoryError>;
 
@@ -250,18 +306,41 @@ pub trait BookingRepository: Send + Sync {
     /// `Unavailable`/`Unexpected` on store failure.
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError>;
 
-    /// Places a booking atomically: takes `booking.seats` from the event's remaining seats and stores the
-    /// booking with `announce` in its outbox, or does neither. Under any concurrency the remaining seats
-    /// never drop below zero. Returns the seats that remain afterwards.
+    /// Takes `booking.seats` from the event's remaining seats and, in the same atomic write, records
+    /// a [`SeatHold`] for the booking in the inventory (the reservation record). Under any
+    /// concurrency the remaining seats never drop below zero. When a hold for this booking id is
+    /// already recorded (an interrupted earlier attempt under the same idempotency key), that hold is
+    /// returned instead (`fresh: false`) and no seat is taken again.
     ///
     /// # Errors
     /// [`PlaceBookingError::EventNotFound`], [`PlaceBookingError::SoldOut`] (nothing changed), or a
-    /// repository error.
-    async fn place_booking(
+    /// repository error (the hold may have been recorded: a retry finds it).
+    async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError>;
+
+    /// Stores the booking of `hold` with `announce` in its outbox and releases the hold: its seats
+    /// now belong to the booking. When the booking id is already stored by this very hold (a write the
+    /// store applied before it was retried) that counts as success; when it is stored under another
+    /// attempt's hold, this hold's seats are given back and the stored booking is returned. Each hold
+    /// is settled once, whoever calls (the request, its retry, the reconciler).
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure: the hold stays, for a retry or the reconciler.
+    async fn store_held_booking(
         &self,
-        booking: &Booking,
+        hold: &SeatHold,
         announce: &OutboxMessage,
-    ) -> Result<SeatCount, PlaceBookingError>;
+    ) -> Result<Settled, RepositoryError>;
+
+    /// Seat holds recorded before `held_before` and not yet settled (up to 1000), oldest first: the
+    /// bookings a crash (or a lost store) interrupted between taking the seats and storing the
+    /// booking, for the reconciler to finish with [`BookingRepository::store_held_booking`].
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn stale_holds(
+        &self,
+        held_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<SeatHold>, RepositoryError>;
 
     /// Cancels booking `id` at `cancelled_at`: marks it cancelled with `announce` in the outbox and
     /// gives its seats back to the event's inventory, at most once. Idempotent: cancelling a cancelled
@@ -312,4 +391,10 @@ pub trait BookingRepository: Send + Sync {
         user_id: &UserId,
         page: PageRequest,
     ) -> Result<Vec<Booking>, RepositoryError>;
+}
+
+/// Now, to the millisecond (what every store keeps).
+pub(crate) fn now_millis() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }

@@ -4,7 +4,7 @@
 //! lock, so a state change and its message appear together.
 
 use crate::Cause;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -18,10 +18,12 @@ use myevents_domain::seats::SeatCount;
 use myevents_domain::messages::OutboxMessage;
 
 use crate::idempotency::{chrono_duration, new_token};
+use crate::now_millis;
 use crate::{
-    Begin, BookingRepository, Cancellation, EventRepository, INBOX_WINDOW, IdempotencyRepository,
-    IdempotencyScope, IdempotentRequest, LocationRepository, Outbox, PageRequest,
-    PlaceBookingError, RepositoryError, SeatChange, StoredResponse,
+    Begin, BookingRepository, Cancellation, EventRepository, INBOX_RETENTION,
+    IdempotencyRepository, IdempotencyScope, IdempotentRequest, InboxKey, LocationRepository,
+    Outbox, PageRequest, PlaceBookingError, RepositoryError, SeatChange, SeatHold, Settled,
+    StoredResponse,
 };
 
 /// Pending outbox messages in memory, oldest first. Cloning shares it.
@@ -120,10 +122,46 @@ impl LocationRepository for InMemoryLocationRepository {
     }
 }
 
-/// Events in memory, with the ids of the messages each has applied.
+/// The events and the inbox of the messages applied to them, changed together under one lock.
+#[derive(Debug, Default)]
+struct EventState {
+    events: BTreeMap<ObjectId, Event>,
+    inbox: Inbox,
+}
+
+/// Inbox keys with the time each was recorded. Keys older than [`INBOX_RETENTION`] are swept whenever
+/// the number held has doubled since the last sweep (amortised constant time per message).
+#[derive(Debug, Default)]
+struct Inbox {
+    received: HashMap<(String, String), chrono::DateTime<chrono::Utc>>,
+    sweep_at: usize,
+}
+
+impl Inbox {
+    /// Fewest records before the first sweep.
+    const FIRST_SWEEP: usize = 1024;
+
+    fn contains(&self, key: InboxKey<'_>) -> bool {
+        // Owned keys: a lookup by borrowed pair would need a custom `Borrow`; messages are small.
+        self.received
+            .contains_key(&(key.consumer.to_owned(), key.message_id.to_owned()))
+    }
+
+    fn record(&mut self, key: InboxKey<'_>, now: chrono::DateTime<chrono::Utc>) {
+        if self.received.len() >= self.sweep_at.max(Self::FIRST_SWEEP) {
+            let oldest = now - chrono_duration(INBOX_RETENTION);
+            self.received.retain(|_, at| *at > oldest);
+            self.sweep_at = 2 * self.received.len();
+        }
+        self.received
+            .insert((key.consumer.to_owned(), key.message_id.to_owned()), now);
+    }
+}
+
+/// Events in memory, with the inbox of the messages applied to them.
 #[derive(Debug, Default)]
 pub struct InMemoryEventRepository {
-    events: Mutex<BTreeMap<ObjectId, (Event, VecDeque<String>)>>,
+    state: Mutex<EventState>,
     outbox: InMemoryOutbox,
 }
 
@@ -131,7 +169,7 @@ impl InMemoryEventRepository {
     /// A repository whose messages go to `outbox`.
     pub fn new(outbox: InMemoryOutbox) -> Self {
         Self {
-            events: Mutex::default(),
+            state: Mutex::default(),
             outbox,
         }
     }
@@ -140,26 +178,20 @@ impl InMemoryEventRepository {
 #[async_trait]
 impl EventRepository for InMemoryEventRepository {
     async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError> {
-        let mut events = lock(&self.events);
-        insert_new(
-            &mut events,
-            event.id.object_id(),
-            (event.clone(), VecDeque::new()),
-        )?;
+        let mut state = lock(&self.state);
+        insert_new(&mut state.events, event.id.object_id(), event.clone())?;
         self.outbox.push(announce);
         Ok(())
     }
 
     async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
-        Ok(lock(&self.events)
-            .get(&id.object_id())
-            .map(|(event, _)| event.clone()))
+        Ok(lock(&self.state).events.get(&id.object_id()).cloned())
     }
 
     async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError> {
-        Ok(lock(&self.events)
+        Ok(lock(&self.state)
+            .events
             .values()
-            .map(|(event, _)| event)
             .find(|event| event.name == name)
             .cloned())
     }
@@ -167,40 +199,48 @@ impl EventRepository for InMemoryEventRepository {
     async fn record_booked_seats(
         &self,
         id: EventId,
-        message_id: &str,
+        key: InboxKey<'_>,
         seats: i64,
     ) -> Result<SeatChange, RepositoryError> {
-        let mut events = lock(&self.events);
-        let Some((event, inbox)) = events.get_mut(&id.object_id()) else {
+        let mut state = lock(&self.state);
+        let EventState { events, inbox } = &mut *state;
+        let Some(event) = events.get_mut(&id.object_id()) else {
             return Ok(SeatChange::UnknownEvent);
         };
-        if inbox.iter().any(|seen| seen == message_id) {
+        if inbox.contains(key) {
             return Ok(SeatChange::Duplicate);
         }
         let booked = i64::from(event.seats_booked.get()).saturating_add(seats);
         event.seats_booked = SeatCount::new(u32::try_from(booked.max(0)).unwrap_or(u32::MAX));
-        inbox.push_back(message_id.to_owned());
-        if inbox.len() > INBOX_WINDOW {
-            inbox.pop_front();
-        }
+        inbox.record(key, chrono::Utc::now());
         Ok(SeatChange::Applied)
     }
 
     async fn list(&self, request: PageRequest) -> Result<Vec<Event>, RepositoryError> {
-        Ok(page(&lock(&self.events), request, |_| true)
-            .into_iter()
-            .map(|(event, _)| event)
-            .collect())
+        Ok(page(&lock(&self.state).events, request, |_| true))
     }
 }
 
 #[derive(Debug, Default)]
 struct BookingState {
     inventory: BTreeMap<ObjectId, SeatInventory>,
-    bookings: BTreeMap<ObjectId, Booking>,
+    /// Each stored booking with the attempt whose hold it was stored under.
+    bookings: BTreeMap<ObjectId, (Booking, String)>,
+    /// Seat holds not yet settled, oldest first.
+    holds: Vec<SeatHold>,
 }
 
-/// Seat inventory and bookings in memory; one lock makes [`BookingRepository::place_booking`] atomic.
+impl BookingState {
+    fn position_of(&self, hold: &SeatHold) -> Option<usize> {
+        self.holds
+            .iter()
+            .position(|h| h.booking.id == hold.booking.id && h.attempt == hold.attempt)
+    }
+}
+
+/// Seat inventory and bookings in memory, behind one lock. Placing a booking takes the same two steps
+/// as on MongoDB (hold the seats, then store the booking), each under the lock, so a booking
+/// interrupted between them is found and finished here as there.
 #[derive(Debug, Default)]
 pub struct InMemoryBookingRepository {
     state: Mutex<BookingState>,
@@ -236,29 +276,80 @@ impl BookingRepository for InMemoryBookingRepository {
             .cloned())
     }
 
-    async fn place_booking(
-        &self,
-        booking: &Booking,
-        announce: &OutboxMessage,
-    ) -> Result<SeatCount, PlaceBookingError> {
-        let mut state = lock(&self.state);
-        let id = booking.id.object_id();
-        if state.bookings.contains_key(&id) {
-            return Err(RepositoryError::Conflict(Cause::msg(format!("booking {id}"))).into());
-        }
+    async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError> {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
         let inventory = state
             .inventory
             .get_mut(&booking.event_id.object_id())
             .ok_or(PlaceBookingError::EventNotFound)?;
+        let remaining_now = inventory.remaining;
+        if let Some(earlier) = state.holds.iter().find(|h| h.booking.id == booking.id) {
+            return Ok(SeatHold {
+                fresh: false,
+                remaining: remaining_now,
+                ..earlier.clone()
+            });
+        }
         let remaining =
             inventory
                 .reserve(booking.seats)
                 .map_err(|sold_out| PlaceBookingError::SoldOut {
                     remaining: sold_out.remaining,
                 })?;
-        state.bookings.insert(id, booking.clone());
+        let hold = SeatHold {
+            booking: booking.clone(),
+            attempt: new_token(),
+            held_at: now_millis(),
+            fresh: true,
+            remaining,
+        };
+        state.holds.push(hold.clone());
+        Ok(hold)
+    }
+
+    async fn store_held_booking(
+        &self,
+        hold: &SeatHold,
+        announce: &OutboxMessage,
+    ) -> Result<Settled, RepositoryError> {
+        let mut state = lock(&self.state);
+        let id = hold.booking.id.object_id();
+        let held = state.position_of(hold);
+        if let Some((stored, attempt)) = state.bookings.get(&id).cloned() {
+            if attempt == hold.attempt {
+                return Ok(Settled::Stored(stored));
+            }
+            if let Some(at) = held {
+                state.holds.remove(at);
+                give_back(&mut state.inventory, &hold.booking);
+            }
+            return Ok(Settled::AlreadyStored(stored));
+        }
+        if let Some(at) = held {
+            state.holds.remove(at);
+        }
+        state
+            .bookings
+            .insert(id, (hold.booking.clone(), hold.attempt.clone()));
         self.outbox.push(announce);
-        Ok(remaining)
+        Ok(Settled::Stored(hold.booking.clone()))
+    }
+
+    async fn stale_holds(
+        &self,
+        held_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<SeatHold>, RepositoryError> {
+        Ok(lock(&self.state)
+            .holds
+            .iter()
+            .filter(|hold| hold.held_at < held_before)
+            .take(1000)
+            .map(|hold| SeatHold {
+                fresh: false,
+                ..hold.clone()
+            })
+            .collect())
     }
 
     async fn cancel_booking(
@@ -268,7 +359,7 @@ impl BookingRepository for InMemoryBookingRepository {
         announce: &OutboxMessage,
     ) -> Result<Cancellation, RepositoryError> {
         let mut state = lock(&self.state);
-        let Some(booking) = state.bookings.get_mut(&id.object_id()) else {
+        let Some((booking, _)) = state.bookings.get_mut(&id.object_id()) else {
             return Ok(Cancellation::NotFound);
         };
         if booking.cancelled_at.is_some() {
@@ -276,12 +367,7 @@ impl BookingRepository for InMemoryBookingRepository {
         }
         booking.cancelled_at = Some(cancelled_at);
         let booking = booking.clone();
-        if let Some(inventory) = state.inventory.get_mut(&booking.event_id.object_id()) {
-            inventory.remaining = inventory
-                .remaining
-                .checked_add(booking.seats)
-                .map_or(inventory.capacity, |r| r.min(inventory.capacity));
-        }
+        give_back(&mut state.inventory, &booking);
         self.outbox.push(announce);
         Ok(Cancellation::Cancelled(booking))
     }
@@ -295,7 +381,10 @@ impl BookingRepository for InMemoryBookingRepository {
     }
 
     async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
-        Ok(lock(&self.state).bookings.get(&id.object_id()).cloned())
+        Ok(lock(&self.state)
+            .bookings
+            .get(&id.object_id())
+            .map(|(booking, _)| booking.clone()))
     }
 
     async fn bookings_for_event(
@@ -303,7 +392,7 @@ impl BookingRepository for InMemoryBookingRepository {
         event_id: EventId,
         request: PageRequest,
     ) -> Result<Vec<Booking>, RepositoryError> {
-        Ok(page(&lock(&self.state).bookings, request, |b| {
+        Ok(bookings_page(&lock(&self.state), request, |b| {
             b.event_id == event_id
         }))
     }
@@ -313,10 +402,32 @@ impl BookingRepository for InMemoryBookingRepository {
         user_id: &UserId,
         request: PageRequest,
     ) -> Result<Vec<Booking>, RepositoryError> {
-        Ok(page(&lock(&self.state).bookings, request, |b| {
+        Ok(bookings_page(&lock(&self.state), request, |b| {
             &b.user_id == user_id
         }))
     }
+}
+
+/// Gives `booking`'s seats back to its event's inventory (never above its capacity).
+fn give_back(inventory: &mut BTreeMap<ObjectId, SeatInventory>, booking: &Booking) {
+    if let Some(inventory) = inventory.get_mut(&booking.event_id.object_id()) {
+        inventory.remaining = inventory
+            .remaining
+            .checked_add(booking.seats)
+            .map_or(inventory.capacity, |r| r.min(inventory.capacity));
+    }
+}
+
+/// One page of the stored bookings that `keep` accepts.
+fn bookings_page(
+    state: &BookingState,
+    request: PageRequest,
+    keep: impl Fn(&Booking) -> bool,
+) -> Vec<Booking> {
+    page(&state.bookings, request, |(b, _)| keep(b))
+        .into_iter()
+        .map(|(booking, _)| booking)
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -152,7 +152,7 @@ async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
         booked_at: chrono::Utc::now(),
         cancelled_at: None,
     };
-    repo.place_booking(&booking, &sample_message())
+    myevents_store::conformance::place_booking(&repo, &booking, &sample_message())
         .await
         .expect("place");
     let remaining = || async {

@@ -21,8 +21,8 @@ pub type Application = myevents_host::Application<BookingServiceSpec>;
 /// The adapters the booking service runs on: its store and the broker.
 pub type Dependencies = myevents_host::Dependencies<BookingStore>;
 
-/// What the booking service declares to the host: routes, the `eventCreated` consumer, the seat
-/// return sweep.
+/// What the booking service declares to the host: routes, the `eventCreated` consumer, the
+/// reconciliation of the inventory with the bookings.
 #[derive(Debug)]
 pub struct BookingServiceSpec;
 
@@ -43,8 +43,10 @@ impl Service for BookingServiceSpec {
 
     fn wire(config: &BookingServiceConfig, store: BookingStore, waker: OutboxWaker) -> Wiring {
         crate::metrics::register();
-        let bookings = BookingService::new(store.bookings, waker, config.rules());
-        let sweeping = bookings.clone();
+        let bookings =
+            BookingService::new(store.bookings, waker, config.rules()).with_fault(config.fault);
+        let reconciling = bookings.clone();
+        let grace = config.reconcile_grace;
         let state = AppState {
             bookings: bookings.clone(),
             idempotency: Idempotency::new(store.shared.idempotency, config.host.idempotency),
@@ -53,11 +55,11 @@ impl Service for BookingServiceSpec {
             api: router(state),
             handler: Arc::new(EventCreatedHandler { bookings }),
             periodic: vec![Periodic {
-                name: "seat return sweep",
-                every: config.seat_return_sweep,
+                name: "reconciliation",
+                every: config.reconcile_every,
                 job: Box::new(move || {
-                    let bookings = sweeping.clone();
-                    Box::pin(async move { bookings.finish_interrupted_seat_returns().await })
+                    let bookings = reconciling.clone();
+                    Box::pin(async move { bookings.reconcile(grace).await })
                 }),
             }],
         }

@@ -3,7 +3,28 @@
 use myevents_host::{HostConfig, HostDefaults};
 use myevents_platform::config::{ConfigError, parse_or, seconds_or, var};
 
-use crate::service::BookingRules;
+use std::time::Duration;
+
+use crate::service::{BookingRules, Fault};
+
+/// `FAULT_INJECTION`, logged loudly when set.
+fn fault_from_env() -> Result<Option<Fault>, ConfigError> {
+    let Some(value) = var("FAULT_INJECTION") else {
+        return Ok(None);
+    };
+    let fault = Fault::parse(&value).ok_or_else(|| {
+        ConfigError::new(
+            "FAULT_INJECTION",
+            &value,
+            "must be crash-after-seat-hold or drop-after-seat-hold",
+        )
+    })?;
+    tracing::warn!(
+        ?fault,
+        "FAULT_INJECTION is set: bookings will be interrupted on purpose"
+    );
+    Ok(Some(fault))
+}
 
 /// The booking service's defaults: listens on `0.0.0.0:8282`, metrics on `0.0.0.0:9101`, consumes
 /// queue `BOOKING_QUEUE` (default `booking`, the reference's queue), database `myevents_booking`.
@@ -26,9 +47,15 @@ pub struct BookingServiceConfig {
     /// Seats on sale for an `eventCreated` message that states no capacity, as a reference event
     /// service sends (`DEFAULT_EVENT_CAPACITY`, seats; unset: such events are known but sold out).
     pub default_capacity: Option<u32>,
-    /// How often the booking service looks for cancellations whose seat return a crash interrupted and
-    /// finishes them (`SEAT_RETURN_SWEEP_INTERVAL`, seconds, default 60).
-    pub seat_return_sweep: std::time::Duration,
+    /// How often the reconciler looks for bookings and cancellations a crash interrupted between
+    /// their two writes and finishes them (`RECONCILE_INTERVAL`, seconds, default 30).
+    pub reconcile_every: std::time::Duration,
+    /// How old an interrupted seat hold or seat return must be before the reconciler finishes it;
+    /// younger ones belong to the request still running (`RECONCILE_GRACE`, seconds, default 30).
+    pub reconcile_grace: std::time::Duration,
+    /// A fault injected for tests (`FAULT_INJECTION`: `crash-after-seat-hold` or
+    /// `drop-after-seat-hold`; unset in production).
+    pub fault: Option<Fault>,
 }
 
 impl BookingServiceConfig {
@@ -53,10 +80,9 @@ impl BookingServiceConfig {
             host: HostConfig::from_env(&DEFAULTS)?,
             max_seats_per_booking,
             default_capacity,
-            seat_return_sweep: seconds_or(
-                "SEAT_RETURN_SWEEP_INTERVAL",
-                std::time::Duration::from_secs(60),
-            )?,
+            reconcile_every: seconds_or("RECONCILE_INTERVAL", Duration::from_secs(30))?,
+            reconcile_grace: seconds_or("RECONCILE_GRACE", Duration::from_secs(30))?,
+            fault: fault_from_env()?,
         })
     }
 

@@ -2,7 +2,9 @@
 //!
 //! - `myevents_bookings_count`: bookings placed (counter);
 //! - `myevents_seats_per_booking`: seats per placed booking (histogram, buckets 1, 2, 3, 4, 5, 10);
-//! - `myevents_sold_out_rejections_total`: bookings refused with 409 because too few seats remained.
+//! - `myevents_sold_out_rejections_total`: bookings refused with 409 because too few seats remained;
+//! - `myevents_reconciled_seat_holds_total`: interrupted bookings the reconciler finished from their
+//!   seat holds (counter; anything above zero means requests died between their two writes).
 
 use std::sync::LazyLock;
 
@@ -33,9 +35,19 @@ pub static SOLD_OUT: LazyLock<IntCounter> = LazyLock::new(|| {
     .unwrap_or_else(|e| panic!("registering myevents_sold_out_rejections_total: {e}"))
 });
 
+/// Interrupted bookings finished by the reconciler.
+pub static RECONCILED_HOLDS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "myevents_reconciled_seat_holds_total",
+        "Interrupted bookings the reconciler finished from their seat holds."
+    )
+    .unwrap_or_else(|e| panic!("registering myevents_reconciled_seat_holds_total: {e}"))
+});
+
 /// Registers the series, so that they are listed (at zero) before the first booking.
 pub fn register() {
     LazyLock::force(&BOOKINGS);
     LazyLock::force(&SEATS_PER_BOOKING);
     LazyLock::force(&SOLD_OUT);
+    LazyLock::force(&RECONCILED_HOLDS);
 }

@@ -13,7 +13,9 @@ use myevents_domain::messages::{
 use myevents_domain::seats::SeatCount;
 use myevents_domain::validation::ValidationError;
 use myevents_messaging::outbox::OutboxWaker;
-use myevents_store::{BookingRepository, Cancellation, PageRequest, RepositoryError};
+use myevents_store::{
+    BookingRepository, Cancellation, PageRequest, RepositoryError, SeatHold, Settled,
+};
 
 /// Book `seats` of an event for a user, under an id the caller reserved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +52,10 @@ pub enum PlaceError {
         /// Seats requested.
         requested: u32,
     },
-    /// A resumed attempt found its id taken, yet no booking under it.
-    #[error("booking {0} conflicts with a stored one, but none is stored")]
-    Inconsistent(BookingId),
+    /// The request stopped after holding the seats, by the fault injected for tests
+    /// ([`Fault::DropAfterSeatHold`]); the hold is left for a retry or the reconciler.
+    #[error("booking {0} was interrupted after its seats were held")]
+    Interrupted(BookingId),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] RepositoryError),
@@ -93,8 +96,27 @@ pub struct BookingRules {
     pub default_capacity: Option<u32>,
 }
 
-/// Cancellations younger than this (30 s) are left to the request still giving their seats back.
-pub const SEAT_RETURN_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// A crash injected between holding a booking's seats and storing the booking (`FAULT_INJECTION`),
+/// for tests that prove the reconciliation; never set in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `crash-after-seat-hold`: the process aborts right after a request took a fresh seat hold.
+    CrashAfterSeatHold,
+    /// `drop-after-seat-hold`: the request stops right after taking a fresh seat hold and answers
+    /// 503, as if its process had died; the process goes on.
+    DropAfterSeatHold,
+}
+
+impl Fault {
+    /// The fault named by `value` (`crash-after-seat-hold`, `drop-after-seat-hold`).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "crash-after-seat-hold" => Some(Self::CrashAfterSeatHold),
+            "drop-after-seat-hold" => Some(Self::DropAfterSeatHold),
+            _ => None,
+        }
+    }
+}
 
 /// The booking service's use cases. Cheap to clone.
 #[derive(Clone)]
@@ -102,6 +124,7 @@ pub struct BookingService {
     bookings: Arc<dyn BookingRepository>,
     waker: OutboxWaker,
     rules: BookingRules,
+    fault: Option<Fault>,
 }
 
 /// Now, to the whole second (the wire's and the store's resolution).
@@ -121,18 +144,30 @@ impl BookingService {
             bookings,
             waker,
             rules,
+            fault: None,
         }
     }
 
-    /// Places a booking: takes its seats and stores it with its `eventBooked` message in one atomic
-    /// write. A resumed command answers the booking an interrupted attempt stored, if any.
+    /// The same use cases with `fault` injected (see [`Fault`]).
+    #[must_use]
+    pub fn with_fault(mut self, fault: Option<Fault>) -> Self {
+        self.fault = fault;
+        self
+    }
+
+    /// Places a booking in two steps: holds its seats (one atomic write on the inventory, with the
+    /// reservation record), then stores the booking with its `eventBooked` message and releases the
+    /// hold. A resumed command answers the booking an interrupted attempt stored, or finishes the
+    /// booking from the hold it left, never taking seats twice.
     ///
     /// # Errors
     /// [`PlaceError`]: invalid seats, unknown event, sold out, or the store's failure.
     pub async fn place(&self, command: PlaceBooking) -> Result<Booking, PlaceError> {
         let seats = BookingSeats::new(command.seats, self.rules.max_seats_per_booking)?.count();
-        let (id, event_id, resumed) = (command.booking_id, command.event_id, command.resumed);
-        if resumed && let Some(existing) = self.bookings.booking(id).await? {
+        let (id, event_id) = (command.booking_id, command.event_id);
+        if command.resumed
+            && let Some(existing) = self.bookings.booking(id).await?
+        {
             return Ok(existing);
         }
         let booking = Booking {
@@ -143,16 +178,8 @@ impl BookingService {
             booked_at: now_seconds(),
             cancelled_at: None,
         };
-        let announce = OutboxMessage::new(DomainEvent::EventBooked(EventBooked {
-            event_id,
-            user_id: booking.user_id.to_string(),
-            booking_id: Some(id),
-            seats: Some(seats.get()),
-            booked_at: Some(booking.booked_at),
-        }))
-        .in_trace(command.trace_parent);
-        let remaining = match self.bookings.place_booking(&booking, &announce).await {
-            Ok(remaining) => remaining,
+        let hold = match self.bookings.hold_seats(&booking).await {
+            Ok(hold) => hold,
             Err(myevents_store::PlaceBookingError::SoldOut { remaining }) => {
                 crate::metrics::SOLD_OUT.inc();
                 return Err(PlaceError::SoldOut {
@@ -163,24 +190,49 @@ impl BookingService {
             Err(myevents_store::PlaceBookingError::EventNotFound) => {
                 return Err(PlaceError::EventNotFound(event_id));
             }
-            // A slow earlier attempt with the same idempotency key stored this very booking meanwhile.
-            Err(myevents_store::PlaceBookingError::Repository(RepositoryError::Conflict(_)))
-                if resumed =>
-            {
-                return self
-                    .bookings
-                    .booking(id)
-                    .await?
-                    .ok_or(PlaceError::Inconsistent(id));
-            }
             Err(myevents_store::PlaceBookingError::Repository(error)) => return Err(error.into()),
         };
-        self.waker.wake();
-        crate::metrics::BOOKINGS.inc();
-        crate::metrics::SEATS_PER_BOOKING.observe(f64::from(seats.get()));
-        tracing::info!(booking_id = %id, %event_id, seats = seats.get(),
-            remaining = remaining.get(), message_id = %announce.id, "booking placed");
-        Ok(booking)
+        if hold.fresh {
+            match self.fault {
+                Some(Fault::CrashAfterSeatHold) => {
+                    tracing::error!(booking_id = %id, "FAULT_INJECTION: aborting after the seat hold");
+                    std::process::abort();
+                }
+                Some(Fault::DropAfterSeatHold) => return Err(PlaceError::Interrupted(id)),
+                None => {}
+            }
+        }
+        self.store_held(&hold, command.trace_parent).await
+    }
+
+    /// Stores the booking of `hold` (see [`BookingRepository::store_held_booking`]) with its
+    /// `eventBooked` message in the trace `trace_parent`.
+    async fn store_held(
+        &self,
+        hold: &SeatHold,
+        trace_parent: Option<String>,
+    ) -> Result<Booking, PlaceError> {
+        let booking = &hold.booking;
+        let announce = OutboxMessage::new(DomainEvent::EventBooked(EventBooked {
+            event_id: booking.event_id,
+            user_id: booking.user_id.to_string(),
+            booking_id: Some(booking.id),
+            seats: Some(booking.seats.get()),
+            booked_at: Some(booking.booked_at),
+        }))
+        .in_trace(trace_parent);
+        match self.bookings.store_held_booking(hold, &announce).await? {
+            Settled::Stored(booking) => {
+                self.waker.wake();
+                crate::metrics::BOOKINGS.inc();
+                crate::metrics::SEATS_PER_BOOKING.observe(f64::from(booking.seats.get()));
+                tracing::info!(booking_id = %booking.id, event_id = %booking.event_id,
+                    seats = booking.seats.get(), remaining = hold.remaining.get(),
+                    message_id = %announce.id, "booking placed");
+                Ok(booking)
+            }
+            Settled::AlreadyStored(booking) => Ok(booking),
+        }
     }
 
     /// Cancels a booking: gives its seats back and stores `bookingCancelled`, atomically. Cancelling
@@ -282,15 +334,41 @@ impl BookingService {
         Ok(added)
     }
 
-    /// Finishes the seat returns of cancellations a crash interrupted, older than
-    /// [`SEAT_RETURN_GRACE`] (see [`BookingRepository::finish_seat_returns`]); a failure is logged and
-    /// left to the next run.
-    pub async fn finish_interrupted_seat_returns(&self) {
-        let cut_off = Utc::now() - SEAT_RETURN_GRACE;
+    /// Reconciles the inventory with the bookings: finishes the seat returns of cancellations and
+    /// the bookings whose seats are held but which were never stored, each interrupted (by a crash
+    /// or a lost store) at least `grace` ago; younger ones are left to the request still running.
+    /// Each is finished once whoever else tries (see [`BookingRepository::store_held_booking`]).
+    /// Failures are logged and left to the next run.
+    pub async fn reconcile(&self, grace: std::time::Duration) {
+        let cut_off = Utc::now() - chrono::TimeDelta::from_std(grace).unwrap_or_default();
         match self.bookings.finish_seat_returns(cut_off).await {
             Ok(0) => {}
-            Ok(finished) => tracing::warn!(finished, "seat returns finished by the sweep"),
-            Err(error) => tracing::warn!(%error, "seat return sweep failed; next time"),
+            Ok(finished) => tracing::warn!(finished, "reconciliation: seat returns finished"),
+            Err(error) => {
+                tracing::warn!(%error, "reconciliation of seat returns failed; next time");
+            }
+        }
+        let holds = match self.bookings.stale_holds(cut_off).await {
+            Ok(holds) => holds,
+            Err(error) => {
+                tracing::warn!(%error, "reconciliation of seat holds failed; next time");
+                return;
+            }
+        };
+        for hold in holds {
+            let id = hold.booking.id;
+            match self.store_held(&hold, None).await {
+                Ok(_) => {
+                    crate::metrics::RECONCILED_HOLDS.inc();
+                    tracing::warn!(booking_id = %id, event_id = %hold.booking.event_id,
+                        seats = hold.booking.seats.get(), held_at = %hold.held_at,
+                        "reconciliation: an interrupted booking was finished from its seat hold");
+                }
+                Err(error) => {
+                    tracing::warn!(booking_id = %id, %error, "reconciliation of a seat hold failed; next time");
+                    return;
+                }
+            }
         }
     }
 }

@@ -55,7 +55,9 @@ impl TestApp {
             host: HostConfig::ephemeral(queue.clone()),
             max_seats_per_booking: 4,
             default_capacity: None,
-            seat_return_sweep: std::time::Duration::from_secs(1),
+            reconcile_every: std::time::Duration::from_secs(1),
+            reconcile_grace: std::time::Duration::from_secs(30),
+            fault: None,
         };
         let store = StoreConfig::MongoDb(mongo.clone());
         let deps = Dependencies::from_config(&store, Broker::new(broker.clone()))
@@ -640,7 +642,9 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
         host: HostConfig::ephemeral(queue),
         max_seats_per_booking: 4,
         default_capacity: None,
-        seat_return_sweep: std::time::Duration::from_secs(60),
+        reconcile_every: std::time::Duration::from_secs(60),
+        reconcile_grace: std::time::Duration::from_secs(30),
+        fault: None,
     };
     let memory = myevents_broker::memory::InMemoryBroker::default();
     let store = StoreConfig::MongoDb(app.mongo.clone());

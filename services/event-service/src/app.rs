@@ -48,7 +48,10 @@ impl Service for EventServiceSpec {
         };
         Wiring {
             api: router(state),
-            handler: Arc::new(EventBookedHandler { events }),
+            handler: Arc::new(EventBookedHandler {
+                events,
+                consumer: config.host.queue.clone(),
+            }),
             periodic: Vec::new(),
         }
     }

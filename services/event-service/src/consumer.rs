@@ -1,5 +1,5 @@
 //! The event service's consumer: keeps each event's booked seats from `eventBooked` and
-//! `bookingCancelled`, once per message id (the inbox lives in the event's own document), so
+//! `bookingCancelled`, once per message id and subscription (the store's inbox), so
 //! `SeatsAvailable` follows the booking service. It only decodes the message, calls
 //! [`EventService::record_booked_seats`] and acknowledges.
 
@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use myevents_broker::Cause;
 use myevents_broker::{HandlingError, Message, MessageHandler};
 use myevents_domain::messages::{BOOKING_CANCELLED, DomainEvent, EVENT_BOOKED};
-use myevents_store::SeatChange;
+use myevents_store::{InboxKey, SeatChange};
 
 use crate::service::EventService;
 
@@ -18,6 +18,17 @@ pub const CONSUMES: &[&str] = &[EVENT_BOOKED, BOOKING_CANCELLED];
 pub struct EventBookedHandler {
     /// The use cases.
     pub events: EventService,
+    /// The subscription the messages arrive on (queue or consumer group): the inbox's consumer.
+    pub consumer: String,
+}
+
+impl EventBookedHandler {
+    fn inbox_key<'a>(&'a self, message: &'a Message) -> InboxKey<'a> {
+        InboxKey {
+            consumer: &self.consumer,
+            message_id: &message.id,
+        }
+    }
 }
 
 #[async_trait]
@@ -46,7 +57,7 @@ impl MessageHandler for EventBookedHandler {
         };
         let change = self
             .events
-            .record_booked_seats(event_id, &message.id, seats)
+            .record_booked_seats(event_id, self.inbox_key(message), seats)
             .await
             .map_err(|e| HandlingError::Transient(Cause::new(e)))?;
         match change {

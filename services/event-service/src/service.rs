@@ -11,7 +11,7 @@ use myevents_domain::messages::{DomainEvent, EventCreated, LocationCreated, Outb
 use myevents_domain::validation::ValidationError;
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_store::{
-    EventRepository, LocationRepository, PageRequest, RepositoryError, SeatChange,
+    EventRepository, InboxKey, LocationRepository, PageRequest, RepositoryError, SeatChange,
 };
 
 /// Create a location under an id the caller reserved.
@@ -199,19 +199,18 @@ impl EventService {
         self.locations.list(page).await
     }
 
-    /// Counts `seats` booked (negative: given back) for an event, once per `message_id` (the inbox).
+    /// Counts `seats` booked (negative: given back) for an event, once per inbox key (consumer and
+    /// message id).
     ///
     /// # Errors
     /// The store's failure.
     pub async fn record_booked_seats(
         &self,
         event_id: EventId,
-        message_id: &str,
+        key: InboxKey<'_>,
         seats: i64,
     ) -> Result<SeatChange, RepositoryError> {
-        self.events
-            .record_booked_seats(event_id, message_id, seats)
-            .await
+        self.events.record_booked_seats(event_id, key, seats).await
     }
 }
 
@@ -348,11 +347,15 @@ mod tests {
             .create_event(create_event(EventLocation::New(location_draft())))
             .await
             .expect("created");
-        let record = |id: &'static str| service.record_booked_seats(event.id, id, 2);
+        let key = |id: &'static str| InboxKey {
+            consumer: "events-service",
+            message_id: id,
+        };
+        let record = |id: &'static str| service.record_booked_seats(event.id, key(id), 2);
         assert_eq!(record("m1").await.expect("applied"), SeatChange::Applied);
         assert_eq!(record("m1").await.expect("again"), SeatChange::Duplicate);
         let unknown = service
-            .record_booked_seats(EventId::generate(), "m2", 1)
+            .record_booked_seats(EventId::generate(), key("m2"), 1)
             .await
             .expect("answered");
         assert_eq!(unknown, SeatChange::UnknownEvent);

@@ -108,7 +108,9 @@ impl Suite {
             host: host(config.booking_listen, "booking", booking_server),
             max_seats_per_booking: config.max_seats_per_booking,
             default_capacity: None,
-            seat_return_sweep: std::time::Duration::from_secs(60),
+            reconcile_every: std::time::Duration::from_secs(60),
+            reconcile_grace: std::time::Duration::from_secs(30),
+            fault: None,
         };
         let bookings = myevents_booking_service::Application::build(
             &booking_config,

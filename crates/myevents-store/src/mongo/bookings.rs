@@ -12,21 +12,28 @@ use myevents_domain::id::{BookingId, EventId};
 use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
-use super::documents::{BookingDoc, InventoryDoc, OutboxDoc, to_bson_date, to_bson_id};
+use super::documents::{BookingDoc, HoldDoc, InventoryDoc, OutboxDoc, to_bson_date, to_bson_id};
 use super::events::find_page;
 use super::{MongoStore, map_error};
-use crate::{BookingRepository, Cancellation, PageRequest, PlaceBookingError, RepositoryError};
+use crate::idempotency::new_token;
+use crate::now_millis;
+use crate::{
+    BookingRepository, Cancellation, PageRequest, PlaceBookingError, RepositoryError, SeatHold,
+    Settled,
+};
 
 pub(crate) const INVENTORY: &str = "inventory";
 pub(crate) const BOOKINGS: &str = "bookings";
 
-/// Seat inventory and bookings in MongoDB.
+/// Seat inventory and bookings in MongoDB, without multi-document transactions.
 ///
-/// [`BookingRepository::place_booking`] takes the seats with one atomic conditional update on the
-/// event's inventory document (`{_id, remaining: {$gte: n}}` → `{$inc: {remaining: -n}}`), then inserts
-/// the booking, its `eventBooked` embedded as a pending outbox message. It needs no transaction, so it works on a standalone server too. If the insert fails,
-/// the seats are given back with `$inc: +n`; if the process dies between the two writes, the seats stay
-/// taken without a booking (never an oversell, at worst unsold seats, which the log names).
+/// [`BookingRepository::hold_seats`] takes the seats and records the hold with one atomic conditional
+/// update on the event's inventory document (`{_id, remaining: {$gte: n}, holds.booking: {$ne: id}}`
+/// → `{$inc: {remaining: -n}, $push: {holds: …}}`), so the remaining seats never drop below zero and a
+/// booking id never holds seats twice at once. [`BookingRepository::store_held_booking`] then inserts
+/// the booking (unique by `_id`, recording the attempt whose hold it used), its `eventBooked` embedded
+/// as a pending outbox message, and pulls the hold. A process that dies between the two leaves the
+/// hold: the retry with the same idempotency key, or the reconciler, finishes the booking from it.
 #[derive(Debug, Clone)]
 pub struct MongoBookingRepository {
     store: MongoStore,
@@ -100,57 +107,125 @@ impl BookingRepository for MongoBookingRepository {
             .transpose()
     }
 
-    async fn place_booking(
-        &self,
-        booking: &Booking,
-        announce: &OutboxMessage,
-    ) -> Result<SeatCount, PlaceBookingError> {
+    async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError> {
         self.store.ensure_initialised()?;
         let event = to_bson_id(booking.event_id.object_id());
+        let bid = to_bson_id(booking.id.object_id());
         let seats = i64::from(booking.seats.get());
-        // The conditional update either takes the seats or matches nothing. Nothing matched can mean an
-        // unknown event, too few seats, or an inventory created (or seats given back) between the
-        // update and the read that tells which: then try again.
+        let attempt = new_token();
+        let held_at = now_millis();
+        let hold = mongodb::bson::to_bson(&HoldDoc::new(booking, &attempt, held_at))
+            .map_err(|e| RepositoryError::Unexpected(Cause::new(e)))?;
+        // The conditional update takes the seats and records the hold, or matches nothing. Nothing
+        // matched can mean an unknown event, too few seats, a hold this booking already has (an
+        // earlier attempt, or this update applied once and retried), or an inventory created (or
+        // seats given back) between the update and the read that tells which: then try again.
         let mut attempts = 0;
-        let taken = loop {
+        loop {
             attempts += 1;
             let taken = self
                 .inventory
                 .find_one_and_update(
-                    doc! {"_id": event, "remaining": {"$gte": seats}},
-                    doc! {"$inc": {"remaining": -seats}},
+                    doc! {"_id": event, "remaining": {"$gte": seats}, "holds.booking": {"$ne": bid}},
+                    doc! {"$inc": {"remaining": -seats}, "$push": {"holds": hold.clone()}},
                 )
                 .return_document(ReturnDocument::After)
                 .await
                 .map_err(map_error)?;
-            if let Some(taken) = taken {
-                break taken;
+            let (inventory, fresh) = match taken {
+                Some(inventory) => (inventory, true),
+                None => match self
+                    .inventory
+                    .find_one(doc! {"_id": event})
+                    .await
+                    .map_err(map_error)?
+                {
+                    None => return Err(PlaceBookingError::EventNotFound),
+                    Some(inventory) => (inventory, false),
+                },
+            };
+            let remaining = inventory.remaining;
+            if let Some(found) = inventory.holds.into_iter().find(|h| h.booking == bid) {
+                let fresh = fresh || found.attempt == attempt;
+                return Ok(found.into_hold(event, fresh, remaining)?);
             }
-            match self.inventory(booking.event_id).await? {
-                None => return Err(PlaceBookingError::EventNotFound),
-                Some(inventory) if inventory.remaining < booking.seats || attempts >= 5 => {
-                    return Err(PlaceBookingError::SoldOut {
-                        remaining: inventory.remaining,
-                    });
-                }
-                Some(_) => continue,
+            if remaining < seats || attempts >= 5 {
+                return Err(PlaceBookingError::SoldOut {
+                    remaining: SeatCount::new(u32::try_from(remaining.max(0)).unwrap_or(0)),
+                });
             }
-        };
-        let mut document = BookingDoc::from(booking);
-        document.outbox.push(OutboxDoc::from(announce));
-        if let Err(error) = self.bookings.insert_one(document).await {
-            let error = map_error(error);
-            let give_back = self
-                .inventory
-                .update_one(doc! {"_id": event}, doc! {"$inc": {"remaining": seats}})
-                .await;
-            if let Err(lost) = give_back {
-                tracing::error!(event_id = %booking.event_id, seats, error = %lost,
-                    "booking failed and its seats could not be given back");
-            }
-            return Err(error.into());
         }
-        Ok(SeatInventory::try_from(taken)?.remaining)
+    }
+
+    async fn store_held_booking(
+        &self,
+        hold: &SeatHold,
+        announce: &OutboxMessage,
+    ) -> Result<Settled, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let event = to_bson_id(hold.booking.event_id.object_id());
+        let bid = to_bson_id(hold.booking.id.object_id());
+        let this_hold = doc! {"booking": bid, "attempt": &hold.attempt};
+        let mut document = BookingDoc::from(&hold.booking);
+        document.hold = Some(hold.attempt.clone());
+        document.outbox.push(OutboxDoc::from(announce));
+        match self.bookings.insert_one(document).await.map_err(map_error) {
+            Ok(_) => {}
+            // The id is stored: by this hold (an insert applied, then retried by the driver after a
+            // lost reply), or by another attempt, whose hold the seats were taken under instead.
+            Err(RepositoryError::Conflict(cause)) => {
+                let stored = self
+                    .bookings
+                    .find_one(doc! {"_id": bid})
+                    .await
+                    .map_err(map_error)?
+                    .ok_or(RepositoryError::Conflict(cause))?;
+                if stored.hold.as_deref() != Some(hold.attempt.as_str()) {
+                    self.inventory
+                        .update_one(
+                            doc! {"_id": event, "holds": {"$elemMatch": this_hold.clone()}},
+                            doc! {
+                                "$inc": {"remaining": i64::from(hold.booking.seats.get())},
+                                "$pull": {"holds": this_hold},
+                            },
+                        )
+                        .await
+                        .map_err(map_error)?;
+                    return Ok(Settled::AlreadyStored(Booking::try_from(stored)?));
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        // The seats belong to the stored booking now. A crash before this leaves the hold for the
+        // reconciler, which finds the booking stored under it and only releases it.
+        self.inventory
+            .update_one(doc! {"_id": event}, doc! {"$pull": {"holds": this_hold}})
+            .await
+            .map_err(map_error)?;
+        Ok(Settled::Stored(hold.booking.clone()))
+    }
+
+    async fn stale_holds(
+        &self,
+        held_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<SeatHold>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let before = to_bson_date(held_before);
+        let mut inventories = self
+            .inventory
+            .find(doc! {"holds.held_at": {"$lt": before}})
+            .await
+            .map_err(map_error)?;
+        let mut stale = Vec::new();
+        while let Some(inventory) = inventories.try_next().await.map_err(map_error)? {
+            for hold in inventory.holds {
+                if hold.held_at() < before && stale.len() < 1000 {
+                    stale.push(hold.into_hold(inventory.id, false, inventory.remaining)?);
+                }
+            }
+        }
+        stale.sort_by_key(|hold| hold.held_at);
+        Ok(stale)
     }
 
     async fn cancel_booking(

@@ -11,7 +11,7 @@ use myevents_domain::messages::{DomainEvent, OutboxMessage};
 use myevents_domain::seats::SeatCount;
 use serde::{Deserialize, Serialize};
 
-use crate::RepositoryError;
+use crate::{RepositoryError, SeatHold};
 
 pub(crate) fn to_bson_date(time: DateTime<Utc>) -> bson::DateTime {
     to_date(time)
@@ -179,9 +179,6 @@ pub(crate) struct EventDoc {
     /// order; read clamped).
     #[serde(default)]
     booked: i64,
-    /// Ids of the newest messages applied to `booked` (the inbox).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    inbox: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<OutboxDoc>,
 }
@@ -198,7 +195,6 @@ impl From<&Event> for EventDoc {
             hall: e.hall.clone(),
             capacity: i64::from(e.capacity.get()),
             booked: i64::from(e.seats_booked.get()),
-            inbox: Vec::new(),
             outbox: Vec::new(),
         }
     }
@@ -229,6 +225,62 @@ pub(crate) struct InventoryDoc {
     pub(crate) name: String,
     pub(crate) capacity: i64,
     pub(crate) remaining: i64,
+    /// Seat holds of bookings not stored yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) holds: Vec<HoldDoc>,
+}
+
+/// A seat hold in an inventory document: `{booking, attempt, user_id, seats, booked_at, held_at}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct HoldDoc {
+    pub(crate) booking: BsonId,
+    pub(crate) attempt: String,
+    user_id: String,
+    seats: i64,
+    booked_at: bson::DateTime,
+    held_at: bson::DateTime,
+}
+
+impl HoldDoc {
+    /// The hold of `booking` by `attempt`, taken at `held_at`.
+    pub(crate) fn new(booking: &Booking, attempt: &str, held_at: DateTime<Utc>) -> Self {
+        Self {
+            booking: to_bson_id(booking.id.object_id()),
+            attempt: attempt.to_owned(),
+            user_id: booking.user_id.as_str().to_owned(),
+            seats: i64::from(booking.seats.get()),
+            booked_at: to_date(booking.booked_at),
+            held_at: to_date(held_at),
+        }
+    }
+
+    /// When the seats were taken.
+    pub(crate) fn held_at(&self) -> bson::DateTime {
+        self.held_at
+    }
+
+    /// The hold as the port describes it, with the event's `remaining` seats.
+    pub(crate) fn into_hold(
+        self,
+        event_id: BsonId,
+        fresh: bool,
+        remaining: i64,
+    ) -> Result<SeatHold, RepositoryError> {
+        Ok(SeatHold {
+            booking: Booking {
+                id: from_bson_id(self.booking).into(),
+                event_id: from_bson_id(event_id).into(),
+                user_id: UserId::parse(&self.user_id).map_err(|_| corrupt("an invalid user id"))?,
+                seats: seats(self.seats)?,
+                booked_at: from_date(self.booked_at)?,
+                cancelled_at: None,
+            },
+            attempt: self.attempt,
+            held_at: from_date(self.held_at)?,
+            fresh,
+            remaining: seats(remaining)?,
+        })
+    }
 }
 
 impl TryFrom<InventoryDoc> for SeatInventory {
@@ -256,6 +308,9 @@ pub(crate) struct BookingDoc {
     /// Set while a cancellation's seats are being given back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) returning: bool,
+    /// The attempt whose seat hold the booking was stored under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hold: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<OutboxDoc>,
 }
@@ -270,6 +325,7 @@ impl From<&Booking> for BookingDoc {
             booked_at: to_date(b.booked_at),
             cancelled_at: b.cancelled_at.map(to_date),
             returning: false,
+            hold: None,
             outbox: Vec::new(),
         }
     }

@@ -1,7 +1,7 @@
 //! The event service's collections: `locations` and `events`.
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
+use futures_util::{FutureExt, TryStreamExt};
 use mongodb::Collection;
 use mongodb::bson::{Document, doc};
 use myevents_domain::event::Event;
@@ -13,11 +13,13 @@ use serde::de::DeserializeOwned;
 use super::documents::{EventDoc, LocationDoc, OutboxDoc, to_bson_id};
 use super::{MongoStore, map_error};
 use crate::{
-    EventRepository, INBOX_WINDOW, LocationRepository, PageRequest, RepositoryError, SeatChange,
+    EventRepository, InboxKey, LocationRepository, PageRequest, RepositoryError, SeatChange,
 };
 
 pub(crate) const LOCATIONS: &str = "locations";
 pub(crate) const EVENTS: &str = "events";
+/// Messages applied to events: `{_id: {consumer, message_id}, event_id, seats, received_at}`.
+pub(crate) const INBOX: &str = "inbox";
 
 /// Reads one page in `_id` order among documents matching `filter`, converting each document.
 pub(crate) async fn find_page<D, T>(
@@ -95,11 +97,14 @@ impl LocationRepository for MongoLocationRepository {
     }
 }
 
-/// Events in MongoDB (each with a copy of its location).
+/// Events in MongoDB (each with a copy of its location), and the inbox of the messages applied to
+/// them in a collection of its own (unique per consumer and message id by its `_id`, removed after
+/// [`crate::INBOX_RETENTION`] by a TTL index), so reading an event never reads its inbox.
 #[derive(Debug, Clone)]
 pub struct MongoEventRepository {
     store: MongoStore,
     events: Collection<EventDoc>,
+    inbox: Collection<Document>,
 }
 
 impl MongoEventRepository {
@@ -108,6 +113,7 @@ impl MongoEventRepository {
         Self {
             store: store.clone(),
             events: store.database().collection(EVENTS),
+            inbox: store.database().collection(INBOX),
         }
     }
 }
@@ -146,36 +152,59 @@ impl EventRepository for MongoEventRepository {
     async fn record_booked_seats(
         &self,
         id: EventId,
-        message_id: &str,
+        key: InboxKey<'_>,
         seats: i64,
     ) -> Result<SeatChange, RepositoryError> {
         self.store.ensure_initialised()?;
         let id = to_bson_id(id.object_id());
-        let window = -i64::try_from(INBOX_WINDOW).unwrap_or(i64::MAX);
-        let result = self
-            .events
-            .update_one(
-                doc! {"_id": id, "inbox": {"$ne": message_id}},
-                doc! {
-                    "$inc": {"booked": seats},
-                    "$push": {"inbox": {"$each": [message_id], "$slice": window}},
+        let record = doc! {
+            "_id": {"consumer": key.consumer, "message_id": key.message_id},
+            "event_id": id,
+            "seats": seats,
+            "received_at": mongodb::bson::DateTime::now(),
+        };
+        let mut session = self
+            .store
+            .database()
+            .client()
+            .start_session()
+            .await
+            .map_err(map_error)?;
+        // The inbox record and the effect commit together or not at all; a duplicate key on the
+        // inbox aborts the transaction (the message was applied), as does an unknown event.
+        let applied = session
+            .start_transaction()
+            .and_run(
+                (&self.inbox, &self.events, record),
+                |session, (inbox, events, record)| {
+                    async move {
+                        inbox
+                            .insert_one(record.clone())
+                            .session(&mut *session)
+                            .await?;
+                        let updated = events
+                            .update_one(doc! {"_id": id}, doc! {"$inc": {"booked": seats}})
+                            .session(&mut *session)
+                            .await?;
+                        if updated.matched_count == 0 {
+                            return Err(mongodb::error::Error::custom(SeatChange::UnknownEvent));
+                        }
+                        Ok(SeatChange::Applied)
+                    }
+                    .boxed()
                 },
             )
-            .await
-            .map_err(map_error)?;
-        if result.matched_count == 1 {
-            return Ok(SeatChange::Applied);
+            .await;
+        match applied {
+            Ok(change) => Ok(change),
+            Err(error) if error.get_custom::<SeatChange>().is_some() => {
+                Ok(SeatChange::UnknownEvent)
+            }
+            Err(error) => match map_error(error) {
+                RepositoryError::Conflict(_) => Ok(SeatChange::Duplicate),
+                other => Err(other),
+            },
         }
-        let exists = self
-            .events
-            .count_documents(doc! {"_id": id})
-            .await
-            .map_err(map_error)?;
-        Ok(if exists > 0 {
-            SeatChange::Duplicate
-        } else {
-            SeatChange::UnknownEvent
-        })
     }
 
     async fn list(&self, page: PageRequest) -> Result<Vec<Event>, RepositoryError> {

@@ -4,14 +4,23 @@
 //! BSON dates):
 //! - event service database (default `myevents`): `locations {_id, name, address, country, opentime,
 //!   closetime, halls: [{name, location, capacity}]}` and `events {_id, name, duration, startdate,
-//!   enddate, location: {…}, hall?, capacity}`;
+//!   enddate, location: {…}, hall?, capacity, booked}`
+//!   and `inbox {_id: {consumer, message_id}, event_id, seats, received_at}` (TTL 30 days);
 //! - booking service database (default `myevents_booking`): `inventory {_id: event id, name, capacity,
-//!   remaining}` and `bookings {_id, event_id, user_id, seats, booked_at}`.
+//!   remaining, holds: [{booking, attempt, user_id, seats, booked_at, held_at}]}` and `bookings {_id,
+//!   event_id, user_id, seats, booked_at, hold}`.
 //!
 //! Transactional outbox: a message is embedded (`outbox: [{id, name, payload, occurred_at}]`) in the
-//! very document whose insert it announces, so state and message are one single-document write — no
-//! multi-document transaction, hence it also works on a standalone server. [`MongoOutbox`] finds
-//! pending messages through the `outbox.id` indexes and `$pull`s them once published.
+//! very document whose insert it announces, so state and message are one single-document write.
+//! [`MongoOutbox`] finds pending messages through the `outbox.id` indexes, in stored order, and
+//! `$pull`s them once published.
+//!
+//! Exactly-once effects of consumed messages: the event service writes its inbox record and the
+//! effect on the event in one multi-document transaction, so MongoDB must run as a replica set (a
+//! single-node one will do, `mongod --replSet rs0` then `rs.initiate()`; the SecantusDB test server
+//! reports itself as one and runs the transaction). The booking service needs no transaction: a
+//! booking holds its seats (seat hold) and is stored in two single-document writes, and the
+//! reconciliation finishes what a crash interrupted in between (see [`MongoBookingRepository`]).
 //!
 //! Writes use write concern `{w: "majority", j: true}` unless the connection string sets one: an
 //! acknowledged booking survives a crash of the database.
@@ -21,9 +30,7 @@
 //! Until the indexes exist, every repository call answers [`RepositoryError::Unavailable`]: no write
 //! ever races index creation. (Besides being tidy, this avoids a hang of the SecantusDB test server,
 //! which deadlocks when `createIndexes` and inserts create collections at the same time — see
-//! `scripts/repro/secantus_concurrent_create.py`.) A booking takes
-//! its seats with one conditional update (`remaining >= n` in the filter, `$inc: -n`), so the remaining
-//! seats never drop below zero under any concurrency; see [`MongoBookingRepository`].
+//! `scripts/repro/secantus_concurrent_create.py`.)
 
 use crate::Cause;
 use std::sync::Arc;
@@ -253,11 +260,15 @@ fn idempotency_indexes() -> [IndexSpec; 2] {
     ]
 }
 
-/// The indexes of the event service: events by name (oldest first); pending outbox messages;
-/// idempotency keys.
+/// The indexes of the event service: events by name (oldest first); pending outbox messages; the
+/// inbox's time to live; idempotency keys.
 pub fn event_service_indexes() -> Vec<IndexSpec> {
     let mut indexes = vec![
         IndexSpec::plain(events::EVENTS, doc! {"name": 1, "_id": 1}),
+        IndexSpec {
+            expire_after: Some(crate::INBOX_RETENTION),
+            ..IndexSpec::plain(events::INBOX, doc! {"received_at": 1})
+        },
         IndexSpec::plain(events::EVENTS, doc! {"outbox.id": 1}),
         IndexSpec::plain(events::LOCATIONS, doc! {"outbox.id": 1}),
     ];
@@ -266,13 +277,14 @@ pub fn event_service_indexes() -> Vec<IndexSpec> {
 }
 
 /// The indexes of the booking service: bookings by event and by user, in id order; pending outbox
-/// messages; seat returns a crash interrupted; idempotency keys.
+/// messages; seat returns and seat holds a crash interrupted; idempotency keys.
 pub fn booking_service_indexes() -> Vec<IndexSpec> {
     let mut indexes = vec![
         IndexSpec::plain(bookings::BOOKINGS, doc! {"event_id": 1, "_id": 1}),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"user_id": 1, "_id": 1}),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"outbox.id": 1}),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"returning": 1, "cancelled_at": 1}),
+        IndexSpec::plain(bookings::INVENTORY, doc! {"holds.held_at": 1}),
     ];
     indexes.extend(idempotency_indexes());
     indexes

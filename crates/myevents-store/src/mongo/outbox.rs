@@ -1,4 +1,5 @@
-//! The outbox of a MongoDB store: pending messages embedded in the documents of some collections.
+//! The outbox of a MongoDB store: pending messages embedded in the documents of some collections,
+//! read in stored order (by message id) across batches.
 
 use crate::Cause;
 use async_trait::async_trait;
@@ -54,8 +55,12 @@ impl Outbox for MongoOutbox {
         let mut pending = Vec::new();
         let most = i64::try_from(limit).unwrap_or(i64::MAX);
         for collection in &self.collections {
+            // Documents in the order of their oldest pending message (an ascending sort on an array
+            // field orders by its least element), through the `outbox.id` index: the first `limit`
+            // documents hold the first `limit` messages of the collection, whichever they are.
             let documents: Vec<Document> = collection
                 .find(doc! {"outbox.id": {"$exists": true}})
+                .sort(doc! {"outbox.id": 1})
                 .projection(doc! {"outbox": 1})
                 .limit(most)
                 .await
@@ -71,7 +76,9 @@ impl Outbox for MongoOutbox {
                 }
             }
         }
-        pending.sort_by(|a, b| (a.occurred_at, &a.id).cmp(&(b.occurred_at, &b.id)));
+        // Message ids are UUID v7: in the order of their creation (within a process, to the
+        // millisecond across processes), which is the order they were stored in.
+        pending.sort_by(|a, b| a.id.cmp(&b.id));
         pending.truncate(limit);
         Ok(pending)
     }

@@ -62,7 +62,10 @@ impl IntoResponse for ApiError {
                 "Not enough seats",
                 error.to_string(),
             ),
-            Self::Place(error @ PlaceError::Inconsistent(_)) => Problem::internal(error),
+            Self::Place(error @ PlaceError::Interrupted(_)) => Problem::unavailable(
+                format!("{error}; retry with the same Idempotency-Key to finish it"),
+                1,
+            ),
             Self::Cancel(error @ CancelError::Forbidden) => {
                 Problem::status(StatusCode::FORBIDDEN, error.to_string())
             }
