@@ -118,6 +118,9 @@ install_tansu() {
 ensure_kafka() {
   # The deploy test's Kafka stand-in image carries the same binary.
   install_tansu
+  # The consumer supervision test starts (and configures) a broker of its own with this binary.
+  MYEVENTS_TEST_TANSU="$(cd "$(dirname "$TANSU")" && pwd)/$(basename "$TANSU")"
+  export MYEVENTS_TEST_TANSU
   if [ -n "${MYEVENTS_TEST_KAFKA_BROKERS:-}" ]; then
     log "using Kafka at MYEVENTS_TEST_KAFKA_BROKERS"
     return

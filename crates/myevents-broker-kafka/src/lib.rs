@@ -458,8 +458,43 @@ impl EventSubscriber for KafkaBroker {
         handler: Arc<dyn MessageHandler>,
     ) -> Result<Consumer, BrokerError> {
         self.ensure_topics().await?;
-        let reading = Reading::of(&self.config, subscription);
         let attached = Arc::new(AtomicBool::new(false));
+        // Each run of the loop is a new group member, so that a restarted loop resumes from the
+        // committed offset (the record it could not settle comes again), not from the position the
+        // ended member had fetched to.
+        let first = self.member(subscription, &attached)?;
+        let mut first = Some(first);
+        let (broker, subscription) = (self.clone(), subscription.clone());
+        let member_attached = Arc::clone(&attached);
+        Ok(Consumer::spawn(
+            &subscription.name.clone(),
+            attached,
+            move |signals| {
+                let member = first
+                    .take()
+                    .map_or_else(|| broker.member(&subscription, &member_attached), Ok);
+                let (broker, handler) = (broker.clone(), Arc::clone(&handler));
+                let reading = Reading::of(&broker.config, &subscription);
+                async move {
+                    match member {
+                        Ok(consumer) => consume(broker, consumer, reading, handler, signals).await,
+                        Err(error) => tracing::error!(%error, "creating a Kafka consumer failed"),
+                    }
+                }
+            },
+        ))
+    }
+}
+
+impl KafkaBroker {
+    /// A new member of `subscription`'s consumer group, subscribed to its topic; `attached` follows
+    /// its partition assignment.
+    fn member(
+        &self,
+        subscription: &Subscription,
+        attached: &Arc<AtomicBool>,
+    ) -> Result<StreamConsumer<AssignmentContext>, BrokerError> {
+        let reading = Reading::of(&self.config, subscription);
         let consumer: StreamConsumer<AssignmentContext> = self
             .config
             .client()
@@ -471,16 +506,13 @@ impl EventSubscriber for KafkaBroker {
                 self.config.session_timeout.as_millis().to_string(),
             )
             .create_with_context(AssignmentContext {
-                attached: Arc::clone(&attached),
+                attached: Arc::clone(attached),
             })
             .map_err(|e| BrokerError::Unexpected(Cause::context("Kafka consumer", e)))?;
         consumer
             .subscribe(&[reading.topic.as_str()])
             .map_err(|e| broker_error(&e))?;
-        let broker = self.clone();
-        Ok(Consumer::spawn(attached, move |signals| async move {
-            consume(broker, consumer, reading, handler, signals).await;
-        }))
+        Ok(consumer)
     }
 }
 

@@ -2,9 +2,11 @@
 //! dead letters, and the handle that stops a consumer. Adapters in other crates use it through
 //! [`crate::adapter`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use backon::{ExponentialBuilder, Retryable};
 use tokio::task::JoinHandle;
@@ -165,16 +167,82 @@ impl ConsumerSignals {
     }
 }
 
-/// Whether a consumer is attached to its broker; see [`Consumer::status`].
+/// Whether a consumer is attached to its broker and whether its consume loop keeps running; see
+/// [`Consumer::status`].
 #[derive(Debug, Clone)]
 pub struct ConsumerStatus {
     attached: Arc<AtomicBool>,
+    health: Arc<Mutex<Health>>,
+}
+
+/// How a supervised consume loop fares.
+#[derive(Debug, Default)]
+struct Health {
+    /// Since when the loop has been failing: set when it ends unexpectedly, cleared once it has run
+    /// attached for [`STABLE_RUN`] after that.
+    failing_since: Option<Instant>,
+    /// Since when it has been attached without ending, if it is.
+    attached_since: Option<Instant>,
+    /// Times the loop ended unexpectedly and was started again.
+    restarts: u64,
+}
+
+/// How long a restarted consume loop must run attached before it counts as healthy again (30 s):
+/// longer than a failing run takes (attaching, handling a poison message, a dead-letter publish
+/// timing out), so a loop that keeps failing stays failing.
+pub const STABLE_RUN: Duration = Duration::from_secs(30);
+
+/// First delay before restarting a consume loop that ended (doubling per restart).
+const RESTART_FIRST_DELAY: Duration = Duration::from_millis(200);
+/// Longest delay between two restarts.
+const RESTART_MAX_DELAY: Duration = Duration::from_secs(30);
+
+fn lock_health(health: &Mutex<Health>) -> std::sync::MutexGuard<'_, Health> {
+    health
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ConsumerStatus {
     /// True while the consumer is attached (it is false while reconnecting and after it stopped).
     pub fn is_attached(&self) -> bool {
         self.attached.load(Ordering::Relaxed)
+    }
+
+    /// How long the consume loop has been failing: `Some` from the moment it ended unexpectedly
+    /// (an error it could not recover from, a panic) until it has run attached for [`STABLE_RUN`]
+    /// again; `None` while it runs. A lost broker the loop reconnects to is not a failure (readiness
+    /// covers it).
+    pub fn failing_for(&self) -> Option<Duration> {
+        lock_health(&self.health)
+            .failing_since
+            .map(|since| since.elapsed())
+    }
+
+    /// How many times the consume loop ended unexpectedly and was started again.
+    pub fn restarts(&self) -> u64 {
+        lock_health(&self.health).restarts
+    }
+
+    /// Samples the attachment (every second, by the supervisor).
+    fn observe(&self) {
+        let now = Instant::now();
+        let mut health = lock_health(&self.health);
+        if self.is_attached() {
+            let since = *health.attached_since.get_or_insert(now);
+            if now.duration_since(since) >= STABLE_RUN {
+                health.failing_since = None;
+            }
+        } else {
+            health.attached_since = None;
+        }
+    }
+
+    fn ended_unexpectedly(&self) {
+        let mut health = lock_health(&self.health);
+        health.attached_since = None;
+        health.failing_since.get_or_insert_with(Instant::now);
+        health.restarts += 1;
     }
 }
 
@@ -183,27 +251,41 @@ impl ConsumerStatus {
 #[derive(Debug)]
 pub struct Consumer {
     signals: ConsumerSignals,
+    status: ConsumerStatus,
     task: JoinHandle<()>,
 }
 
 impl Consumer {
-    pub(crate) fn new(signals: ConsumerSignals, task: JoinHandle<()>) -> Self {
-        Self { signals, task }
-    }
-
-    /// Spawns an adapter's consume loop `run` with fresh signals whose attachment flag is `attached`
-    /// (the adapter sets it, directly or from a client callback). For adapters.
-    pub fn spawn<F, Fut>(attached: Arc<AtomicBool>, run: F) -> Self
+    /// Runs an adapter's consume loop for `subscription` under supervision: `run` starts one run of
+    /// the loop with the consumer's signals (the adapter sets `attached`, directly or from a client
+    /// callback). A run that ends while the consumer is not stopping (an error the loop gave up on,
+    /// a panic) is logged, counted in `myevents_consumer_restarts_total{subscription}` and started
+    /// again after a delay (200 ms doubling to 30 s, back to 200 ms after a run of [`STABLE_RUN`]),
+    /// and [`ConsumerStatus::failing_for`] says for how long it has been failing.
+    pub fn spawn<F, Fut>(subscription: &str, attached: Arc<AtomicBool>, run: F) -> Self
     where
-        F: FnOnce(ConsumerSignals) -> Fut,
+        F: FnMut(ConsumerSignals) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let signals = ConsumerSignals {
-            attached,
+            attached: Arc::clone(&attached),
             ..ConsumerSignals::default()
         };
-        let task = tokio::spawn(run(signals.clone()));
-        Self { signals, task }
+        let status = ConsumerStatus {
+            attached,
+            health: Arc::default(),
+        };
+        let task = tokio::spawn(supervise(
+            subscription.to_owned(),
+            signals.clone(),
+            status.clone(),
+            run,
+        ));
+        Self {
+            signals,
+            status,
+            task,
+        }
     }
 
     /// Whether the consumer is attached to the broker now (for readiness). False while it reconnects.
@@ -211,11 +293,9 @@ impl Consumer {
         self.signals.attached.load(Ordering::Relaxed) && !self.task.is_finished()
     }
 
-    /// A cheap, cloneable view of [`Consumer::is_attached`] for health checks.
+    /// A cheap, cloneable view of the consumer's attachment and health, for the probes.
     pub fn status(&self) -> ConsumerStatus {
-        ConsumerStatus {
-            attached: Arc::clone(&self.signals.attached),
-        }
+        self.status.clone()
     }
 
     /// Stops taking messages, lets the message in hand finish (acknowledged or dead-lettered), closes the
@@ -256,5 +336,95 @@ impl Consumer {
     pub async fn kill(self) {
         self.signals.kill.cancel();
         let _ = self.task.await;
+    }
+}
+
+/// Runs `run` again and again until the consumer stops (see [`Consumer::spawn`]).
+async fn supervise<F, Fut>(
+    subscription: String,
+    signals: ConsumerSignals,
+    status: ConsumerStatus,
+    mut run: F,
+) where
+    F: FnMut(ConsumerSignals) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let restarts = crate::metrics::CONSUMER_RESTARTS.with_label_values(&[subscription.as_str()]);
+    let mut delay = RESTART_FIRST_DELAY;
+    loop {
+        let started = Instant::now();
+        // Its own task, so that a panic in the loop (or a handler) ends only this run.
+        let mut running = tokio::spawn(run(signals.clone()));
+        let mut sample = tokio::time::interval(Duration::from_secs(1));
+        let ended = loop {
+            tokio::select! {
+                ended = &mut running => break ended,
+                _ = sample.tick() => status.observe(),
+            }
+        };
+        signals.set_attached(false);
+        if signals.is_stopping() {
+            return;
+        }
+        status.ended_unexpectedly();
+        restarts.inc();
+        if started.elapsed() >= STABLE_RUN {
+            delay = RESTART_FIRST_DELAY;
+        }
+        let how = match ended {
+            Err(error) if error.is_panic() => "panicked",
+            _ => "ended",
+        };
+        tracing::error!(%subscription, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "the consume loop {how}; restarting it");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = signals.stopping() => return,
+        }
+        delay = (delay * 2).min(RESTART_MAX_DELAY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loop_that_ends_is_restarted_with_backoff_and_reported_failing_until_it_runs_stably()
+    {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&runs);
+        let attached = Arc::new(AtomicBool::new(false));
+        let consumer = Consumer::spawn("supervised", attached, move |signals| {
+            let run = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if run <= 3 {
+                    // Fails at once, three times (the third time by panicking).
+                    assert!(run < 3, "the third run panics");
+                    return;
+                }
+                signals.set_attached(true);
+                signals.stopping().await;
+            }
+        });
+        let status = consumer.status();
+        assert_eq!(status.failing_for(), None, "healthy before any failure");
+        // 200 + 400 + 800 ms of backoff: the fourth run starts after 1.4 s.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        assert_eq!(status.restarts(), 3);
+        assert!(status.is_attached());
+        assert!(status.failing_for().is_some(), "failing until a stable run");
+        tokio::time::sleep(STABLE_RUN + Duration::from_secs(2)).await;
+        assert_eq!(status.failing_for(), None, "healthy after a stable run");
+        consumer.shutdown().await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            4,
+            "a stopped consumer is not restarted"
+        );
+        assert!(!status.is_attached());
     }
 }

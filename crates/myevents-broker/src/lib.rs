@@ -48,7 +48,7 @@ pub mod metrics;
 pub mod rabbitmq;
 pub mod trace;
 
-pub use consume::{Consumer, ConsumerStatus};
+pub use consume::{Consumer, ConsumerStatus, STABLE_RUN};
 
 /// Building blocks for adapters in other crates: the retrying handler run, its outcome, dead-letter
 /// marking and the signals of a consume loop (see [`Consumer::spawn`]).

@@ -3,6 +3,7 @@
 //! adapter without a server. Cloning shares the same broker.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -155,15 +156,20 @@ impl EventSubscriber for InMemoryBroker {
         handler: Arc<dyn MessageHandler>,
     ) -> Result<Consumer, BrokerError> {
         self.declare(subscription).await?;
-        let signals = ConsumerSignals::default();
-        signals.set_attached(true);
-        let task = tokio::spawn(run(
-            self.clone(),
-            subscription.clone(),
-            handler,
-            signals.clone(),
-        ));
-        Ok(Consumer::new(signals, task))
+        let (broker, consumed) = (self.clone(), subscription.clone());
+        Ok(Consumer::spawn(
+            &subscription.name,
+            Arc::new(AtomicBool::new(true)),
+            move |signals| {
+                signals.set_attached(true);
+                run(
+                    broker.clone(),
+                    consumed.clone(),
+                    Arc::clone(&handler),
+                    signals,
+                )
+            },
+        ))
     }
 }
 

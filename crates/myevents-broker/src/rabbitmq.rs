@@ -373,14 +373,19 @@ impl EventSubscriber for RabbitMqBroker {
         subscription: &Subscription,
         handler: Arc<dyn MessageHandler>,
     ) -> Result<Consumer, BrokerError> {
-        let signals = ConsumerSignals::default();
-        let task = tokio::spawn(consume_forever(
-            self.clone(),
-            subscription.clone(),
-            handler,
-            signals.clone(),
-        ));
-        Ok(Consumer::new(signals, task))
+        let (broker, consumed) = (self.clone(), subscription.clone());
+        Ok(Consumer::spawn(
+            &subscription.name,
+            Arc::default(),
+            move |signals| {
+                consume_forever(
+                    broker.clone(),
+                    consumed.clone(),
+                    Arc::clone(&handler),
+                    signals,
+                )
+            },
+        ))
     }
 }
 

@@ -38,6 +38,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use myevents_broker::config::BrokerConfig;
@@ -50,7 +51,7 @@ use myevents_messaging::config::RelayConfig;
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_messaging::{Messaging, MessagingParts};
 use myevents_platform::build_info::BuildInfo;
-use myevents_platform::config::{ConfigError, listen_addr_or, var};
+use myevents_platform::config::{ConfigError, listen_addr_or, seconds_or, var};
 use myevents_platform::metrics::MetricsServer;
 use myevents_store::StoreHealth;
 use myevents_store::config::StoreConfig;
@@ -90,7 +91,13 @@ pub struct HostConfig {
     pub queue: String,
     /// How long idempotency keys are kept and held (`IDEMPOTENCY_KEY_TTL`, `IDEMPOTENCY_LEASE`).
     pub idempotency: IdempotencyConfig,
+    /// How long the consume loop may keep failing before `/healthz` answers 503
+    /// (`CONSUMER_FAILING_LIMIT`, seconds, default 120; see `ConsumerStatus::failing_for`).
+    pub consumer_failing_limit: Duration,
 }
+
+/// `CONSUMER_FAILING_LIMIT` when unset.
+pub const DEFAULT_CONSUMER_FAILING_LIMIT: Duration = Duration::from_secs(120);
 
 impl HostConfig {
     /// Reads the variables above, with a service's `defaults`.
@@ -105,6 +112,10 @@ impl HostConfig {
             relay: RelayConfig::from_env()?,
             queue: var(defaults.queue_variable).unwrap_or_else(|| defaults.queue.to_owned()),
             idempotency: IdempotencyConfig::from_env()?,
+            consumer_failing_limit: seconds_or(
+                "CONSUMER_FAILING_LIMIT",
+                DEFAULT_CONSUMER_FAILING_LIMIT,
+            )?,
         })
     }
 
@@ -117,6 +128,7 @@ impl HostConfig {
             relay: RelayConfig::default(),
             queue: queue.into(),
             idempotency: IdempotencyConfig::default(),
+            consumer_failing_limit: DEFAULT_CONSUMER_FAILING_LIMIT,
         }
     }
 }
@@ -251,10 +263,27 @@ struct Probes {
     store: Arc<dyn StoreHealth>,
     consumer: ConsumerStatus,
     draining: Draining,
+    consumer_failing_limit: Duration,
 }
 
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
+/// Liveness: 200 unless the consume loop has kept failing for longer than the configured limit,
+/// when only a restart of the process can help.
+async fn healthz(State(probes): State<Probes>) -> Response {
+    match probes.consumer.failing_for() {
+        Some(failing) if failing > probes.consumer_failing_limit => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "failing",
+                "reason": format!(
+                    "the consume loop has kept ending for {} s (CONSUMER_FAILING_LIMIT is {} s)",
+                    failing.as_secs(),
+                    probes.consumer_failing_limit.as_secs()
+                ),
+            })),
+        )
+            .into_response(),
+        _ => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+    }
 }
 
 /// Readiness: the store answers, the consumer is attached to the broker, no shutdown under way.
@@ -316,6 +345,7 @@ impl<S: Service> Application<S> {
                 store: shared.health,
                 consumer: messaging.consumer_status(),
                 draining: draining.clone(),
+                consumer_failing_limit: host.consumer_failing_limit,
             })
             .merge(BuildInfo::current(S::NAME).router());
         let router = myevents_http::server::with_common_layers(

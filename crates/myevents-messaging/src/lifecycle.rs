@@ -77,11 +77,14 @@ impl Messaging {
         }
         let status = consumer.status();
         let attached = crate::metrics::CONSUMER_ATTACHED.with_label_values(&[service]);
+        let failing = crate::metrics::CONSUMER_FAILING.with_label_values(&[service]);
         let sampler = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             loop {
                 ticks.tick().await;
                 attached.set(i64::from(status.is_attached()));
+                let seconds = status.failing_for().map_or(0, |f| f.as_secs());
+                failing.set(i64::try_from(seconds).unwrap_or(i64::MAX));
             }
         });
         Ok(Self {

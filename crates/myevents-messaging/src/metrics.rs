@@ -1,7 +1,8 @@
 //! The messaging series (Prometheus, default registry; see `myevents_platform::metrics`), each by
 //! `service`: `myevents_messages_published_total{service, event_name}`,
 //! `myevents_messages_publish_failures_total`, `myevents_outbox_pending` (messages),
-//! `myevents_outbox_oldest_pending_age_seconds` and `myevents_consumer_attached` (1 or 0). Message
+//! `myevents_outbox_oldest_pending_age_seconds`, `myevents_consumer_attached` (1 or 0) and
+//! `myevents_consumer_failing_seconds`. Message
 //! handling is counted by the broker adapters (`myevents_broker::metrics`).
 
 use std::sync::LazyLock;
@@ -69,6 +70,20 @@ pub static CONSUMER_ATTACHED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// For how long the service's consume loop has been failing (ending and being restarted without a
+/// stable run since), in seconds; 0 while it runs. Sampled every second.
+pub static CONSUMER_FAILING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    registered(
+        "myevents_consumer_failing_seconds",
+        register_int_gauge_vec!(
+            "myevents_consumer_failing_seconds",
+            "Seconds the service's consume loop has been failing (restarted without a stable run \
+             since); 0 while it runs.",
+            &["service"]
+        ),
+    )
+});
+
 /// Registers the series with `service`'s label, so that they are listed (at zero) from the start,
 /// before the relay's first round: an alert on them sees the service at once.
 pub fn register(service: &str) {
@@ -77,4 +92,5 @@ pub fn register(service: &str) {
     OUTBOX_PENDING.with_label_values(&[service]);
     OUTBOX_OLDEST_AGE.with_label_values(&[service]);
     CONSUMER_ATTACHED.with_label_values(&[service]);
+    CONSUMER_FAILING.with_label_values(&[service]);
 }

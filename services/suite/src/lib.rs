@@ -96,6 +96,7 @@ impl Suite {
             relay: RelayConfig::default(),
             queue: queue.to_owned(),
             idempotency: config.idempotency,
+            consumer_failing_limit: myevents_host::DEFAULT_CONSUMER_FAILING_LIMIT,
         };
         let event_config = EventServiceConfig {
             host: host(config.event_listen, "events-service", config.server),
