@@ -241,7 +241,7 @@ impl RunningJob {
                 }
                 tracing::debug!(job = periodic.name, "periodic job");
                 // A run in progress at shutdown is abandoned: a job must be safe to interrupt and
-                // to run again (the seat-return sweep is).
+                // to run again (the reconciliation is).
                 tokio::select! {
                     () = stopped.cancelled() => return,
                     () = (periodic.job)() => {}

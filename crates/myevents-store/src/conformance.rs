@@ -777,7 +777,7 @@ pub mod bookings {
                 .await,
             Ok(Cancellation::NotFound)
         );
-        // Nothing is left half returned for the sweep.
+        // Nothing is left half returned for the reconciliation.
         let later = when + chrono::TimeDelta::hours(1);
         assert_eq!(repo.finish_seat_returns(later).await, Ok(0));
         // The seats are on sale again.

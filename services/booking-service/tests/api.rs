@@ -676,7 +676,7 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
 }
 
 #[tokio::test]
-async fn the_sweep_finishes_a_seat_return_a_crash_interrupted() {
+async fn the_reconciliation_finishes_a_seat_return_a_crash_interrupted() {
     use mongodb::bson::doc;
     use myevents_store::BookingRepository;
     let app = TestApp::spawn().await;
@@ -716,9 +716,9 @@ async fn the_sweep_finishes_a_seat_return_a_crash_interrupted() {
     };
     assert!(
         eventually(WAIT, || async { remaining().await == 4 }).await,
-        "the sweep gave the seats back"
+        "the reconciliation gave the seats back"
     );
-    // Once: later sweeps leave it at 4 while a new booking takes seats again.
+    // Once: later runs leave it at 4 while a new booking takes seats again.
     assert_eq!(
         app.book(&event.to_string(), r#"{"seats":4}"#, Some("bob"))
             .await
