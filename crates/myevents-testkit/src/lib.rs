@@ -301,6 +301,28 @@ pub fn binary_path(name: &str) -> PathBuf {
     path
 }
 
+/// Starts a MongoDB-wire server of a test's own on `127.0.0.1:port` with persistent storage at
+/// `storage` (a killed server started again on the same path comes back with its data): the
+/// SecantusDB server command in `MYEVENTS_TEST_SECANTUSD` (the test script installs it), else
+/// `secantusd-py` on the path. Killed when the handle is dropped.
+///
+/// # Panics
+/// When the command cannot be started.
+pub fn start_mongo_wire_server(port: u16, storage: &std::path::Path) -> Child {
+    let command =
+        std::env::var("MYEVENTS_TEST_SECANTUSD").unwrap_or_else(|_| "secantusd-py".to_owned());
+    Command::new(&command)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--log-level", "ERROR"])
+        .arg("--storage-path")
+        .arg(storage)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command} (set MYEVENTS_TEST_SECANTUSD): {e}"))
+}
+
 /// A service binary running as a child process; killed when dropped.
 pub struct ServiceProcess {
     child: Child,

@@ -5,7 +5,6 @@
 //! The write acknowledged just before the kill must be there after the restart: the store writes with
 //! `{w: "majority", j: true}` (with the driver's default, unjournaled `w: 1`, this test loses it).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use myevents_broker::memory::InMemoryBroker;
@@ -14,40 +13,11 @@ use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_messaging::broker::Broker;
 use myevents_store::config::{MongoConfig, StoreConfig};
-use myevents_testkit::{Answer, eventually, unique_database};
+use myevents_testkit::{Answer, eventually, start_mongo_wire_server, unique_database};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
-use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn server_command() -> String {
-    std::env::var("MYEVENTS_TEST_SECANTUSD").unwrap_or_else(|_| "secantusd-py".to_owned())
-}
-
-fn start_server(port: u16, storage: &std::path::Path) -> Child {
-    Command::new(server_command())
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--log-level",
-            "ERROR",
-        ])
-        .arg("--storage-path")
-        .arg(storage)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} (set MYEVENTS_TEST_SECANTUSD): {e}",
-                server_command()
-            )
-        })
-}
 
 #[tokio::test]
 async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
@@ -56,7 +26,7 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
         .expect("free port")
         .port();
     let storage = std::env::temp_dir().join(unique_database());
-    let mut server = start_server(port, &storage);
+    let mut server = start_mongo_wire_server(port, &storage);
 
     let mut mongo = MongoConfig::new(format!("mongodb://127.0.0.1:{port}"), unique_database());
     mongo.server_selection_timeout = Duration::from_secs(1);
@@ -115,7 +85,7 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     );
     assert_eq!(ready.body["checks"]["shutdown"], "ok");
 
-    let _server = start_server(port, &storage);
+    let _server = start_mongo_wire_server(port, &storage);
     assert!(
         eventually(WAIT, || async {
             get("/readyz").await.status == StatusCode::OK

@@ -11,37 +11,20 @@
 //! the MongoDB-wire test server's write rate being the limit); the figures of the run are printed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use myevents_testkit::{
-    ServiceProcess, eventually, eventually_answers, get_json, post_json, rabbitmq_env_on, unique,
-    unique_database,
+    ServiceProcess, eventually, eventually_answers, get_json, post_json, rabbitmq_env_on,
+    start_mongo_wire_server, unique, unique_database,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 const CAPACITY: usize = 300;
 const KEYS: usize = 1000;
 const CLIENTS: usize = 50;
 const WAIT: Duration = Duration::from_secs(60);
-
-fn start_database(port: u16, storage: &std::path::Path) -> Child {
-    let command =
-        std::env::var("MYEVENTS_TEST_SECANTUSD").unwrap_or_else(|_| "secantusd-py".to_owned());
-    Command::new(&command)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--log-level", "ERROR"])
-        .arg("--storage-path")
-        .arg(storage)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {command} (set MYEVENTS_TEST_SECANTUSD): {e}"))
-}
 
 /// What one key was answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +102,7 @@ async fn chaos_bookings_survive_kills_of_the_service_and_the_database() {
         std::env::temp_dir()
     };
     let storage = directory.join(unique_database());
-    let mut database = start_database(port, &storage);
+    let mut database = start_mongo_wire_server(port, &storage);
     let mongo = format!("mongodb://127.0.0.1:{port}");
     let mut env = rabbitmq_env_on(&unique("events"));
     env.extend([
@@ -204,7 +187,7 @@ async fn chaos_bookings_survive_kills_of_the_service_and_the_database() {
             // The database, once: SIGKILL, then the same storage again.
             let _ = database.kill().await;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            database = start_database(port, &storage);
+            database = start_mongo_wire_server(port, &storage);
             continue;
         }
         bookings.kill().await;
