@@ -7,8 +7,9 @@
 //! - the booking service's remaining seats are the capacity minus the seats booked (none leaked);
 //! - the event service's `SeatsAvailable` matches, and it applied each message id once (its log).
 //!
-//! Bounded in time (its nextest override stops it after 8 minutes; it takes 2 to 5 on this machine,
-//! the MongoDB-wire test server's write rate being the limit); the figures of the run are printed.
+//! Bounded in time (its nextest override stops it after 15 minutes; it took 5 to 10 on this machine,
+//! the MongoDB-wire test server's write rate on persistent storage being the limit); the figures of
+//! the run are printed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
