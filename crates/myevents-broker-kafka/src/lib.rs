@@ -377,6 +377,21 @@ impl EventPublisher for KafkaBroker {
         self.produce(&self.config.topic, message, &[]).await
     }
 
+    /// Queues every message in the producer at once (each is queued in order on its future's first
+    /// poll, and the idempotent producer keeps that order per partition), then awaits all their
+    /// delivery reports.
+    async fn publish_batch(&self, messages: &[Message]) -> Vec<Result<(), BrokerError>> {
+        if let Err(error) = self.ensure_topics().await {
+            return vec![Err(error); messages.len()];
+        }
+        futures_util::future::join_all(
+            messages
+                .iter()
+                .map(|message| self.produce(&self.config.topic, message, &[])),
+        )
+        .await
+    }
+
     async fn close(&self) -> Result<(), BrokerError> {
         self.producer
             .flush(self.config.publish_timeout)

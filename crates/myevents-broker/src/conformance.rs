@@ -204,6 +204,29 @@ pub async fn keeps_order_per_key(broker: BrokerUnderTest) {
     consumer.shutdown().await;
 }
 
+/// A batch of 300 messages (confirms in flight together where the adapter pipelines) is confirmed
+/// message by message and arrives whole, in order per key.
+pub async fn publishes_a_batch_in_order(broker: BrokerUnderTest) {
+    let sub = broker.subscription("batch", &["eventBooked"]);
+    broker.subscriber.declare(&sub).await.expect("declare");
+    let sent: Vec<Message> = (0..300)
+        .map(|i| message("eventBooked", "one-event", &format!("{{\"n\":{i}}}")))
+        .collect();
+    let results = broker.publisher.publish_batch(&sent).await;
+    assert_eq!(results.len(), sent.len());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let (recorder, mut received) = Recorder::new();
+    let consumer = broker
+        .subscriber
+        .subscribe(&sub, recorder)
+        .await
+        .expect("subscribe");
+    for expected in &sent {
+        assert_eq!(next(&mut received, "batch").await.id, expected.id);
+    }
+    consumer.shutdown().await;
+}
+
 /// A consumer started after the publish (the subscription declared before) still gets the message.
 pub async fn keeps_messages_for_a_late_consumer(broker: BrokerUnderTest) {
     let sub = broker.subscription("late", &["eventCreated"]);
@@ -385,7 +408,7 @@ macro_rules! broker_conformance {
     ($make:expr) => {
         $crate::__broker_conformance_tests!($make;
             round_trip, delivers_only_subscribed_names, keeps_order_per_key,
-            keeps_messages_for_a_late_consumer, redelivers_after_a_crash,
+            publishes_a_batch_in_order, keeps_messages_for_a_late_consumer, redelivers_after_a_crash,
             resumes_after_the_last_handled_message, dead_letters_poison,
             retries_transient_failures, shares_work_between_consumers);
     };

@@ -134,6 +134,26 @@ pub trait EventPublisher: Send + Sync {
     /// [`BrokerError::Refused`] when it refused the message.
     async fn publish(&self, message: &Message) -> Result<(), BrokerError>;
 
+    /// Publishes `messages` in their order, durably, with many confirms in flight where the adapter
+    /// can (RabbitMQ: all on one confirm-mode channel; Kafka: all queued in the producer), and
+    /// returns one result per message, in the same order. The broker keeps their order as far as it
+    /// promises it (one channel, one partition). Unlike [`EventPublisher::publish`] it does not
+    /// retry: what failed is for the caller to publish again.
+    ///
+    /// The default publishes one after the other and stops at the first failure: the messages after
+    /// it get the same error, unpublished.
+    async fn publish_batch(&self, messages: &[Message]) -> Vec<Result<(), BrokerError>> {
+        let mut results = Vec::with_capacity(messages.len());
+        for message in messages {
+            let result = match results.last() {
+                Some(Err(error)) => Err(Clone::clone(error)),
+                _ => self.publish(message).await,
+            };
+            results.push(result);
+        }
+        results
+    }
+
     /// Flushes anything buffered and closes connections (at shutdown). Publishing afterwards reconnects.
     ///
     /// # Errors

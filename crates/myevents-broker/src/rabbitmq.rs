@@ -241,6 +241,52 @@ fn properties(message: &Message) -> BasicProperties {
         .with_headers(headers)
 }
 
+/// Publishes `messages` on one confirm-mode channel, every frame sent before the first confirm is
+/// awaited, so that all their confirms are in flight together; one result per message.
+async fn publish_pipelined(
+    channel: &Channel,
+    exchange: &str,
+    messages: &[Message],
+) -> Vec<Result<(), BrokerError>> {
+    let mut confirms = Vec::with_capacity(messages.len());
+    let mut failed = None;
+    for message in messages {
+        if failed.is_some() {
+            break;
+        }
+        match channel
+            .basic_publish(
+                exchange.into(),
+                message.name.as_str().into(),
+                BasicPublishOptions::default(),
+                &message.payload,
+                properties(message),
+            )
+            .await
+        {
+            Ok(confirm) => confirms.push(confirm),
+            Err(error) => failed = Some(unavailable(&error)),
+        }
+    }
+    let confirmed = futures_util::future::join_all(confirms).await;
+    let mut results: Vec<Result<(), BrokerError>> = confirmed
+        .into_iter()
+        .zip(messages)
+        .map(|(confirm, message)| match confirm {
+            Ok(confirm) if confirm.is_ack() => Ok(()),
+            Ok(_) => Err(BrokerError::Refused(Cause::msg(format!(
+                "broker nacked message {}",
+                message.id
+            )))),
+            Err(error) => Err(unavailable(&error)),
+        })
+        .collect();
+    if let Some(error) = failed {
+        results.resize(messages.len(), Err(error));
+    }
+    results
+}
+
 /// Publishes on a confirm-mode channel and waits for the broker's confirm.
 async fn publish_confirmed(
     channel: &Channel,
@@ -318,6 +364,33 @@ fn to_message(delivery: &Delivery) -> Message {
 
 #[async_trait]
 impl EventPublisher for RabbitMqBroker {
+    async fn publish_batch(&self, messages: &[Message]) -> Vec<Result<(), BrokerError>> {
+        let attempt = async {
+            let channel = self.publishing_channel().await?;
+            Ok::<_, BrokerError>(publish_pipelined(&channel, &self.config.exchange, messages).await)
+        };
+        let results = match tokio::time::timeout(self.config.publish_timeout, attempt).await {
+            Ok(Ok(results)) => results,
+            Ok(Err(error)) => vec![Err(error); messages.len()],
+            Err(_) => vec![
+                Err(BrokerError::Unavailable(Cause::msg(format!(
+                    "RabbitMQ did not confirm a batch of {} messages within {:?}",
+                    messages.len(),
+                    self.config.publish_timeout
+                ))));
+                messages.len()
+            ],
+        };
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(BrokerError::Unavailable(_))))
+        {
+            // Drop the broken connection so the next batch opens a fresh one.
+            *self.publishing.lock().await = None;
+        }
+        results
+    }
+
     async fn publish(&self, message: &Message) -> Result<(), BrokerError> {
         let attempt = || async {
             let result = self.publish_once(message).await;

@@ -29,6 +29,7 @@ pub struct MessagingParts {
 pub struct Messaging {
     consumer: Consumer,
     sampler: tokio::task::JoinHandle<()>,
+    backlog: tokio::task::JoinHandle<()>,
     relay: Option<OutboxRelay>,
     publisher: Arc<dyn EventPublisher>,
 }
@@ -63,14 +64,9 @@ impl Messaging {
             .subscribe(&subscription, handler)
             .await
             .with_context(|| format!("starting the consumer of {}", subscription.name))?;
+        let backlog = crate::outbox::watch_backlog(service, Arc::clone(&outbox));
         let relay = relay.enabled.then(|| {
-            OutboxRelay::start(
-                service,
-                outbox,
-                Arc::clone(&broker.publisher),
-                relay.poll_interval,
-                waker,
-            )
+            OutboxRelay::start(service, outbox, Arc::clone(&broker.publisher), relay, waker)
         });
         if relay.is_none() {
             tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
@@ -89,6 +85,7 @@ impl Messaging {
         });
         Ok(Self {
             sampler,
+            backlog,
             consumer,
             relay,
             publisher: Arc::clone(&broker.publisher),
@@ -108,6 +105,7 @@ impl Messaging {
         let deadline = tokio::time::Instant::now() + budget;
         let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         self.sampler.abort();
+        self.backlog.abort();
         self.consumer.shutdown_within(left()).await;
         if let Some(relay) = self.relay {
             relay.shutdown(left()).await;

@@ -1,7 +1,7 @@
 //! The messaging series (Prometheus, default registry; see `myevents_platform::metrics`), each by
 //! `service`: `myevents_messages_published_total{service, event_name}`,
-//! `myevents_messages_publish_failures_total`, `myevents_outbox_pending` (messages),
-//! `myevents_outbox_oldest_pending_age_seconds`, `myevents_consumer_attached` (1 or 0) and
+//! `myevents_messages_publish_failures_total`, `myevents_outbox_pending` (messages, all of them),
+//! `myevents_outbox_oldest_pending_age_seconds`, `myevents_outbox_backlog_readable` (1 or 0), `myevents_consumer_attached` (1 or 0) and
 //! `myevents_consumer_failing_seconds`. Message
 //! handling is counted by the broker adapters (`myevents_broker::metrics`).
 
@@ -34,19 +34,34 @@ pub static PUBLISH_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Messages waiting in the outbox (as of the relay's last look; counted up to 100).
+/// Messages waiting in the outbox, all of them, as of the last look at the backlog (every 5 s; the
+/// last count while the store cannot be read, see [`OUTBOX_BACKLOG_READABLE`]).
 pub static OUTBOX_PENDING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     registered(
         "myevents_outbox_pending",
         register_int_gauge_vec!(
             "myevents_outbox_pending",
-            "Messages waiting in the outbox to be published (up to 100 counted).",
+            "Messages waiting in the outbox to be published, all counted (the last count while \
+             myevents_outbox_backlog_readable is 0).",
             &["service"]
         ),
     )
 });
 
-/// Age of the oldest message waiting in the outbox, in seconds (0 when none).
+/// Whether the last look at the outbox backlog could read the store (1) or not (0).
+pub static OUTBOX_BACKLOG_READABLE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    registered(
+        "myevents_outbox_backlog_readable",
+        register_int_gauge_vec!(
+            "myevents_outbox_backlog_readable",
+            "1 when the last look at the outbox backlog (every 5 s) read the store, 0 when it could not.",
+            &["service"]
+        ),
+    )
+});
+
+/// Age of the oldest message waiting in the outbox, in seconds (0 when none); while the store cannot
+/// be read it goes on growing from the last known oldest message.
 pub static OUTBOX_OLDEST_AGE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     registered(
         "myevents_outbox_oldest_pending_age_seconds",
@@ -91,6 +106,7 @@ pub fn register(service: &str) {
     PUBLISH_FAILURES.with_label_values(&[service]);
     OUTBOX_PENDING.with_label_values(&[service]);
     OUTBOX_OLDEST_AGE.with_label_values(&[service]);
+    OUTBOX_BACKLOG_READABLE.with_label_values(&[service]);
     CONSUMER_ATTACHED.with_label_values(&[service]);
     CONSUMER_FAILING.with_label_values(&[service]);
 }

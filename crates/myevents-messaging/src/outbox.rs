@@ -1,6 +1,14 @@
 //! The outbox relay: publishes the messages a service's store keeps pending, oldest first, each with
-//! its own id, and marks each published only after the broker confirmed it. A crash between the two
-//! publishes the message again with the same id, which consumers recognise; nothing is lost.
+//! its own id, in batches whose confirms are all in flight together, and marks each batch published
+//! (in one write) only after the broker confirmed it. A crash between the two publishes the messages
+//! again with the same ids, which consumers recognise; nothing is lost.
+//!
+//! Every replica of a service runs a relay; the one holding the outbox's claim
+//! ([`myevents_store::Outbox::claim`]) publishes, renewing it as it goes, and the others stand by and
+//! take over when it stops (it releases the claim) or its lease lapses (it died). One publisher at a
+//! time keeps stored order and never publishes one message twice at once.
+//!
+//! The backlog gauges ([`watch_backlog`]) count every pending message, whichever replica publishes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +17,19 @@ use chrono::DateTime;
 use myevents_broker::{EventPublisher, Message};
 use myevents_domain::messages::OutboxMessage;
 use myevents_store::{Outbox, RepositoryError};
+
+use crate::config::RelayConfig;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Messages read from the outbox per round.
-const BATCH: usize = 100;
+/// Messages read from the outbox, published with their confirms in flight together, and marked
+/// published in one write, per round.
+const BATCH: usize = 500;
+
+/// Time between two looks at the whole backlog for the gauges.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The broker message for an outbox message: same id, name, key and time (whole seconds).
 pub fn to_message(message: &OutboxMessage) -> Message {
@@ -61,80 +76,161 @@ impl OutboxWaker {
 /// What a relay works with: whose outbox (the `service` label of its metrics), where it publishes.
 struct Relay {
     service: &'static str,
+    /// This relay's claimant id: unique per running relay.
+    id: String,
     outbox: Arc<dyn Outbox>,
     publisher: Arc<dyn EventPublisher>,
-    poll: Duration,
+    config: RelayConfig,
     waker: OutboxWaker,
+    /// When the claim was last granted (taken before asking), while this relay holds it.
+    claimed_at: Option<Instant>,
+}
+
+/// What one round did.
+enum Round {
+    /// Held the claim and published this many messages.
+    Published(usize),
+    /// Another relay holds the claim.
+    StandingBy,
 }
 
 impl Relay {
-    /// Publishes one batch; returns how many messages it published.
+    /// Whether the claim is held with at least two thirds of its lease left; else it is renewed
+    /// before the next batch.
+    fn claim_is_fresh(&self) -> bool {
+        self.claimed_at
+            .is_some_and(|at| at.elapsed() < self.config.claim_lease / 3)
+    }
+
+    /// Claims (or renews) the outbox when due, then publishes one batch.
+    async fn round(&mut self) -> Result<Round, RelayError> {
+        if !self.claim_is_fresh() {
+            let asked = Instant::now();
+            let held = self.claimed_at.is_some();
+            if self.outbox.claim(&self.id, self.config.claim_lease).await? {
+                if !held {
+                    tracing::info!(relay = %self.id, "holding the outbox claim: this relay publishes");
+                }
+                self.claimed_at = Some(asked);
+            } else {
+                if held {
+                    tracing::warn!(relay = %self.id, "lost the outbox claim to another relay");
+                }
+                self.claimed_at = None;
+                return Ok(Round::StandingBy);
+            }
+        }
+        self.batch().await.map(Round::Published)
+    }
+
+    /// Publishes one batch; returns how many messages it published. Marks published what the broker
+    /// confirmed even when some of the batch failed; the rest stays pending.
     async fn batch(&self) -> Result<usize, RelayError> {
         let pending = self.outbox.pending(BATCH).await?;
-        self.record_backlog(&pending);
-        for message in &pending {
-            self.publisher.publish(&to_message(message)).await?;
-            self.outbox.mark_published(&message.id).await?;
-            crate::metrics::PUBLISHED
-                .with_label_values(&[self.service, message.event.name()])
-                .inc();
-            tracing::debug!(message_id = %message.id, event_name = message.event.name(), "relayed");
+        if pending.is_empty() {
+            return Ok(0);
         }
-        Ok(pending.len())
+        let messages: Vec<Message> = pending.iter().map(to_message).collect();
+        let results = self.publisher.publish_batch(&messages).await;
+        let mut published = Vec::with_capacity(pending.len());
+        let mut failure = None;
+        for (message, result) in pending.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    crate::metrics::PUBLISHED
+                        .with_label_values(&[self.service, message.event.name()])
+                        .inc();
+                    published.push(message.id.clone());
+                }
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        self.outbox.mark_published(&published).await?;
+        tracing::debug!(
+            published = published.len(),
+            batch = pending.len(),
+            "relayed"
+        );
+        match failure {
+            Some(error) => Err(error.into()),
+            None => Ok(published.len()),
+        }
     }
 
-    /// Sets the outbox gauges from a look at the pending messages (oldest first).
-    fn record_backlog(&self, pending: &[OutboxMessage]) {
-        crate::metrics::OUTBOX_PENDING
-            .with_label_values(&[self.service])
-            .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
-        let age = pending.first().map_or(0, |oldest| {
-            (chrono::Utc::now() - oldest.occurred_at)
-                .num_seconds()
-                .max(0)
-        });
-        crate::metrics::OUTBOX_OLDEST_AGE
-            .with_label_values(&[self.service])
-            .set(age);
-    }
-
-    async fn run(self, stop: CancellationToken) {
+    async fn run(mut self, stop: CancellationToken) {
         let mut failure_delay = Duration::from_millis(500);
         loop {
             let stopping = stop.is_cancelled();
-            match self.batch().await {
-                Ok(count) => {
+            let outcome = self.round().await;
+            let woken = matches!(outcome, Ok(Round::Published(_)));
+            let wait = match outcome {
+                Ok(Round::Published(count)) => {
                     failure_delay = Duration::from_millis(500);
                     if count == BATCH {
                         continue;
                     }
-                    if stopping {
-                        break;
-                    }
-                    tokio::select! {
-                        () = self.waker.0.notified() => {}
-                        () = tokio::time::sleep(self.poll) => {}
-                        () = stop.cancelled() => {}
-                    }
+                    self.config.poll_interval
                 }
+                Ok(Round::StandingBy) => self.config.poll_interval,
                 Err(error) => {
                     crate::metrics::PUBLISH_FAILURES
                         .with_label_values(&[self.service])
                         .inc();
                     tracing::warn!(%error, retry_in_ms = u64::try_from(failure_delay.as_millis()).unwrap_or(u64::MAX),
                         "outbox relay failed; the messages stay pending");
-                    if stopping {
-                        break;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(failure_delay) => {}
-                        () = stop.cancelled() => {}
-                    }
+                    let wait = failure_delay;
                     failure_delay = (failure_delay * 2).min(Duration::from_secs(10));
+                    wait
                 }
+            };
+            if stopping {
+                break;
+            }
+            tokio::select! {
+                () = self.waker.0.notified(), if woken => {}
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => {}
             }
         }
+        if self.claimed_at.is_some()
+            && let Err(error) = self.outbox.release(&self.id).await
+        {
+            tracing::warn!(%error, "could not release the outbox claim; it lapses by itself");
+        }
     }
+}
+
+/// Keeps the backlog gauges of `service` up to date from a look at the whole `outbox` every 5
+/// seconds: `myevents_outbox_pending` (messages), `myevents_outbox_oldest_pending_age_seconds` and
+/// `myevents_outbox_backlog_readable`. While the store cannot be read the last count stays, the age
+/// goes on growing from the last known oldest message (nothing can be marked published meanwhile),
+/// and `readable` is 0. Runs until the handle is aborted.
+pub fn watch_backlog(service: &'static str, outbox: Arc<dyn Outbox>) -> JoinHandle<()> {
+    let pending = crate::metrics::OUTBOX_PENDING.with_label_values(&[service]);
+    let age = crate::metrics::OUTBOX_OLDEST_AGE.with_label_values(&[service]);
+    let readable = crate::metrics::OUTBOX_BACKLOG_READABLE.with_label_values(&[service]);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(BACKLOG_INTERVAL);
+        let mut oldest = None;
+        loop {
+            ticks.tick().await;
+            match outbox.backlog().await {
+                Ok(backlog) => {
+                    pending.set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
+                    oldest = backlog.oldest;
+                    readable.set(1);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "the outbox backlog cannot be read");
+                    readable.set(0);
+                }
+            }
+            let seconds = oldest.map_or(0, |oldest| (chrono::Utc::now() - oldest).num_seconds());
+            age.set(seconds.max(0));
+        }
+    })
 }
 
 /// A running relay.
@@ -145,34 +241,199 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    /// Starts relaying `service`'s `outbox` to `publisher`: at once after `waker` is woken (after a
-    /// write), else every `poll` (messages a crashed process left behind); after a failure it waits
-    /// 0.5 s, doubling up to 10 s.
+    /// Starts relaying `service`'s `outbox` to `publisher` while it holds the outbox's claim: at
+    /// once after `waker` is woken (after a write), else every `config.poll_interval` (messages a
+    /// crashed process left behind; a standing-by relay asks for the claim as often); after a failure
+    /// it waits 0.5 s, doubling up to 10 s.
     pub fn start(
         service: &'static str,
         outbox: Arc<dyn Outbox>,
         publisher: Arc<dyn EventPublisher>,
-        poll: Duration,
+        config: RelayConfig,
         waker: OutboxWaker,
     ) -> Self {
         let stop = CancellationToken::new();
         let relay = Relay {
             service,
+            id: relay_id(service),
             outbox,
             publisher,
-            poll,
+            config,
             waker: waker.clone(),
+            claimed_at: None,
         };
         let task = tokio::spawn(relay.run(stop.clone()));
         Self { waker, stop, task }
     }
 
-    /// Stops after a last round that publishes what is pending (bounded by `deadline`).
+    /// Stops after a last round that publishes what is pending (bounded by `deadline`), and releases
+    /// the claim so that a standing-by relay takes over at once.
     pub async fn shutdown(self, deadline: Duration) {
         self.stop.cancel();
         self.waker.wake();
         if tokio::time::timeout(deadline, self.task).await.is_err() {
             tracing::warn!("the outbox relay did not finish in time; pending messages stay stored");
         }
+    }
+}
+
+/// A claimant id unique to one running relay, that tells an operator reading `outbox_claims` where
+/// it runs: `<service>/<host>/<pid>/<ObjectId>` (`HOSTNAME` is the pod's name on Kubernetes).
+fn relay_id(service: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown-host".to_owned());
+    format!(
+        "{service}/{host}/{}/{}",
+        std::process::id(),
+        myevents_domain::id::ObjectId::generate()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use myevents_broker::BrokerError;
+    use myevents_domain::id::{EventId, LocationId};
+    use myevents_domain::location::Location;
+    use myevents_domain::messages::{DomainEvent, EventBooked};
+    use myevents_store::LocationRepository;
+    use myevents_store::memory::{InMemoryLocationRepository, InMemoryOutbox};
+
+    use super::*;
+
+    /// Records what it was given, and whether two batches were ever published at once.
+    #[derive(Default)]
+    struct Recording {
+        published: Mutex<Vec<String>>,
+        in_flight: AtomicUsize,
+        overlapped: AtomicBool,
+    }
+
+    #[async_trait]
+    impl EventPublisher for Recording {
+        async fn publish(&self, message: &Message) -> Result<(), BrokerError> {
+            self.publish_batch(std::slice::from_ref(message))
+                .await
+                .remove(0)
+        }
+
+        async fn publish_batch(&self, messages: &[Message]) -> Vec<Result<(), BrokerError>> {
+            if self.in_flight.fetch_add(1, Ordering::SeqCst) > 0 {
+                self.overlapped.store(true, Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.published
+                .lock()
+                .expect("lock")
+                .extend(messages.iter().map(|m| m.id.clone()));
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            vec![Ok(()); messages.len()]
+        }
+    }
+
+    fn config(lease: Duration) -> RelayConfig {
+        RelayConfig {
+            enabled: true,
+            poll_interval: Duration::from_millis(20),
+            claim_lease: lease,
+        }
+    }
+
+    /// Stores `count` messages (one location each) and returns their ids in stored order.
+    async fn store(outbox: &InMemoryOutbox, count: usize) -> Vec<String> {
+        let locations = InMemoryLocationRepository::new(outbox.clone());
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let message = OutboxMessage::new(DomainEvent::EventBooked(EventBooked {
+                event_id: EventId::generate(),
+                user_id: format!("user {i}"),
+                booking_id: None,
+                seats: Some(1),
+                booked_at: None,
+            }));
+            let location = Location {
+                id: LocationId::generate(),
+                name: format!("hall {i}"),
+                address: String::new(),
+                country: String::new(),
+                open_time: 0,
+                close_time: 0,
+                halls: Vec::new(),
+            };
+            locations.insert(&location, &message).await.expect("insert");
+            ids.push(message.id);
+        }
+        ids
+    }
+
+    async fn published_all(recording: &Recording, count: usize) -> bool {
+        for _ in 0..500 {
+            if recording.published.lock().expect("lock").len() >= count {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_relays_on_one_outbox_publish_each_message_once_in_stored_order() {
+        let outbox = InMemoryOutbox::default();
+        let recording = Arc::new(Recording::default());
+        let relays: Vec<OutboxRelay> = (0..3)
+            .map(|_| {
+                OutboxRelay::start(
+                    "booking-service",
+                    Arc::new(outbox.clone()),
+                    Arc::clone(&recording) as Arc<dyn EventPublisher>,
+                    config(Duration::from_secs(10)),
+                    OutboxWaker::default(),
+                )
+            })
+            .collect();
+        let stored = store(&outbox, 2 * BATCH + 7).await;
+        assert!(published_all(&recording, stored.len()).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*recording.published.lock().expect("lock"), stored);
+        assert!(!recording.overlapped.load(Ordering::SeqCst));
+        assert_eq!(outbox.backlog().await.expect("backlog").pending, 0);
+        for relay in relays {
+            relay.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_standing_by_relay_takes_over_at_once_after_a_shutdown_and_after_a_lapsed_lease() {
+        let outbox = InMemoryOutbox::default();
+        let recording = Arc::new(Recording::default());
+        let start = |lease| {
+            OutboxRelay::start(
+                "booking-service",
+                Arc::new(outbox.clone()),
+                Arc::clone(&recording) as Arc<dyn EventPublisher>,
+                config(lease),
+                OutboxWaker::default(),
+            )
+        };
+        let first = start(Duration::from_secs(3600));
+        let mut stored = store(&outbox, 3).await;
+        assert!(published_all(&recording, 3).await);
+        let second = start(Duration::from_secs(1));
+        // The first relay still holds the claim: the second stands by.
+        first.shutdown(Duration::from_secs(5)).await;
+        stored.extend(store(&outbox, 3).await);
+        assert!(
+            published_all(&recording, 6).await,
+            "the standing-by relay took over after the shutdown, long before the hour-long lease ended"
+        );
+        // A relay that dies holds its claim until its lease lapses; then another takes over.
+        second.task.abort();
+        let third = start(Duration::from_secs(1));
+        stored.extend(store(&outbox, 3).await);
+        assert!(published_all(&recording, 9).await);
+        assert_eq!(*recording.published.lock().expect("lock"), stored);
+        third.shutdown(Duration::from_secs(5)).await;
     }
 }

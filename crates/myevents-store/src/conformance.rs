@@ -192,12 +192,12 @@ pub mod locations {
         );
         store
             .outbox
-            .mark_published(&message.id)
+            .mark_published(std::slice::from_ref(&message.id))
             .await
             .expect("mark");
         store
             .outbox
-            .mark_published(&message.id)
+            .mark_published(std::slice::from_ref(&message.id))
             .await
             .expect("mark twice");
         assert!(pending_ids(store.outbox.as_ref()).await.is_empty());
@@ -399,7 +399,11 @@ pub mod events {
             store.outbox.pending(1).await.expect("pending"),
             std::slice::from_ref(&first)
         );
-        store.outbox.mark_published(&first.id).await.expect("mark");
+        store
+            .outbox
+            .mark_published(std::slice::from_ref(&first.id))
+            .await
+            .expect("mark");
         assert_eq!(
             pending_ids(store.outbox.as_ref()).await,
             std::slice::from_ref(&second.id)
@@ -528,7 +532,11 @@ pub mod bookings {
             pending_ids(store.outbox.as_ref()).await,
             std::slice::from_ref(&placed.id)
         );
-        store.outbox.mark_published(&placed.id).await.expect("mark");
+        store
+            .outbox
+            .mark_published(std::slice::from_ref(&placed.id))
+            .await
+            .expect("mark");
         assert!(pending_ids(store.outbox.as_ref()).await.is_empty());
     }
 
@@ -732,13 +740,95 @@ pub mod bookings {
             for message in batch {
                 store
                     .outbox
-                    .mark_published(&message.id)
+                    .mark_published(std::slice::from_ref(&message.id))
                     .await
                     .expect("mark");
                 relayed.push(message.id);
             }
         }
         assert_eq!(relayed, stored);
+    }
+
+    /// A batch of published messages leaves in one call, ids already gone or unknown skipped; the
+    /// backlog counts every pending message, not one batch, and knows the oldest.
+    pub async fn the_backlog_counts_every_pending_message(
+        store: StoreUnderTest<dyn BookingRepository>,
+    ) {
+        assert_eq!(
+            store.outbox.backlog().await.expect("backlog"),
+            crate::Backlog::default()
+        );
+        let inv = inventory(100);
+        store.repo.add_inventory(&inv).await.expect("add");
+        let mut stored = Vec::new();
+        for i in 0..12 {
+            let message = sample_message();
+            place_booking(
+                store.repo.as_ref(),
+                &sample_booking(inv.event_id, &format!("user {i}"), 1),
+                &message,
+            )
+            .await
+            .expect("place");
+            stored.push(message);
+        }
+        let backlog = store.outbox.backlog().await.expect("backlog");
+        assert_eq!(backlog.pending, 12);
+        let millis = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
+        assert_eq!(millis(backlog.oldest), millis(Some(stored[0].occurred_at)));
+        let mut batch: Vec<String> = stored[..5].iter().map(|m| m.id.clone()).collect();
+        batch.push(sample_message().id);
+        store.outbox.mark_published(&batch).await.expect("mark");
+        store
+            .outbox
+            .mark_published(&batch)
+            .await
+            .expect("mark again");
+        let left: Vec<String> = stored[5..].iter().map(|m| m.id.clone()).collect();
+        assert_eq!(pending_ids(store.outbox.as_ref()).await, left);
+        let backlog = store.outbox.backlog().await.expect("backlog");
+        assert_eq!(backlog.pending, 7);
+        assert_eq!(millis(backlog.oldest), millis(Some(stored[5].occurred_at)));
+        store.outbox.mark_published(&left).await.expect("mark");
+        assert_eq!(
+            store.outbox.backlog().await.expect("backlog"),
+            crate::Backlog::default()
+        );
+    }
+
+    /// One relay holds the claim at a time: it renews it, the others are refused until it releases
+    /// it or its lease lapses, and then exactly one of them takes over.
+    pub async fn one_relay_holds_the_claim_at_a_time(store: StoreUnderTest<dyn BookingRepository>) {
+        let outbox = store.outbox;
+        let long = std::time::Duration::from_secs(60);
+        assert!(outbox.claim("relay a", long).await.expect("claim"));
+        assert!(!outbox.claim("relay b", long).await.expect("claim"));
+        assert!(outbox.claim("relay a", long).await.expect("renew"));
+        outbox
+            .release("relay b")
+            .await
+            .expect("release by a non-holder");
+        assert!(!outbox.claim("relay b", long).await.expect("claim"));
+        outbox.release("relay a").await.expect("release");
+        assert!(outbox.claim("relay b", long).await.expect("take over"));
+        assert!(!outbox.claim("relay a", long).await.expect("claim"));
+        outbox.release("relay b").await.expect("release");
+
+        let short = std::time::Duration::from_millis(300);
+        assert!(outbox.claim("relay c", short).await.expect("claim"));
+        assert!(!outbox.claim("relay d", long).await.expect("claim"));
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let contenders = futures_util::future::join_all(
+            ["relay d", "relay e", "relay f"].map(|relay| outbox.claim(relay, long)),
+        )
+        .await;
+        let winners = contenders
+            .into_iter()
+            .map(|won| won.expect("claim"))
+            .filter(|won| *won)
+            .count();
+        assert_eq!(winners, 1, "exactly one relay takes a lapsed claim over");
+        assert!(!outbox.claim("relay c", long).await.expect("claim"));
     }
 
     /// Cancelling gives the seats back once; a second cancel changes nothing; unknown ids are said so.
@@ -1173,7 +1263,8 @@ macro_rules! booking_repository_conformance {
             cancelling_gives_the_seats_back_once, lists_by_event_and_by_user,
             a_second_hold_for_a_stored_booking_gives_its_seats_back;
             announces_placed_bookings_only, an_interrupted_booking_is_finished_from_its_hold_once,
-            the_outbox_keeps_stored_order_across_batches);
+            the_outbox_keeps_stored_order_across_batches, the_backlog_counts_every_pending_message,
+            one_relay_holds_the_claim_at_a_time);
     };
 }
 

@@ -124,23 +124,63 @@ impl StoreHealth for AlwaysReady {
     }
 }
 
+/// How many messages wait in an outbox and since when (see [`Outbox::backlog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Unpublished messages, all of them (not one relay batch).
+    pub pending: u64,
+    /// When the oldest of them was stored; `None` when none waits.
+    pub oldest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The transactional outbox of one service's store: messages stored together with the state changes
 /// they announce, waiting to be published.
+///
+/// Several relays (one per replica of a service) may share one outbox. The one that holds the claim
+/// ([`Outbox::claim`]) publishes; the others stand by and take over when its lease lapses. One
+/// publisher at a time keeps every message published in stored order, per aggregate too, and never
+/// by two relays at once.
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Up to `limit` unpublished messages, oldest first: in the order they were stored (by message
     /// id, a UUID v7), so reading batch after batch, each marked published before the next, returns
-    /// every message in stored order, per aggregate too.
+    /// every message in stored order, per aggregate too. Costs in proportion to `limit` and what is
+    /// pending, not to everything stored.
     ///
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxMessage>, RepositoryError>;
 
-    /// Marks the message `id` published; marking an unknown or already published id does nothing.
+    /// Marks the messages `ids` published, in one write where the store allows; unknown or already
+    /// published ids are skipped.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (some of `ids` may be marked: marking again is
+    /// harmless).
+    async fn mark_published(&self, ids: &[String]) -> Result<(), RepositoryError>;
+
+    /// The whole backlog: every pending message counted, and the age of the oldest.
     ///
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
-    async fn mark_published(&self, id: &str) -> Result<(), RepositoryError>;
+    async fn backlog(&self) -> Result<Backlog, RepositoryError>;
+
+    /// Claims the right to publish this outbox for `relay` (an id unique to one running relay) for
+    /// `lease`: `true` when `relay` holds it now (newly, or renewed because it held it already),
+    /// `false` while another relay's lease runs. Leases are compared on the clocks of the relays'
+    /// machines: keep `lease` well above their skew.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn claim(&self, relay: &str, lease: std::time::Duration)
+    -> Result<bool, RepositoryError>;
+
+    /// Gives up `relay`'s claim (at shutdown), so that a standing-by relay takes over at once. Does
+    /// nothing when `relay` does not hold it.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (the lease then lapses by itself).
+    async fn release(&self, relay: &str) -> Result<(), RepositoryError>;
 }
 
 /// Seats taken from an event's inventory for one booking that is not stored yet: the reservation

@@ -7,6 +7,7 @@ use crate::Cause;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
@@ -20,32 +21,83 @@ use myevents_domain::messages::OutboxMessage;
 use crate::idempotency::{chrono_duration, new_token};
 use crate::now_millis;
 use crate::{
-    Begin, BookingRepository, Cancellation, EventRepository, INBOX_RETENTION,
+    Backlog, Begin, BookingRepository, Cancellation, EventRepository, INBOX_RETENTION,
     IdempotencyRepository, IdempotencyScope, IdempotentRequest, InboxKey, LocationRepository,
     Outbox, PageRequest, PlaceBookingError, RepositoryError, SeatChange, SeatHold, Settled,
     StoredResponse,
 };
 
-/// Pending outbox messages in memory, oldest first. Cloning shares it.
+/// Pending outbox messages in memory, by message id (UUID v7: stored order), and the relay claim.
+/// Cloning shares it.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryOutbox {
-    pending: std::sync::Arc<Mutex<Vec<OutboxMessage>>>,
+    state: std::sync::Arc<Mutex<OutboxState>>,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    pending: BTreeMap<String, OutboxMessage>,
+    /// The relay holding the claim and until when.
+    claim: Option<(String, std::time::Instant)>,
 }
 
 impl InMemoryOutbox {
     fn push(&self, message: &OutboxMessage) {
-        lock(&self.pending).push(message.clone());
+        lock(&self.state)
+            .pending
+            .insert(message.id.clone(), message.clone());
     }
 }
 
 #[async_trait]
 impl Outbox for InMemoryOutbox {
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxMessage>, RepositoryError> {
-        Ok(lock(&self.pending).iter().take(limit).cloned().collect())
+        Ok(lock(&self.state)
+            .pending
+            .values()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
-    async fn mark_published(&self, id: &str) -> Result<(), RepositoryError> {
-        lock(&self.pending).retain(|m| m.id != id);
+    async fn mark_published(&self, ids: &[String]) -> Result<(), RepositoryError> {
+        let mut state = lock(&self.state);
+        for id in ids {
+            state.pending.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<Backlog, RepositoryError> {
+        let state = lock(&self.state);
+        Ok(Backlog {
+            pending: u64::try_from(state.pending.len()).unwrap_or(u64::MAX),
+            oldest: state.pending.values().next().map(|m| m.occurred_at),
+        })
+    }
+
+    async fn claim(&self, relay: &str, lease: Duration) -> Result<bool, RepositoryError> {
+        let now = std::time::Instant::now();
+        let mut state = lock(&self.state);
+        let free = match &state.claim {
+            Some((holder, until)) => holder == relay || *until <= now,
+            None => true,
+        };
+        if free {
+            state.claim = Some((relay.to_owned(), now + lease));
+        }
+        Ok(free)
+    }
+
+    async fn release(&self, relay: &str) -> Result<(), RepositoryError> {
+        let mut state = lock(&self.state);
+        if state
+            .claim
+            .as_ref()
+            .is_some_and(|(holder, _)| holder == relay)
+        {
+            state.claim = None;
+        }
         Ok(())
     }
 }

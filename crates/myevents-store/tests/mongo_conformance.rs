@@ -105,6 +105,60 @@ async fn idempotency_keys_have_a_ttl_index_on_their_expiry_in_both_services() {
     }
 }
 
+/// The pending outbox messages are found through a sparse index (only documents with a message
+/// waiting are in it, so finding them costs in proportion to them), which replaces the plain index
+/// of earlier versions on a database that has it; starting again changes nothing.
+#[tokio::test]
+async fn the_pending_outbox_index_is_sparse_and_replaces_the_plain_one() {
+    use futures_util::TryStreamExt;
+    use myevents_store::StoreHealth;
+    let url = std::env::var("MYEVENTS_TEST_MONGO_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27017".to_owned());
+    let config = MongoConfig::new(
+        url,
+        format!("myevents_test_{}", uuid::Uuid::now_v7().simple()),
+    );
+    let bookings = mongodb::Client::with_uri_str(&config.url)
+        .await
+        .expect("client")
+        .database(&config.database)
+        .collection::<mongodb::bson::Document>("bookings");
+    bookings
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(mongodb::bson::doc! {"outbox.id": 1})
+                .build(),
+        )
+        .await
+        .expect("the index of an earlier version");
+    for _ in 0..2 {
+        let store = MongoStore::start(&config, booking_service_indexes())
+            .await
+            .expect("client");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.check().await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let listed: Vec<mongodb::IndexModel> = bookings
+            .list_indexes()
+            .await
+            .expect("list indexes")
+            .try_collect()
+            .await
+            .expect("indexes");
+        let on_outbox: Vec<_> = listed
+            .iter()
+            .filter(|index| index.keys == mongodb::bson::doc! {"outbox.id": 1})
+            .collect();
+        assert_eq!(on_outbox.len(), 1, "{listed:?}");
+        let options = on_outbox[0].options.as_ref().expect("options");
+        assert_eq!(options.name.as_deref(), Some("outbox_pending"));
+        assert_eq!(options.sparse, Some(true));
+    }
+    bookings.drop().await.expect("drop");
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable_not_a_crash() {
     use myevents_store::{RepositoryError, StoreHealth};

@@ -4,6 +4,7 @@
 //! installs) on persistent storage, and kills it with SIGKILL.
 //! The write acknowledged just before the kill must be there after the restart: the store writes with
 //! `{w: "majority", j: true}` (with the driver's default, unjournaled `w: 1`, this test loses it).
+//! The outbox backlog gauges say the store cannot be read while it is gone, instead of freezing.
 
 use std::time::Duration;
 
@@ -18,6 +19,15 @@ use reqwest::{Client, StatusCode};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The event service's `myevents_outbox_backlog_readable`, when listed.
+fn backlog_readable() -> Option<f64> {
+    let prefix = "myevents_outbox_backlog_readable{service=\"event-service\"} ";
+    myevents_platform::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
 
 #[tokio::test]
 async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
@@ -66,6 +76,10 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED);
+    assert!(
+        eventually(WAIT, || async { backlog_readable() == Some(1.0) }).await,
+        "the backlog is read while the database answers"
+    );
     let location = format!("/locations/{}", created.body["ID"].as_str().expect("ID"));
 
     server.kill().await.expect("kill the database");
@@ -84,6 +98,10 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
         ready.body
     );
     assert_eq!(ready.body["checks"]["shutdown"], "ok");
+    assert!(
+        eventually(WAIT, || async { backlog_readable() == Some(0.0) }).await,
+        "the backlog gauge says the store cannot be read"
+    );
 
     let _server = start_mongo_wire_server(port, &storage);
     assert!(
@@ -95,5 +113,9 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     );
     assert_eq!(get(&location).await.body, created.body);
     assert_eq!(get("/readyz").await.status, StatusCode::OK);
+    assert!(
+        eventually(WAIT, || async { backlog_readable() == Some(1.0) }).await,
+        "the backlog is read again"
+    );
     let _ = std::fs::remove_dir_all(&storage);
 }

@@ -84,6 +84,29 @@ async fn bookings_stored_before_a_crash_are_announced_after_the_restart() {
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         stored.insert(answer.body["ID"].as_str().expect("ID").to_owned());
     }
+    // The backlog gauge counts what waits, from the store (the relay that used to set it is off).
+    let metrics = format!("{}/metrics", service.metrics_url());
+    let pending = || {
+        let metrics = metrics.clone();
+        async move {
+            let text = reqwest::get(&metrics)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            text.lines()
+                .find_map(|line| {
+                    line.strip_prefix("myevents_outbox_pending{service=\"booking-service\"} ")
+                })
+                .map(|value| value.trim().to_owned())
+        }
+    };
+    assert!(
+        eventually(WAIT, || async { pending().await.as_deref() == Some("3") }).await,
+        "myevents_outbox_pending is {:?}",
+        pending().await
+    );
     service.kill().await;
 
     let (recorder, mut published) = Recorder::new();

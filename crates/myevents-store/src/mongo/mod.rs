@@ -12,8 +12,10 @@
 //!
 //! Transactional outbox: a message is embedded (`outbox: [{id, name, payload, occurred_at}]`) in the
 //! very document whose insert it announces, so state and message are one single-document write.
-//! [`MongoOutbox`] finds pending messages through the `outbox.id` indexes, in stored order, and
-//! `$pull`s them once published.
+//! [`MongoOutbox`] finds pending messages through sparse `outbox.id` indexes (`outbox_pending`: only
+//! documents with a message waiting are in them), in stored order, and `$pull`s them once published,
+//! a batch in one write. Which relay publishes is claimed in `outbox_claims {_id: outbox, relay,
+//! until}` (`until` in milliseconds since the Unix epoch).
 //!
 //! Exactly-once effects of consumed messages: the event service writes its inbox record and the
 //! effect on the event in one multi-document transaction, so MongoDB must run as a replica set (a
@@ -99,6 +101,14 @@ pub struct IndexSpec {
     pub unique: bool,
     /// For a TTL index on a date field: documents are removed this long after that date.
     pub expire_after: Option<Duration>,
+    /// Whether documents without the keyed field are left out of the index (a sparse index), so
+    /// that it holds only the documents that have it (e.g. pending outbox messages).
+    pub sparse: bool,
+    /// The index's name, when not the server's default (`<field>_<direction>_…`).
+    pub name: Option<&'static str>,
+    /// The name of an older index this one replaces (same keys, other options): dropped first when
+    /// it exists, as the server refuses two indexes on the same keys.
+    pub replaces: Option<&'static str>,
 }
 
 impl IndexSpec {
@@ -108,9 +118,28 @@ impl IndexSpec {
             keys,
             unique: false,
             expire_after: None,
+            sparse: false,
+            name: None,
+            replaces: None,
+        }
+    }
+
+    /// The index of the pending outbox messages of `collection`: sparse on `outbox.id`, so that it
+    /// holds only documents with a message waiting, and finding them costs in proportion to them
+    /// rather than to the whole collection. Replaces the plain `outbox.id_1` index of earlier
+    /// versions.
+    fn pending_outbox(collection: &'static str) -> Self {
+        Self {
+            sparse: true,
+            name: Some("outbox_pending"),
+            replaces: Some("outbox.id_1"),
+            ..Self::plain(collection, doc! {"outbox.id": 1})
         }
     }
 }
+
+/// Server error codes meaning "no such index" (27) and "no such collection" (26).
+const INDEX_NOT_FOUND: [i32; 2] = [26, 27];
 
 impl MongoStore {
     /// Builds the client and creates `indexes`. When the database does not answer within the server
@@ -159,20 +188,32 @@ impl MongoStore {
 
     async fn create_indexes(&self, indexes: &[IndexSpec]) -> Result<(), RepositoryError> {
         for index in indexes {
+            let collection = self.database.collection::<Document>(index.collection);
+            if let Some(old) = index.replaces {
+                match collection.drop_index(old).await {
+                    Ok(()) => tracing::info!(
+                        collection = index.collection,
+                        index = old,
+                        "dropped an index a newer one replaces"
+                    ),
+                    Err(error)
+                        if matches!(error.kind.as_ref(), ErrorKind::Command(c)
+                            if INDEX_NOT_FOUND.contains(&c.code)) => {}
+                    Err(error) => return Err(map_error(error)),
+                }
+            }
             let model = IndexModel::builder()
                 .keys(index.keys.clone())
                 .options(
                     IndexOptions::builder()
                         .unique(index.unique)
                         .expire_after(index.expire_after)
+                        .sparse(index.sparse)
+                        .name(index.name.map(str::to_owned))
                         .build(),
                 )
                 .build();
-            self.database
-                .collection::<Document>(index.collection)
-                .create_index(model)
-                .await
-                .map_err(map_error)?;
+            collection.create_index(model).await.map_err(map_error)?;
         }
         Ok(())
     }
@@ -269,8 +310,8 @@ pub fn event_service_indexes() -> Vec<IndexSpec> {
             expire_after: Some(crate::INBOX_RETENTION),
             ..IndexSpec::plain(events::INBOX, doc! {"received_at": 1})
         },
-        IndexSpec::plain(events::EVENTS, doc! {"outbox.id": 1}),
-        IndexSpec::plain(events::LOCATIONS, doc! {"outbox.id": 1}),
+        IndexSpec::pending_outbox(events::EVENTS),
+        IndexSpec::pending_outbox(events::LOCATIONS),
     ];
     indexes.extend(idempotency_indexes());
     indexes
@@ -282,7 +323,7 @@ pub fn booking_service_indexes() -> Vec<IndexSpec> {
     let mut indexes = vec![
         IndexSpec::plain(bookings::BOOKINGS, doc! {"event_id": 1, "_id": 1}),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"user_id": 1, "_id": 1}),
-        IndexSpec::plain(bookings::BOOKINGS, doc! {"outbox.id": 1}),
+        IndexSpec::pending_outbox(bookings::BOOKINGS),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"returning": 1, "cancelled_at": 1}),
         IndexSpec::plain(bookings::INVENTORY, doc! {"holds.held_at": 1}),
     ];

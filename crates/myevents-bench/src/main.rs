@@ -1,0 +1,451 @@
+//! `myevents-bench`: starts the suite in a chosen configuration, drives load over HTTP and prints a
+//! Markdown table (the one `BENCHMARKS.md` keeps).
+//!
+//! ```text
+//! cargo run -p myevents-bench --release -- [--tiny] [--no-build] <scenario>... | all
+//! ```
+//!
+//! Scenarios: `embedded` (`cargo run`: one process, in-process broker, in-memory stores),
+//! `rabbitmq-memory`, `rabbitmq-mongo` (RabbitMQ and the SecantusDB MongoDB-wire test server) and
+//! `kafka-mongo` (the Tansu Kafka-protocol test broker and SecantusDB; the binaries are built with
+//! `--features kafka`). RabbitMQ is the machine's (`MYEVENTS_TEST_AMQP_URL`, default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`); the test servers are started by the bench from
+//! `MYEVENTS_TEST_SECANTUSD` and `MYEVENTS_TEST_TANSU` (default: where the test script installs them
+//! under `.cache/`). Needs `wrk` (Debian package).
+//!
+//! Every throughput figure is also given as a ratio to a bare axum handler serving the same bytes
+//! (see [`ceiling`]), measured alternately with the service in the same run, because absolute numbers
+//! on a shared machine are noise. `--tiny` runs every measurement once, briefly, to check that the
+//! bench works (the test command does); its figures mean nothing. The service binaries are built with
+//! the bench's own profile first, unless `--no-build`.
+
+mod ceiling;
+mod load;
+mod stand;
+mod wrk;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::ceiling::Ceiling;
+use crate::load::{HUGE_CAPACITY, RateRun, Target};
+use crate::stand::{Scenario, Stand};
+use crate::wrk::{Wrk, WrkRun};
+
+/// mimalloc, as in the service binaries, so that the ceiling runs on the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long and how often each measurement runs.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Seconds per `wrk` run.
+    wrk_seconds: u64,
+    /// Service and ceiling runs per read route, alternated.
+    rounds: usize,
+    /// Seconds per fixed-rate step.
+    rate_seconds: u64,
+    /// Booking rates tried in turn (per second) until one is not sustained.
+    rates: &'static [f64],
+    /// The rate at which the propagation lag is reported.
+    lag_rate: f64,
+    /// Events created one by one to measure their propagation.
+    new_events: usize,
+    /// Seats of the event sold out to check that nothing is oversold.
+    sell_out: i64,
+}
+
+const FULL: Plan = Plan {
+    wrk_seconds: 5,
+    rounds: 3,
+    rate_seconds: 30,
+    rates: &[
+        1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0, 10_000.0, 12_000.0,
+    ],
+    lag_rate: 2000.0,
+    new_events: 200,
+    sell_out: 2000,
+};
+
+const TINY: Plan = Plan {
+    wrk_seconds: 1,
+    rounds: 1,
+    rate_seconds: 2,
+    rates: &[100.0],
+    lag_rate: 100.0,
+    new_events: 5,
+    sell_out: 50,
+};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Runtime::new()?;
+    if let [command, port, file, content_type] = args.as_slice()
+        && command == "serve-bytes"
+    {
+        let body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+        return runtime.block_on(ceiling::serve(port.parse()?, body, content_type.clone()));
+    }
+    let plan = if args.iter().any(|a| a == "--tiny") {
+        TINY
+    } else {
+        FULL
+    };
+    let build = !args.iter().any(|a| a == "--no-build");
+    let mut scenarios = Vec::new();
+    for name in args.iter().filter(|a| !a.starts_with("--")) {
+        if name == "all" {
+            scenarios.extend(Scenario::ALL);
+        } else {
+            scenarios.push(Scenario::parse(name).with_context(|| {
+                format!("unknown scenario {name}: embedded, rabbitmq-memory, rabbitmq-mongo, kafka-mongo or all")
+            })?);
+        }
+    }
+    if scenarios.is_empty() {
+        bail!(
+            "usage: myevents-bench [--tiny] [--no-build] <embedded|rabbitmq-memory|rabbitmq-mongo|kafka-mongo|all>..."
+        );
+    }
+    if build {
+        build_binaries(scenarios.contains(&Scenario::KafkaMongo))?;
+    }
+    runtime.block_on(async {
+        let mut out = String::new();
+        for scenario in scenarios {
+            eprintln!("== {}", scenario.name());
+            let report = run(scenario, plan).await.with_context(|| scenario.name())?;
+            out.push_str(&report);
+            print!("{report}");
+        }
+        Ok::<_, anyhow::Error>(out)
+    })?;
+    Ok(())
+}
+
+/// Builds the three service binaries with the bench's own profile (cargo from `CARGO`, as `cargo run`
+/// sets it), with Kafka when a scenario needs it.
+fn build_binaries(kafka: bool) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    command.args([
+        "build",
+        "-p",
+        "myevents",
+        "-p",
+        "myevents-event-service",
+        "-p",
+        "myevents-booking-service",
+    ]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    if kafka {
+        command.args([
+            "--features",
+            "myevents-event-service/kafka,myevents-booking-service/kafka",
+        ]);
+    }
+    let status = command.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("building the service binaries failed");
+    }
+    Ok(())
+}
+
+/// A read route measured against the ceiling.
+struct ReadRow {
+    route: String,
+    body_bytes: usize,
+    ours: WrkRun,
+    ceiling: WrkRun,
+}
+
+/// The median of `runs` by request rate.
+fn median(mut runs: Vec<WrkRun>) -> WrkRun {
+    runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+    runs.get(runs.len() / 2).copied().unwrap_or_default()
+}
+
+/// One scenario's run: whom it loads, with which `wrk` settings and plan.
+struct Bench {
+    target: Target,
+    wrk: Wrk,
+    plan: Plan,
+    /// Where the ceiling's body file goes.
+    scratch: std::path::PathBuf,
+}
+
+impl Bench {
+    /// Measures `GET base+path` and the ceiling serving the same bytes, alternately.
+    async fn read_route(&self, base: &str, path: &str, label: &str) -> anyhow::Result<ReadRow> {
+        let answer = self
+            .target
+            .client
+            .get(format!("{base}{path}"))
+            .send()
+            .await?;
+        let content_type = answer
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_owned();
+        let body = answer.bytes().await?;
+        let file = self.scratch.join("ceiling-body");
+        std::fs::write(&file, &body)?;
+        let ceiling = Ceiling::start(&file, &content_type).await?;
+        let (mut ours, mut bare) = (Vec::new(), Vec::new());
+        for _ in 0..self.plan.rounds {
+            ours.push(self.wrk.get(&format!("{base}{path}")).await?);
+            bare.push(self.wrk.get(&format!("{}{path}", ceiling.url)).await?);
+        }
+        Ok(ReadRow {
+            route: label.to_owned(),
+            body_bytes: body.len(),
+            ours: median(ours),
+            ceiling: median(bare),
+        })
+    }
+
+    /// Books an event of `plan.sell_out` seats with more requests than seats; checks that exactly
+    /// that many were accepted and that the event service counts it sold out (`SeatsAvailable` 0,
+    /// never below).
+    async fn sell_out(&self) -> anyhow::Result<String> {
+        let capacity = self.plan.sell_out;
+        let event = load::create_event(&self.target, "sell-out", capacity).await?;
+        load::bookable(&self.target, &event, Duration::from_secs(30)).await?;
+        let run = self
+            .wrk
+            .post(
+                &self.target.bookings,
+                &[format!("/events/{event}/bookings")],
+            )
+            .await?;
+        let mut available = load::seats_available(&self.target, &event).await?;
+        for _ in 0..300 {
+            if available <= 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            available = load::seats_available(&self.target, &event).await?;
+        }
+        let accepted = i64::try_from(run.created).unwrap_or(i64::MAX);
+        if accepted != capacity || available != 0 {
+            bail!(
+                "sell-out of {capacity} seats: {accepted} bookings accepted of {} requests, \
+                 SeatsAvailable {available}: oversold or lost",
+                run.requests
+            );
+        }
+        Ok(format!(
+            "- sell-out: {} requests for {capacity} seats, {accepted} accepted, SeatsAvailable 0: nothing oversold",
+            run.requests
+        ))
+    }
+
+    /// Books a fresh event at `rate` per second for the plan's step duration.
+    async fn fixed_rate_step(&self, rate: f64, step: usize) -> anyhow::Result<RateRun> {
+        let event =
+            load::create_event(&self.target, &format!("rate {step}"), HUGE_CAPACITY).await?;
+        load::bookable(&self.target, &event, Duration::from_secs(30)).await?;
+        load::fixed_rate(
+            &self.target,
+            &event,
+            rate,
+            Duration::from_secs(self.plan.rate_seconds),
+        )
+        .await
+    }
+}
+
+/// Runs every measurement of `scenario` and returns its section of the report.
+async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
+    let scratch = std::env::temp_dir().join(format!("myevents-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let stand = Stand::start(scenario, &scratch).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle: Vec<(String, f64, f64)> = stand
+        .processes
+        .iter()
+        .map(|p| {
+            (
+                p.name.to_owned(),
+                p.ready_ms,
+                p.resident_mib().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let bench = Bench {
+        target: Target {
+            client: reqwest::Client::new(),
+            events: stand.events.clone(),
+            bookings: stand.bookings.clone(),
+        },
+        wrk: Wrk {
+            threads: 2,
+            connections: 50,
+            duration: Duration::from_secs(plan.wrk_seconds),
+        },
+        plan,
+        scratch: scratch.clone(),
+    };
+    let target = &bench.target;
+    let events = target.events.as_str();
+
+    // Reads: one event, then a hundred.
+    let first = load::create_event(target, "bench 0", HUGE_CAPACITY).await?;
+    let mut reads = vec![
+        bench
+            .read_route(events, "/events", "GET /events (1 event)")
+            .await?,
+        bench
+            .read_route(events, &format!("/events/{first}"), "GET /events/{id}")
+            .await?,
+    ];
+    let mut many = vec![first.clone()];
+    for i in 1..100 {
+        many.push(load::create_event(target, &format!("bench {i}"), HUGE_CAPACITY).await?);
+    }
+    reads.push(
+        bench
+            .read_route(events, "/events", "GET /events (100 events)")
+            .await?,
+    );
+
+    // Bookings: spread over 100 events, then all on one, then a sell-out.
+    for event in &many {
+        load::bookable(target, event, Duration::from_secs(30)).await?;
+    }
+    let paths: Vec<String> = many
+        .iter()
+        .map(|e| format!("/events/{e}/bookings"))
+        .collect();
+    let spread = bench.wrk.post(&target.bookings, &paths).await?;
+    let contended = bench.wrk.post(&target.bookings, &paths[..1]).await?;
+    let sold_out = bench.sell_out().await?;
+
+    // Sustained end-to-end rate, and the propagation lag at the plan's fixed rate.
+    let mut steps: Vec<RateRun> = Vec::new();
+    for (i, rate) in plan.rates.iter().enumerate() {
+        let step = bench.fixed_rate_step(*rate, i).await?;
+        eprintln!("   {rate}/s: {step:?}");
+        steps.push(step);
+        if !step.kept_up {
+            break;
+        }
+    }
+    let lag = match steps
+        .iter()
+        .find(|s| (s.target - plan.lag_rate).abs() < 0.5)
+    {
+        Some(step) => *step,
+        None => bench.fixed_rate_step(plan.lag_rate, 99).await?,
+    };
+    let sustained = steps
+        .iter()
+        .filter(|s| s.kept_up)
+        .map(|s| s.target)
+        .fold(0.0, f64::max);
+    let (event_p50, event_p99) = load::event_propagation(target, plan.new_events).await?;
+
+    let after: Vec<f64> = stand
+        .processes
+        .iter()
+        .map(|p| p.resident_mib().unwrap_or(0.0))
+        .collect();
+    let cpu: Vec<f64> = stand
+        .processes
+        .iter()
+        .map(|p| p.cpu_seconds().unwrap_or(0.0))
+        .collect();
+    drop(stand);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let mut out = String::new();
+    writeln!(out, "\n### {}\n", scenario.name())?;
+    writeln!(
+        out,
+        "| read (wrk -t2 -c50, {} s × {}, median) | body bytes | req/s | p50 ms | p99 ms | ceiling req/s | ceiling p99 ms | **ratio** | p99 / ceiling's |",
+        plan.wrk_seconds, plan.rounds
+    )?;
+    writeln!(
+        out,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )?;
+    for row in &reads {
+        writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | **{:.2}** | {:.2} |",
+            row.route,
+            row.body_bytes,
+            row.ours.requests_per_second,
+            row.ours.p50_ms,
+            row.ours.p99_ms,
+            row.ceiling.requests_per_second,
+            row.ceiling.p99_ms,
+            row.ours.requests_per_second / row.ceiling.requests_per_second,
+            row.ours.p99_ms / row.ceiling.p99_ms.max(0.001),
+        )?;
+    }
+    writeln!(
+        out,
+        "\n| booking POST (wrk -t2 -c50, {} s) | accepted/s | p50 ms | p99 ms | other answers |",
+        plan.wrk_seconds
+    )?;
+    writeln!(out, "| --- | ---: | ---: | ---: | ---: |")?;
+    for (label, run) in [
+        ("100 events, no contention", spread),
+        ("one event, contention", contended),
+    ] {
+        writeln!(
+            out,
+            "| {label} | {:.0} | {:.2} | {:.2} | {} |",
+            f64::from(u32::try_from(run.created).unwrap_or(u32::MAX))
+                / f64::from(u32::try_from(plan.wrk_seconds).unwrap_or(1)),
+            run.p50_ms,
+            run.p99_ms,
+            run.requests - run.created + run.socket_errors,
+        )?;
+    }
+    writeln!(out, "\n{sold_out}")?;
+    writeln!(
+        out,
+        "\n| end to end (open loop, one event, {} s per step) | accepted/s | kept within 1 s | lag p50 ms | lag p99 ms | failed |",
+        plan.rate_seconds
+    )?;
+    writeln!(out, "| --- | ---: | --- | ---: | ---: | ---: |")?;
+    for step in steps.iter().chain(
+        std::iter::once(&lag).filter(|l| !steps.iter().any(|s| (s.target - l.target).abs() < 0.5)),
+    ) {
+        writeln!(
+            out,
+            "| {:.0}/s | {:.0} | {} | {:.1} | {:.1} | {} |",
+            step.target,
+            step.accepted_per_second,
+            if step.kept_up { "yes" } else { "**no**" },
+            step.lag_p50_ms,
+            step.lag_p99_ms,
+            step.failed
+        )?;
+    }
+    writeln!(
+        out,
+        "\n- **sustained end-to-end booking rate: {sustained:.0}/s**; propagation lag at {:.0}/s: p50 {:.1} ms, p99 {:.1} ms",
+        plan.lag_rate, lag.lag_p50_ms, lag.lag_p99_ms
+    )?;
+    writeln!(
+        out,
+        "- new event → bookable ({} events): p50 {event_p50:.1} ms, p99 {event_p99:.1} ms",
+        plan.new_events
+    )?;
+    for (((name, ready, idle_mib), after_mib), cpu) in idle.iter().zip(&after).zip(&cpu) {
+        writeln!(
+            out,
+            "- {name}: ready {ready:.0} ms after start; resident {idle_mib:.1} MiB idle, {after_mib:.1} MiB after the runs; {cpu:.1} s CPU in all"
+        )?;
+    }
+    Ok(out)
+}
