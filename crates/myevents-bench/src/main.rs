@@ -2,8 +2,12 @@
 //! Markdown table (the one `BENCHMARKS.md` keeps).
 //!
 //! ```text
-//! cargo run -p myevents-bench --release -- [--tiny] [--no-build] <scenario>... | all
+//! cargo run -p myevents-bench --release -- [--tiny] [--no-build] [--rates=R1,R2,...]
+//!     [--rate-seconds=S] <scenario>... | all
 //! ```
+//!
+//! `--rates` replaces the booking rates (per second) the sustained-rate search tries in turn,
+//! `--rate-seconds` the seconds of each step (30).
 //!
 //! Scenarios: `embedded` (`cargo run`: one process, in-process broker, in-memory stores),
 //! `rabbitmq-memory`, `rabbitmq-mongo` (RabbitMQ and the SecantusDB MongoDB-wire test server) and
@@ -39,7 +43,7 @@ use crate::wrk::{Wrk, WrkRun};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How long and how often each measurement runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Plan {
     /// Seconds per `wrk` run.
     wrk_seconds: u64,
@@ -48,7 +52,7 @@ struct Plan {
     /// Seconds per fixed-rate step.
     rate_seconds: u64,
     /// Booking rates tried in turn (per second) until one is not sustained.
-    rates: &'static [f64],
+    rates: Vec<f64>,
     /// The rate at which the propagation lag is reported.
     lag_rate: f64,
     /// Events created one by one to measure their propagation.
@@ -57,27 +61,41 @@ struct Plan {
     sell_out: i64,
 }
 
-const FULL: Plan = Plan {
-    wrk_seconds: 5,
-    rounds: 3,
-    rate_seconds: 30,
-    rates: &[
-        1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0, 10_000.0, 12_000.0,
-    ],
-    lag_rate: 2000.0,
-    new_events: 200,
-    sell_out: 2000,
-};
+impl Plan {
+    /// The measurement `BENCHMARKS.md` reports.
+    fn full() -> Self {
+        Self {
+            wrk_seconds: 5,
+            rounds: 3,
+            rate_seconds: 30,
+            rates: vec![
+                1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0, 10_000.0, 12_000.0,
+            ],
+            lag_rate: 2000.0,
+            new_events: 200,
+            sell_out: 2000,
+        }
+    }
 
-const TINY: Plan = Plan {
-    wrk_seconds: 1,
-    rounds: 1,
-    rate_seconds: 2,
-    rates: &[100.0],
-    lag_rate: 100.0,
-    new_events: 5,
-    sell_out: 50,
-};
+    /// Everything once, briefly: shows that the bench works.
+    fn tiny() -> Self {
+        Self {
+            wrk_seconds: 1,
+            rounds: 1,
+            rate_seconds: 2,
+            rates: vec![100.0],
+            lag_rate: 100.0,
+            new_events: 5,
+            sell_out: 50,
+        }
+    }
+}
+
+/// The value of `--name=value` among `args`.
+fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -88,11 +106,21 @@ fn main() -> anyhow::Result<()> {
         let body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
         return runtime.block_on(ceiling::serve(port.parse()?, body, content_type.clone()));
     }
-    let plan = if args.iter().any(|a| a == "--tiny") {
-        TINY
+    let mut plan = if args.iter().any(|a| a == "--tiny") {
+        Plan::tiny()
     } else {
-        FULL
+        Plan::full()
     };
+    if let Some(rates) = option(&args, "--rates") {
+        plan.rates = rates
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .context("--rates=<per second>,<per second>,...")?;
+    }
+    if let Some(seconds) = option(&args, "--rate-seconds") {
+        plan.rate_seconds = seconds.parse().context("--rate-seconds=<seconds>")?;
+    }
     let build = !args.iter().any(|a| a == "--no-build");
     let mut scenarios = Vec::new();
     for name in args.iter().filter(|a| !a.starts_with("--")) {
@@ -106,7 +134,8 @@ fn main() -> anyhow::Result<()> {
     }
     if scenarios.is_empty() {
         bail!(
-            "usage: myevents-bench [--tiny] [--no-build] <embedded|rabbitmq-memory|rabbitmq-mongo|kafka-mongo|all>..."
+            "usage: myevents-bench [--tiny] [--no-build] [--rates=R1,R2,...] [--rate-seconds=S] \
+             <embedded|rabbitmq-memory|rabbitmq-mongo|kafka-mongo|all>..."
         );
     }
     if build {
@@ -116,7 +145,9 @@ fn main() -> anyhow::Result<()> {
         let mut out = String::new();
         for scenario in scenarios {
             eprintln!("== {}", scenario.name());
-            let report = run(scenario, plan).await.with_context(|| scenario.name())?;
+            let report = run(scenario, plan.clone())
+                .await
+                .with_context(|| scenario.name())?;
             out.push_str(&report);
             print!("{report}");
         }
@@ -293,6 +324,7 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
         scratch: scratch.clone(),
     };
     let target = &bench.target;
+    let plan = &bench.plan;
     let events = target.events.as_str();
 
     // Reads: one event, then a hundred.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -48,7 +48,8 @@ pub struct RabbitMqConfig {
     pub url: String,
     /// The topic exchange all events go through (default `events`).
     pub exchange: String,
-    /// Unacknowledged deliveries a consumer may hold (`basic.qos` prefetch count; default 16).
+    /// Unacknowledged deliveries a consumer may hold (`basic.qos` prefetch count; default 256, well
+    /// above the 64 handled deliveries acknowledged together).
     pub prefetch: u16,
     /// How long one publish may take, reconnecting included, before it fails (default 10 s).
     pub publish_timeout: Duration,
@@ -64,12 +65,12 @@ pub struct RabbitMqConfig {
 }
 
 impl RabbitMqConfig {
-    /// Defaults for `url`: exchange `events`, prefetch 16, publish time-out 10 s.
+    /// Defaults for `url`: exchange `events`, prefetch 256, publish time-out 10 s.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             exchange: crate::config::DEFAULT_EXCHANGE.to_owned(),
-            prefetch: 16,
+            prefetch: 256,
             publish_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             connection_name: "myevents".to_owned(),
@@ -248,24 +249,28 @@ async fn publish_pipelined(
     exchange: &str,
     messages: &[Message],
 ) -> Vec<Result<(), BrokerError>> {
+    // Each basic_publish queues its frames (and takes its delivery tag) synchronously on its first
+    // poll, which join_all gives them in order: the frames go out in the order of `messages`, and
+    // then all are written and confirmed while they are awaited together.
+    let sent = futures_util::future::join_all(messages.iter().map(|message| {
+        channel.basic_publish(
+            exchange.into(),
+            message.name.as_str().into(),
+            BasicPublishOptions::default(),
+            &message.payload,
+            properties(message),
+        )
+    }))
+    .await;
     let mut confirms = Vec::with_capacity(messages.len());
     let mut failed = None;
-    for message in messages {
-        if failed.is_some() {
-            break;
-        }
-        match channel
-            .basic_publish(
-                exchange.into(),
-                message.name.as_str().into(),
-                BasicPublishOptions::default(),
-                &message.payload,
-                properties(message),
-            )
-            .await
-        {
-            Ok(confirm) => confirms.push(confirm),
-            Err(error) => failed = Some(unavailable(&error)),
+    for result in sent {
+        match result {
+            Ok(confirm) if failed.is_none() => confirms.push(confirm),
+            Ok(_) => {}
+            Err(error) => {
+                failed.get_or_insert_with(|| unavailable(&error));
+            }
         }
     }
     let confirmed = futures_util::future::join_all(confirms).await;
@@ -493,6 +498,52 @@ async fn consume_forever(
     signals.set_attached(false);
 }
 
+/// Most handled deliveries acknowledged in one `basic.ack` (with `multiple`).
+const ACK_BATCH: usize = 64;
+
+/// Handled deliveries of a consumer's channel not acknowledged yet (see [`consume_session`]).
+struct Unacked<'a> {
+    channel: &'a Channel,
+    /// The delivery tag of the last of them (with `multiple` it covers all of them).
+    last: Option<u64>,
+    count: usize,
+}
+
+impl<'a> Unacked<'a> {
+    fn on(channel: &'a Channel) -> Self {
+        Self {
+            channel,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// Adds a handled delivery; acknowledges the batch when it is full.
+    async fn add(&mut self, delivery_tag: u64) -> Result<(), BrokerError> {
+        self.last = Some(delivery_tag);
+        self.count += 1;
+        if self.count >= ACK_BATCH {
+            self.flush().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Acknowledges every delivery added so far.
+    async fn flush(&mut self) -> Result<(), BrokerError> {
+        self.count = 0;
+        match self.last.take() {
+            Some(tag) => self
+                .channel
+                .basic_ack(tag, BasicAckOptions { multiple: true })
+                .await
+                .map(drop)
+                .map_err(|e| unavailable(&e)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One connection's worth of consuming. `Ok` when stopped on purpose, `Err` when the connection broke.
 async fn consume_session(
     broker: &RabbitMqBroker,
@@ -527,12 +578,28 @@ async fn consume_session(
     signals.set_attached(true);
     tracing::info!(queue = %subscription.name, "RabbitMQ consumer attached");
 
+    // Handled deliveries not yet acknowledged: acknowledged together (`multiple`, up to the last
+    // one's tag) when no further delivery is waiting, every ACK_BATCH deliveries, before a dead
+    // letter and when stopping. A crash before that only has them delivered again (at least once).
+    let mut unacked = Unacked::on(&channel);
     let result = loop {
-        let delivery = tokio::select! {
-            biased;
-            () = signals.stopping() => break Ok(()),
-            delivery = deliveries.next() => delivery,
+        let delivery = match deliveries.next().now_or_never() {
+            Some(ready) => ready,
+            None => {
+                if let Err(error) = unacked.flush().await {
+                    break Err(error);
+                }
+                tokio::select! {
+                    biased;
+                    () = signals.stopping() => break unacked.flush().await,
+                    delivery = deliveries.next() => delivery,
+                }
+            }
         };
+        if signals.stop.is_cancelled() {
+            // Stopping: this delivery is left unacknowledged for the next consumer.
+            break unacked.flush().await;
+        }
         let delivery = match delivery {
             Some(Ok(delivery)) => delivery,
             Some(Err(error)) => break Err(unavailable(&error)),
@@ -550,14 +617,13 @@ async fn consume_session(
             outcome = process(handler, &message, broker.config.retry) => outcome,
         };
         let settled = match outcome {
-            Outcome::Ack => delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .map(drop)
-                .map_err(|e| unavailable(&e)),
-            Outcome::DeadLetter(reason) => {
-                dead_letter(&dead_letters, subscription, message, reason, &delivery).await
-            }
+            Outcome::Ack => unacked.add(delivery.delivery_tag).await,
+            Outcome::DeadLetter(reason) => match unacked.flush().await {
+                Ok(()) => {
+                    dead_letter(&dead_letters, subscription, message, reason, &delivery).await
+                }
+                Err(error) => Err(error),
+            },
         };
         if let Err(error) = settled {
             break Err(error);
