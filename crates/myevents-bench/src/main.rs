@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `--rates` replaces the booking rates (per second) the sustained-rate search tries in turn,
-//! `--rate-seconds` the seconds of each step (30).
+//! `--rate-seconds` the seconds of each step (30), `--wrk-seconds` the seconds of each `wrk` run (5)
+//! and `--rounds` how often each read route and its ceiling are measured in turn (3).
 //!
 //! Scenarios: `embedded` (`cargo run`: one process, in-process broker, in-memory stores),
 //! `rabbitmq-memory`, `rabbitmq-mongo` (RabbitMQ and the SecantusDB MongoDB-wire test server) and
@@ -118,6 +119,12 @@ fn main() -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .context("--rates=<per second>,<per second>,...")?;
     }
+    if let Some(seconds) = option(&args, "--wrk-seconds") {
+        plan.wrk_seconds = seconds.parse().context("--wrk-seconds=<seconds>")?;
+    }
+    if let Some(rounds) = option(&args, "--rounds") {
+        plan.rounds = rounds.parse().context("--rounds=<count>")?;
+    }
     if let Some(seconds) = option(&args, "--rate-seconds") {
         plan.rate_seconds = seconds.parse().context("--rate-seconds=<seconds>")?;
     }
@@ -135,6 +142,7 @@ fn main() -> anyhow::Result<()> {
     if scenarios.is_empty() {
         bail!(
             "usage: myevents-bench [--tiny] [--no-build] [--rates=R1,R2,...] [--rate-seconds=S] \
+             [--wrk-seconds=S] [--rounds=N] \
              <embedded|rabbitmq-memory|rabbitmq-mongo|kafka-mongo|all>..."
         );
     }

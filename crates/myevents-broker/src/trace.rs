@@ -26,8 +26,15 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Lower-case hex of `bytes`, in one allocation (this runs for every request and message).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {

@@ -84,10 +84,14 @@ fn hex_value(c: u8) -> Option<u8> {
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
+        // 24 lower-case hex digits written at once (this runs for every id of every response).
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 24];
+        for (i, byte) in self.0.iter().enumerate() {
+            text[2 * i] = DIGITS[usize::from(byte >> 4)];
+            text[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
         }
-        Ok(())
+        f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

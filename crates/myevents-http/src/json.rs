@@ -1,4 +1,4 @@
-//! Request bodies, read as the reference reads them: JSON whose object keys match field names
+//! Response bodies ([`json_response`]), and request bodies, read as the reference reads them: JSON whose object keys match field names
 //! case-insensitively (Go's `encoding/json` rule), unknown keys ignored.
 //!
 //! Bodies are parsed as JSON when their `Content-Type` is `application/json` (or `+json`), `text/plain`
@@ -13,6 +13,33 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::problem::{InvalidField, Problem};
+
+/// Bytes reserved for a response body before it is written: most single resources fit.
+const RESPONSE_CAPACITY: usize = 1024;
+
+/// A response of `status` with `body` as JSON (`Content-Type: application/json`, RFC 8259),
+/// serialised straight into one growing buffer (axum's `Json` goes through a writer that copies each
+/// small piece into a `BytesMut`, which costs a list of 100 events a fifth of its time). A body that
+/// cannot be serialised (a map with non-string keys, say) gives a 500 problem.
+pub fn json_response<T: serde::Serialize + ?Sized>(
+    status: http::StatusCode,
+    body: &T,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut buffer = Vec::with_capacity(RESPONSE_CAPACITY);
+    match serde_json::to_writer(&mut buffer, body) {
+        Ok(()) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            )],
+            buffer,
+        )
+            .into_response(),
+        Err(error) => Problem::internal(error).into_response(),
+    }
+}
 
 /// Lower-cases every object key, recursively. When two keys differ only by case the last one wins, as
 /// in Go.

@@ -284,7 +284,11 @@ pub fn with_common_layers(
                     }
                     span
                 })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
         )
         .layer(middleware::from_fn(continue_trace))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -293,7 +297,7 @@ pub fn with_common_layers(
 
 /// A `201 Created` answer with a `Location` header (the new resource's path) and a JSON body.
 pub fn created<T: serde::Serialize>(location: &str, body: &T) -> Response {
-    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    let mut response = crate::json::json_response(StatusCode::CREATED, body);
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
     }

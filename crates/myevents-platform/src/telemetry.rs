@@ -7,11 +7,18 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Keeps the trace exporter running; dropping it flushes the spans still buffered (at shutdown).
-#[must_use = "dropping the guard stops the trace export"]
+/// Log lines waiting for the writer thread at most; a burst beyond it makes the logging threads wait
+/// (nothing is dropped).
+const BUFFERED_LINES: usize = 16_384;
+
+/// Keeps the log writer and the trace exporter running; dropping it flushes the log lines and the
+/// spans still buffered (at shutdown).
+#[must_use = "dropping the guard stops the log writer and the trace export"]
 pub struct TelemetryGuard {
     #[cfg(feature = "otlp")]
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    /// Declared last: dropped after the exporter, so that what it logs while flushing is written.
+    _log_writer: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl Drop for TelemetryGuard {
@@ -25,9 +32,12 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber: level filter from `RUST_LOG` (default `info`), format from
-/// `LOG_FORMAT` (`json` | `text`; default `text` on a terminal, `json` otherwise, as in a container),
-/// logs on standard output. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://collector:4318`),
+/// Installs the global subscriber: level filter from `RUST_LOG` (default `info`; per target, e.g.
+/// `info,tower_http=warn` to silence the per-request access log), format from `LOG_FORMAT` (`json` |
+/// `text`; default `text` on a terminal, `json` otherwise, as in a container), logs on standard
+/// output, written by a thread of its own (lines are formatted where they are logged, then queued,
+/// up to 16,384 of them; beyond that the logging thread waits, so no line is dropped). In JSON each
+/// line carries the fields of the current span once (`span`), not the list of every enclosing span. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://collector:4318`),
 /// spans are also exported over OTLP/HTTP (protobuf) as service `service` (feature `otlp`; the
 /// exporter's standard `OTEL_*` variables apply, e.g. `OTEL_BSP_SCHEDULE_DELAY` in milliseconds).
 /// Calling it twice is harmless (the second call installs nothing).
@@ -42,17 +52,26 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
         Some(_) => false,
         None => !std::io::stdout().is_terminal(),
     };
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("log-writer")
+        // Buffered: the writer thread writes what it drained from the queue in few large writes,
+        // flushed each time the queue is empty.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let logs = if json {
         tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
-            .boxed()
+        tracing_subscriber::fmt::layer().with_writer(writer).boxed()
     };
     let endpoint = crate::config::var("OTEL_EXPORTER_OTLP_ENDPOINT");
     #[cfg(feature = "otlp")]
@@ -84,7 +103,10 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
             .with(logs)
             .with(export)
             .try_init();
-        Ok(TelemetryGuard { provider })
+        Ok(TelemetryGuard {
+            provider,
+            _log_writer: log_writer,
+        })
     }
     #[cfg(not(feature = "otlp"))]
     {
@@ -99,6 +121,8 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
             .with(filter)
             .with(logs)
             .try_init();
-        Ok(TelemetryGuard {})
+        Ok(TelemetryGuard {
+            _log_writer: log_writer,
+        })
     }
 }

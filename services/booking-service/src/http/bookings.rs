@@ -2,16 +2,17 @@
 //! `GET /events/{id}/bookings`, `GET /users/{userId}/bookings`. Each handler extracts, calls a use
 //! case of [`BookingService`](crate::service::BookingService) and maps the result.
 
+use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use myevents_domain::booking::{Booking, UserId};
 use myevents_domain::id::{BookingId, EventId};
 use myevents_http::caller::Caller;
 use myevents_http::idempotency::Reserved;
-use myevents_http::json::JsonBody;
+use myevents_http::json::{JsonBody, json_response};
 use myevents_http::paging::{Page, link_next};
 use myevents_http::path::IdPath;
 use myevents_http::server::created;
@@ -36,7 +37,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
 }
 
 fn booking_answer(booking: &Booking) -> Response {
-    Json(BookingBody::from(booking)).into_response()
+    json_response(StatusCode::OK, &BookingBody::from(booking))
 }
 
 /// `POST /events/{id}/bookings`, at most once per `Idempotency-Key` (see
@@ -88,7 +89,7 @@ async fn read(
 
 fn listing(path: &str, page: myevents_store::PageRequest, bookings: &[Booking]) -> Response {
     let body: Vec<BookingBody> = bookings.iter().map(BookingBody::from).collect();
-    let mut response = Json(body).into_response();
+    let mut response = json_response(StatusCode::OK, &body);
     let last = bookings.last().map(|b| b.id.object_id());
     link_next(&mut response, path, page, bookings.len(), last);
     response

@@ -1,15 +1,16 @@
 //! `/events`: create, read (by id, by name), list. Each handler extracts, calls a use case of
 //! [`EventService`](crate::service::EventService) and maps the result.
 
+use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
 use myevents_http::idempotency::Reserved;
-use myevents_http::json::JsonBody;
+use myevents_http::json::{JsonBody, json_response};
 use myevents_http::paging::{Page, link_next};
 use myevents_http::path::IdPath;
 use myevents_http::server::{TraceParent, created};
@@ -32,7 +33,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
 
 fn event_answer(event: Option<Event>, what: impl FnOnce() -> String) -> Result<Response, ApiError> {
     let event = event.ok_or_else(|| ApiError::Missing(what()))?;
-    Ok(Json(EventBody::from(&event)).into_response())
+    Ok(json_response(StatusCode::OK, &EventBody::from(&event)))
 }
 
 /// `POST /events`, at most once per `Idempotency-Key` (see [`myevents_http::idempotency`]). A key
@@ -87,7 +88,7 @@ async fn list(State(state): State<AppState>, Page(page): Page) -> Result<Respons
     let events = state.events.events(page).await?;
     let last = events.last().map(|e| e.id.object_id());
     let body: Vec<EventBody> = events.iter().map(EventBody::from).collect();
-    let mut response = Json(body).into_response();
+    let mut response = json_response(StatusCode::OK, &body);
     link_next(&mut response, "/events", page, events.len(), last);
     Ok(response)
 }

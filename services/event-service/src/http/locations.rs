@@ -1,14 +1,15 @@
 //! `/locations`: create, read, list. Each handler extracts, calls a use case of
 //! [`EventService`](crate::service::EventService) and maps the result.
 
+use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use myevents_domain::id::LocationId;
 use myevents_http::idempotency::Reserved;
-use myevents_http::json::JsonBody;
+use myevents_http::json::{JsonBody, json_response};
 use myevents_http::paging::{Page, link_next};
 use myevents_http::path::IdPath;
 use myevents_http::server::{TraceParent, created};
@@ -52,14 +53,17 @@ async fn read(
     let location = state.events.location(id).await?;
     let location =
         location.ok_or_else(|| ApiError::Missing(format!("no location with id {id}")))?;
-    Ok(Json(LocationBody::from(&location)).into_response())
+    Ok(json_response(
+        StatusCode::OK,
+        &LocationBody::from(&location),
+    ))
 }
 
 async fn list(State(state): State<AppState>, Page(page): Page) -> Result<Response, ApiError> {
     let locations = state.events.locations(page).await?;
     let last = locations.last().map(|l| l.id.object_id());
     let body: Vec<LocationBody> = locations.iter().map(LocationBody::from).collect();
-    let mut response = Json(body).into_response();
+    let mut response = json_response(StatusCode::OK, &body);
     link_next(&mut response, "/locations", page, locations.len(), last);
     Ok(response)
 }
