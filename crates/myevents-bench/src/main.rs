@@ -48,6 +48,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Plan {
     /// Seconds per `wrk` run.
     wrk_seconds: u64,
+    /// Connections `wrk` keeps open.
+    connections: u32,
     /// Service and ceiling runs per read route, alternated.
     rounds: usize,
     /// Seconds per fixed-rate step.
@@ -67,6 +69,7 @@ impl Plan {
     fn full() -> Self {
         Self {
             wrk_seconds: 5,
+            connections: 50,
             rounds: 3,
             rate_seconds: 30,
             rates: vec![
@@ -81,7 +84,8 @@ impl Plan {
     /// Everything once, briefly: shows that the bench works.
     fn tiny() -> Self {
         Self {
-            wrk_seconds: 1,
+            wrk_seconds: 2,
+            connections: 8,
             rounds: 1,
             rate_seconds: 2,
             rates: vec![100.0],
@@ -325,7 +329,7 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
         },
         wrk: Wrk {
             threads: 2,
-            connections: 50,
+            connections: plan.connections,
             duration: Duration::from_secs(plan.wrk_seconds),
         },
         plan,
@@ -408,8 +412,8 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
     writeln!(out, "\n### {}\n", scenario.name())?;
     writeln!(
         out,
-        "| read (wrk -t2 -c50, {} s × {}, median) | body bytes | req/s | p50 ms | p99 ms | ceiling req/s | ceiling p99 ms | **ratio** | p99 / ceiling's |",
-        plan.wrk_seconds, plan.rounds
+        "| read (wrk -t2 -c{}, {} s × {}, median) | body bytes | req/s | p50 ms | p99 ms | ceiling req/s | ceiling p99 ms | **ratio** | p99 / ceiling's |",
+        plan.connections, plan.wrk_seconds, plan.rounds
     )?;
     writeln!(
         out,
@@ -432,8 +436,8 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
     }
     writeln!(
         out,
-        "\n| booking POST (wrk -t2 -c50, {} s) | accepted/s | p50 ms | p99 ms | other answers |",
-        plan.wrk_seconds
+        "\n| booking POST (wrk -t2 -c{}, {} s) | accepted/s | p50 ms | p99 ms | other answers |",
+        plan.connections, plan.wrk_seconds
     )?;
     writeln!(out, "| --- | ---: | ---: | ---: | ---: |")?;
     for (label, run) in [

@@ -125,12 +125,16 @@ fn millis(text: &str) -> Option<f64> {
 /// Reads the summary `wrk --latency` prints (and the `created N` line of the POST script).
 fn parse(text: &str) -> anyhow::Result<WrkRun> {
     let mut run = WrkRun::default();
+    let mut rate_seen = false;
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["50%", value] => run.p50_ms = millis(value).unwrap_or_default(),
             ["99%", value] => run.p99_ms = millis(value).unwrap_or_default(),
-            ["Requests/sec:", value] => run.requests_per_second = value.parse()?,
+            ["Requests/sec:", value] => {
+                run.requests_per_second = value.parse()?;
+                rate_seen = true;
+            }
             [count, "requests", "in", ..] => run.requests = count.parse()?,
             ["Non-2xx", "or", "3xx", "responses:", count] => run.non_2xx = count.parse()?,
             ["created", count] => run.created = count.parse()?,
@@ -143,7 +147,7 @@ fn parse(text: &str) -> anyhow::Result<WrkRun> {
             _ => {}
         }
     }
-    if run.requests_per_second <= 0.0 {
+    if !rate_seen {
         bail!("wrk printed no request rate:\n{text}");
     }
     Ok(run)
