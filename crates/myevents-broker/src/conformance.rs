@@ -182,6 +182,20 @@ pub async fn delivers_only_subscribed_names(broker: BrokerUnderTest) {
     consumer.shutdown().await;
 }
 
+/// Consumes `sub` and checks that exactly `sent` arrives first, in its order.
+async fn receives_in_order(broker: &BrokerUnderTest, sub: &Subscription, sent: &[Message]) {
+    let (recorder, mut received) = Recorder::new();
+    let consumer = broker
+        .subscriber
+        .subscribe(sub, recorder)
+        .await
+        .expect("subscribe");
+    for expected in sent {
+        assert_eq!(next(&mut received, "in order").await.id, expected.id);
+    }
+    consumer.shutdown().await;
+}
+
 /// Messages with one key arrive in the order they were published.
 pub async fn keeps_order_per_key(broker: BrokerUnderTest) {
     let sub = broker.subscription("order", &["eventBooked"]);
@@ -192,16 +206,7 @@ pub async fn keeps_order_per_key(broker: BrokerUnderTest) {
     for m in &sent {
         broker.publisher.publish(m).await.expect("publish");
     }
-    let (recorder, mut received) = Recorder::new();
-    let consumer = broker
-        .subscriber
-        .subscribe(&sub, recorder)
-        .await
-        .expect("subscribe");
-    for expected in &sent {
-        assert_eq!(next(&mut received, "ordered").await.id, expected.id);
-    }
-    consumer.shutdown().await;
+    receives_in_order(&broker, &sub, &sent).await;
 }
 
 /// A batch of 300 messages (confirms in flight together where the adapter pipelines) is confirmed
@@ -215,16 +220,7 @@ pub async fn publishes_a_batch_in_order(broker: BrokerUnderTest) {
     let results = broker.publisher.publish_batch(&sent).await;
     assert_eq!(results.len(), sent.len());
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let (recorder, mut received) = Recorder::new();
-    let consumer = broker
-        .subscriber
-        .subscribe(&sub, recorder)
-        .await
-        .expect("subscribe");
-    for expected in &sent {
-        assert_eq!(next(&mut received, "batch").await.id, expected.id);
-    }
-    consumer.shutdown().await;
+    receives_in_order(&broker, &sub, &sent).await;
 }
 
 /// A consumer started after the publish (the subscription declared before) still gets the message.

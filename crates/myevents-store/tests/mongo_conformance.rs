@@ -20,6 +20,16 @@ async fn store(indexes: Vec<myevents_store::mongo::IndexSpec>) -> MongoStore {
         .expect("client")
 }
 
+/// Waits (at most 20 s) until `store` has created its indexes and answers.
+async fn until_ready(store: &MongoStore) {
+    use myevents_store::StoreHealth;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.check().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 mod locations {
     use super::*;
     myevents_store::location_repository_conformance!(async {
@@ -78,14 +88,9 @@ async fn the_store_reports_ready_once_its_indexes_exist() {
 #[tokio::test]
 async fn idempotency_keys_have_a_ttl_index_on_their_expiry_in_both_services() {
     use futures_util::TryStreamExt;
-    use myevents_store::StoreHealth;
     for indexes in [event_service_indexes(), booking_service_indexes()] {
         let store = store(indexes).await;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        while store.check().await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "never ready");
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
+        until_ready(&store).await;
         let listed: Vec<mongodb::IndexModel> = store
             .database()
             .collection::<mongodb::bson::Document>("idempotency_keys")
@@ -111,7 +116,6 @@ async fn idempotency_keys_have_a_ttl_index_on_their_expiry_in_both_services() {
 #[tokio::test]
 async fn the_pending_outbox_index_is_sparse_and_replaces_the_plain_one() {
     use futures_util::TryStreamExt;
-    use myevents_store::StoreHealth;
     let url = std::env::var("MYEVENTS_TEST_MONGO_URL")
         .unwrap_or_else(|_| "mongodb://127.0.0.1:27017".to_owned());
     let config = MongoConfig::new(
@@ -135,11 +139,7 @@ async fn the_pending_outbox_index_is_sparse_and_replaces_the_plain_one() {
         let store = MongoStore::start(&config, booking_service_indexes())
             .await
             .expect("client");
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        while store.check().await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "never ready");
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
+        until_ready(&store).await;
         let listed: Vec<mongodb::IndexModel> = bookings
             .list_indexes()
             .await
