@@ -136,11 +136,13 @@ def compose_file():
 
 
 def production_sources():
-    """Every non-test Rust source of the crates and services (test modules cut off)."""
+    """Every non-test Rust source of the crates and services (test modules cut off; the test kit and
+    the bench command, which read their own variables, are not part of a service)."""
     for top in ("crates", "services"):
         for directory, _, files in os.walk(os.path.join(ROOT, top)):
             parts = directory.split(os.sep)
-            if "src" not in parts or "tests" in parts or "myevents-testkit" in parts:
+            if "src" not in parts or "tests" in parts or "myevents-testkit" in parts \
+                    or "myevents-bench" in parts:
                 continue
             for name in files:
                 if name.endswith(".rs"):
