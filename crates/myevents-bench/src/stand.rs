@@ -322,7 +322,9 @@ async fn spawn(
     let log = std::fs::File::create(logs.join(format!("{name}.log")))
         .with_context(|| format!("creating the log file of {name}"))?;
     let mut command = Command::new(binary(binary_name)?);
+    // The mode the book's frontend needs (no token); a scenario's own AUTH_MODE wins.
     command
+        .env("AUTH_MODE", "off")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(log)
         .stderr(Stdio::null())

@@ -1,6 +1,9 @@
 //! Identifiers: 12 bytes shown as 24 lower-case hex characters, the layout of a MongoDB ObjectId
 //! (4 bytes of Unix seconds, 5 random bytes fixed per process, a 3-byte counter), so ids sort by
-//! creation time and the reference's clients and database tools recognise them.
+//! creation time and the reference's clients and database tools recognise them. Booking ids, which
+//! name one buyer's purchase, keep the 4 bytes of seconds but take the other 8 from the operating
+//! system's random source ([`ObjectId::unguessable`]): knowing one booking's id tells nothing about
+//! another's.
 //! Source: the BSON ObjectId specification (<https://www.mongodb.com/docs/manual/reference/method/ObjectId/>).
 
 use std::fmt;
@@ -42,6 +45,17 @@ impl ObjectId {
         bytes[..4].copy_from_slice(&seconds.to_be_bytes());
         bytes[4..9].copy_from_slice(process_unique());
         bytes[9..].copy_from_slice(&counter.to_be_bytes()[1..]);
+        Self(bytes)
+    }
+
+    /// A new id for the current time whose last 8 bytes (64 bits) are random, so that it cannot be
+    /// guessed from another id (a [`ObjectId::generate`] id differs from the one before it by one).
+    /// Ids of one second sort in no particular order.
+    pub fn unguessable() -> Self {
+        let seconds = u32::try_from(chrono::Utc::now().timestamp().max(0)).unwrap_or(u32::MAX);
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&seconds.to_be_bytes());
+        bytes[4..].copy_from_slice(&rand::random::<[u8; 8]>());
         Self(bytes)
     }
 
@@ -102,7 +116,7 @@ impl fmt::Debug for ObjectId {
 }
 
 macro_rules! typed_id {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $generate:ident) => {
         $(#[$doc])*
         ///
         /// On the wire: a string of 24 lower-case hex characters.
@@ -110,9 +124,9 @@ macro_rules! typed_id {
         pub struct $name(ObjectId);
 
         impl $name {
-            /// A new id for the current time.
+            /// A new id for the current time (see the module's documentation).
             pub fn generate() -> Self {
-                Self(ObjectId::generate())
+                Self(ObjectId::$generate())
             }
 
             /// Parses 24 hex characters.
@@ -171,15 +185,18 @@ macro_rules! typed_id {
 
 typed_id!(
     /// The id of an event (a show on a date in a location).
-    EventId
+    EventId,
+    generate
 );
 typed_id!(
     /// The id of a location (a venue with halls).
-    LocationId
+    LocationId,
+    generate
 );
 typed_id!(
-    /// The id of a booking.
-    BookingId
+    /// The id of a booking: [`ObjectId::unguessable`], so that no booking's id leads to another's.
+    BookingId,
+    unguessable
 );
 
 #[cfg(test)]
@@ -191,6 +208,32 @@ mod tests {
         let id = ObjectId::generate();
         assert_eq!(ObjectId::parse(&id.to_string()), Ok(id));
         assert_eq!(id.to_string().len(), 24);
+    }
+
+    #[test]
+    fn booking_ids_share_nothing_but_their_second() {
+        let ids: Vec<[u8; 12]> = (0..1000)
+            .map(|_| BookingId::generate().object_id().bytes())
+            .collect();
+        let distinct: std::collections::HashSet<[u8; 8]> = ids
+            .iter()
+            .map(|id| id[4..].try_into().expect("8 bytes"))
+            .collect();
+        assert_eq!(distinct.len(), ids.len(), "random parts repeat");
+        // Consecutive ids of a counter differ in their last bytes only; random ones differ in the
+        // bytes right after the seconds as well (all equal by chance: 2^-8 per pair).
+        let same_fifth_byte = ids.windows(2).filter(|w| w[0][4] == w[1][4]).count();
+        assert!(
+            same_fifth_byte < 50,
+            "{same_fifth_byte} of 999 pairs share byte 4"
+        );
+        let event_ids: Vec<[u8; 12]> = (0..1000)
+            .map(|_| EventId::generate().object_id().bytes())
+            .collect();
+        assert!(
+            event_ids.windows(2).all(|w| w[0][4..9] == w[1][4..9]),
+            "event ids keep the per-process bytes"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`id`]: 12-byte identifiers shown as 24 lower-case hex characters (MongoDB ObjectIds).
 //! - [`location`], [`event`], [`booking`]: entities and the rules that build them.
 //! - [`messages`]: [`messages::DomainEvent`] with its wire names and JSON bodies.
+//! - [`access`]: the authenticated caller ([`access::Principal`]) and who may do what.
 //!
 //! ```
 //! use myevents_domain::id::EventId;
@@ -17,6 +18,7 @@
 //! assert!(SeatCount::new(0).is_zero());
 //! ```
 
+pub mod access;
 pub mod booking;
 pub mod event;
 pub mod id;

@@ -6,6 +6,9 @@
 //!                                              listener; exit 0 on a 2xx answer, else 1
 //! <service> version                            print the build (JSON) and exit
 //! <service> dead-letters replay [--idle-seconds N]
+//! <service> token --sub USER [--roles R1,R2] [--ttl SECONDS]
+//!                                              print a development token signed with
+//!                                              AUTH_HS256_SECRET (AUTH_MODE=jwt), then exit
 //! ```
 //!
 //! `healthcheck` exists for container images without a shell or HTTP client (distroless): Docker's
@@ -28,6 +31,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use myevents_http::auth::{AuthConfig, mint_token};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What a service binary was asked to do on its command line.
@@ -48,15 +52,28 @@ pub enum Command {
         /// Stop after this long without a dead letter (`--idle-seconds`, default 5 s).
         idle: Duration,
     },
+    /// `token --sub USER [--roles R1,R2] [--ttl SECONDS]`: print a development token for `USER`
+    /// with those roles, valid for `SECONDS` (default 3600), signed with the HS256 secret of the
+    /// configuration (see `myevents_http::auth::mint_token`).
+    Token {
+        /// The token's `sub`.
+        subject: String,
+        /// Its roles.
+        roles: Vec<String>,
+        /// How long it is valid.
+        ttl: Duration,
+    },
 }
 
 /// The usage text of the service binaries.
 pub const USAGE: &str =
-    "usage: <service> [healthcheck [PATH] | version | dead-letters replay [--idle-seconds N]]
+    "usage: <service> [healthcheck [PATH] | version | dead-letters replay [--idle-seconds N] \
+     | token --sub USER [--roles R1,R2] [--ttl SECONDS]]
   (no arguments)         serve (configuration from the environment, see README)
   healthcheck [PATH]     GET PATH (default /readyz) on the service's listener; exit 0 on 2xx, else 1
   version                print the version and git commit of this build as JSON, then exit
-  dead-letters replay    publish the service's dead letters again, then exit";
+  dead-letters replay    publish the service's dead letters again, then exit
+  token --sub USER       print a development token signed with AUTH_HS256_SECRET, then exit";
 
 impl Command {
     /// Parses the arguments after the program name.
@@ -90,9 +107,87 @@ impl Command {
                     idle: Duration::from_secs(s),
                 })
                 .ok_or_else(|| format!("--idle-seconds wants a whole number above 0\n{USAGE}")),
+            ["token", options @ ..] => parse_token(options),
             _ => Err(format!("unknown arguments {args:?}\n{USAGE}")),
         }
     }
+}
+
+fn parse_token(options: &[&str]) -> Result<Command, String> {
+    let mut subject = None;
+    let mut roles = Vec::new();
+    let mut ttl = Duration::from_secs(3600);
+    for pair in options.chunks(2) {
+        match pair {
+            ["--sub", user] => subject = Some((*user).to_owned()),
+            ["--roles", list] => {
+                roles = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            ["--ttl", seconds] => {
+                ttl = seconds
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        format!("--ttl wants a whole number of seconds above 0\n{USAGE}")
+                    })?;
+            }
+            _ => return Err(format!("unknown token options {options:?}\n{USAGE}")),
+        }
+    }
+    let subject = subject.ok_or_else(|| format!("token needs --sub USER\n{USAGE}"))?;
+    Ok(Command::Token {
+        subject,
+        roles,
+        ttl,
+    })
+}
+
+/// Prints the development token `command` (a [`Command::Token`]) asks for, signed as `auth` says.
+/// Returns the exit status: 0 with the token on standard output, 1 with the reason on standard
+/// error (no HS256 secret configured, a subject that is not a user id).
+pub fn print_token(command: &Command, auth: &AuthConfig) -> std::process::ExitCode {
+    let Command::Token {
+        subject,
+        roles,
+        ttl,
+    } = command
+    else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let minted = match auth {
+        AuthConfig::Jwt(config) => {
+            mint_token(config, subject, roles, *ttl).map_err(|e| e.to_string())
+        }
+        AuthConfig::Off => Err(
+            "AUTH_MODE is off: set AUTH_MODE=jwt and AUTH_HS256_SECRET, \
+                                AUTH_ISSUER, AUTH_AUDIENCE as the services have them"
+                .to_owned(),
+        ),
+    };
+    let (line, status, mut out): (String, _, Box<dyn std::io::Write>) = match minted {
+        Ok(token) => (
+            format!("{token}\n"),
+            std::process::ExitCode::SUCCESS,
+            Box::new(std::io::stdout()),
+        ),
+        Err(reason) => (
+            format!("error: {reason}\n"),
+            std::process::ExitCode::FAILURE,
+            Box::new(std::io::stderr()),
+        ),
+    };
+    // Written without println!, which would panic if the stream were closed.
+    if out.write_all(line.as_bytes()).is_err() {
+        return std::process::ExitCode::FAILURE;
+    }
+    status
 }
 
 /// Why a [`probe`] failed.
@@ -195,7 +290,7 @@ pub async fn run_local_command(
                 std::process::ExitCode::FAILURE
             })
         }
-        Command::Serve | Command::ReplayDeadLetters { .. } => None,
+        Command::Serve | Command::ReplayDeadLetters { .. } | Command::Token { .. } => None,
     }
 }
 
@@ -237,6 +332,33 @@ mod tests {
             })
         );
         assert!(parse(&["dead-letters", "replay", "--idle-seconds", "0"]).is_err());
+        assert_eq!(
+            parse(&[
+                "token",
+                "--sub",
+                "alice",
+                "--roles",
+                "organiser,admin",
+                "--ttl",
+                "60"
+            ]),
+            Ok(Command::Token {
+                subject: "alice".to_owned(),
+                roles: vec!["organiser".to_owned(), "admin".to_owned()],
+                ttl: Duration::from_secs(60),
+            })
+        );
+        assert_eq!(
+            parse(&["token", "--sub", "bob"]),
+            Ok(Command::Token {
+                subject: "bob".to_owned(),
+                roles: Vec::new(),
+                ttl: Duration::from_secs(3600),
+            })
+        );
+        assert!(parse(&["token"]).is_err());
+        assert!(parse(&["token", "--sub"]).is_err());
+        assert!(parse(&["token", "--sub", "a", "--ttl", "0"]).is_err());
         assert!(parse(&["serve", "now"]).is_err());
     }
 

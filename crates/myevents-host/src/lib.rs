@@ -43,6 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use myevents_broker::config::BrokerConfig;
 use myevents_broker::{ConsumerStatus, MessageHandler, Subscription};
+use myevents_http::auth::{AuthConfig, AuthMode, Authenticator};
 use myevents_http::config::{CorsOrigins, ServerConfig};
 use myevents_http::idempotency::IdempotencyConfig;
 use myevents_http::server::Draining;
@@ -94,6 +95,9 @@ pub struct HostConfig {
     /// How long the consume loop may keep failing before `/healthz` answers 503
     /// (`CONSUMER_FAILING_LIMIT`, seconds, default 120; see `ConsumerStatus::failing_for`).
     pub consumer_failing_limit: Duration,
+    /// How callers are authenticated (`AUTH_MODE`, default `jwt` for the service binaries; see
+    /// `myevents_http::auth::AuthConfig::from_env`).
+    pub auth: AuthConfig,
 }
 
 /// `CONSUMER_FAILING_LIMIT` when unset.
@@ -116,10 +120,12 @@ impl HostConfig {
                 "CONSUMER_FAILING_LIMIT",
                 DEFAULT_CONSUMER_FAILING_LIMIT,
             )?,
+            auth: AuthConfig::from_env(AuthMode::Jwt)?,
         })
     }
 
-    /// For tests: every default, listening on free ports of 127.0.0.1, consuming `queue`.
+    /// For tests: every default, listening on free ports of 127.0.0.1, consuming `queue`, with
+    /// authentication off.
     pub fn ephemeral(queue: impl Into<String>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -129,6 +135,7 @@ impl HostConfig {
             queue: queue.into(),
             idempotency: IdempotencyConfig::default(),
             consumer_failing_limit: DEFAULT_CONSUMER_FAILING_LIMIT,
+            auth: AuthConfig::Off,
         }
     }
 }
@@ -264,6 +271,7 @@ struct Probes {
     consumer: ConsumerStatus,
     draining: Draining,
     consumer_failing_limit: Duration,
+    authentication: &'static str,
 }
 
 /// Liveness: 200 unless the consume loop has kept failing for longer than the configured limit,
@@ -292,6 +300,7 @@ async fn readyz(State(probes): State<Probes>) -> Response {
         probes.store.as_ref(),
         &probes.consumer,
         &probes.draining,
+        probes.authentication,
     )
     .await
 }
@@ -322,6 +331,15 @@ impl<S: Service> Application<S> {
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_URL)", host.listen))?;
         let local_addr = listener.local_addr()?;
+        let auth = Authenticator::start(&host.auth).await?;
+        if !auth.is_on() {
+            tracing::warn!(
+                service = S::NAME,
+                "AUTH_MODE=off: every caller is trusted as the user its X-User-Id header names, with \
+                 the organiser role; anyone who can reach this port can act as anyone. Use \
+                 AUTH_MODE=jwt wherever others can connect"
+            );
+        }
         let store = deps.store;
         let shared = store.shared().clone();
         let waker = OutboxWaker::default();
@@ -346,14 +364,18 @@ impl<S: Service> Application<S> {
                 consumer: messaging.consumer_status(),
                 draining: draining.clone(),
                 consumer_failing_limit: host.consumer_failing_limit,
+                authentication: host.auth.mode_name(),
             })
             .merge(BuildInfo::current(S::NAME).router());
         let router = myevents_http::server::with_common_layers(
             S::NAME,
             wiring.api,
             probes,
-            &host.cors,
-            &host.server,
+            &myevents_http::server::Edge {
+                auth: &auth,
+                cors: &host.cors,
+                server: &host.server,
+            },
         );
         Ok(Self {
             listener,
@@ -439,8 +461,8 @@ impl<S: Service> Application<S> {
 
 /// The `main` of a service binary: parses the command line ([`cli`]), reads the configuration, the
 /// broker (`BROKER_KIND`, default `rabbitmq`) and the store (`STORE_KIND`, default `mongodb`) from the
-/// environment, then serves until SIGTERM or ctrl-c — or runs `healthcheck`, `version` or
-/// `dead-letters replay` and exits.
+/// environment, then serves until SIGTERM or ctrl-c — or runs `healthcheck`, `version`,
+/// `dead-letters replay` or `token` and exits.
 ///
 /// A failure (an invalid variable, an address in use, a broker or store kind the binary was built
 /// without) is written to standard error with its chain of causes, `error: <what>: <why>`, and the
@@ -465,10 +487,15 @@ async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
         std::process::exit(2);
     });
     let build = BuildInfo::current(S::NAME);
+    // `version` and `healthcheck` need no configuration but the listen address.
+    let listen = listen_addr_or("LISTEN_URL", S::DEFAULTS.listen)?;
+    if let Some(status) = cli::run_local_command(&command, build, listen).await {
+        return Ok(status);
+    }
     let config = S::config_from_env()?;
     let host = S::host_config(&config);
-    if let Some(status) = cli::run_local_command(&command, build, host.listen).await {
-        return Ok(status);
+    if let cli::Command::Token { .. } = command {
+        return Ok(cli::print_token(&command, &host.auth));
     }
     let _telemetry = myevents_platform::telemetry::init(S::NAME)?;
     tracing::info!(

@@ -50,7 +50,7 @@ use myevents_store::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::caller::USER_HEADER;
+use crate::auth::Identity;
 use crate::problem::Problem;
 use myevents_platform::config::{ConfigError, seconds_or};
 
@@ -60,15 +60,14 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The response header set on replayed responses (`true`).
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// The user a request's keys belong to: `X-User-Id` as sent, or `anonymous` without it.
-pub fn user_of(headers: &HeaderMap) -> String {
-    headers
-        .get(USER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or("anonymous")
-        .to_owned()
+/// The user a request's keys belong to: the authenticated caller the [`crate::auth::authenticate`]
+/// middleware found (a token's subject; `X-User-Id`, or `anonymous`, with authentication off), so
+/// that no one can replay another user's answer by naming that user. `None` without a caller.
+pub fn user_of(extensions: &http::Extensions) -> Option<String> {
+    match extensions.get::<Identity>() {
+        Some(Identity(Some(principal))) => Some(principal.user().as_str().to_owned()),
+        _ => None,
+    }
 }
 
 /// Largest response body kept for replay, in bytes.
@@ -336,14 +335,15 @@ pub async fn middleware(
         Ok(None) => return next.run(request).await,
         Err(problem) => return problem.into_response(),
     };
+    // Without a caller the handler refuses the request (401): there is nothing to keep.
+    let Some(user) = user_of(request.extensions()) else {
+        return next.run(request).await;
+    };
     let (mut parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_FINGERPRINTED_BODY).await else {
         return Problem::body_too_large().into_response();
     };
-    let scope = IdempotencyScope {
-        user: user_of(&parts.headers),
-        key,
-    };
+    let scope = IdempotencyScope { user, key };
     let idempotency = &route.idempotency;
     let request = IdempotentRequest {
         fingerprint: fingerprint(&parts.method, parts.uri.path(), &body),
@@ -559,6 +559,10 @@ mod tests {
                 axum::routing::post(answer(5000).layer(layer.clone())),
             )
             .route("/small", axum::routing::post(answer(100).layer(layer)))
+            .layer(axum::middleware::from_fn_with_state(
+                crate::auth::Authenticator::off(),
+                crate::auth::authenticate,
+            ))
     }
 
     async fn post(app: &axum::Router, path: &str, key: &str) -> (StatusCode, String) {

@@ -7,7 +7,8 @@
 //!   a status, and the cause of a server error carried to the log.
 //! - [`json`]: [`json::JsonBody`], the request-body extractor with the reference's case-insensitive
 //!   keys and media types, rejecting with a problem body.
-//! - [`caller`]: [`caller::Caller`], who calls (`X-User-Id`) and in which trace.
+//! - [`auth`]: who calls — bearer JWTs verified against a JWKS, a public key or an HS256 secret,
+//!   or `X-User-Id` with authentication off — as a middleware and the [`auth::Caller`] extractor.
 //! - [`idempotency`]: the `Idempotency-Key` header as a middleware and the [`idempotency::Reserved`]
 //!   extractor (replayed responses, 409 in flight, 422 on reuse).
 //! - [`path`]: [`path::IdPath`], a typed id from the URL (404 when it is not one).
@@ -25,12 +26,15 @@
 //!     "hello-service",
 //!     api,
 //!     axum::Router::new(),
-//!     &CorsOrigins::Any,
-//!     &ServerConfig::with_metrics(None),
+//!     &myevents_http::server::Edge {
+//!         auth: &myevents_http::auth::Authenticator::off(),
+//!         cors: &CorsOrigins::Any,
+//!         server: &ServerConfig::with_metrics(None),
+//!     },
 //! );
 //! ```
 
-pub mod caller;
+pub mod auth;
 pub mod config;
 pub mod idempotency;
 pub mod json;

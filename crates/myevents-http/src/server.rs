@@ -29,6 +29,7 @@ use tracing::Level;
 
 use myevents_store::StoreHealth;
 
+use crate::auth::{Authenticator, authenticate};
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::problem::Problem;
 use crate::problem::ServerErrorCause;
@@ -37,8 +38,9 @@ use crate::problem::{method_not_allowed, route_not_found};
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// CORS for the APIs: the methods and headers the frontend and API clients use, `Location`, `Link` and
-/// `x-request-id` readable by scripts, preflights cached for 10 minutes.
+/// CORS for the APIs: the methods and headers the frontend and API clients use (`Authorization`
+/// included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After` and `x-request-id` readable by
+/// scripts, preflights cached for 10 minutes.
 pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
@@ -54,12 +56,19 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
         .allow_headers([
             header::CONTENT_TYPE,
             header::ACCEPT,
+            header::AUTHORIZATION,
             HeaderName::from_static("x-user-id"),
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("traceparent"),
             REQUEST_ID,
         ])
-        .expose_headers([header::LOCATION, header::LINK, REQUEST_ID])
+        .expose_headers([
+            header::LOCATION,
+            header::LINK,
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            REQUEST_ID,
+        ])
         .max_age(Duration::from_secs(600))
 }
 
@@ -227,8 +236,21 @@ fn limited(router: Router, limit: usize, timeout: Duration) -> Router {
         ))
 }
 
+/// What the shared middleware of [`with_common_layers`] is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge<'a> {
+    /// Who calls.
+    pub auth: &'a Authenticator,
+    /// Which origins browsers may call from.
+    pub cors: &'a CorsOrigins,
+    /// Limits and time-outs.
+    pub server: &'a ServerConfig,
+}
+
 /// Puts a service's API routes (`api`) and its probe routes (`probes`: health, readiness, version)
-/// behind the shared middleware. The API gets the 404/405 problem fallbacks, a body read in full
+/// behind the shared middleware. The API gets authentication by `edge.auth` (see
+/// [`crate::auth::authenticate`]: 401 for credentials that do not verify, the caller for the
+/// [`crate::auth::Caller`] extractor), the 404/405 problem fallbacks, a body read in full
 /// first (see [`ServerConfig::body_read_timeout`]; 413 from `Content-Length` alone), load shedding
 /// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`); the probes get
 /// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
@@ -239,13 +261,19 @@ pub fn with_common_layers(
     service: &'static str,
     api: Router,
     probes: Router,
-    origins: &CorsOrigins,
-    server: &ServerConfig,
+    edge: &Edge<'_>,
 ) -> Router {
+    let Edge {
+        auth,
+        cors: origins,
+        server,
+    } = *edge;
     let api = limited(
         api.fallback(route_not_found)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(server.body_limit)),
+            .layer(DefaultBodyLimit::max(server.body_limit))
+            // Inside the concurrency limit: verifying signatures is work the limit bounds.
+            .layer(middleware::from_fn_with_state(auth.clone(), authenticate)),
         server.max_concurrent_requests,
         server.request_timeout,
     )
@@ -333,11 +361,13 @@ impl Draining {
 }
 
 /// The readiness of a service with a store and a consumer: `store`, `broker` (the consumer is
-/// attached to it) and `shutdown` checks.
+/// attached to it) and `shutdown` checks, and how callers are authenticated (`authentication`:
+/// `jwt`, or `off`, which a reader of `/readyz` should notice).
 pub async fn store_and_consumer_readiness(
     store: &dyn StoreHealth,
     consumer: &myevents_broker::ConsumerStatus,
     draining: &Draining,
+    authentication: &'static str,
 ) -> Response {
     let store = check_store(store).await;
     let broker = if consumer.is_attached() {
@@ -350,12 +380,16 @@ pub async fn store_and_consumer_readiness(
     } else {
         Ok(())
     };
-    readiness(&[("store", store), ("broker", broker), ("shutdown", shutdown)])
+    readiness(
+        &[("store", store), ("broker", broker), ("shutdown", shutdown)],
+        authentication,
+    )
 }
 
-/// The answer of a readiness probe: 200 `{"status":"ready","checks":{…}}` when every check passed,
-/// else 503 `{"status":"unavailable","checks":{name: "ok" | reason}}` naming what is down.
-pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
+/// The answer of a readiness probe: 200 `{"status":"ready","checks":{…},"authentication":…}` when
+/// every check passed, else 503 `{"status":"unavailable","checks":{name: "ok" | reason},…}` naming
+/// what is down; `authentication` is the `AUTH_MODE` in force (`jwt` or `off`).
+pub fn readiness(checks: &[(&str, Result<(), String>)], authentication: &'static str) -> Response {
     let ready = checks.iter().all(|(_, result)| result.is_ok());
     let details: serde_json::Map<String, serde_json::Value> = checks
         .iter()
@@ -375,6 +409,7 @@ pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": details,
+        "authentication": authentication,
     });
     (status, axum::Json(body)).into_response()
 }
@@ -480,7 +515,16 @@ mod tests {
             )
             .route("/echo", post(|body: axum::body::Bytes| async move { body }))
             .route("/big", get(|| async { "x".repeat(10_000) }));
-        with_common_layers("test", routes, Router::new(), &CorsOrigins::Any, server)
+        with_common_layers(
+            "test",
+            routes,
+            Router::new(),
+            &Edge {
+                auth: &Authenticator::off(),
+                cors: &CorsOrigins::Any,
+                server,
+            },
+        )
     }
 
     async fn body_json(response: Response) -> serde_json::Value {
@@ -562,8 +606,11 @@ mod tests {
             "test",
             routes,
             Router::new(),
-            &CorsOrigins::Any,
-            &ServerConfig::ephemeral(),
+            &Edge {
+                auth: &Authenticator::off(),
+                cors: &CorsOrigins::Any,
+                server: &ServerConfig::ephemeral(),
+            },
         );
         let ready = app
             .clone()
@@ -597,8 +644,11 @@ mod tests {
             "test",
             routes,
             Router::new(),
-            &CorsOrigins::Any,
-            &ServerConfig::ephemeral(),
+            &Edge {
+                auth: &Authenticator::off(),
+                cors: &CorsOrigins::Any,
+                server: &ServerConfig::ephemeral(),
+            },
         )
         .oneshot(
             Request::get("/events/%ff")

@@ -333,8 +333,8 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `binary` with `env` (plus `LOG_FORMAT=json`, `LISTEN_URL=127.0.0.1:0` and
-    /// `METRICS_LISTEN_URL=127.0.0.1:0` unless given) and
+    /// Starts `binary` with `env` (plus `LOG_FORMAT=json`, `LISTEN_URL=127.0.0.1:0`,
+    /// `METRICS_LISTEN_URL=127.0.0.1:0` and `AUTH_MODE=off` unless given) and
     /// waits up to 30 s for its `http server listening` log line.
     ///
     /// # Panics
@@ -346,6 +346,7 @@ impl ServiceProcess {
             .env("RUST_LOG", "info")
             .env("LISTEN_URL", "127.0.0.1:0")
             .env("METRICS_LISTEN_URL", "127.0.0.1:0")
+            .env("AUTH_MODE", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use myevents_domain::access::Principal;
 use myevents_domain::booking::{Booking, BookingSeats, SeatInventory, UserId};
 use myevents_domain::id::{BookingId, EventId};
 use myevents_domain::messages::{
@@ -61,13 +62,13 @@ pub enum PlaceError {
     Store(#[from] RepositoryError),
 }
 
-/// Cancel a booking on behalf of a user.
+/// Cancel a booking on behalf of a caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelBooking {
     /// The booking.
     pub booking_id: BookingId,
-    /// Who asks: only the user who booked may cancel.
-    pub user_id: UserId,
+    /// Who asks: the user who booked, or an administrator (see [`Principal::may_act_for`]).
+    pub by: Principal,
     /// The W3C `traceparent` the `bookingCancelled` message continues.
     pub trace_parent: Option<String>,
 }
@@ -75,12 +76,25 @@ pub struct CancelBooking {
 /// Why a booking was not cancelled.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
-    /// No such booking.
+    /// No such booking, or one the caller may not act for (someone else's booking is not shown
+    /// to exist).
     #[error("no booking with id {0}")]
     NotFound(BookingId),
-    /// The booking is someone else's.
-    #[error("only the user who booked may cancel this booking")]
-    Forbidden,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+}
+
+/// Why a list of bookings was not given.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The service knows no such event.
+    #[error("no event with id {0}")]
+    EventNotFound(EventId),
+    /// The caller may not see these bookings: another user's (only the user and administrators
+    /// may), or an event's without the organiser role.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] RepositoryError),
@@ -247,8 +261,8 @@ impl BookingService {
             .booking(id)
             .await?
             .ok_or(CancelError::NotFound(id))?;
-        if booking.user_id != command.user_id {
-            return Err(CancelError::Forbidden);
+        if !command.by.may_act_for(&booking.user_id) {
+            return Err(CancelError::NotFound(id));
         }
         let cancelled_at = now_seconds();
         let announce = OutboxMessage::new(DomainEvent::BookingCancelled(BookingCancelled {
@@ -274,42 +288,58 @@ impl BookingService {
         }
     }
 
-    /// One booking.
+    /// One booking, for its buyer or an administrator; `None` when there is none the caller `by`
+    /// may see (someone else's booking is not shown to exist).
     ///
     /// # Errors
     /// The store's failure.
-    pub async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
-        self.bookings.booking(id).await
+    pub async fn booking(
+        &self,
+        id: BookingId,
+        by: &Principal,
+    ) -> Result<Option<Booking>, RepositoryError> {
+        let booking = self.bookings.booking(id).await?;
+        Ok(booking.filter(|b| by.may_act_for(&b.user_id)))
     }
 
-    /// A page of an event's bookings; `None` when the service knows no such event.
+    /// A page of an event's bookings, for an organiser.
     ///
     /// # Errors
-    /// The store's failure.
+    /// [`ListError::Forbidden`] without the organiser role, [`ListError::EventNotFound`] when the
+    /// service knows no such event, or the store's failure.
     pub async fn bookings_for_event(
         &self,
         event_id: EventId,
         page: PageRequest,
-    ) -> Result<Option<Vec<Booking>>, RepositoryError> {
-        if self.bookings.inventory(event_id).await?.is_none() {
-            return Ok(None);
+        by: &Principal,
+    ) -> Result<Vec<Booking>, ListError> {
+        if !by.is_organiser() {
+            return Err(ListError::Forbidden(
+                "an event's bookings are shown to organisers only",
+            ));
         }
-        self.bookings
-            .bookings_for_event(event_id, page)
-            .await
-            .map(Some)
+        if self.bookings.inventory(event_id).await?.is_none() {
+            return Err(ListError::EventNotFound(event_id));
+        }
+        Ok(self.bookings.bookings_for_event(event_id, page).await?)
     }
 
-    /// A page of a user's bookings.
+    /// A page of a user's bookings, for that user or an administrator.
     ///
     /// # Errors
-    /// The store's failure.
+    /// [`ListError::Forbidden`] for anyone else, or the store's failure.
     pub async fn bookings_for_user(
         &self,
         user: &UserId,
         page: PageRequest,
-    ) -> Result<Vec<Booking>, RepositoryError> {
-        self.bookings.bookings_for_user(user, page).await
+        by: &Principal,
+    ) -> Result<Vec<Booking>, ListError> {
+        if !by.may_act_for(user) {
+            return Err(ListError::Forbidden(
+                "a user's bookings are shown to that user and administrators only",
+            ));
+        }
+        Ok(self.bookings.bookings_for_user(user, page).await?)
     }
 
     /// Records the seat inventory of a created event (its capacity, else the configured default, else
@@ -375,6 +405,7 @@ impl BookingService {
 
 #[cfg(test)]
 mod tests {
+    use myevents_domain::access::Roles;
     use myevents_store::memory::{InMemoryBookingRepository, InMemoryOutbox};
     use myevents_store::{MAX_PAGE_LIMIT, Outbox};
 
@@ -485,7 +516,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_the_user_who_booked_cancels_and_cancelling_again_answers_the_same() {
+    async fn only_the_user_who_booked_cancels_others_find_nothing_and_cancelling_again_answers_the_same()
+     {
         let Fixture { service, outbox } = fixture();
         let event_id = event(&service, 2).await;
         let booking = service
@@ -494,12 +526,12 @@ mod tests {
             .expect("placed");
         let cancel = |user: &str| CancelBooking {
             booking_id: booking.id,
-            user_id: UserId::parse(user).expect("user"),
+            by: Principal::new(UserId::parse(user).expect("user"), Roles::default()),
             trace_parent: None,
         };
         assert!(matches!(
             service.cancel(cancel("bob")).await,
-            Err(CancelError::Forbidden)
+            Err(CancelError::NotFound(_))
         ));
         let cancelled = service.cancel(cancel("alice")).await.expect("cancelled");
         assert!(cancelled.cancelled_at.is_some());
@@ -537,15 +569,74 @@ mod tests {
             service.place(place(event_id, "alice", 1)).await,
             Err(PlaceError::SoldOut { remaining: 0, .. })
         ));
+        let organiser = Principal::new(
+            UserId::parse("org").expect("user"),
+            Roles {
+                organiser: true,
+                ..Roles::default()
+            },
+        );
         let listed = service
-            .bookings_for_event(event_id, PageRequest::new(None, MAX_PAGE_LIMIT))
+            .bookings_for_event(event_id, PageRequest::new(None, MAX_PAGE_LIMIT), &organiser)
             .await
             .expect("listed");
-        assert_eq!(listed, Some(Vec::new()));
+        assert_eq!(listed, Vec::new());
         let unknown = service
-            .bookings_for_event(EventId::generate(), PageRequest::new(None, 10))
+            .bookings_for_event(EventId::generate(), PageRequest::new(None, 10), &organiser)
+            .await;
+        assert!(matches!(unknown, Err(ListError::EventNotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn bookings_are_shown_to_their_buyer_administrators_and_for_an_event_to_organisers() {
+        let Fixture { service, .. } = fixture();
+        let event_id = event(&service, 4).await;
+        let booking = service
+            .place(place(event_id, "alice", 1))
             .await
-            .expect("listed");
-        assert_eq!(unknown, None);
+            .expect("placed");
+        let who =
+            |name: &str, roles: Roles| Principal::new(UserId::parse(name).expect("user"), roles);
+        let alice = who("alice", Roles::default());
+        let bob = who("bob", Roles::default());
+        let admin = who(
+            "root",
+            Roles {
+                admin: true,
+                organiser: false,
+            },
+        );
+        let organiser = who(
+            "org",
+            Roles {
+                admin: false,
+                organiser: true,
+            },
+        );
+        let page = PageRequest::new(None, 10);
+        for (caller, sees) in [
+            (&alice, true),
+            (&bob, false),
+            (&admin, true),
+            (&organiser, false),
+        ] {
+            let seen = service.booking(booking.id, caller).await.expect("read");
+            assert_eq!(seen.is_some(), sees, "{caller:?} reads the booking");
+            let listed = service
+                .bookings_for_user(&booking.user_id, page, caller)
+                .await;
+            assert_eq!(listed.is_ok(), sees, "{caller:?} lists alice's bookings");
+        }
+        for (caller, sees) in [(&alice, false), (&admin, false), (&organiser, true)] {
+            let listed = service.bookings_for_event(event_id, page, caller).await;
+            assert_eq!(
+                listed.is_ok(),
+                sees,
+                "{caller:?} lists the event's bookings"
+            );
+            if !sees {
+                assert!(matches!(listed, Err(ListError::Forbidden(_))));
+            }
+        }
     }
 }

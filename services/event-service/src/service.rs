@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use myevents_domain::access::Principal;
 use myevents_domain::event::{Event, EventDraft};
 use myevents_domain::id::{EventId, LocationId};
 use myevents_domain::location::{Location, LocationDraft};
@@ -24,6 +25,8 @@ pub struct CreateLocation {
     pub resumed: bool,
     /// The location as the client described it (validated here).
     pub draft: LocationDraft,
+    /// Who asks: an organiser (see [`Principal::is_organiser`]).
+    pub by: Principal,
     /// The W3C `traceparent` the `locationCreated` message continues.
     pub trace_parent: Option<String>,
 }
@@ -50,6 +53,8 @@ pub struct CreateEvent {
     pub draft: EventDraft,
     /// Its location.
     pub location: EventLocation,
+    /// Who asks: an organiser (see [`Principal::is_organiser`]).
+    pub by: Principal,
     /// The W3C `traceparent` the messages continue.
     pub trace_parent: Option<String>,
 }
@@ -60,6 +65,9 @@ pub enum CreateError {
     /// The input breaks a rule (one entry per field).
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The caller does not hold the organiser role.
+    #[error("creating locations and events needs the organiser role")]
+    Forbidden,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] RepositoryError),
@@ -106,8 +114,12 @@ impl EventService {
     /// answers the location an interrupted attempt stored, if any.
     ///
     /// # Errors
-    /// [`CreateError`]: an invalid location, or the store's failure.
+    /// [`CreateError`]: a caller without the organiser role, an invalid location, or the store's
+    /// failure.
     pub async fn create_location(&self, command: CreateLocation) -> Result<Location, CreateError> {
+        if !command.by.is_organiser() {
+            return Err(CreateError::Forbidden);
+        }
         if command.resumed
             && let Some(existing) = self.locations.get(command.id).await?
         {
@@ -123,8 +135,12 @@ impl EventService {
     /// stored.
     ///
     /// # Errors
-    /// [`CreateError`]: an invalid event, a missing or unknown location, or the store's failure.
+    /// [`CreateError`]: a caller without the organiser role, an invalid event, a missing or unknown
+    /// location, or the store's failure.
     pub async fn create_event(&self, command: CreateEvent) -> Result<Event, CreateError> {
+        if !command.by.is_organiser() {
+            return Err(CreateError::Forbidden);
+        }
         let ((event_id, location_id), resumed) = (command.ids, command.resumed);
         if resumed && let Some(existing) = self.events.get(event_id).await? {
             return Ok(existing);
@@ -216,6 +232,8 @@ impl EventService {
 
 #[cfg(test)]
 mod tests {
+    use myevents_domain::access::Roles;
+    use myevents_domain::booking::UserId;
     use myevents_domain::location::HallDraft;
     use myevents_store::Outbox;
     use myevents_store::memory::{
@@ -260,14 +278,55 @@ mod tests {
         }
     }
 
+    fn organiser() -> Principal {
+        Principal::new(
+            UserId::parse("org").expect("user"),
+            Roles {
+                organiser: true,
+                admin: false,
+            },
+        )
+    }
+
     fn create_event(location: EventLocation) -> CreateEvent {
         CreateEvent {
             ids: (EventId::generate(), LocationId::generate()),
             resumed: false,
             draft: event_draft(),
             location,
+            by: organiser(),
             trace_parent: None,
         }
+    }
+
+    #[tokio::test]
+    async fn only_an_organiser_creates_locations_and_events() {
+        let (service, outbox) = service();
+        let user = Principal::new(UserId::parse("alice").expect("user"), Roles::default());
+        let refused = service
+            .create_event(CreateEvent {
+                by: user.clone(),
+                ..create_event(EventLocation::New(location_draft()))
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(CreateError::Forbidden)),
+            "{refused:?}"
+        );
+        let refused = service
+            .create_location(CreateLocation {
+                id: LocationId::generate(),
+                resumed: false,
+                draft: location_draft(),
+                by: user,
+                trace_parent: None,
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(CreateError::Forbidden)),
+            "{refused:?}"
+        );
+        assert!(names(&outbox).await.is_empty());
     }
 
     async fn names(outbox: &InMemoryOutbox) -> Vec<&'static str> {
@@ -312,6 +371,7 @@ mod tests {
                 id: LocationId::generate(),
                 resumed: false,
                 draft: location_draft(),
+                by: organiser(),
                 trace_parent: None,
             })
             .await

@@ -21,6 +21,7 @@ use myevents_booking_service::config::BookingServiceConfig;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_event_service::config::EventServiceConfig;
 use myevents_host::HostConfig;
+use myevents_http::auth::{AuthConfig, AuthMode};
 use myevents_http::config::{CorsOrigins, ServerConfig};
 use myevents_http::idempotency::IdempotencyConfig;
 use myevents_messaging::broker::Broker;
@@ -44,6 +45,9 @@ pub struct SuiteConfig {
     /// Limits, shutdown and the one metrics server of both services (`METRICS_LISTEN_URL`, default
     /// `127.0.0.1:9100`; one process, one registry, the series told apart by their `service` label).
     pub server: ServerConfig,
+    /// How both services authenticate callers (`AUTH_MODE`, default `off` here, so that the book's
+    /// frontend, which sends no token, works against `cargo run`).
+    pub auth: AuthConfig,
 }
 
 impl SuiteConfig {
@@ -59,6 +63,7 @@ impl SuiteConfig {
             max_seats_per_booking: parse_or("MAX_SEATS_PER_BOOKING", 10u32)?,
             idempotency: IdempotencyConfig::from_env()?,
             server: ServerConfig::from_env("127.0.0.1:9100")?,
+            auth: AuthConfig::from_env(AuthMode::Off)?,
         })
     }
 
@@ -72,6 +77,7 @@ impl SuiteConfig {
             max_seats_per_booking: 10,
             idempotency: IdempotencyConfig::default(),
             server: ServerConfig::ephemeral(),
+            auth: AuthConfig::Off,
         }
     }
 }
@@ -97,6 +103,7 @@ impl Suite {
             queue: queue.to_owned(),
             idempotency: config.idempotency,
             consumer_failing_limit: myevents_host::DEFAULT_CONSUMER_FAILING_LIMIT,
+            auth: config.auth.clone(),
         };
         let event_config = EventServiceConfig {
             host: host(config.event_listen, "events-service", config.server),

@@ -22,8 +22,25 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let _telemetry = myevents_platform::telemetry::init("myevents")?;
     let config = SuiteConfig::from_env()?;
+    // `myevents token --sub USER [--roles …] [--ttl …]`: a development token for AUTH_MODE=jwt.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        let command = myevents_host::cli::Command::parse(args)
+            .ok()
+            .filter(|c| matches!(c, myevents_host::cli::Command::Token { .. }))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "usage: myevents [token --sub USER [--roles R1,R2] [--ttl SECONDS]]"
+                )
+            })?;
+        let status = myevents_host::cli::print_token(&command, &config.auth);
+        if status != std::process::ExitCode::SUCCESS {
+            anyhow::bail!("no token minted");
+        }
+        return Ok(());
+    }
+    let _telemetry = myevents_platform::telemetry::init("myevents")?;
     let suite = Suite::build(&config).await?;
     // Written without println!, which would panic if standard output were closed.
     let banner = format!(

@@ -6,6 +6,7 @@ use myevents_testkit::binary_path;
 
 async fn start_fails(binary: &str, variable: &str, value: &str) {
     let output = tokio::process::Command::new(binary_path(binary))
+        .env("AUTH_MODE", "off")
         .env(variable, value)
         .env("LISTEN_URL", "127.0.0.1:0")
         .stdout(Stdio::null())
@@ -40,8 +41,48 @@ async fn malformed_addresses_urls_and_numbers_are_named() {
 }
 
 #[tokio::test]
+async fn the_binaries_verify_tokens_by_default_and_refuse_to_start_without_keys() {
+    for binary in ["event-service", "booking-service"] {
+        let output = tokio::process::Command::new(binary_path(binary))
+            .env_remove("AUTH_MODE")
+            .env("LISTEN_URL", "127.0.0.1:0")
+            .env("STORE_KIND", "memory")
+            .env("BROKER_KIND", "memory")
+            .stdout(Stdio::null())
+            .output()
+            .await
+            .expect("run");
+        assert!(!output.status.success(), "{binary} started without keys");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("AUTH_MODE") && stderr.contains("AUTH_JWKS_URL"),
+            "{binary}: {stderr}"
+        );
+    }
+    start_fails("event-service", "AUTH_MODE", "maybe").await;
+    let short = tokio::process::Command::new(binary_path("booking-service"))
+        .env("AUTH_MODE", "jwt")
+        .env("AUTH_HS256_SECRET", "too-short-secret")
+        .env("AUTH_ISSUER", "local")
+        .env("AUTH_AUDIENCE", "myevents")
+        .env("LISTEN_URL", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(!short.status.success());
+    assert!(stderr.contains("AUTH_HS256_SECRET"), "{stderr}");
+    assert!(
+        !stderr.contains("too-short-secret"),
+        "the secret is shown: {stderr}"
+    );
+}
+
+#[tokio::test]
 async fn a_bad_listen_address_is_named() {
     let output = tokio::process::Command::new(binary_path("event-service"))
+        .env("AUTH_MODE", "off")
         .env("LISTEN_URL", "nowhere")
         .stdout(Stdio::null())
         .output()

@@ -104,6 +104,7 @@ async fn a_start_up_failure_exits_with_status_1_and_the_error_alone() {
         let output = tokio::time::timeout(
             Duration::from_secs(30),
             tokio::process::Command::new(binary_path(binary))
+                .env("AUTH_MODE", "off")
                 .env("LISTEN_URL", "127.0.0.1:0")
                 .env("METRICS_LISTEN_URL", &metrics)
                 .env("BROKER_KIND", "rabbitmq")

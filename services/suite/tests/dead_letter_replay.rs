@@ -41,6 +41,7 @@ impl MessageHandler for Broken {
 fn replay(env: &[(&str, String)]) -> Value {
     let output = std::process::Command::new(binary_path("booking-service"))
         .args(["dead-letters", "replay", "--idle-seconds", "2"])
+        .env("AUTH_MODE", "off")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("LOG_FORMAT", "json")
         .output()

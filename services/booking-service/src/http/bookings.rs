@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use myevents_domain::booking::{Booking, UserId};
 use myevents_domain::id::{BookingId, EventId};
-use myevents_http::caller::Caller;
+use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::paging::{Page, link_next};
@@ -44,8 +44,8 @@ fn booking_answer(booking: &Booking) -> Response {
 /// [`myevents_http::idempotency`]).
 async fn book(
     State(state): State<AppState>,
-    IdPath(event_id): IdPath<EventId>,
     caller: Caller,
+    IdPath(event_id): IdPath<EventId>,
     reserved: Reserved<BookingId>,
     JsonBody(input): JsonBody<BookingInput>,
 ) -> Result<Response, ApiError> {
@@ -53,7 +53,7 @@ async fn book(
         booking_id: reserved.id,
         resumed: reserved.resumed,
         event_id,
-        user_id: caller.user,
+        user_id: caller.principal.user().clone(),
         seats: input.seats,
         trace_parent: caller.trace_parent,
     };
@@ -62,26 +62,31 @@ async fn book(
     Ok(created(&location, &BookingBody::from(&booking)))
 }
 
-/// `DELETE /bookings/{id}`: only the user who booked (`X-User-Id`) may cancel; cancelling again answers
-/// the same.
+/// `DELETE /bookings/{id}`: only the user who booked, or an administrator, may cancel (anyone else
+/// gets 404, as for a booking that does not exist); cancelling again answers the same.
 async fn cancel(
     State(state): State<AppState>,
-    IdPath(booking_id): IdPath<BookingId>,
     caller: Caller,
+    IdPath(booking_id): IdPath<BookingId>,
 ) -> Result<Response, ApiError> {
     let command = CancelBooking {
         booking_id,
-        user_id: caller.user,
+        by: caller.principal,
         trace_parent: caller.trace_parent,
     };
     Ok(booking_answer(&state.bookings.cancel(command).await?))
 }
 
+/// `GET /bookings/{id}`: for the user who booked, or an administrator (anyone else gets 404).
 async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     IdPath(booking_id): IdPath<BookingId>,
 ) -> Result<Response, ApiError> {
-    let booking = state.bookings.booking(booking_id).await?;
+    let booking = state
+        .bookings
+        .booking(booking_id, &caller.principal)
+        .await?;
     let booking =
         booking.ok_or_else(|| ApiError::NotFound(format!("no booking with id {booking_id}")))?;
     Ok(booking_answer(&booking))
@@ -95,25 +100,33 @@ fn listing(path: &str, page: myevents_store::PageRequest, bookings: &[Booking]) 
     response
 }
 
+/// `GET /events/{id}/bookings`: for organisers.
 async fn list_for_event(
     State(state): State<AppState>,
+    caller: Caller,
     IdPath(event_id): IdPath<EventId>,
     Page(page): Page,
 ) -> Result<Response, ApiError> {
-    let bookings = state.bookings.bookings_for_event(event_id, page).await?;
-    let bookings =
-        bookings.ok_or_else(|| ApiError::NotFound(format!("no event with id {event_id}")))?;
+    let bookings = state
+        .bookings
+        .bookings_for_event(event_id, page, &caller.principal)
+        .await?;
     let path = format!("/events/{event_id}/bookings");
     Ok(listing(&path, page, &bookings))
 }
 
+/// `GET /users/{userId}/bookings`: for that user, or an administrator (anyone else gets 403).
 async fn list_for_user(
     State(state): State<AppState>,
+    caller: Caller,
     Path(user_id): Path<String>,
     Page(page): Page,
 ) -> Result<Response, ApiError> {
     let user = UserId::parse(&user_id)?;
-    let bookings = state.bookings.bookings_for_user(&user, page).await?;
+    let bookings = state
+        .bookings
+        .bookings_for_user(&user, page, &caller.principal)
+        .await?;
     let user_segment = utf8_percent_encode(user.as_str(), NON_ALPHANUMERIC);
     let path = format!("/users/{user_segment}/bookings");
     Ok(listing(&path, page, &bookings))

@@ -8,7 +8,7 @@ use myevents_http::idempotency::Idempotency;
 use myevents_http::problem::Problem;
 use myevents_store::RepositoryError;
 
-use crate::service::{BookingService, CancelError, PlaceError};
+use crate::service::{BookingService, CancelError, ListError, PlaceError};
 
 mod bookings;
 pub mod wire;
@@ -42,6 +42,9 @@ pub enum ApiError {
     /// Cancelling a booking failed.
     #[error(transparent)]
     Cancel(#[from] CancelError),
+    /// Listing bookings failed.
+    #[error(transparent)]
+    List(#[from] ListError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] RepositoryError),
@@ -66,12 +69,16 @@ impl IntoResponse for ApiError {
                 format!("{error}; retry with the same Idempotency-Key to finish it"),
                 1,
             ),
-            Self::Cancel(error @ CancelError::Forbidden) => {
+            Self::List(error @ ListError::EventNotFound(_)) => {
+                Problem::not_found(error.to_string())
+            }
+            Self::List(error @ ListError::Forbidden(_)) => {
                 Problem::status(StatusCode::FORBIDDEN, error.to_string())
             }
             Self::Store(error)
             | Self::Place(PlaceError::Store(error))
-            | Self::Cancel(CancelError::Store(error)) => Problem::from(error),
+            | Self::Cancel(CancelError::Store(error))
+            | Self::List(ListError::Store(error)) => Problem::from(error),
         };
         problem.into_response()
     }

@@ -9,11 +9,12 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
+use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::paging::{Page, link_next};
 use myevents_http::path::IdPath;
-use myevents_http::server::{TraceParent, created};
+use myevents_http::server::created;
 
 use super::wire::{EventBody, EventInput, LocationInput};
 use super::{ApiError, AppState};
@@ -36,13 +37,13 @@ fn event_answer(event: Option<Event>, what: impl FnOnce() -> String) -> Result<R
     Ok(json_response(StatusCode::OK, &EventBody::from(&event)))
 }
 
-/// `POST /events`, at most once per `Idempotency-Key` (see [`myevents_http::idempotency`]). A key
+/// `POST /events`, for organisers, at most once per `Idempotency-Key` (see [`myevents_http::idempotency`]). A key
 /// reserves both the event's id and that of the location it may describe inline, so a resumed
 /// request finds what an interrupted one stored.
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     reserved: Reserved<(EventId, LocationId)>,
-    TraceParent(trace_parent): TraceParent,
     JsonBody(input): JsonBody<EventInput>,
 ) -> Result<Response, ApiError> {
     let (draft, location) = input.into_parts();
@@ -57,7 +58,8 @@ async fn create(
         resumed: reserved.resumed,
         draft,
         location,
-        trace_parent,
+        by: caller.principal,
+        trace_parent: caller.trace_parent,
     };
     let event = state.events.create_event(command).await?;
     Ok(created(

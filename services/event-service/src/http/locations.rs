@@ -8,11 +8,12 @@ use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{get, post};
 use myevents_domain::id::LocationId;
+use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::paging::{Page, link_next};
 use myevents_http::path::IdPath;
-use myevents_http::server::{TraceParent, created};
+use myevents_http::server::created;
 
 use super::wire::{LocationBody, LocationInput};
 use super::{ApiError, AppState};
@@ -28,18 +29,19 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/locations/{id}", get(read))
 }
 
-/// `POST /locations`, at most once per `Idempotency-Key` (see [`myevents_http::idempotency`]).
+/// `POST /locations`, for organisers, at most once per `Idempotency-Key` (see [`myevents_http::idempotency`]).
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     reserved: Reserved<LocationId>,
-    TraceParent(trace_parent): TraceParent,
     JsonBody(input): JsonBody<LocationInput>,
 ) -> Result<Response, ApiError> {
     let command = CreateLocation {
         id: reserved.id,
         resumed: reserved.resumed,
         draft: input.into_draft(),
-        trace_parent,
+        by: caller.principal,
+        trace_parent: caller.trace_parent,
     };
     let location = state.events.create_location(command).await?;
     let path = format!("/locations/{}", location.id);

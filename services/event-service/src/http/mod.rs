@@ -47,6 +47,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = match self {
             Self::Create(CreateError::Invalid(error)) => Problem::from(error),
+            Self::Create(error @ CreateError::Forbidden) => {
+                Problem::status(axum::http::StatusCode::FORBIDDEN, error.to_string())
+            }
             Self::Missing(what) => Problem::not_found(what),
             Self::Store(error) | Self::Create(CreateError::Store(error)) => Problem::from(error),
         };
