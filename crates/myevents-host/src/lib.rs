@@ -67,7 +67,8 @@ pub mod cli;
 pub struct HostDefaults {
     /// `LISTEN_URL` when unset (`0.0.0.0:8181`, `0.0.0.0:8282`).
     pub listen: &'static str,
-    /// `METRICS_LISTEN_URL` when unset (`0.0.0.0:9100`, `0.0.0.0:9101`).
+    /// `METRICS_LISTEN_URL` when unset (`127.0.0.1:9100`, `127.0.0.1:9101`: loopback only, so that
+    /// a deployment exposes metrics to its scraper on purpose).
     pub metrics: &'static str,
     /// The variable naming the service's queue (or consumer group), e.g. `BOOKING_QUEUE`.
     pub queue_variable: &'static str,

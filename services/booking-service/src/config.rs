@@ -30,7 +30,7 @@ fn fault_from_env() -> Result<Option<Fault>, ConfigError> {
 /// queue `BOOKING_QUEUE` (default `booking`, the reference's queue), database `myevents_booking`.
 pub const DEFAULTS: HostDefaults = HostDefaults {
     listen: "0.0.0.0:8282",
-    metrics: "0.0.0.0:9101",
+    metrics: "127.0.0.1:9101",
     queue_variable: "BOOKING_QUEUE",
     queue: "booking",
     database: "myevents_booking",

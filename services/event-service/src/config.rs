@@ -7,7 +7,7 @@ use myevents_platform::config::ConfigError;
 /// queue (or group) `EVENTS_QUEUE` (default `events-service`), database `myevents`.
 pub const DEFAULTS: HostDefaults = HostDefaults {
     listen: "0.0.0.0:8181",
-    metrics: "0.0.0.0:9100",
+    metrics: "127.0.0.1:9100",
     queue_variable: "EVENTS_QUEUE",
     queue: "events-service",
     database: "myevents",
