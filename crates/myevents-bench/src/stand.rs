@@ -322,9 +322,11 @@ async fn spawn(
     let log = std::fs::File::create(logs.join(format!("{name}.log")))
         .with_context(|| format!("creating the log file of {name}"))?;
     let mut command = Command::new(binary(binary_name)?);
-    // The mode the book's frontend needs (no token); a scenario's own AUTH_MODE wins.
+    // The mode the book's frontend needs (no token) and no limit per caller (all load comes from
+    // one address); a scenario's own settings win.
     command
         .env("AUTH_MODE", "off")
+        .env("RATE_LIMIT_PER_SECOND", "off")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(log)
         .stderr(Stdio::null())

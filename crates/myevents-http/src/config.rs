@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use myevents_platform::config::{ConfigError, listen_addr_or, parse_or, seconds_or, var};
 
+use crate::rate_limit::RateLimit;
+
 /// How a service's HTTP server runs: limits, the metrics port and shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -36,7 +38,14 @@ pub struct ServerConfig {
     /// Connections held open at once (`HTTP_MAX_CONNECTIONS`, default 10000); further ones wait in
     /// the listen backlog until one closes.
     pub max_connections: usize,
+    /// API requests per caller (`RATE_LIMIT_PER_SECOND`, default 100, `off` for none;
+    /// `RATE_LIMIT_BURST`, default twice that; `TRUSTED_PROXY_HOPS`, default 0; see
+    /// [`crate::rate_limit`]). `None` in [`ServerConfig::with_metrics`] and for tests.
+    pub rate_limit: Option<RateLimit>,
 }
+
+/// `RATE_LIMIT_PER_SECOND` when unset.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 
 impl ServerConfig {
     /// Defaults with the metrics server on `metrics_listen`.
@@ -51,6 +60,7 @@ impl ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            rate_limit: None,
         }
     }
 
@@ -104,7 +114,25 @@ impl ServerConfig {
                 return Err(ConfigError::new(name, "0", "must be at least 1 second"));
             }
         }
+        let rate_limit = match var("RATE_LIMIT_PER_SECOND").as_deref() {
+            Some("off") => None,
+            _ => {
+                let per_second: u32 =
+                    parse_or("RATE_LIMIT_PER_SECOND", DEFAULT_RATE_LIMIT_PER_SECOND)?;
+                let burst: u32 = parse_or("RATE_LIMIT_BURST", per_second.saturating_mul(2))?;
+                let nonzero = |name: &str, value: u32| {
+                    std::num::NonZeroU32::new(value)
+                        .ok_or_else(|| ConfigError::new(name, "0", "must be at least 1 (or off)"))
+                };
+                Some(RateLimit {
+                    per_second: nonzero("RATE_LIMIT_PER_SECOND", per_second)?,
+                    burst: nonzero("RATE_LIMIT_BURST", burst.max(per_second))?,
+                    trusted_proxy_hops: parse_or("TRUSTED_PROXY_HOPS", 0usize)?,
+                })
+            }
+        };
         Ok(Self {
+            rate_limit,
             body_limit,
             request_timeout,
             max_concurrent_requests,

@@ -15,6 +15,7 @@
 //! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
 //! - [`server`]: the middleware stack (request id, tracing, CORS, limits, metrics, problem bodies for
 //!   every error, 5xx logged once), readiness answers and graceful serving.
+//! - [`rate_limit`]: requests per caller (token subject, else client address), 429 beyond.
 //! - [`config`]: the server's limits and CORS origins from the environment.
 //! - [`metrics`]: the HTTP series, by `service`, method, route template and status.
 //!
@@ -42,4 +43,5 @@ pub mod metrics;
 pub mod paging;
 pub mod path;
 pub mod problem;
+pub mod rate_limit;
 pub mod server;

@@ -34,6 +34,7 @@ use crate::config::{CorsOrigins, ServerConfig};
 use crate::problem::Problem;
 use crate::problem::ServerErrorCause;
 use crate::problem::{method_not_allowed, route_not_found};
+use crate::rate_limit::Limiter;
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -220,6 +221,20 @@ async fn read_body_first(
     }
 }
 
+/// [`crate::rate_limit::limit_rate`] when a limit is configured.
+async fn limit_rate_if_configured(
+    axum::extract::State(limiter): axum::extract::State<Option<Limiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match limiter {
+        Some(limiter) => {
+            crate::rate_limit::limit_rate(axum::extract::State(limiter), request, next).await
+        }
+        None => next.run(request).await,
+    }
+}
+
 /// Load shedding over `limit` requests in flight (503 + `Retry-After`, answered by
 /// [`problems_for_layer_errors`]) and a time-out of `timeout` (503).
 fn limited(router: Router, limit: usize, timeout: Duration) -> Router {
@@ -250,7 +265,8 @@ pub struct Edge<'a> {
 /// Puts a service's API routes (`api`) and its probe routes (`probes`: health, readiness, version)
 /// behind the shared middleware. The API gets authentication by `edge.auth` (see
 /// [`crate::auth::authenticate`]: 401 for credentials that do not verify, the caller for the
-/// [`crate::auth::Caller`] extractor), the 404/405 problem fallbacks, a body read in full
+/// [`crate::auth::Caller`] extractor), the rate limit per caller of `edge.server` (429, see
+/// [`crate::rate_limit`]), the 404/405 problem fallbacks, a body read in full
 /// first (see [`ServerConfig::body_read_timeout`]; 413 from `Content-Length` alone), load shedding
 /// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`); the probes get
 /// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
@@ -272,7 +288,12 @@ pub fn with_common_layers(
         api.fallback(route_not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(server.body_limit))
-            // Inside the concurrency limit: verifying signatures is work the limit bounds.
+            .layer(middleware::from_fn_with_state(
+                server.rate_limit.map(|limit| Limiter::new(service, limit)),
+                limit_rate_if_configured,
+            ))
+            // Inside the concurrency limit: verifying signatures is work the limit bounds. Before
+            // the rate limit, which counts by the token's subject.
             .layer(middleware::from_fn_with_state(auth.clone(), authenticate)),
         server.max_concurrent_requests,
         server.request_timeout,
@@ -457,8 +478,8 @@ pub async fn serve(
             let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
                 break;
             };
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait, and go on serving the others.
                     tracing::warn!(%error, "accepting a connection failed");
@@ -467,7 +488,17 @@ pub async fn serve(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            // The peer's address, for the rate limit (as axum's `into_make_service_with_connect_info`).
+            let service =
+                hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+                    router.clone(),
+                    move |mut request: http::Request<hyper::body::Incoming>| {
+                        request
+                            .extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        request
+                    },
+                ));
             let connection = graceful
                 .watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
             tokio::spawn(async move {

@@ -334,7 +334,8 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Starts `binary` with `env` (plus `LOG_FORMAT=json`, `LISTEN_URL=127.0.0.1:0`,
-    /// `METRICS_LISTEN_URL=127.0.0.1:0` and `AUTH_MODE=off` unless given) and
+    /// `METRICS_LISTEN_URL=127.0.0.1:0`, `AUTH_MODE=off` and `RATE_LIMIT_PER_SECOND=off` unless
+    /// given) and
     /// waits up to 30 s for its `http server listening` log line.
     ///
     /// # Panics
@@ -347,6 +348,7 @@ impl ServiceProcess {
             .env("LISTEN_URL", "127.0.0.1:0")
             .env("METRICS_LISTEN_URL", "127.0.0.1:0")
             .env("AUTH_MODE", "off")
+            .env("RATE_LIMIT_PER_SECOND", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
