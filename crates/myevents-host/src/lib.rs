@@ -47,6 +47,7 @@ use myevents_http::auth::{AuthConfig, AuthMode, Authenticator};
 use myevents_http::config::{CorsOrigins, ServerConfig};
 use myevents_http::idempotency::IdempotencyConfig;
 use myevents_http::server::Draining;
+use myevents_http::tls::{TlsFiles, TlsTerminator};
 use myevents_messaging::broker::Broker;
 use myevents_messaging::config::RelayConfig;
 use myevents_messaging::outbox::OutboxWaker;
@@ -99,6 +100,8 @@ pub struct HostConfig {
     /// How callers are authenticated (`AUTH_MODE`, default `jwt` for the service binaries; see
     /// `myevents_http::auth::AuthConfig::from_env`).
     pub auth: AuthConfig,
+    /// HTTPS on the listener (`TLS_CERT_FILE`, `TLS_KEY_FILE`); `None` for plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// `CONSUMER_FAILING_LIMIT` when unset.
@@ -122,6 +125,7 @@ impl HostConfig {
                 DEFAULT_CONSUMER_FAILING_LIMIT,
             )?,
             auth: AuthConfig::from_env(AuthMode::Jwt)?,
+            tls: TlsFiles::from_env()?,
         })
     }
 
@@ -137,6 +141,7 @@ impl HostConfig {
             idempotency: IdempotencyConfig::default(),
             consumer_failing_limit: DEFAULT_CONSUMER_FAILING_LIMIT,
             auth: AuthConfig::Off,
+            tls: None,
         }
     }
 }
@@ -309,6 +314,7 @@ async fn readyz(State(probes): State<Probes>) -> Response {
 /// Service `S`, bound to its listener, its consumer, relay and jobs running.
 pub struct Application<S> {
     listener: TcpListener,
+    tls: Option<TlsTerminator>,
     local_addr: SocketAddr,
     router: Router,
     messaging: Messaging,
@@ -332,6 +338,12 @@ impl<S: Service> Application<S> {
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_URL)", host.listen))?;
         let local_addr = listener.local_addr()?;
+        let tls = host
+            .tls
+            .as_ref()
+            .map(TlsTerminator::start)
+            .transpose()
+            .context("TLS_CERT_FILE, TLS_KEY_FILE")?;
         let auth = Authenticator::start(&host.auth).await?;
         if !auth.is_on() {
             tracing::warn!(
@@ -380,6 +392,7 @@ impl<S: Service> Application<S> {
         );
         Ok(Self {
             listener,
+            tls,
             local_addr,
             router,
             messaging,
@@ -424,7 +437,8 @@ impl<S: Service> Application<S> {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr, service = S::NAME, "http server listening");
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %self.local_addr, service = S::NAME, scheme, "http server listening");
         let signalled = Arc::new(std::sync::OnceLock::new());
         let shutdown = {
             let signalled = Arc::clone(&signalled);
@@ -434,7 +448,10 @@ impl<S: Service> Application<S> {
             }
         };
         let served = myevents_http::server::serve(
-            self.listener,
+            myevents_http::server::Listener {
+                tcp: self.listener,
+                tls: self.tls,
+            },
             self.router,
             shutdown,
             self.draining,

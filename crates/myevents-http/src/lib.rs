@@ -16,6 +16,7 @@
 //! - [`server`]: the middleware stack (request id, tracing, CORS, limits, metrics, problem bodies for
 //!   every error, 5xx logged once), readiness answers and graceful serving.
 //! - [`rate_limit`]: requests per caller (token subject, else client address), 429 beyond.
+//! - [`tls`]: HTTPS with a certificate reloaded when its files change.
 //! - [`config`]: the server's limits and CORS origins from the environment.
 //! - [`metrics`]: the HTTP series, by `service`, method, route template and status.
 //!
@@ -45,3 +46,4 @@ pub mod path;
 pub mod problem;
 pub mod rate_limit;
 pub mod server;
+pub mod tls;

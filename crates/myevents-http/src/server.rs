@@ -35,6 +35,7 @@ use crate::problem::Problem;
 use crate::problem::ServerErrorCause;
 use crate::problem::{method_not_allowed, route_not_found};
 use crate::rate_limit::Limiter;
+use crate::tls::TlsTerminator;
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -435,7 +436,17 @@ pub fn readiness(checks: &[(&str, Result<(), String>)], authentication: &'static
     (status, axum::Json(body)).into_response()
 }
 
-/// Serves `router` on `listener` (HTTP/1.1, hyper) until `shutdown` resolves; then marks `draining`
+/// A bound listener, and the TLS that terminates on it (HTTPS) if configured.
+#[derive(Debug)]
+pub struct Listener {
+    /// The bound socket.
+    pub tcp: TcpListener,
+    /// TLS for every connection (see [`crate::tls`]); `None` for plain HTTP.
+    pub tls: Option<TlsTerminator>,
+}
+
+/// Serves `router` on `listener` (HTTP/1.1, hyper; HTTPS when the listener has TLS, each
+/// handshake bounded by `server.header_read_timeout`) until `shutdown` resolves; then marks `draining`
 /// (readiness 503), keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in
 /// progress finish, waiting at most [`ServerConfig::request_drain_bound`] after the signal.
 ///
@@ -447,7 +458,7 @@ pub fn readiness(checks: &[(&str, Result<(), String>)], authentication: &'static
 /// None today: a failed `accept` (e.g. out of file descriptors) is logged and retried. The
 /// `Result` stays for the callers' sake.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     draining: Draining,
@@ -478,7 +489,7 @@ pub async fn serve(
             let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
                 break;
             };
-            let (stream, peer) = match listener.accept().await {
+            let (stream, peer) = match listener.tcp.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait, and go on serving the others.
@@ -499,11 +510,27 @@ pub async fn serve(
                         request
                     },
                 ));
-            let connection = graceful
-                .watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            let watcher = graceful.watcher();
+            let http = http.clone();
+            let tls = listener.tls.clone();
+            let handshake_timeout = server.header_read_timeout;
             tokio::spawn(async move {
-                // A client that goes away mid-request is not the server's error.
-                let _ = connection.await;
+                // A client that goes away mid-request (or mid-handshake) is not the server's error.
+                match tls {
+                    None => {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = watcher.watch(http.serve_connection(io, service)).await;
+                    }
+                    Some(tls) => {
+                        let handshake = tls.acceptor().accept(stream);
+                        if let Ok(Ok(stream)) =
+                            tokio::time::timeout(handshake_timeout, handshake).await
+                        {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = watcher.watch(http.serve_connection(io, service)).await;
+                        }
+                    }
+                }
                 drop(permit);
             });
         }
@@ -512,7 +539,7 @@ pub async fn serve(
         () = accepting => {}
         () = stop => {}
     }
-    drop(listener);
+    drop(listener.tcp);
     let elapsed = signalled
         .get()
         .map_or(Duration::ZERO, tokio::time::Instant::elapsed);
@@ -779,7 +806,17 @@ mod tests {
                 let shutdown = async move {
                     let _ = stopped.await;
                 };
-                serve(listener, app(&server), shutdown, draining, &server).await
+                serve(
+                    Listener {
+                        tcp: listener,
+                        tls: None,
+                    },
+                    app(&server),
+                    shutdown,
+                    draining,
+                    &server,
+                )
+                .await
             }
         });
         let requests: Vec<_> = (0..10)

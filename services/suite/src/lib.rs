@@ -104,6 +104,7 @@ impl Suite {
             idempotency: config.idempotency,
             consumer_failing_limit: myevents_host::DEFAULT_CONSUMER_FAILING_LIMIT,
             auth: config.auth.clone(),
+            tls: None,
         };
         let event_config = EventServiceConfig {
             host: host(config.event_listen, "events-service", config.server),
