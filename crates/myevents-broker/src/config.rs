@@ -36,6 +36,8 @@ pub enum BrokerConfig {
         exchange: String,
         /// Delete idle queues after this long (`AMQP_QUEUE_EXPIRES`, seconds; unset: never).
         queue_expires: Option<Duration>,
+        /// PEM certificates to trust for `amqps://` besides the system's (`AMQP_CA_FILE`).
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Kafka.
     Kafka {
@@ -50,8 +52,9 @@ pub enum BrokerConfig {
 
 impl BrokerConfig {
     /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
-    /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`), `AMQP_EXCHANGE`
-    /// (default `events`) and `AMQP_QUEUE_EXPIRES` (seconds, unset by default); or `KAFKA_BROKER_URLS`
+    /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`; `amqps://` for
+    /// TLS), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default) and
+    /// `AMQP_CA_FILE` (unset by default); or `KAFKA_BROKER_URLS`
     /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`) and `KAFKA_PARTITIONS` (default 3).
     ///
     /// # Errors
@@ -78,6 +81,7 @@ impl BrokerConfig {
                     url,
                     exchange,
                     queue_expires,
+                    ca_file: var("AMQP_CA_FILE").map(Into::into),
                 })
             }
             "kafka" => {

@@ -62,6 +62,9 @@ pub struct RabbitMqConfig {
     /// it for short-lived subscriptions such as tests'. Changing it for an existing queue makes
     /// RabbitMQ refuse the declaration.
     pub queue_expires: Option<Duration>,
+    /// PEM certificates (a private CA's) to trust for an `amqps://` URL, besides the system's roots
+    /// (default none).
+    pub ca_pem: Option<String>,
 }
 
 impl RabbitMqConfig {
@@ -75,6 +78,7 @@ impl RabbitMqConfig {
             retry: RetryPolicy::default(),
             connection_name: "myevents".to_owned(),
             queue_expires: None,
+            ca_pem: None,
         }
     }
 }
@@ -118,9 +122,16 @@ impl RabbitMqBroker {
         let properties = ConnectionProperties::default()
             .with_connection_name(format!("{} {purpose}", self.config.connection_name).into());
         let connect = async {
-            let connection = Connection::connect(&self.config.url, properties)
-                .await
-                .map_err(|e| unavailable(&e))?;
+            // For amqps://: the system's roots, plus the configured CA (lapin over rustls).
+            let tls = lapin::tcp::OwnedTLSConfig {
+                identity: None,
+                cert_chain: self.config.ca_pem.clone(),
+            };
+            let runtime = lapin::runtime::default_runtime().map_err(|e| unavailable(&e))?;
+            let connection =
+                Connection::connect_with_config(&self.config.url, properties, tls, runtime)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
             let channel = connection
                 .create_channel()
                 .await

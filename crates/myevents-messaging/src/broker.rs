@@ -50,11 +50,20 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
             url,
             exchange,
             queue_expires,
+            ca_file,
         } => {
+            use anyhow::Context;
             use myevents_broker::rabbitmq::{RabbitMqBroker, RabbitMqConfig};
             let mut settings = RabbitMqConfig::new(url.clone());
             settings.exchange.clone_from(exchange);
             settings.queue_expires = *queue_expires;
+            settings.ca_pem = ca_file
+                .as_ref()
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("AMQP_CA_FILE {}", path.display()))
+                })
+                .transpose()?;
             Ok(Broker::new(RabbitMqBroker::new(settings)))
         }
         #[cfg(not(feature = "rabbitmq"))]

@@ -9,6 +9,7 @@
 //! - [`Answer`]: an HTTP answer read whole, with a check for problem bodies.
 //! - [`eventually`]: polls a condition until it holds or a deadline passes — never a fixed sleep.
 //! - [`ServiceProcess`]: a service binary started as a child process, its address read from its log.
+//! - [`TlsRabbitMq`]: a RabbitMQ node of the test's own with a TLS listener (`amqps://`).
 //! - feature `rabbitmq`: [`rabbitmq_broker`], an adapter on a fresh exchange.
 //!
 //! ```no_run
@@ -447,5 +448,107 @@ impl ServiceProcess {
             .expect("log lock")
             .iter()
             .any(|line| line.contains(text))
+    }
+}
+
+/// A RabbitMQ node of a test's own with a TLS listener only (`amqps://`), on free ports of
+/// 127.0.0.1, beside the shared node (which it leaves alone: its own node name, distribution port,
+/// database and configuration under a fresh directory). Started with Debian's `rabbitmq-server`
+/// (the test script installs it); shut down with `rabbitmqctl` when dropped.
+pub struct TlsRabbitMq {
+    node: String,
+    directory: PathBuf,
+    /// The TLS listener's port.
+    pub port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl TlsRabbitMq {
+    /// Starts a node whose TLS listener presents `cert_pem` with `key_pem` (PEM), and waits up to
+    /// 60 s for the listener.
+    ///
+    /// # Panics
+    /// When the node cannot be started or does not listen in time.
+    pub async fn start(cert_pem: &str, key_pem: &str) -> Self {
+        let name = unique("tls");
+        let directory = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&directory).expect("node directory");
+        let (port, dist_port) = (free_port(), free_port());
+        let file = |name: &str, text: &str| {
+            let path = directory.join(name);
+            std::fs::write(&path, text).expect("write node file");
+            path
+        };
+        let cert = file("cert.pem", cert_pem);
+        let key = file("key.pem", key_pem);
+        let config = file(
+            "rabbitmq.conf",
+            &format!(
+                "listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:{port}\n\
+                 ssl_options.cacertfile = {cert}\nssl_options.certfile = {cert}\n\
+                 ssl_options.keyfile = {key}\nssl_options.verify = verify_none\n\
+                 ssl_options.fail_if_no_peer_cert = false\n",
+                cert = cert.display(),
+                key = key.display()
+            ),
+        );
+        let plugins = file("enabled_plugins", "[].\n");
+        // Debian's wrapper runs the node as the `rabbitmq` user when started by root.
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq"])
+            .arg(&directory)
+            .status();
+        let node = format!("{name}@localhost");
+        let started = std::process::Command::new("rabbitmq-server")
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", &config)
+            .env("RABBITMQ_MNESIA_BASE", directory.join("mnesia"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", &plugins)
+            .env("RABBITMQ_PID_FILE", directory.join("pid"))
+            .env("RABBITMQ_LOGS", directory.join("node.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        assert!(started.is_ok(), "cannot start rabbitmq-server: {started:?}");
+        let node = Self {
+            node,
+            directory,
+            port,
+        };
+        let listening = eventually(Duration::from_secs(60), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(
+            listening,
+            "the TLS node did not listen on {port} within 60 s"
+        );
+        node
+    }
+
+    /// `amqps://guest:guest@localhost:<port>/%2f`.
+    pub fn url(&self) -> String {
+        format!("amqps://guest:guest@localhost:{}/%2f", self.port)
+    }
+}
+
+impl Drop for TlsRabbitMq {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "shutdown"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.directory);
     }
 }

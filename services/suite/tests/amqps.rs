@@ -1,0 +1,96 @@
+//! Both service binaries over `amqps://`: a RabbitMQ node the test starts with a TLS listener only
+//! (a certificate generated now, trusted through `AMQP_CA_FILE`); an event created on one service is
+//! booked on the other and its seats are counted back, every message over TLS. Without the CA the
+//! service does not trust the broker and stays unready.
+
+use std::time::Duration;
+
+use myevents_testkit::{
+    ServiceProcess, TlsRabbitMq, eventually, eventually_answers, get_json, post_json, unique,
+};
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_services_exchange_messages_over_amqps_with_a_trusted_certificate_only() {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = generated.cert.pem();
+    let broker = TlsRabbitMq::start(&cert, &generated.signing_key.serialize_pem()).await;
+    let ca = std::env::temp_dir().join(unique("broker-ca"));
+    std::fs::write(&ca, &cert).expect("write CA");
+
+    // Not trusting the broker's certificate, the consumer never attaches.
+    let untrusting = ServiceProcess::start(
+        "booking-service",
+        &[
+            ("BROKER_KIND", "rabbitmq".to_owned()),
+            ("AMQP_BROKER_URL", broker.url()),
+            ("STORE_KIND", "memory".to_owned()),
+        ],
+    )
+    .await;
+    assert!(
+        eventually(WAIT, || async {
+            untrusting.logged("certificate") || untrusting.logged("Certificate")
+        })
+        .await,
+        "{}",
+        untrusting.log_text()
+    );
+    let ready = reqwest::get(format!("{}/readyz", untrusting.url()))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    untrusting.kill().await;
+
+    let env = vec![
+        ("BROKER_KIND", "rabbitmq".to_owned()),
+        ("AMQP_BROKER_URL", broker.url()),
+        ("AMQP_CA_FILE", ca.display().to_string()),
+        ("AMQP_EXCHANGE", unique("events")),
+        ("STORE_KIND", "memory".to_owned()),
+    ];
+    let bookings = ServiceProcess::start("booking-service", &env).await;
+    let events = ServiceProcess::start("event-service", &env).await;
+    for service in [&bookings, &events] {
+        assert!(
+            eventually_answers(&format!("{}/readyz", service.url()), StatusCode::OK, WAIT).await,
+            "{}",
+            service.log_text()
+        );
+    }
+    let client = Client::new();
+    let event = post_json(
+        &client,
+        format!("{}/events", events.url()),
+        &json!({"Name":"opera aida","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
+                "Location":{"Name":"West Hall","Halls":[{"name":"A","capacity":5}]}}),
+    )
+    .await;
+    let id = event["ID"].as_str().expect("ID").to_owned();
+    let url = format!("{}/events/{id}/bookings", bookings.url());
+    assert!(
+        eventually(WAIT, || async {
+            client
+                .post(&url)
+                .body(r#"{"seats":2}"#)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::CREATED)
+        })
+        .await,
+        "the booking service learnt of the event over amqps"
+    );
+    let event_url = format!("{}/events/{id}", events.url());
+    assert!(
+        eventually(WAIT, || async {
+            get_json(&client, &event_url).await["SeatsAvailable"] == 3
+        })
+        .await,
+        "the event service counted the booking announced over amqps"
+    );
+    let _ = std::fs::remove_file(&ca);
+}
