@@ -102,6 +102,34 @@ pub(crate) async fn seats_available(target: &Target, event: &str) -> anyhow::Res
         .with_context(|| format!("no SeatsAvailable in {body}"))
 }
 
+/// The seats of every booking the booking service holds for `event`, summed over the pages of
+/// `GET /events/{id}/bookings` (1,000 a page, following `after`).
+///
+/// # Errors
+/// When a page cannot be read.
+pub(crate) async fn booked_seats(target: &Target, event: &str) -> anyhow::Result<i64> {
+    let mut seats = 0;
+    let mut after = String::new();
+    loop {
+        let page: Vec<serde_json::Value> = target
+            .client
+            .get(format!(
+                "{}/events/{event}/bookings?limit=1000{after}",
+                target.bookings
+            ))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        seats += page.iter().filter_map(|b| b["Seats"].as_i64()).sum::<i64>();
+        match page.last().and_then(|b| b["ID"].as_str()) {
+            Some(last) if page.len() == 1000 => after = format!("&after={last}"),
+            _ => return Ok(seats),
+        }
+    }
+}
+
 /// The `q`-quantile (0 to 1) of `values`, sorted in place; 0 when empty.
 pub(crate) fn quantile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {

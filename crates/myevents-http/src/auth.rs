@@ -246,8 +246,13 @@ pub enum AuthError {
     /// The route needs a caller and the request has no credentials.
     #[error("this request needs a bearer token (Authorization: Bearer <JWT>)")]
     Missing,
-    /// The `Authorization` header is not one `Bearer <token>` of visible ASCII.
-    #[error("the Authorization header must be one \"Bearer <token>\"")]
+    /// The credentials are of another scheme than `Bearer` (e.g. `Basic`): 401 with the bare
+    /// challenge, as for no credentials (RFC 6750 section 3.1).
+    #[error("only bearer tokens are accepted (Authorization: Bearer <JWT>)")]
+    OtherScheme,
+    /// More than one `Authorization` header, or a `Bearer` one that is not one token of visible
+    /// ASCII: **400** with `error="invalid_request"` (RFC 6750 section 3.1).
+    #[error("the request must carry one Authorization header with one bearer token")]
     Malformed,
     /// The token is not a well-formed JWT, or longer than [`MAX_TOKEN_BYTES`].
     #[error("the bearer token is not a well-formed JWT")]
@@ -281,7 +286,7 @@ pub enum AuthError {
 impl AuthError {
     fn challenge(self) -> String {
         let code = match self {
-            Self::Missing => return format!("Bearer realm=\"{REALM}\""),
+            Self::Missing | Self::OtherScheme => return format!("Bearer realm=\"{REALM}\""),
             Self::Malformed => "invalid_request",
             _ => "invalid_token",
         };
@@ -296,11 +301,24 @@ impl IntoResponse for AuthError {
         if self == Self::KeysUnavailable {
             return Problem::unavailable(self.to_string(), 5).into_response();
         }
-        let (slug, title) = match self {
-            Self::Missing => ("unauthenticated", "Authentication required"),
-            _ => ("invalid-token", "Invalid credentials"),
+        let (status, slug, title) = match self {
+            Self::Missing | Self::OtherScheme => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
+            Self::Malformed => (
+                StatusCode::BAD_REQUEST,
+                "malformed-credentials",
+                "Malformed credentials",
+            ),
+            _ => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "Invalid credentials",
+            ),
         };
-        let mut problem = Problem::new(StatusCode::UNAUTHORIZED, slug, title, self.to_string());
+        let mut problem = Problem::new(status, slug, title, self.to_string());
         if let Ok(value) = HeaderValue::from_str(&self.challenge()) {
             problem.headers.push((header::WWW_AUTHENTICATE, value));
         }
@@ -312,6 +330,11 @@ impl IntoResponse for AuthError {
 /// credentials in `jwt` mode). Read it with the [`Caller`] extractor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity(pub Option<Principal>);
+
+/// The subject of the request's verified bearer token, in the request's extensions only when a
+/// token was verified (never for `X-User-Id`): what the rate limit may key by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSubject(pub String);
 
 /// A key that verifies tokens, with the algorithm its key set pins (if any).
 #[derive(Clone)]
@@ -531,9 +554,9 @@ fn from_user_header(headers: &HeaderMap) -> Result<UserId, ValidationError> {
 /// The token of `Authorization: Bearer <token>` (the scheme in any case, RFC 6750 section 2.1).
 fn bearer_token(value: &HeaderValue) -> Result<&str, AuthError> {
     let text = value.to_str().map_err(|_| AuthError::Malformed)?;
-    let (scheme, token) = text.split_once(' ').ok_or(AuthError::Malformed)?;
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Malformed);
+        return Err(AuthError::OtherScheme);
     }
     let token = token.trim();
     if token.is_empty() || token.contains(' ') {
@@ -677,6 +700,12 @@ pub async fn authenticate(
 ) -> Response {
     match authenticator.authenticate(request.headers()).await {
         Ok(identity) => {
+            if authenticator.is_on()
+                && let Identity(Some(principal)) = &identity
+            {
+                let subject = TokenSubject(principal.user().as_str().to_owned());
+                request.extensions_mut().insert(subject);
+            }
             request.extensions_mut().insert(identity);
             next.run(request).await
         }
@@ -832,7 +861,7 @@ mod tests {
         };
         assert_eq!(token("Bearer abc.def.ghi"), Ok("abc.def.ghi".to_owned()));
         assert_eq!(token("bearer abc"), Ok("abc".to_owned()));
-        assert_eq!(token("Basic dXNlcjpwdw=="), Err(AuthError::Malformed));
+        assert_eq!(token("Basic dXNlcjpwdw=="), Err(AuthError::OtherScheme));
         assert_eq!(token("Bearer"), Err(AuthError::Malformed));
         assert_eq!(token("Bearer a b"), Err(AuthError::Malformed));
     }

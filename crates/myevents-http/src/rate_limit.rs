@@ -22,7 +22,7 @@ use http::{HeaderValue, StatusCode, header};
 use myevents_platform::metrics::registered;
 use prometheus::{IntCounterVec, register_int_counter_vec};
 
-use crate::auth::Identity;
+use crate::auth::TokenSubject;
 use crate::problem::Problem;
 
 /// How many requests a caller may make (`RATE_LIMIT_PER_SECOND`, `RATE_LIMIT_BURST`,
@@ -93,10 +93,8 @@ impl Limiter {
     }
 
     fn key(&self, request: &Request) -> CallerKey {
-        if let Some(Identity(Some(principal))) = request.extensions().get::<Identity>()
-            && request.headers().contains_key(header::AUTHORIZATION)
-        {
-            return CallerKey::Subject(principal.user().as_str().to_owned());
+        if let Some(TokenSubject(subject)) = request.extensions().get::<TokenSubject>() {
+            return CallerKey::Subject(subject.clone());
         }
         let peer = request
             .extensions()

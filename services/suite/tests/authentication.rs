@@ -426,8 +426,8 @@ async fn tokens_are_verified_against_the_providers_keys_and_roles_and_owners_are
 /// Algorithm names a hostile token may claim.
 const ALGORITHMS: [&str; 7] = ["none", "HS256", "RS256", "ES512", "PS256", "EdDSA", "XX"];
 
-/// A thousand hostile or malformed credentials: every answer is 400 or 401, none 5xx, and the
-/// service still answers a good token afterwards.
+/// A thousand hostile or malformed credentials: every answer is 400 (malformed, RFC 6750
+/// `invalid_request`) or 401, none 5xx, and the service still answers a good token afterwards.
 #[tokio::test]
 async fn a_thousand_hostile_credentials_get_4xx_and_never_a_server_error() {
     let key = SigningKey::generate("key-1");
@@ -497,10 +497,10 @@ async fn a_thousand_hostile_credentials_get_4xx_and_never_a_server_error() {
             "credential #{i} ({credential:.80}) answered {status}"
         );
     }
-    assert!(
-        statuses.get(&401).copied().unwrap_or(0) > 900,
-        "{statuses:?}"
-    );
+    // Two Authorization headers (every fifth request) or a malformed bearer header are 400
+    // (`invalid_request`); the rest, tokens that do not verify and other schemes, 401.
+    let count = |status: u16| statuses.get(&status).copied().unwrap_or(0);
+    assert!(count(400) >= 200 && count(401) >= 600, "{statuses:?}");
     let good = stack
         .client
         .get(&url)
