@@ -448,6 +448,9 @@ pub enum AuthSetupError {
     /// `AUTH_HS256_SECRET` cannot be used as an HMAC key.
     #[error("AUTH_HS256_SECRET cannot be used as an HMAC key")]
     Secret,
+    /// The HTTP client that fetches the key set cannot be built (no TLS roots, for one).
+    #[error("cannot build the client for AUTH_JWKS_URL: {0}")]
+    Client(String),
 }
 
 impl Authenticator {
@@ -461,7 +464,8 @@ impl Authenticator {
     /// [`KeySource::Jwks::refresh`] by a task that ends when the authenticator is dropped.
     ///
     /// # Errors
-    /// [`AuthSetupError`] for a public key file that cannot be used.
+    /// [`AuthSetupError`] for a public key file or secret that cannot be used, or a key-set client
+    /// that cannot be built.
     pub async fn start(config: &AuthConfig) -> Result<Self, AuthSetupError> {
         let AuthConfig::Jwt(config) = config else {
             return Ok(Self::off());
@@ -478,7 +482,7 @@ impl Authenticator {
                 client: reqwest::Client::builder()
                     .timeout(JWKS_FETCH_TIMEOUT)
                     .build()
-                    .unwrap_or_default(),
+                    .map_err(|e| AuthSetupError::Client(e.to_string()))?,
                 table: RwLock::new(Arc::new(KeyTable::new())),
                 last_fetch: Mutex::new(None),
             }),
