@@ -414,6 +414,20 @@ impl ServiceProcess {
         format!("http://{addr}")
     }
 
+    /// The text of its `GET /metrics` (Prometheus exposition format).
+    ///
+    /// # Panics
+    /// When it logged no metrics address or the page cannot be read.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.metrics_url() + "/metrics")
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Sends SIGTERM and waits (at most `wait`) for the process to exit; returns its exit status.
     ///
     /// # Panics

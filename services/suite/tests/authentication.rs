@@ -390,20 +390,7 @@ async fn tokens_are_verified_against_the_providers_keys_and_roles_and_owners_are
     );
 
     // No token shows in a log line or a metric.
-    let metrics = [
-        reqwest::get(stack.events.metrics_url() + "/metrics")
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text"),
-        reqwest::get(stack.bookings.metrics_url() + "/metrics")
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text"),
-    ];
+    let metrics = [stack.events.metrics().await, stack.bookings.metrics().await];
     let output = format!(
         "{}\n{}\n{}",
         stack.events.log_text(),

@@ -103,12 +103,7 @@ async fn a_caller_over_its_limit_gets_429_with_retry_after_and_others_go_on() {
         })
         .await
     );
-    let metrics = reqwest::get(service.metrics_url() + "/metrics")
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = service.metrics().await;
     assert!(
         metrics.contains("myevents_http_rate_limited_total{service=\"event-service\"}"),
         "no rate-limited series"
@@ -164,12 +159,7 @@ async fn no_secret_shows_in_a_log_line_an_answer_or_a_metric() {
         .await,
         "the broker failures were logged"
     );
-    let metrics = reqwest::get(service.metrics_url() + "/metrics")
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = service.metrics().await;
     let output = format!("{}\n{}\n{metrics}", service.log_text(), bodies.join("\n"));
     let signature = token.rsplit('.').next().expect("signature");
     for (what, secret) in [
