@@ -135,9 +135,17 @@ async fn forget_idle_callers(callers: Weak<DefaultKeyedRateLimiter<CallerKey>>) 
 }
 
 /// Axum middleware: lets the request on if its caller is within the limit of the [`Limiter`] of
-/// its state, else answers 429 with `Retry-After` (whole seconds, at least 1) and a problem body.
-/// Runs after [`crate::auth::authenticate`], whose identity it keys by.
-pub async fn limit_rate(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
+/// its state (every request when there is none), else answers 429 with `Retry-After` (whole
+/// seconds, at least 1) and a problem body. Runs after [`crate::auth::authenticate`], whose
+/// verified token subject it keys by.
+pub async fn limit_rate(
+    State(limiter): State<Option<Limiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(limiter) = limiter else {
+        return next.run(request).await;
+    };
     let key = limiter.key(&request);
     match limiter.callers.check_key(&key) {
         Ok(()) => next.run(request).await,

@@ -222,20 +222,6 @@ async fn read_body_first(
     }
 }
 
-/// [`crate::rate_limit::limit_rate`] when a limit is configured.
-async fn limit_rate_if_configured(
-    axum::extract::State(limiter): axum::extract::State<Option<Limiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match limiter {
-        Some(limiter) => {
-            crate::rate_limit::limit_rate(axum::extract::State(limiter), request, next).await
-        }
-        None => next.run(request).await,
-    }
-}
-
 /// Load shedding over `limit` requests in flight (503 + `Retry-After`, answered by
 /// [`problems_for_layer_errors`]) and a time-out of `timeout` (503).
 fn limited(router: Router, limit: usize, timeout: Duration) -> Router {
@@ -291,7 +277,7 @@ pub fn with_common_layers(
             .layer(DefaultBodyLimit::max(server.body_limit))
             .layer(middleware::from_fn_with_state(
                 server.rate_limit.map(|limit| Limiter::new(service, limit)),
-                limit_rate_if_configured,
+                crate::rate_limit::limit_rate,
             ))
             // Inside the concurrency limit: verifying signatures is work the limit bounds. Before
             // the rate limit, which counts by the token's subject.
@@ -573,6 +559,11 @@ mod tests {
             )
             .route("/echo", post(|body: axum::body::Bytes| async move { body }))
             .route("/big", get(|| async { "x".repeat(10_000) }));
+        layered(routes, server)
+    }
+
+    /// `routes` behind the shared middleware, authentication off, any origin.
+    fn layered(routes: Router, server: &ServerConfig) -> Router {
         with_common_layers(
             "test",
             routes,
@@ -660,16 +651,7 @@ mod tests {
                 }),
             )
             .route("/bare", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
-        let app = with_common_layers(
-            "test",
-            routes,
-            Router::new(),
-            &Edge {
-                auth: &Authenticator::off(),
-                cors: &CorsOrigins::Any,
-                server: &ServerConfig::ephemeral(),
-            },
-        );
+        let app = layered(routes, &ServerConfig::ephemeral());
         let ready = app
             .clone()
             .oneshot(
@@ -698,23 +680,14 @@ mod tests {
             "/events/{id}",
             get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
         );
-        let response = with_common_layers(
-            "test",
-            routes,
-            Router::new(),
-            &Edge {
-                auth: &Authenticator::off(),
-                cors: &CorsOrigins::Any,
-                server: &ServerConfig::ephemeral(),
-            },
-        )
-        .oneshot(
-            Request::get("/events/%ff")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("response");
+        let response = layered(routes, &ServerConfig::ephemeral())
+            .oneshot(
+                Request::get("/events/%ff")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
         assert!(response.status().is_client_error());
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
