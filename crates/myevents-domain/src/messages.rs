@@ -25,6 +25,7 @@
 //! ```
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::event::Event;
@@ -42,7 +43,7 @@ pub const BOOKING_CANCELLED: &str = "bookingCancelled";
 
 /// An event was created (published by the event service). Body:
 /// `{"id","name","location_id","start_date","end_date"[,"capacity","hall","location_name"]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EventCreated {
     /// The event's id.
     pub id: EventId,
@@ -51,6 +52,7 @@ pub struct EventCreated {
     /// The location's 24-hex id. A reference service sends mangled raw bytes here; anything that is not
     /// an id reads as absent rather than failing the whole message.
     #[serde(deserialize_with = "lenient_location_id", default)]
+    #[schemars(with = "serde_json::Value")]
     pub location_id: Option<LocationId>,
     /// Start, RFC 3339 (we send UTC with `Z`; any offset is accepted).
     pub start_date: DateTime<Utc>,
@@ -92,7 +94,7 @@ fn lenient_location_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Locatio
 }
 
 /// A hall inside [`LocationCreated`]: `{"name","location"(omitted when empty),"capacity"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HallMessage {
     /// Hall name.
     pub name: String,
@@ -105,7 +107,7 @@ pub struct HallMessage {
 
 /// A location was created (published by the event service). Body:
 /// `{"id","name","address","country","halls":[...]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LocationCreated {
     /// The location's id (24 hex).
     pub id: LocationId,
@@ -143,7 +145,7 @@ impl LocationCreated {
 
 /// Seats of an event were booked (published by the booking service). Body:
 /// `{"eventId","userId"[,"bookingId","seats","bookedAt"]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBooked {
     /// The booked event.
@@ -163,7 +165,7 @@ pub struct EventBooked {
 
 /// A booking was cancelled and its seats went back on sale (published by the booking service). Body:
 /// `{"bookingId","eventId","userId","seats","cancelledAt"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingCancelled {
     /// The cancelled booking.

@@ -37,12 +37,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use myevents_broker::config::BrokerConfig;
-use myevents_broker::{ConsumerStatus, MessageHandler, Subscription};
+use myevents_broker::{MessageHandler, Subscription};
 use myevents_http::auth::{AuthConfig, AuthMode, Authenticator};
 use myevents_http::config::{CorsOrigins, ServerConfig};
 use myevents_http::idempotency::IdempotencyConfig;
@@ -55,13 +51,15 @@ use myevents_messaging::{Messaging, MessagingParts};
 use myevents_platform::build_info::BuildInfo;
 use myevents_platform::config::{ConfigError, listen_addr_or, seconds_or, var};
 use myevents_platform::metrics::MetricsServer;
-use myevents_store::StoreHealth;
 use myevents_store::config::StoreConfig;
 use myevents_store::factory::ServiceStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod cli;
+mod probes;
+
+use probes::Probes;
 
 /// The defaults that tell one service's environment from another's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +177,8 @@ pub trait Service: 'static {
     const DEFAULTS: HostDefaults;
     /// The event names its subscription is bound to.
     const CONSUMES: &'static [&'static str];
+    /// What its OpenAPI document says about it (title, description, default port).
+    const ABOUT: myevents_http::openapi::About;
     /// Its configuration.
     type Config: Send + Sync;
     /// Its store (`myevents_store::factory`).
@@ -193,9 +193,23 @@ pub trait Service: 'static {
     /// The part of its configuration the host reads.
     fn host_config(config: &Self::Config) -> &HostConfig;
 
+    /// The OpenAPI description of its API routes (those of [`Wiring::api`]); see [`api_document`]
+    /// for the whole document.
+    fn openapi() -> utoipa::openapi::OpenApi;
+
     /// Builds its use cases over `store` (their writes wake the relay through `waker`) and returns
     /// its routes, handler and jobs.
     fn wire(config: &Self::Config, store: Self::Store, waker: OutboxWaker) -> Wiring;
+}
+
+/// The OpenAPI 3.1 document of service `S`, as it serves it at `GET /openapi.json` and as
+/// `frontend-contract/` holds it: its API routes ([`Service::openapi`]), the probes and the
+/// documentation routes, completed by [`myevents_http::openapi::finish`].
+pub fn api_document<S: Service>() -> serde_json::Value {
+    let mut api = S::openapi();
+    api.merge(probes::routes().into_openapi());
+    api.merge(myevents_http::openapi::docs_paths());
+    myevents_http::openapi::finish(api, &S::ABOUT)
 }
 
 /// The subscription of `S` with `config`: its queue bound to [`Service::CONSUMES`].
@@ -270,47 +284,6 @@ impl RunningJob {
     }
 }
 
-/// What the probe routes look at.
-#[derive(Clone)]
-struct Probes {
-    store: Arc<dyn StoreHealth>,
-    consumer: ConsumerStatus,
-    draining: Draining,
-    consumer_failing_limit: Duration,
-    authentication: &'static str,
-}
-
-/// Liveness: 200 unless the consume loop has kept failing for longer than the configured limit,
-/// when only a restart of the process can help.
-async fn healthz(State(probes): State<Probes>) -> Response {
-    match probes.consumer.failing_for() {
-        Some(failing) if failing > probes.consumer_failing_limit => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({
-                "status": "failing",
-                "reason": format!(
-                    "the consume loop has kept ending for {} s (CONSUMER_FAILING_LIMIT is {} s)",
-                    failing.as_secs(),
-                    probes.consumer_failing_limit.as_secs()
-                ),
-            })),
-        )
-            .into_response(),
-        _ => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
-    }
-}
-
-/// Readiness: the store answers, the consumer is attached to the broker, no shutdown under way.
-async fn readyz(State(probes): State<Probes>) -> Response {
-    myevents_http::server::store_and_consumer_readiness(
-        probes.store.as_ref(),
-        &probes.consumer,
-        &probes.draining,
-        probes.authentication,
-    )
-    .await
-}
-
 /// Service `S`, bound to its listener, its consumer, relay and jobs running.
 pub struct Application<S> {
     listener: TcpListener,
@@ -369,17 +342,17 @@ impl<S: Service> Application<S> {
         let messaging = Messaging::start(S::NAME, &deps.broker, parts, host.relay).await?;
         myevents_http::metrics::register();
         let draining = Draining::default();
-        let probes = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
+        let (probe_routes, _) = probes::routes().split_for_parts();
+        let probes = probe_routes
             .with_state(Probes {
                 store: shared.health,
                 consumer: messaging.consumer_status(),
                 draining: draining.clone(),
                 consumer_failing_limit: host.consumer_failing_limit,
                 authentication: host.auth.mode_name(),
+                build: BuildInfo::current(S::NAME),
             })
-            .merge(BuildInfo::current(S::NAME).router());
+            .merge(myevents_http::openapi::docs_router(&api_document::<S>()));
         let router = myevents_http::server::with_common_layers(
             S::NAME,
             wiring.api,
@@ -593,8 +566,18 @@ mod tests {
             database: "slow",
         };
         const CONSUMES: &'static [&'static str] = &["slowEvent"];
+        const ABOUT: myevents_http::openapi::About = myevents_http::openapi::About {
+            service: "slow-service",
+            title: "Slow",
+            description: "Handles slowly.",
+            port: 0,
+        };
         type Config = SlowConfig;
         type Store = BookingStore;
+
+        fn openapi() -> utoipa::openapi::OpenApi {
+            utoipa::openapi::OpenApi::default()
+        }
 
         fn config_from_env() -> Result<SlowConfig, ConfigError> {
             Ok(SlowConfig {

@@ -11,24 +11,29 @@
 //! - after a 5xx (or a request that died), lets the next retry with that key do the work again with
 //!   the resource id the first attempt was given, so it finds what that attempt may have created.
 //!
-//! In axum terms: [`Idempotency::route`] gives the middleware state of one `POST` route (it knows
-//! the kind of id the route's resource gets), [`middleware`] does the above around the handler, and
-//! the handler takes a [`Reserved`] extractor — the typed id to create its resource under, and
-//! whether it resumes an interrupted attempt.
+//! In axum terms: [`middleware::<R>`](middleware) does the above around one `POST` route whose
+//! resource gets an id of type `R`, with the service's [`Idempotency`] as a request extension (one
+//! `Extension` layer over the router, so that the routes themselves are built without any state and
+//! can be documented on their own), and the handler takes a [`Reserved`] extractor — the typed id
+//! to create its resource under, and whether it resumes an interrupted attempt.
 //!
 //! ```no_run
 //! # async fn demo(idempotency: myevents_http::idempotency::Idempotency) {
+//! use axum::Extension;
 //! use axum::handler::Handler;
-//! use axum::middleware::from_fn_with_state;
+//! use axum::middleware::from_fn;
 //! use myevents_domain::id::LocationId;
 //! use myevents_http::idempotency::{Reserved, middleware};
 //!
 //! async fn create(reserved: Reserved<LocationId>) -> String {
 //!     format!("creating {} (resumed: {})", reserved.id, reserved.resumed)
 //! }
-//! let route = from_fn_with_state(idempotency.route::<LocationId>(), middleware);
 //! let _router: axum::Router = axum::Router::new()
-//!     .route("/locations", axum::routing::post(create.layer(route)));
+//!     .route(
+//!         "/locations",
+//!         axum::routing::post(create.layer(from_fn(middleware::<LocationId>))),
+//!     )
+//!     .layer(Extension(idempotency));
 //! # }
 //! ```
 
@@ -36,8 +41,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -138,10 +144,11 @@ pub fn key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
         ))
     };
     let text = value.to_str().map_err(|_| malformed())?.trim();
-    let text = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text);
+    // A structured-field string (`"abc"`), or the bare text when it does not start with a quote.
+    let text = match text.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"').ok_or_else(malformed)?,
+        None => text,
+    };
     if text.is_empty()
         || text.len() > MAX_KEY_LENGTH
         || !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
@@ -254,14 +261,6 @@ impl<A: ResourceId, B: ResourceId> ResourceId for (A, B) {
     }
 }
 
-/// The middleware state of one route: the service's key handling and how the route's resource ids
-/// are made.
-#[derive(Clone)]
-pub struct IdempotentRoute {
-    idempotency: Idempotency,
-    fresh_id: fn() -> String,
-}
-
 /// What the middleware reserved for the request, read by [`Reserved`].
 #[derive(Debug, Clone)]
 struct Reservation {
@@ -309,24 +308,18 @@ impl Idempotency {
     pub fn new(repository: Arc<dyn IdempotencyRepository>, config: IdempotencyConfig) -> Self {
         Self { repository, config }
     }
-
-    /// The state of [`middleware`] on a route whose resources get ids of type `R`.
-    pub fn route<R: ResourceId>(&self) -> IdempotentRoute {
-        IdempotentRoute {
-            idempotency: self.clone(),
-            fresh_id: || R::generate().to_key_text(),
-        }
-    }
 }
 
 /// Largest request body the middleware reads for the fingerprint, in bytes; the server's body
 /// limit (`HTTP_BODY_LIMIT`) is smaller and applies first.
 const MAX_FINGERPRINTED_BODY: usize = 16 * 1024 * 1024;
 
-/// Axum middleware: handles the request at most once per (user, `Idempotency-Key`), as the module
-/// docs say; a request without the header goes to the handler as it is.
-pub async fn middleware(
-    State(route): State<IdempotentRoute>,
+/// Axum middleware of a route whose resource gets an id of type `R`: handles the request at most
+/// once per (user, `Idempotency-Key`), as the module docs say; a request without the header goes to
+/// the handler as it is. The service's [`Idempotency`] comes from the request's extensions (a 500
+/// problem when the router lacks its `Extension` layer, a wiring error).
+pub async fn middleware<R: ResourceId>(
+    Extension(idempotency): Extension<Idempotency>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -344,10 +337,10 @@ pub async fn middleware(
         return Problem::body_too_large().into_response();
     };
     let scope = IdempotencyScope { user, key };
-    let idempotency = &route.idempotency;
+    let idempotency = &idempotency;
     let request = IdempotentRequest {
         fingerprint: fingerprint(&parts.method, parts.uri.path(), &body),
-        resource_id: (route.fresh_id)(),
+        resource_id: R::generate().to_key_text(),
         now: Utc::now(),
         lease: idempotency.config.lease,
         ttl: idempotency.config.ttl,
@@ -510,6 +503,8 @@ mod tests {
             Some("abc-1".to_owned())
         );
         assert_eq!(key(&headers("\"\"")).expect_err("empty").status, 400);
+        // As documented: a value that opens a quote closes it.
+        assert_eq!(key(&headers("\"abc")).expect_err("unclosed").status, 400);
         assert_eq!(
             key(&headers(&"k".repeat(256))).expect_err("long").status,
             400
@@ -551,14 +546,14 @@ mod tests {
                 (StatusCode::UNPROCESSABLE_ENTITY, body).into_response()
             }
         };
-        let layer =
-            axum::middleware::from_fn_with_state(idempotency.route::<LocationId>(), middleware);
+        let layer = axum::middleware::from_fn(middleware::<LocationId>);
         axum::Router::new()
             .route(
                 "/big",
                 axum::routing::post(answer(5000).layer(layer.clone())),
             )
             .route("/small", axum::routing::post(answer(100).layer(layer)))
+            .layer(axum::Extension(idempotency))
             .layer(axum::middleware::from_fn_with_state(
                 crate::auth::Authenticator::off(),
                 crate::auth::authenticate,

@@ -18,6 +18,8 @@
 //! - [`rate_limit`]: requests per caller (token subject, else client address), 429 beyond.
 //! - [`tls`]: HTTPS with a certificate reloaded when its files change.
 //! - [`config`]: the server's limits and CORS origins from the environment.
+//! - [`openapi`]: the service's OpenAPI 3.1 document completed with what the shared middleware
+//!   answers, served at `/openapi.json` with a documentation page at `/docs`.
 //! - [`metrics`]: the HTTP series, by `service`, method, route template and status.
 //!
 //! ```no_run
@@ -41,6 +43,7 @@ pub mod config;
 pub mod idempotency;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod paging;
 pub mod path;
 pub mod problem;

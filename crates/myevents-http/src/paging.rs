@@ -15,11 +15,15 @@ use serde::Deserialize;
 pub const DEFAULT_LIMIT: usize = 100;
 
 /// The raw query parameters of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Most items, 1-1000.
+    /// Most items on the page, 1-1000 (default 100). A full page has a `Link: rel="next"` header.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
-    /// The last id of the previous page.
+    /// The last id of the previous page (24 hex digits): the page starts after it. Empty: the
+    /// first page.
+    #[param(value_type = Option<String>, pattern = "^([0-9a-fA-F]{24})?$")]
     pub after: Option<String>,
 }
 
@@ -33,7 +37,7 @@ pub fn page_request(
 ) -> Result<PageRequest, Problem> {
     let Query(query) = query.map_err(|e| Problem::malformed(e.body_text()))?;
     let limit = match query.limit.as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
+        None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
             _ => {

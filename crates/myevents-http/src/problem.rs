@@ -15,9 +15,10 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid field in a validation problem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvalidField {
     /// The field's wire name (`Location.Halls[0].capacity`, `seats`, `X-User-Id`).
+    #[schema(example = "Location.Halls[0].capacity")]
     pub field: String,
     /// Why it was refused.
     pub message: String,
@@ -50,21 +51,28 @@ impl std::fmt::Display for ServerErrorCause {
 
 /// A problem details object (RFC 9457 section 3.1). Build one with the constructors — they are the
 /// one place where the HTTP edge decides a status; it renders as `application/problem+json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "urn:myevents:problem:sold-out", "title": "Not enough seats",
+    "status": 409, "detail": "event 6b026ab2686c822a56b0fe36 has 1 seat left, 2 requested"}))]
 pub struct Problem {
     /// The problem type, sent as the `type` URI `urn:myevents:problem:<slug>`; `None` sends
     /// `about:blank` (the status says it all).
     #[serde(rename = "type", serialize_with = "type_uri")]
+    #[schema(value_type = String, required = true,
+        pattern = "^(about:blank|urn:myevents:problem:[a-z-]+)$")]
     pub slug: Option<&'static str>,
     /// Short summary of the type.
+    #[schema(value_type = String)]
     pub title: &'static str,
     /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// Explanation of this occurrence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Invalid fields (validation problems only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub errors: Vec<InvalidField>,
     /// Extra headers sent with the answer (e.g. `Retry-After`); not part of the body.
     #[serde(skip)]

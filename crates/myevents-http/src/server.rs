@@ -41,8 +41,8 @@ use crate::tls::TlsTerminator;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// CORS for the APIs: the methods and headers the frontend and API clients use (`Authorization`
-/// included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After` and `x-request-id` readable by
-/// scripts, preflights cached for 10 minutes.
+/// included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After`, `x-request-id` and
+/// `Idempotent-Replayed` readable by scripts, preflights cached for 10 minutes.
 pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
@@ -70,6 +70,7 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
             REQUEST_ID,
+            HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(Duration::from_secs(600))
 }
@@ -399,14 +400,14 @@ pub async fn store_and_consumer_readiness(
 /// what is down; `authentication` is the `AUTH_MODE` in force (`jwt` or `off`).
 pub fn readiness(checks: &[(&str, Result<(), String>)], authentication: &'static str) -> Response {
     let ready = checks.iter().all(|(_, result)| result.is_ok());
-    let details: serde_json::Map<String, serde_json::Value> = checks
+    let checks = checks
         .iter()
         .map(|(name, result)| {
             let text = match result {
                 Ok(()) => "ok".to_owned(),
                 Err(reason) => reason.clone(),
             };
-            ((*name).to_owned(), serde_json::Value::String(text))
+            ((*name).to_owned(), text)
         })
         .collect();
     let status = if ready {
@@ -414,12 +415,25 @@ pub fn readiness(checks: &[(&str, Result<(), String>)], authentication: &'static
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "checks": details,
-        "authentication": authentication,
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        checks,
+        authentication,
+    };
     (status, axum::Json(body)).into_response()
+}
+
+/// The body of a readiness answer (see [`readiness`]).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    #[schema(value_type = String, pattern = "^(ready|unavailable)$")]
+    pub status: &'static str,
+    /// Each check by name (`store`, `consumer`, `shutdown`): `ok`, or why it failed.
+    pub checks: std::collections::BTreeMap<String, String>,
+    /// The `AUTH_MODE` in force: `jwt` or `off`.
+    #[schema(value_type = String, pattern = "^(jwt|off)$")]
+    pub authentication: &'static str,
 }
 
 /// A bound listener, and the TLS that terminates on it (HTTPS) if configured.

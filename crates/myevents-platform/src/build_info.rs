@@ -12,13 +12,16 @@
 
 /// A binary's build, as served at `GET /version`:
 /// `{"service":"event-service","version":"0.1.0","commit":"<40 hex or unknown>"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct BuildInfo {
     /// The service's name (`event-service`, `booking-service`, `myevents`).
+    #[schema(value_type = String, example = "event-service")]
     pub service: &'static str,
     /// The package version (semantic versioning).
+    #[schema(value_type = String, example = "0.1.0")]
     pub version: &'static str,
     /// The git commit the binary was built from, or `unknown`.
+    #[schema(value_type = String, pattern = "^([0-9a-f]{40}|unknown)$")]
     pub commit: &'static str,
 }
 
@@ -33,13 +36,5 @@ impl BuildInfo {
                 _ => "unknown",
             },
         }
-    }
-
-    /// The `GET /version` route (JSON body as above).
-    pub fn router<S: Clone + Send + Sync + 'static>(self) -> axum::Router<S> {
-        axum::Router::new().route(
-            "/version",
-            axum::routing::get(move || async move { axum::Json(self) }),
-        )
     }
 }

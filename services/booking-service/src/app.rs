@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use myevents_host::{HostConfig, HostDefaults, Periodic, Service, Wiring};
 use myevents_http::idempotency::Idempotency;
+use myevents_http::openapi::About;
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_platform::config::ConfigError;
 use myevents_store::factory::BookingStore;
@@ -30,8 +31,18 @@ impl Service for BookingServiceSpec {
     const NAME: &'static str = "booking-service";
     const DEFAULTS: HostDefaults = crate::config::DEFAULTS;
     const CONSUMES: &'static [&'static str] = crate::consumer::CONSUMES;
+    const ABOUT: About = About {
+        service: Self::NAME,
+        title: "MyEvents booking service",
+        description: "Bookings of seats of events, and the seat inventory behind them: no seat is ever sold twice. Booking needs a caller; a booking is visible to the user who made it and to administrators, an event's list of bookings to organisers. Bookings and cancellations are announced to the event service (`eventBooked`, `bookingCancelled`; see the AsyncAPI document); the events it sells come from `eventCreated`. Errors are `application/problem+json` (RFC 9457).",
+        port: 8282,
+    };
     type Config = BookingServiceConfig;
     type Store = BookingStore;
+
+    fn openapi() -> utoipa::openapi::OpenApi {
+        crate::http::openapi()
+    }
 
     fn config_from_env() -> Result<BookingServiceConfig, ConfigError> {
         BookingServiceConfig::from_env()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use myevents_host::{HostConfig, HostDefaults, Service, Wiring};
 use myevents_http::idempotency::Idempotency;
+use myevents_http::openapi::About;
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_platform::config::ConfigError;
 use myevents_store::factory::EventStore;
@@ -29,8 +30,18 @@ impl Service for EventServiceSpec {
     const NAME: &'static str = "event-service";
     const DEFAULTS: HostDefaults = crate::config::DEFAULTS;
     const CONSUMES: &'static [&'static str] = crate::consumer::CONSUMES;
+    const ABOUT: About = About {
+        service: Self::NAME,
+        title: "MyEvents event service",
+        description: "Locations with their halls, and events at them. Reading is public; creating needs the organiser role. Every location and event created is announced to the other services (`locationCreated`, `eventCreated`; see the AsyncAPI document), and each event's `SeatsAvailable` follows the booking service's `eventBooked` and `bookingCancelled` messages. Errors are `application/problem+json` (RFC 9457).",
+        port: 8181,
+    };
     type Config = EventServiceConfig;
     type Store = EventStore;
+
+    fn openapi() -> utoipa::openapi::OpenApi {
+        crate::http::openapi()
+    }
 
     fn config_from_env() -> Result<EventServiceConfig, ConfigError> {
         EventServiceConfig::from_env()

@@ -1,12 +1,13 @@
 //! The HTTP API: routes, shared state, the wire format and the service's error type.
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use myevents_domain::validation::ValidationError;
 use myevents_http::idempotency::Idempotency;
 use myevents_http::problem::Problem;
 use myevents_store::RepositoryError;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::service::{BookingService, CancelError, ListError, PlaceError};
 
@@ -22,9 +23,22 @@ pub struct AppState {
     pub idempotency: Idempotency,
 }
 
+fn routes() -> OpenApiRouter<AppState> {
+    bookings::routes()
+}
+
 /// The service's API routes (the host adds the probes and the middleware).
 pub fn router(state: AppState) -> Router {
-    bookings::router(&state).with_state(state)
+    let (router, _) = routes().split_for_parts();
+    router
+        .layer(Extension(state.idempotency.clone()))
+        .with_state(state)
+}
+
+/// The OpenAPI description of [`router`]'s routes (the host completes it: see
+/// [`myevents_http::openapi::finish`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }
 
 /// Every way a request can fail; the only place that maps the service's failures to HTTP statuses.

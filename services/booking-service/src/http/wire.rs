@@ -4,26 +4,34 @@
 
 use myevents_domain::booking::Booking;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A booking on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = Booking)]
 pub struct BookingBody {
-    /// 24-hex id.
+    /// 24-hex id (random).
     #[serde(rename = "ID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
     pub id: String,
     /// The booked event, 24-hex id.
     #[serde(rename = "EventID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
     pub event_id: String,
-    /// Who booked.
+    /// Who booked: the token's `sub` (or `X-User-Id` with authentication off).
     #[serde(rename = "UserID")]
+    #[schema(example = "someUserID")]
     pub user_id: String,
     /// Seats booked.
+    #[schema(minimum = 1, example = 2)]
     pub seats: u32,
     /// When, Unix seconds.
+    #[schema(example = 1_768_000_000)]
     pub date: i64,
     /// When it was cancelled, Unix seconds; absent while it stands.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = 1_768_003_600)]
     pub cancelled_at: Option<i64>,
 }
 
@@ -41,9 +49,9 @@ impl From<&Booking> for BookingBody {
 }
 
 /// A booking request, `{"seats": n}` (keys matched case-insensitively).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct BookingInput {
-    /// Seats requested.
+    /// Seats requested: at least 1, at most `MAX_SEATS_PER_BOOKING` (10 by default).
+    #[schema(value_type = u32, required = true, minimum = 1, maximum = 10, example = 2)]
     pub seats: Option<i64>,
 }

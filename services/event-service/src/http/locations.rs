@@ -1,35 +1,55 @@
 //! `/locations`: create, read, list. Each handler extracts, calls a use case of
 //! [`EventService`](crate::service::EventService) and maps the result.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::from_fn;
 use axum::response::Response;
-use axum::routing::{get, post};
 use myevents_domain::id::LocationId;
 use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::{JsonBody, json_response};
-use myevents_http::paging::{Page, link_next};
+use myevents_http::openapi::IDEMPOTENCY_KEY_DOC;
+use myevents_http::paging::{Page, PageQuery, link_next};
 use myevents_http::path::IdPath;
 use myevents_http::server::created;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::wire::{LocationBody, LocationInput};
 use super::{ApiError, AppState};
 use crate::service::CreateLocation;
 
-pub(crate) fn router(state: &AppState) -> Router<AppState> {
-    let keys = from_fn_with_state(
-        state.idempotency.route::<LocationId>(),
-        myevents_http::idempotency::middleware,
-    );
-    Router::new()
-        .route("/locations", post(create).route_layer(keys).get(list))
-        .route("/locations/{id}", get(read))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    let (schemas, paths, create) = routes!(create);
+    let create = create.route_layer(from_fn(
+        myevents_http::idempotency::middleware::<LocationId>,
+    ));
+    OpenApiRouter::new()
+        .routes((schemas, paths, create))
+        .routes(routes!(list))
+        .routes(routes!(read))
 }
 
-/// `POST /locations`, for organisers, at most once per `Idempotency-Key` (see [`myevents_http::idempotency`]).
+/// Create a location with its halls (organisers).
+///
+/// Announced as `locationCreated`. At most once per `Idempotency-Key`.
+#[utoipa::path(post, path = "/locations", operation_id = "createLocation", tag = "locations",
+    request_body(content = LocationInput, description = "The location; keys match case-insensitively, unknown keys are ignored, `ID` is ignored. Read as JSON whatever the `Content-Type`, except other media types (415).",
+        example = json!({"Name": "West Hall", "Address": "1 Main St", "Country": "DE", "OpenTime": 8, "CloseTime": 22,
+            "Halls": [{"name": "A", "location": "1st floor", "capacity": 100}]})),
+    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY_DOC,
+            pattern = r#"^("[ -~]{1,255}"|[!#-~]([ -~]{0,253}[!-~])?)$"#)),
+    security(("bearerAuth" = []), ("userIdHeader" = [])),
+    responses(
+        (status = 201, description = "Created", body = LocationBody,
+            headers(("Location" = String, description = "`/locations/{id}` of the new location"),
+                ("Idempotent-Replayed" = String)),
+            links(("GetLocation" = (operation_id = "getLocation", parameters(("id" = "$response.body#/ID")))))),
+        (status = 403, description = "The caller is not an organiser"),
+        (status = 409, description = "A request with this `Idempotency-Key` is still in progress (`Retry-After`)"),
+        (status = 422, description = "Invalid fields (one entry each in `errors`), or an `Idempotency-Key` used for another request"),
+    ))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -48,6 +68,13 @@ async fn create(
     Ok(created(&path, &LocationBody::from(&location)))
 }
 
+/// One location.
+#[utoipa::path(get, path = "/locations/{id}", operation_id = "getLocation", tag = "locations",
+    params(("id" = myevents_http::openapi::Id, Path, description = "The location's id")),
+    responses(
+        (status = 200, description = "The location", body = LocationBody),
+        (status = 404, description = "No location with this id"),
+    ))]
 async fn read(
     State(state): State<AppState>,
     IdPath(id): IdPath<LocationId>,
@@ -61,6 +88,14 @@ async fn read(
     ))
 }
 
+/// Locations, oldest first, a page at a time.
+#[utoipa::path(get, path = "/locations", operation_id = "listLocations", tag = "locations",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of locations", body = Vec<LocationBody>,
+            headers(("Link" = String))),
+        (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
+    ))]
 async fn list(State(state): State<AppState>, Page(page): Page) -> Result<Response, ApiError> {
     let locations = state.events.locations(page).await?;
     let last = locations.last().map(|l| l.id.object_id());

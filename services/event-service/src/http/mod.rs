@@ -1,10 +1,11 @@
 //! The HTTP API: routes, shared state, the wire formats and the service's error type.
 
-use axum::Router;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use myevents_http::idempotency::Idempotency;
 use myevents_http::problem::Problem;
 use myevents_store::RepositoryError;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::service::{CreateError, EventService};
 
@@ -21,12 +22,25 @@ pub struct AppState {
     pub idempotency: Idempotency,
 }
 
+/// The service's API routes, each with its OpenAPI description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(events::routes())
+        .merge(locations::routes())
+}
+
 /// The service's API routes (the host adds the probes and the middleware).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(events::router(&state))
-        .merge(locations::router(&state))
+    let (router, _) = routes().split_for_parts();
+    router
+        .layer(Extension(state.idempotency.clone()))
         .with_state(state)
+}
+
+/// The OpenAPI description of [`router`]'s routes (the host completes it: see
+/// [`myevents_http::openapi::finish`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }
 
 /// How an event-service request fails: the one place that maps its failures to HTTP statuses.

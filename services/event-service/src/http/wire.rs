@@ -14,65 +14,86 @@ use myevents_domain::location::{Hall, HallDraft, Location, LocationDraft};
 use myevents_domain::validation::ValidationError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::service::EventLocation;
 
 /// A hall on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Hall)]
 pub struct HallBody {
     /// Hall name.
+    #[schema(example = "A")]
     pub name: String,
     /// Position in the building; omitted when empty (as the reference does).
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false, example = "1st floor")]
     pub location: String,
     /// Seats.
+    #[schema(example = 100)]
     pub capacity: u32,
 }
 
 /// A location on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = Location)]
 pub struct LocationBody {
     /// 24-hex id.
     #[serde(rename = "ID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
     pub id: String,
     /// Name.
+    #[schema(example = "West Hall")]
     pub name: String,
     /// Address.
+    #[schema(example = "1 Main St")]
     pub address: String,
     /// Country.
+    #[schema(example = "DE")]
     pub country: String,
     /// Opening hour, 0-23.
+    #[schema(maximum = 23, example = 8)]
     pub open_time: u8,
     /// Closing hour, 0-23.
+    #[schema(maximum = 23, example = 22)]
     pub close_time: u8,
     /// Halls.
     pub halls: Vec<HallBody>,
 }
 
 /// An event on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = Event)]
 pub struct EventBody {
     /// 24-hex id.
     #[serde(rename = "ID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
     pub id: String,
     /// Name.
+    #[schema(example = "opera aida")]
     pub name: String,
     /// Minutes.
+    #[schema(example = 120)]
     pub duration: u32,
     /// Unix seconds.
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64, example = 1_768_000_000)]
     pub start_date: i64,
     /// Unix seconds.
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64, example = 1_768_007_200)]
     pub end_date: i64,
     /// The location (with its halls).
     pub location: LocationBody,
     /// The chosen hall, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "A")]
     pub hall: Option<String>,
     /// Seats on sale.
+    #[schema(minimum = 1, example = 100)]
     pub capacity: u32,
     /// Seats not yet booked, as the booking service last announced (eventually consistent).
+    #[schema(example = 100)]
     pub seats_available: u32,
 }
 
@@ -116,38 +137,86 @@ impl From<&Event> for EventBody {
     }
 }
 
+// Request bodies: the serde names are the lower-cased keys (see the module docs); the documented
+// names are the reference's, which clients send. Strings: the pattern refuses control characters
+// and blank text, the service also trims surrounding white space.
+
 /// A hall in a request (lower-cased keys).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = HallInput)]
 pub struct HallInput {
+    /// Hall name.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 256,
+        pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "A")]
     name: Option<String>,
+    /// Position in the building.
+    #[schema(required = false, value_type = String, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+        example = "1st floor")]
     location: Option<String>,
+    /// Seats.
+    #[schema(value_type = u32, required = true, example = 100)]
     capacity: Option<i64>,
 }
 
-/// A location in a request (lower-cased keys).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+/// A location in a request (lower-cased keys). As `Location` of an event it either names a stored
+/// location by `ID` (the other fields are then ignored) or describes a new one.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = LocationInput)]
 pub struct LocationInput {
+    /// A stored location's id (in an event); `""` or `null` for none. The reference's
+    /// `{"$oid": "<24 hex>"}` is read too.
+    #[schema(required = false, rename = "ID", value_type = Option<String>, pattern = "^([0-9a-fA-F]{24})?$")]
     id: Option<Value>,
+    /// Name (required, unless `ID` names a stored location).
+    #[schema(rename = "Name", value_type = String, required = false, min_length = 1,
+        max_length = 256, pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "West Hall")]
     name: Option<String>,
+    /// Address.
+    #[schema(required = false, rename = "Address", value_type = String, max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", example = "1 Main St")]
     address: Option<String>,
+    /// Country.
+    #[schema(required = false, rename = "Country", value_type = String, max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", example = "DE")]
     country: Option<String>,
+    /// Opening hour, 0-23 (default 0).
+    #[schema(required = false, rename = "OpenTime", value_type = u8, maximum = 23, example = 8)]
     opentime: Option<i64>,
+    /// Closing hour, 0-23 (default 0).
+    #[schema(required = false, rename = "CloseTime", value_type = u8, maximum = 23, example = 22)]
     closetime: Option<i64>,
+    /// Halls.
+    #[schema(required = false, rename = "Halls", value_type = Vec<HallInput>)]
     halls: Option<Vec<HallInput>>,
 }
 
 /// An event in a request (lower-cased keys).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = EventInput)]
 pub struct EventInput {
+    /// Name.
+    #[schema(rename = "Name", value_type = String, required = true, min_length = 1,
+        max_length = 256, pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "opera aida")]
     name: Option<String>,
+    /// Minutes (default 0).
+    #[schema(required = false, rename = "Duration", value_type = u32, example = 120)]
     duration: Option<i64>,
+    /// Start, Unix seconds.
+    #[schema(rename = "StartDate", value_type = i64, required = true, minimum = 0,
+        maximum = 253_402_300_799_i64, example = 1_768_000_000)]
     startdate: Option<i64>,
+    /// End, Unix seconds, not before `StartDate`.
+    #[schema(rename = "EndDate", value_type = i64, required = true, minimum = 0,
+        maximum = 253_402_300_799_i64, example = 1_768_007_200)]
     enddate: Option<i64>,
+    /// Where: a stored location (`{"ID": "<24 hex>"}`) or a new one.
+    #[schema(rename = "Location", value_type = LocationInput, required = true)]
     location: Option<LocationInput>,
+    /// One of the location's halls; its capacity is the event's unless `Capacity` says otherwise.
+    #[schema(required = false, rename = "Hall", value_type = String, max_length = 256, example = "A")]
     hall: Option<String>,
+    /// Seats on sale (default: the hall's, else the sum of the location's halls).
+    #[schema(required = false, rename = "Capacity", value_type = u32, minimum = 1, example = 100)]
     capacity: Option<i64>,
 }
 
