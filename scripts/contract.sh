@@ -101,10 +101,10 @@ common=(
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$generated" "$examples"
+  rm -rf "$generated" "$examples" "$report_dir"
 }
-trap cleanup EXIT
 report_dir=$(mktemp -d)
+trap cleanup EXIT
 declare -A port
 for service in event-service booking-service; do
   port[$service]=$(free_port)

@@ -26,6 +26,7 @@ use myevents_domain::messages::{
     EventCreated, HallMessage, LOCATION_CREATED, LocationCreated,
 };
 use myevents_event_service::EventServiceSpec;
+use myevents_host::Service;
 use serde_json::{Value, json};
 
 /// One generated file: its path under `frontend-contract/` and its text (pretty JSON, ending in a
@@ -40,10 +41,10 @@ pub struct Document {
 
 /// The domain events, in the order the documents list them, with who publishes them.
 const MESSAGES: [(&str, &str); 4] = [
-    (LOCATION_CREATED, "event-service"),
-    (EVENT_CREATED, "event-service"),
-    (EVENT_BOOKED, "booking-service"),
-    (BOOKING_CANCELLED, "booking-service"),
+    (LOCATION_CREATED, EventServiceSpec::NAME),
+    (EVENT_CREATED, EventServiceSpec::NAME),
+    (EVENT_BOOKED, BookingServiceSpec::NAME),
+    (BOOKING_CANCELLED, BookingServiceSpec::NAME),
 ];
 
 /// The workspace's `frontend-contract/` directory.
@@ -368,6 +369,27 @@ fn channel_messages(kind: &str, names: &[&str]) -> Value {
     )
 }
 
+/// An operation of the AsyncAPI document: `action` (`send` or `receive`) of the messages `names` on
+/// `channel`, with the operation's `bindings` if any.
+fn operation(
+    action: &str,
+    title: &str,
+    channel: &str,
+    names: &[&str],
+    bindings: Option<Value>,
+) -> Value {
+    let mut operation = json!({
+        "action": action,
+        "title": title,
+        "channel": { "$ref": format!("#/channels/{channel}") },
+        "messages": message_refs(channel, names),
+    });
+    if let Some(bindings) = bindings {
+        operation["bindings"] = bindings;
+    }
+    operation
+}
+
 fn amqp_queue(address: &str, names: &[&str], description: &str) -> Value {
     json!({
         "address": address,
@@ -393,8 +415,8 @@ pub fn asyncapi() -> Value {
             .map(|(name, _)| *name)
             .collect()
     };
-    let event_service = published_by("event-service");
-    let booking_service = published_by("booking-service");
+    let event_service = published_by(EventServiceSpec::NAME);
+    let booking_service = published_by(BookingServiceSpec::NAME);
     let booking_consumes = myevents_booking_service::consumer::CONSUMES;
     let events_consumes = myevents_event_service::consumer::CONSUMES;
     let booking_queue = myevents_booking_service::config::DEFAULTS.queue;
@@ -406,6 +428,8 @@ pub fn asyncapi() -> Value {
         components_messages.insert(format!("{name}Amqp"), amqp_message(name));
         components_messages.insert(format!("{name}Kafka"), kafka_message(name));
     }
+    let amqp_ack = json!({ "amqp": { "ack": true, "bindingVersion": "0.3.0" } });
+    let kafka_group = |group: &str| json!({ "kafka": { "groupId": { "const": group }, "bindingVersion": "0.5.0" } });
     let dead_letters = "Messages a consumer could not handle (a body its schema refuses, an unknown event name, or a handler that kept failing), with `x-dead-letter-reason` and `x-dead-letter-source` headers added; `myevents dead-letters` lists and replays them.";
     json!({
         "asyncapi": "3.0.0",
@@ -469,58 +493,22 @@ pub fn asyncapi() -> Value {
             },
         },
         "operations": {
-            "eventServicePublishesOnRabbitMq": {
-                "action": "send",
-                "title": "The event service publishes",
-                "channel": { "$ref": "#/channels/eventsExchange" },
-                "messages": message_refs("eventsExchange", &event_service),
-            },
-            "bookingServicePublishesOnRabbitMq": {
-                "action": "send",
-                "title": "The booking service publishes",
-                "channel": { "$ref": "#/channels/eventsExchange" },
-                "messages": message_refs("eventsExchange", &booking_service),
-            },
-            "bookingServiceConsumesFromRabbitMq": {
-                "action": "receive",
-                "title": "The booking service consumes",
-                "channel": { "$ref": "#/channels/bookingQueue" },
-                "messages": message_refs("bookingQueue", booking_consumes),
-                "bindings": { "amqp": { "ack": true, "bindingVersion": "0.3.0" } },
-            },
-            "eventServiceConsumesFromRabbitMq": {
-                "action": "receive",
-                "title": "The event service consumes",
-                "channel": { "$ref": "#/channels/eventServiceQueue" },
-                "messages": message_refs("eventServiceQueue", events_consumes),
-                "bindings": { "amqp": { "ack": true, "bindingVersion": "0.3.0" } },
-            },
-            "eventServicePublishesOnKafka": {
-                "action": "send",
-                "title": "The event service produces",
-                "channel": { "$ref": "#/channels/eventsTopic" },
-                "messages": message_refs("eventsTopic", &event_service),
-            },
-            "bookingServicePublishesOnKafka": {
-                "action": "send",
-                "title": "The booking service produces",
-                "channel": { "$ref": "#/channels/eventsTopic" },
-                "messages": message_refs("eventsTopic", &booking_service),
-            },
-            "bookingServiceConsumesFromKafka": {
-                "action": "receive",
-                "title": "The booking service consumes",
-                "channel": { "$ref": "#/channels/eventsTopic" },
-                "messages": message_refs("eventsTopic", booking_consumes),
-                "bindings": { "kafka": { "groupId": { "const": booking_queue }, "bindingVersion": "0.5.0" } },
-            },
-            "eventServiceConsumesFromKafka": {
-                "action": "receive",
-                "title": "The event service consumes",
-                "channel": { "$ref": "#/channels/eventsTopic" },
-                "messages": message_refs("eventsTopic", events_consumes),
-                "bindings": { "kafka": { "groupId": { "const": events_queue }, "bindingVersion": "0.5.0" } },
-            },
+            "eventServicePublishesOnRabbitMq": operation("send", "The event service publishes",
+                "eventsExchange", &event_service, None),
+            "bookingServicePublishesOnRabbitMq": operation("send", "The booking service publishes",
+                "eventsExchange", &booking_service, None),
+            "bookingServiceConsumesFromRabbitMq": operation("receive", "The booking service consumes",
+                "bookingQueue", booking_consumes, Some(amqp_ack.clone())),
+            "eventServiceConsumesFromRabbitMq": operation("receive", "The event service consumes",
+                "eventServiceQueue", events_consumes, Some(amqp_ack)),
+            "eventServicePublishesOnKafka": operation("send", "The event service produces",
+                "eventsTopic", &event_service, None),
+            "bookingServicePublishesOnKafka": operation("send", "The booking service produces",
+                "eventsTopic", &booking_service, None),
+            "bookingServiceConsumesFromKafka": operation("receive", "The booking service consumes",
+                "eventsTopic", booking_consumes, Some(kafka_group(booking_queue))),
+            "eventServiceConsumesFromKafka": operation("receive", "The event service consumes",
+                "eventsTopic", events_consumes, Some(kafka_group(events_queue))),
         },
         "components": { "messages": components_messages },
     })

@@ -567,7 +567,6 @@ mod tests {
         };
         const CONSUMES: &'static [&'static str] = &["slowEvent"];
         const ABOUT: myevents_http::openapi::About = myevents_http::openapi::About {
-            service: "slow-service",
             title: "Slow",
             description: "Handles slowly.",
             port: 0,

@@ -337,7 +337,6 @@ pub async fn middleware<R: ResourceId>(
         return Problem::body_too_large().into_response();
     };
     let scope = IdempotencyScope { user, key };
-    let idempotency = &idempotency;
     let request = IdempotentRequest {
         fingerprint: fingerprint(&parts.method, parts.uri.path(), &body),
         resource_id: R::generate().to_key_text(),

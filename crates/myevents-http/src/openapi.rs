@@ -62,8 +62,6 @@ const HEADER_DOCS: [(&str, &str); 2] = [
 /// What a service says about itself at the top of its document.
 #[derive(Debug, Clone, Copy)]
 pub struct About {
-    /// The service's name (`event-service`).
-    pub service: &'static str,
     /// The document's title.
     pub title: &'static str,
     /// What the service does (Markdown).
@@ -258,14 +256,6 @@ fn complete_operation(operation: &mut Value) {
     for (status, response) in responses.iter_mut() {
         complete_response(status, response);
     }
-    sort_responses(responses);
-}
-
-/// Puts the responses of an operation in the order of their status codes.
-fn sort_responses(responses: &mut Map<String, Value>) {
-    let mut all: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    responses.extend(all);
 }
 
 /// Adds `x-request-id` to one response, the problem body to an error without a body, and the
@@ -426,7 +416,6 @@ mod tests {
         finish(
             api,
             &About {
-                service: "thing-service",
                 title: "Things",
                 description: "Makes things.",
                 port: 8080,

@@ -31,7 +31,6 @@ impl Service for EventServiceSpec {
     const DEFAULTS: HostDefaults = crate::config::DEFAULTS;
     const CONSUMES: &'static [&'static str] = crate::consumer::CONSUMES;
     const ABOUT: About = About {
-        service: Self::NAME,
         title: "MyEvents event service",
         description: "Locations with their halls, and events at them. Reading is public; creating needs the organiser role. Every location and event created is announced to the other services (`locationCreated`, `eventCreated`; see the AsyncAPI document), and each event's `SeatsAvailable` follows the booking service's `eventBooked` and `bookingCancelled` messages. Errors are `application/problem+json` (RFC 9457).",
         port: 8181,
