@@ -172,19 +172,14 @@ def documented_variables():
 
 
 def routes_served(service):
-    """The paths a service's router declares without parameters: its own routes, and those the
-    service host adds to every service (health, readiness, /version)."""
-    paths = set()
-    sources = []
-    for dirpath, _, files in os.walk(os.path.join(ROOT, "services", service, "src")):
-        sources += [os.path.join(dirpath, name) for name in files if name.endswith(".rs")]
-    sources.append(os.path.join(ROOT, "crates", "myevents-host", "src", "lib.rs"))
-    for source in sources:
-        with open(source, encoding="utf-8") as f:
-            paths.update(re.findall(r'\.route\(\s*"(/[a-z/]*)"', f.read()))
-    with open(os.path.join(ROOT, "crates", "myevents-platform", "src", "build_info.rs"), encoding="utf-8") as f:
-        paths.update(re.findall(r'"(/version)"', f.read()))
-    return paths
+    """The paths a service serves without parameters, from its OpenAPI document
+    (frontend-contract/openapi/<service>.json, which a test keeps equal to what the code
+    routes): its own routes, and those the service host adds to every service (health,
+    readiness, /version, /openapi.json, /docs)."""
+    path = os.path.join(ROOT, "frontend-contract", "openapi", f"{service}.json")
+    with open(path, encoding="utf-8") as f:
+        document = json.load(f)
+    return {p for p in document["paths"] if "{" not in p}
 
 
 def port_of(address):
