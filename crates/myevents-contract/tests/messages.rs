@@ -1,17 +1,19 @@
-//! The message contract against the real consumers, over the real RabbitMQ: every message the
-//! services publish (and so every message their consumers receive) matches the JSON Schema of
+//! The message contract against the real consumers: every message the services publish over the
+//! real RabbitMQ (and so every message their consumers receive) matches the JSON Schema of
 //! `frontend-contract/schemas/`, and a message its schema refuses is dead-lettered by the consumer
-//! that receives it, never handled and never lost.
+//! that receives it, never handled and never lost — over RabbitMQ, and over the Kafka-protocol
+//! test broker with the `kafka` feature.
 
 use std::time::Duration;
 
-use lapin::options::BasicGetOptions;
-use myevents_broker::{EventPublisher, EventSubscriber, Message, Subscription};
+use myevents_broker::config::BrokerConfig;
+use myevents_broker::{EventSubscriber, Message, Subscription};
 use myevents_contract::{example, message_schema};
 use myevents_domain::messages::{BOOKING_CANCELLED, EVENT_BOOKED, EVENT_CREATED, LOCATION_CREATED};
+use myevents_messaging::broker::Broker;
 use myevents_testkit::{
-    Recorder, ServiceProcess, amqp_url, eventually, eventually_answers, post_json,
-    rabbitmq_broker_on, rabbitmq_env_on, unique,
+    Recorder, ServiceProcess, amqp_url, eventually_answers, post_json, rabbitmq_broker_on,
+    rabbitmq_env_on, unique,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -21,9 +23,9 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The id the refused messages name: no event has it.
 const UNKNOWN_EVENT: &str = "6b026ab2686c822a56b0fe36";
 
-/// Both services on `exchange` of the real RabbitMQ, with in-memory stores.
-fn services_env(exchange: &str) -> Vec<(&'static str, String)> {
-    let mut env = rabbitmq_env_on(exchange);
+/// Both services on the broker `broker_env` names, with in-memory stores.
+fn services_env(broker_env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    let mut env = broker_env;
     env.push(("STORE_KIND", "memory".to_owned()));
     env
 }
@@ -49,7 +51,7 @@ async fn every_message_the_services_publish_matches_its_schema() {
     let (recorder, mut recorded) = Recorder::new();
     let consumer = broker.subscribe(&tap, recorder).await.expect("subscribe");
 
-    let env = services_env(&exchange);
+    let env = services_env(rabbitmq_env_on(&exchange));
     let events = ServiceProcess::start("event-service", &env).await;
     let bookings = ServiceProcess::start("booking-service", &env).await;
     let client = Client::new();
@@ -132,44 +134,32 @@ fn refused_bodies(name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The bodies in the dead-letter queue of `queue`, once there are `expected` of them (taken off
-/// the queue).
-async fn dead_letters(queue: &str, expected: usize) -> Vec<Value> {
-    let connection =
-        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    let dead_letter_queue = format!("{queue}.dlq");
-    let taken = std::sync::Mutex::new(Vec::new());
-    let got_all = eventually(WAIT, || async {
-        while let Ok(Some(message)) = channel
-            .basic_get(
-                dead_letter_queue.as_str().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-        {
-            let body = serde_json::from_slice(&message.delivery.data).unwrap_or(Value::Null);
-            taken.lock().expect("lock").push(body);
-        }
-        taken.lock().expect("lock").len() >= expected
-    })
-    .await;
-    let taken = taken.into_inner().expect("lock");
-    assert!(
-        got_all,
-        "{} of {expected} dead letters in {dead_letter_queue}",
-        taken.len()
-    );
-    taken
+/// The bodies in the dead-letter queue (or topic) of `subscription`, read through the broker port
+/// as the replay command reads them, once there are `expected` of them.
+async fn dead_letters(broker: &Broker, subscription: &Subscription, expected: usize) -> Vec<Value> {
+    let (recorder, mut recorded) = Recorder::new();
+    let consumer = broker
+        .subscriber
+        .subscribe(&subscription.dead_letters(), recorder)
+        .await
+        .expect("subscribe to the dead letters");
+    let mut bodies = Vec::new();
+    while bodies.len() < expected {
+        let message = recorded.next(WAIT).await;
+        bodies.push(serde_json::from_slice(&message.payload).unwrap_or(Value::Null));
+    }
+    consumer.shutdown().await;
+    bodies
 }
 
-#[tokio::test]
-async fn a_message_its_schema_refuses_is_dead_lettered_by_the_consumer_that_receives_it() {
-    let exchange = unique("events");
-    let broker = rabbitmq_broker_on(&exchange);
-    let env = services_env(&exchange);
+/// Sends each consumer of both services, running on the broker `config` names (the same one
+/// `env` puts them on), the bodies its schema refuses, and finds every one of them in that
+/// consumer's dead letters, as it was sent; none is handled.
+async fn refused_messages_are_dead_lettered(
+    env: Vec<(&'static str, String)>,
+    config: BrokerConfig,
+) {
+    let broker = myevents_messaging::broker::build(&config).expect("broker");
     let queue_of = |variable: &str| {
         env.iter()
             .find(|(name, _)| *name == variable)
@@ -189,24 +179,26 @@ async fn a_message_its_schema_refuses_is_dead_lettered_by_the_consumer_that_rece
         let ready = format!("{}/readyz", service.url());
         assert!(eventually_answers(&ready, StatusCode::OK, WAIT).await);
         let mut sent = Vec::new();
-        for name in consumed {
+        for name in &consumed {
             let bodies = refused_bodies(name);
             assert!(bodies.len() >= 4, "{name}: {bodies:?}");
             for body in bodies {
                 let payload = serde_json::to_vec(&body).expect("json");
                 broker
-                    .publish(&Message::new(name, UNKNOWN_EVENT, payload))
+                    .publisher
+                    .publish(&Message::new(*name, UNKNOWN_EVENT, payload))
                     .await
                     .expect("publish");
                 sent.push(body);
             }
         }
-        let mut dead = dead_letters(&queue, sent.len()).await;
+        let subscription = Subscription::new(queue.clone(), &consumed);
+        let mut dead = dead_letters(&broker, &subscription, sent.len()).await;
         dead.sort_by_key(Value::to_string);
         sent.sort_by_key(Value::to_string);
         assert_eq!(
             dead, sent,
-            "every refused message is in {queue}.dlq, as it was sent"
+            "every refused message is in the dead letters of {queue}, as it was sent"
         );
     }
     // None of them was handled: the booking service sells no event it was sent.
@@ -221,4 +213,36 @@ async fn a_message_its_schema_refuses_is_dead_lettered_by_the_consumer_that_rece
     assert_eq!(answer.status(), StatusCode::NOT_FOUND);
     events.kill().await;
     bookings.kill().await;
+}
+
+#[tokio::test]
+async fn over_rabbitmq_a_message_its_schema_refuses_is_dead_lettered_by_its_consumer() {
+    let exchange = unique("events");
+    let config = BrokerConfig::RabbitMq {
+        url: amqp_url(),
+        exchange: exchange.clone(),
+        queue_expires: Some(Duration::from_secs(600)),
+        ca_file: None,
+    };
+    refused_messages_are_dead_lettered(services_env(rabbitmq_env_on(&exchange)), config).await;
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test]
+async fn over_kafka_a_message_its_schema_refuses_is_dead_lettered_by_its_consumer() {
+    let env = services_env(myevents_testkit::kafka_env());
+    let topic = env
+        .iter()
+        .find(|(name, _)| *name == "KAFKA_TOPIC")
+        .map(|(_, value)| value.clone())
+        .expect("KAFKA_TOPIC");
+    let config = BrokerConfig::Kafka {
+        brokers: myevents_testkit::kafka_brokers()
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+        topic,
+        partitions: myevents_broker::config::DEFAULT_PARTITIONS,
+    };
+    refused_messages_are_dead_lettered(env, config).await;
 }
