@@ -324,6 +324,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Date": 1768000000,
+                     *       "EventID": "6b026ab2686c822a56b0fe36",
+                     *       "ID": "6b026ac13f9e51d2078ca41b",
+                     *       "Seats": 2,
+                     *       "UserID": "someUserID"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Booking"];
                 };
             };
@@ -436,6 +445,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "CancelledAt": 1768003600,
+                     *       "Date": 1768000000,
+                     *       "EventID": "6b026ab2686c822a56b0fe36",
+                     *       "ID": "6b026ac13f9e51d2078ca41b",
+                     *       "Seats": 2,
+                     *       "UserID": "someUserID"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Booking"];
                 };
             };
@@ -590,6 +609,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "Date": 1768000000,
+                     *         "EventID": "6b026ab2686c822a56b0fe36",
+                     *         "ID": "6b026ac13f9e51d2078ca41b",
+                     *         "Seats": 2,
+                     *         "UserID": "someUserID"
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["Booking"][];
                 };
             };
@@ -738,6 +768,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Date": 1768000000,
+                     *       "EventID": "6b026ab2686c822a56b0fe36",
+                     *       "ID": "6b026ac13f9e51d2078ca41b",
+                     *       "Seats": 2,
+                     *       "UserID": "someUserID"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Booking"];
                 };
             };
@@ -1003,6 +1042,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "Date": 1768000000,
+                     *         "EventID": "6b026ab2686c822a56b0fe36",
+                     *         "ID": "6b026ac13f9e51d2078ca41b",
+                     *         "Seats": 2,
+                     *         "UserID": "someUserID"
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["Booking"][];
                 };
             };

@@ -573,6 +573,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "Capacity": 100,
+                     *         "Duration": 120,
+                     *         "EndDate": 1768007200,
+                     *         "Hall": "A",
+                     *         "ID": "6b026ab2686c822a56b0fe36",
+                     *         "Location": {
+                     *           "Address": "1 Main St",
+                     *           "CloseTime": 22,
+                     *           "Country": "DE",
+                     *           "Halls": [
+                     *             {
+                     *               "capacity": 100,
+                     *               "location": "1st floor",
+                     *               "name": "A"
+                     *             }
+                     *           ],
+                     *           "ID": "6b026aaf686c822a56b0fe35",
+                     *           "Name": "West Hall",
+                     *           "OpenTime": 8
+                     *         },
+                     *         "Name": "opera aida",
+                     *         "SeatsAvailable": 98,
+                     *         "StartDate": 1768000000
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["Event"][];
                 };
             };
@@ -705,6 +734,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Capacity": 100,
+                     *       "Duration": 120,
+                     *       "EndDate": 1768007200,
+                     *       "Hall": "A",
+                     *       "ID": "6b026ab2686c822a56b0fe36",
+                     *       "Location": {
+                     *         "Address": "1 Main St",
+                     *         "CloseTime": 22,
+                     *         "Country": "DE",
+                     *         "Halls": [
+                     *           {
+                     *             "capacity": 100,
+                     *             "location": "1st floor",
+                     *             "name": "A"
+                     *           }
+                     *         ],
+                     *         "ID": "6b026aaf686c822a56b0fe35",
+                     *         "Name": "West Hall",
+                     *         "OpenTime": 8
+                     *       },
+                     *       "Name": "opera aida",
+                     *       "SeatsAvailable": 98,
+                     *       "StartDate": 1768000000
+                     *     }
+                     */
                     "application/json": components["schemas"]["Event"];
                 };
             };
@@ -847,6 +903,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Capacity": 100,
+                     *       "Duration": 120,
+                     *       "EndDate": 1768007200,
+                     *       "Hall": "A",
+                     *       "ID": "6b026ab2686c822a56b0fe36",
+                     *       "Location": {
+                     *         "Address": "1 Main St",
+                     *         "CloseTime": 22,
+                     *         "Country": "DE",
+                     *         "Halls": [
+                     *           {
+                     *             "capacity": 100,
+                     *             "location": "1st floor",
+                     *             "name": "A"
+                     *           }
+                     *         ],
+                     *         "ID": "6b026aaf686c822a56b0fe35",
+                     *         "Name": "West Hall",
+                     *         "OpenTime": 8
+                     *       },
+                     *       "Name": "opera aida",
+                     *       "SeatsAvailable": 98,
+                     *       "StartDate": 1768000000
+                     *     }
+                     */
                     "application/json": components["schemas"]["Event"];
                 };
             };
@@ -959,6 +1042,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Capacity": 100,
+                     *       "Duration": 120,
+                     *       "EndDate": 1768007200,
+                     *       "Hall": "A",
+                     *       "ID": "6b026ab2686c822a56b0fe36",
+                     *       "Location": {
+                     *         "Address": "1 Main St",
+                     *         "CloseTime": 22,
+                     *         "Country": "DE",
+                     *         "Halls": [
+                     *           {
+                     *             "capacity": 100,
+                     *             "location": "1st floor",
+                     *             "name": "A"
+                     *           }
+                     *         ],
+                     *         "ID": "6b026aaf686c822a56b0fe35",
+                     *         "Name": "West Hall",
+                     *         "OpenTime": 8
+                     *       },
+                     *       "Name": "opera aida",
+                     *       "SeatsAvailable": 98,
+                     *       "StartDate": 1768000000
+                     *     }
+                     */
                     "application/json": components["schemas"]["Event"];
                 };
             };
@@ -1071,6 +1181,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Capacity": 100,
+                     *       "Duration": 120,
+                     *       "EndDate": 1768007200,
+                     *       "Hall": "A",
+                     *       "ID": "6b026ab2686c822a56b0fe36",
+                     *       "Location": {
+                     *         "Address": "1 Main St",
+                     *         "CloseTime": 22,
+                     *         "Country": "DE",
+                     *         "Halls": [
+                     *           {
+                     *             "capacity": 100,
+                     *             "location": "1st floor",
+                     *             "name": "A"
+                     *           }
+                     *         ],
+                     *         "ID": "6b026aaf686c822a56b0fe35",
+                     *         "Name": "West Hall",
+                     *         "OpenTime": 8
+                     *       },
+                     *       "Name": "opera aida",
+                     *       "SeatsAvailable": 98,
+                     *       "StartDate": 1768000000
+                     *     }
+                     */
                     "application/json": components["schemas"]["Event"];
                 };
             };
@@ -1228,6 +1365,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "Address": "1 Main St",
+                     *         "CloseTime": 22,
+                     *         "Country": "DE",
+                     *         "Halls": [
+                     *           {
+                     *             "capacity": 100,
+                     *             "location": "1st floor",
+                     *             "name": "A"
+                     *           }
+                     *         ],
+                     *         "ID": "6b026aaf686c822a56b0fe35",
+                     *         "Name": "West Hall",
+                     *         "OpenTime": 8
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["Location"][];
                 };
             };
@@ -1364,6 +1520,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Address": "1 Main St",
+                     *       "CloseTime": 22,
+                     *       "Country": "DE",
+                     *       "Halls": [
+                     *         {
+                     *           "capacity": 100,
+                     *           "location": "1st floor",
+                     *           "name": "A"
+                     *         }
+                     *       ],
+                     *       "ID": "6b026aaf686c822a56b0fe35",
+                     *       "Name": "West Hall",
+                     *       "OpenTime": 8
+                     *     }
+                     */
                     "application/json": components["schemas"]["Location"];
                 };
             };
@@ -1506,6 +1679,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "Address": "1 Main St",
+                     *       "CloseTime": 22,
+                     *       "Country": "DE",
+                     *       "Halls": [
+                     *         {
+                     *           "capacity": 100,
+                     *           "location": "1st floor",
+                     *           "name": "A"
+                     *         }
+                     *       ],
+                     *       "ID": "6b026aaf686c822a56b0fe35",
+                     *       "Name": "West Hall",
+                     *       "OpenTime": 8
+                     *     }
+                     */
                     "application/json": components["schemas"]["Location"];
                 };
             };

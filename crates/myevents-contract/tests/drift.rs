@@ -21,3 +21,35 @@ fn every_document_is_json_and_names_its_version() {
         assert!(version.is_some(), "{} names no version", doc.path);
     }
 }
+
+fn examples_are_shown<S: myevents_host::Service>() {
+    let document = myevents_host::api_document::<S>();
+    let examples = S::response_examples();
+    assert!(!examples.is_empty(), "{} shows no example", S::NAME);
+    for example in examples {
+        let shown = document["paths"]
+            .as_object()
+            .expect("paths")
+            .values()
+            .flat_map(|item| item.as_object().expect("a path item").values())
+            .filter(|operation| operation["operationId"] == example.operation_id)
+            .map(|operation| {
+                &operation["responses"][example.status]["content"]["application/json"]["example"]
+            })
+            .next();
+        assert_eq!(
+            shown,
+            Some(&example.body),
+            "{} {} {}",
+            S::NAME,
+            example.operation_id,
+            example.status
+        );
+    }
+}
+
+#[test]
+fn every_response_example_is_shown_on_its_operation() {
+    examples_are_shown::<myevents_event_service::EventServiceSpec>();
+    examples_are_shown::<myevents_booking_service::BookingServiceSpec>();
+}

@@ -197,6 +197,11 @@ pub trait Service: 'static {
     /// for the whole document.
     fn openapi() -> utoipa::openapi::OpenApi;
 
+    /// Real answers of its operations, shown as their examples (none by default).
+    fn response_examples() -> Vec<myevents_http::openapi::ResponseExample> {
+        Vec::new()
+    }
+
     /// Builds its use cases over `store` (their writes wake the relay through `waker`) and returns
     /// its routes, handler and jobs.
     fn wire(config: &Self::Config, store: Self::Store, waker: OutboxWaker) -> Wiring;
@@ -209,7 +214,7 @@ pub fn api_document<S: Service>() -> serde_json::Value {
     let mut api = S::openapi();
     api.merge(probes::routes().into_openapi());
     api.merge(myevents_http::openapi::docs_paths());
-    myevents_http::openapi::finish(api, &S::ABOUT)
+    myevents_http::openapi::finish(api, &S::ABOUT, &S::response_examples())
 }
 
 /// The subscription of `S` with `config`: its queue bound to [`Service::CONSUMES`].

@@ -117,13 +117,40 @@ fn header_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/headers/{name}") })
 }
 
+/// A real answer of one operation, shown as the example of its JSON body: what the handler
+/// serialises for a fixed resource (built with the same conversions the handler uses).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseExample {
+    /// The operation's `operationId` (`getEvent`).
+    pub operation_id: &'static str,
+    /// The status it answers with (`"200"`).
+    pub status: &'static str,
+    /// The `application/json` body.
+    pub body: Value,
+}
+
+impl ResponseExample {
+    /// The answer `body` (serialised as the handlers do, `serde_json`) of `operation_id` with
+    /// `status`.
+    pub fn new<T: serde::Serialize + ?Sized>(
+        operation_id: &'static str,
+        status: &'static str,
+        body: &T,
+    ) -> Self {
+        Self {
+            operation_id,
+            status,
+            body: serde_json::to_value(body).unwrap_or(Value::Null),
+        }
+    }
+}
+
 /// The finished document of a service: `api` (its routes and the host's probes, as `utoipa` built
 /// them) with the info, servers, security schemes, shared headers, problem bodies and the shared
-/// middleware's answers (see the module docs).
-///
-/// # Panics
-/// Never: a `utoipa` document always serialises to a JSON object.
-pub fn finish(api: utoipa::openapi::OpenApi, about: &About) -> Value {
+/// middleware's answers (see the module docs), and each of `examples` on the `application/json`
+/// body of its operation's answer (an example naming no documented answer is left out; the
+/// contract's tests check that none is).
+pub fn finish(api: utoipa::openapi::OpenApi, about: &About, examples: &[ResponseExample]) -> Value {
     let mut api = api;
     let components = api.components.get_or_insert_with(Default::default);
     components
@@ -198,6 +225,20 @@ pub fn finish(api: utoipa::openapi::OpenApi, about: &About) -> Value {
             };
             for operation in item.values_mut() {
                 complete_operation(operation);
+                let id = operation
+                    .get("operationId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                for example in examples
+                    .iter()
+                    .filter(|e| id.as_deref() == Some(e.operation_id))
+                {
+                    let pointer =
+                        format!("/responses/{}/content/application~1json", example.status);
+                    if let Some(Value::Object(content)) = operation.pointer_mut(&pointer) {
+                        content.insert("example".to_owned(), example.body.clone());
+                    }
+                }
             }
         }
     }
@@ -403,7 +444,7 @@ mod tests {
     use tower::ServiceExt;
 
     #[utoipa::path(post, path = "/things", request_body = String,
-        responses((status = 201, description = "Made"), (status = 404, description = "Missing")))]
+        responses((status = 201, description = "Made", body = Object), (status = 404, description = "Missing")))]
     #[allow(dead_code)]
     async fn make() {}
 
@@ -420,6 +461,7 @@ mod tests {
                 description: "Makes things.",
                 port: 8080,
             },
+            &[ResponseExample::new("make", "201", &json!({"id": 1}))],
         )
     }
 
@@ -440,7 +482,10 @@ mod tests {
             make["404"]["content"][PROBLEM_JSON]["schema"]["$ref"],
             "#/components/schemas/Problem"
         );
-        assert!(make["201"].get("content").is_none());
+        assert_eq!(
+            make["201"]["content"]["application/json"]["example"],
+            json!({"id": 1})
+        );
         assert!(make["401"]["headers"]["WWW-Authenticate"].is_object());
         assert!(make["429"]["headers"]["Retry-After"].is_object());
         // The documentation routes sit outside the API's middleware.

@@ -43,6 +43,10 @@ impl Service for BookingServiceSpec {
         crate::http::openapi()
     }
 
+    fn response_examples() -> Vec<myevents_http::openapi::ResponseExample> {
+        crate::http::wire::response_examples()
+    }
+
     fn config_from_env() -> Result<BookingServiceConfig, ConfigError> {
         BookingServiceConfig::from_env()
     }

@@ -42,6 +42,10 @@ impl Service for EventServiceSpec {
         crate::http::openapi()
     }
 
+    fn response_examples() -> Vec<myevents_http::openapi::ResponseExample> {
+        crate::http::wire::response_examples()
+    }
+
     fn config_from_env() -> Result<EventServiceConfig, ConfigError> {
         EventServiceConfig::from_env()
     }

@@ -2,7 +2,10 @@
 //! with `EventID` as the 24-hex id (the reference sent base64 of the hex text, a bug), `Date` in Unix
 //! seconds, and `CancelledAt` (Unix seconds) added once a booking is cancelled.
 
-use myevents_domain::booking::Booking;
+use myevents_domain::booking::{Booking, UserId};
+use myevents_domain::id::{BookingId, EventId, ObjectId};
+use myevents_domain::seats::SeatCount;
+use myevents_http::openapi::ResponseExample;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -46,6 +49,36 @@ impl From<&Booking> for BookingBody {
             cancelled_at: b.cancelled_at.map(|t| t.timestamp()),
         }
     }
+}
+
+/// The document's response examples: a booking of 2 seats and the same booking cancelled, as the
+/// handlers answer them — the same conversion, the same serialiser — with fixed ids and times.
+pub fn response_examples() -> Vec<ResponseExample> {
+    let at = |seconds| chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
+    let booking = Booking {
+        id: BookingId::from(ObjectId::from_bytes([
+            0x6b, 0x02, 0x6a, 0xc1, 0x3f, 0x9e, 0x51, 0xd2, 0x07, 0x8c, 0xa4, 0x1b,
+        ])),
+        event_id: EventId::from(ObjectId::from_bytes([
+            0x6b, 0x02, 0x6a, 0xb2, 0x68, 0x6c, 0x82, 0x2a, 0x56, 0xb0, 0xfe, 0x36,
+        ])),
+        user_id: UserId::parse("someUserID").unwrap_or_else(|_| UserId::anonymous()),
+        seats: SeatCount::new(2),
+        booked_at: at(1_768_000_000),
+        cancelled_at: None,
+    };
+    let cancelled = Booking {
+        cancelled_at: Some(at(1_768_003_600)),
+        ..booking.clone()
+    };
+    let booking = BookingBody::from(&booking);
+    vec![
+        ResponseExample::new("bookSeats", "201", &booking),
+        ResponseExample::new("getBooking", "200", &booking),
+        ResponseExample::new("listEventBookings", "200", &[&booking]),
+        ResponseExample::new("listUserBookings", "200", &[&booking]),
+        ResponseExample::new("cancelBooking", "200", &BookingBody::from(&cancelled)),
+    ]
 }
 
 /// A booking request, `{"seats": n}` (keys matched case-insensitively).

@@ -9,9 +9,11 @@
 //! unknown keys are ignored, an id is `"<24hex>"`, `""`, `null` or `{"$oid":"<24hex>"}`.
 
 use myevents_domain::event::{Event, EventDraft};
-use myevents_domain::id::{LocationId, ObjectId};
+use myevents_domain::id::{EventId, LocationId, ObjectId};
 use myevents_domain::location::{Hall, HallDraft, Location, LocationDraft};
+use myevents_domain::seats::SeatCount;
 use myevents_domain::validation::ValidationError;
+use myevents_http::openapi::ResponseExample;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -140,6 +142,58 @@ impl From<&Event> for EventBody {
 // Request bodies: the serde names are the lower-cased keys (see the module docs); the documented
 // names are the reference's, which clients send. Strings: the pattern refuses control characters
 // and blank text, the service also trims surrounding white space.
+
+/// The id of the location of the documents' examples.
+pub const EXAMPLE_LOCATION_ID: [u8; 12] = [
+    0x6b, 0x02, 0x6a, 0xaf, 0x68, 0x6c, 0x82, 0x2a, 0x56, 0xb0, 0xfe, 0x35,
+];
+/// The id of the event of the documents' examples.
+pub const EXAMPLE_EVENT_ID: [u8; 12] = [
+    0x6b, 0x02, 0x6a, 0xb2, 0x68, 0x6c, 0x82, 0x2a, 0x56, 0xb0, 0xfe, 0x36,
+];
+
+/// The document's response examples: a location with a hall and an event in it (2 of its 100
+/// seats booked), as the handlers answer them — the same conversions, the same serialiser — with
+/// fixed ids and times.
+pub fn response_examples() -> Vec<ResponseExample> {
+    let location = Location {
+        id: LocationId::from(ObjectId::from_bytes(EXAMPLE_LOCATION_ID)),
+        name: "West Hall".to_owned(),
+        address: "1 Main St".to_owned(),
+        country: "DE".to_owned(),
+        open_time: 8,
+        close_time: 22,
+        halls: vec![Hall {
+            name: "A".to_owned(),
+            location: "1st floor".to_owned(),
+            capacity: SeatCount::new(100),
+        }],
+    };
+    let at = |seconds| chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
+    let event = Event {
+        id: EventId::from(ObjectId::from_bytes(EXAMPLE_EVENT_ID)),
+        name: "opera aida".to_owned(),
+        duration_minutes: 120,
+        start: at(1_768_000_000),
+        end: at(1_768_007_200),
+        location: location.clone(),
+        hall: Some("A".to_owned()),
+        capacity: SeatCount::new(100),
+        seats_booked: SeatCount::new(2),
+    };
+    let location = LocationBody::from(&location);
+    let event = EventBody::from(&event);
+    vec![
+        ResponseExample::new("createLocation", "201", &location),
+        ResponseExample::new("getLocation", "200", &location),
+        ResponseExample::new("listLocations", "200", &[&location]),
+        ResponseExample::new("createEvent", "201", &event),
+        ResponseExample::new("getEvent", "200", &event),
+        ResponseExample::new("getEventByIdPath", "200", &event),
+        ResponseExample::new("getEventByName", "200", &event),
+        ResponseExample::new("listEvents", "200", &[&event]),
+    ]
+}
 
 /// A hall in a request (lower-cased keys).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
