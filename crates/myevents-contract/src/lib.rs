@@ -4,7 +4,7 @@
 //!
 //! - `openapi/event-service.json`, `openapi/booking-service.json`: each service's OpenAPI 3.1
 //!   document, the one it serves at `GET /openapi.json` (`myevents_host::api_document`);
-//! - `asyncapi.json`: the AsyncAPI 3.0 document of the domain events, with both bindings
+//! - `asyncapi.json`: the AsyncAPI 3.1 document of the domain events, with both bindings
 //!   (the RabbitMQ exchange, routing keys, headers and queues; the Kafka topic, key, headers and
 //!   envelope);
 //! - `schemas/<name>.json`: the JSON Schema (draft-07) of each message body ([`message_schema`]),
@@ -405,7 +405,7 @@ fn amqp_queue(address: &str, names: &[&str], description: &str) -> Value {
     })
 }
 
-/// The AsyncAPI 3.0 document of the domain events (see the crate docs).
+/// The AsyncAPI 3.1 document of the domain events (see the crate docs).
 pub fn asyncapi() -> Value {
     let all: Vec<&str> = MESSAGES.iter().map(|(name, _)| *name).collect();
     let published_by = |service: &str| -> Vec<&str> {
@@ -432,7 +432,7 @@ pub fn asyncapi() -> Value {
     let kafka_group = |group: &str| json!({ "kafka": { "groupId": { "const": group }, "bindingVersion": "0.5.0" } });
     let dead_letters = "Messages a consumer could not handle (a body its schema refuses, an unknown event name, or a handler that kept failing), with `x-dead-letter-reason` and `x-dead-letter-source` headers added; `myevents dead-letters` lists and replays them.";
     json!({
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "MyEvents domain events",
             "version": env!("CARGO_PKG_VERSION"),
