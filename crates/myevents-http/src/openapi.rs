@@ -377,6 +377,8 @@ const INDEX_JS: &str = r##"window.onload = function () {
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
+    // No call to the online validator (swagger.io): the page reaches nothing but this service.
+    validatorUrl: null,
   });
 };
 "##;
