@@ -130,6 +130,41 @@ pub(crate) async fn booked_seats(target: &Target, event: &str) -> anyhow::Result
     }
 }
 
+/// Books `event` one seat per request, one request at a time, until the booking service's bookings
+/// hold `capacity` seats (a refusal waits 200 ms for held seats to come free); returns the requests
+/// sent.
+///
+/// # Errors
+/// A request that fails, or `capacity` not reached within 120 s.
+pub(crate) async fn book_one_by_one(
+    target: &Target,
+    event: &str,
+    capacity: i64,
+) -> anyhow::Result<u64> {
+    let url = format!("{}/events/{event}/bookings", target.bookings);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut requests = 0;
+    while booked_seats(target, event).await? < capacity {
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "{event}: {capacity} seats not booked within 120 s of one-by-one requests"
+            );
+        }
+        let answer = target
+            .client
+            .post(&url)
+            .header("x-user-id", "bench")
+            .body(r#"{"seats":1}"#)
+            .send()
+            .await?;
+        requests += 1;
+        if answer.status() != reqwest::StatusCode::CREATED {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(requests)
+}
+
 /// The `q`-quantile (0 to 1) of `values`, sorted in place; 0 when empty.
 pub(crate) fn quantile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {
