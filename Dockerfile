@@ -6,7 +6,7 @@
 #
 # Stages: `chef` (Rust toolchain + cargo-chef) -> `planner` (the dependency recipe) -> `builder`
 # (dependencies compiled from the recipe, a layer that survives source changes, then our crates) ->
-# one small runtime stage per service (distroless `cc`: glibc and CA certificates, no shell, numeric
+# one small runtime stage per service (distroless `cc`: glibc, libssl and CA certificates, no shell, numeric
 # non-root user). Nothing is written at run time outside mounted volumes: the images run with a
 # read-only root filesystem.
 #
@@ -22,10 +22,11 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${CHEF_IMAGE} AS chef
 WORKDIR /src
-# librdkafka (feature `kafka`) is built from its bundled sources: make and a C++ compiler.
+# librdkafka (feature `kafka`) is built from its bundled sources: make and a C++ compiler, and
+# OpenSSL's headers for its TLS (the runtime image has libssl3).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends make g++ \
+    && apt-get install -y --no-install-recommends make g++ libssl-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 
 FROM chef AS planner

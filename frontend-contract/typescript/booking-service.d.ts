@@ -49,7 +49,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An event's bookings, oldest first, a page at a time (organisers). */
+        /** An event's bookings, oldest first, a page at a time (the event's organiser and administrators). */
         get: operations["listEventBookings"];
         put?: never;
         /**
@@ -644,7 +644,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The caller is not an organiser */
+            /** @description The caller is neither the organiser who created the event nor an administrator */
             403: {
                 headers: {
                     "x-request-id": components["headers"]["XRequestId"];

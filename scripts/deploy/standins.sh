@@ -7,7 +7,7 @@
 #   myevents-standin/debian:bookworm     Debian minbase (mmdebstrap), the base of the others
 #   myevents-standin/rust-chef:1.95      for lukemathwalker/cargo-chef: this machine's Rust toolchain
 #                                        and cargo-chef on Debian with gcc
-#   myevents-standin/distroless-cc:nonroot  for gcr.io/distroless/cc-debian12:nonroot: glibc, libgcc,
+#   myevents-standin/distroless-cc:nonroot  for gcr.io/distroless/cc-debian12:nonroot: glibc, libgcc, libssl,
 #                                        CA certificates, the nonroot user 65532, no shell
 #   myevents-standin/{rabbitmq,mongo,kafka,prometheus,grafana}  see standins/*.Dockerfile
 #
@@ -61,8 +61,8 @@ fi
 runtime=myevents-standin/distroless-cc:nonroot
 digest=$(recipe "$runtime" "$ca_bundle")
 if ! current "$runtime" "$digest"; then
-  log "building $runtime (mmdebstrap extract: libc6, libgcc-s1, base-files, netbase)"
-  mmdebstrap --quiet --variant=extract --include=libc6,libgcc-s1,base-files,netbase \
+  log "building $runtime (mmdebstrap extract: libc6, libgcc-s1, libssl3, base-files, netbase)"
+  mmdebstrap --quiet --variant=extract --include=libc6,libgcc-s1,libssl3,base-files,netbase \
     --customize-hook="$trust_hook" \
     --customize-hook='printf "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n" > "$1/etc/passwd"' \
     --customize-hook='printf "root:x:0:\nnonroot:x:65532:\n" > "$1/etc/group"' \

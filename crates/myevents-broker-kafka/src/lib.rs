@@ -19,6 +19,9 @@
 //! dead-letter topic (default `<topic>.dlq`) with `x-dead-letter-reason` and `x-dead-letter-source`
 //! headers, then committed; consumption goes on.
 //!
+//! TLS: with [`KafkaConfig::tls`] every connection speaks `security.protocol=ssl` (librdkafka built
+//! with OpenSSL), verifying the brokers' certificates and host names; SASL is not built in.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use myevents_broker::EventPublisher;
@@ -32,6 +35,7 @@
 //! ```
 
 use myevents_broker::Cause;
+pub use myevents_broker::config::KafkaTls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +94,8 @@ pub struct KafkaConfig {
     pub retry: RetryPolicy,
     /// `client.id` of our producers and consumers.
     pub client_id: String,
+    /// TLS to the brokers (`security.protocol=ssl`); `None` (the default): plaintext.
+    pub tls: Option<KafkaTls>,
 }
 
 impl KafkaConfig {
@@ -105,6 +111,7 @@ impl KafkaConfig {
             session_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             client_id: "myevents".to_owned(),
+            tls: None,
         }
         .with_topic(myevents_broker::config::DEFAULT_TOPIC)
     }
@@ -122,6 +129,14 @@ impl KafkaConfig {
         config
             .set("bootstrap.servers", self.brokers.join(","))
             .set("client.id", &self.client_id);
+        if let Some(tls) = &self.tls {
+            // librdkafka verifies the broker's certificate and host name by default
+            // (`enable.ssl.certificate.verification`, `ssl.endpoint.identification.algorithm=https`).
+            config.set("security.protocol", "ssl");
+            if let Some(ca_file) = &tls.ca_file {
+                config.set("ssl.ca.location", ca_file.display().to_string());
+            }
+        }
         config
     }
 }
@@ -322,8 +337,11 @@ impl KafkaBroker {
                     NewTopic::new(&self.config.topic, self.config.partitions, replication()),
                     NewTopic::new(&self.config.dead_letter_topic, 1, replication()),
                 ];
-                let options =
-                    AdminOptions::new().operation_timeout(Some(self.config.publish_timeout));
+                // Both time-outs: the broker's for the creation, ours for an answer at all
+                // (librdkafka's default waits `socket.timeout.ms`, 60 s).
+                let options = AdminOptions::new()
+                    .operation_timeout(Some(self.config.publish_timeout))
+                    .request_timeout(Some(self.config.publish_timeout));
                 let results = admin
                     .create_topics(&topics, &options)
                     .await
@@ -472,26 +490,27 @@ impl EventSubscriber for KafkaBroker {
         subscription: &Subscription,
         handler: Arc<dyn MessageHandler>,
     ) -> Result<Consumer, BrokerError> {
-        self.ensure_topics().await?;
         let attached = Arc::new(AtomicBool::new(false));
-        // Each run of the loop is a new group member, so that a restarted loop resumes from the
-        // committed offset (the record it could not settle comes again), not from the position the
-        // ended member had fetched to.
-        let first = self.member(subscription, &attached)?;
-        let mut first = Some(first);
         let (broker, subscription) = (self.clone(), subscription.clone());
         let member_attached = Arc::clone(&attached);
+        // Each run of the loop makes sure the topics exist (so that a broker that cannot be reached
+        // or trusted at start-up delays consumption, not the service: it starts unready and the
+        // run is retried), then is a new group member, so that a restarted loop resumes from the
+        // committed offset (the record it could not settle comes again), not from the position the
+        // ended member had fetched to.
         Ok(Consumer::spawn(
             &subscription.name.clone(),
             attached,
             move |signals| {
-                let member = first
-                    .take()
-                    .map_or_else(|| broker.member(&subscription, &member_attached), Ok);
                 let (broker, handler) = (broker.clone(), Arc::clone(&handler));
-                let reading = Reading::of(&broker.config, &subscription);
+                let (subscription, attached) = (subscription.clone(), Arc::clone(&member_attached));
                 async move {
-                    match member {
+                    if let Err(error) = broker.ensure_topics().await {
+                        tracing::error!(%error, "the Kafka topics cannot be made sure of");
+                        return;
+                    }
+                    let reading = Reading::of(&broker.config, &subscription);
+                    match broker.member(&subscription, &attached) {
                         Ok(consumer) => consume(broker, consumer, reading, handler, signals).await,
                         Err(error) => tracing::error!(%error, "creating a Kafka consumer failed"),
                     }

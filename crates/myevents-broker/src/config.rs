@@ -47,7 +47,19 @@ pub enum BrokerConfig {
         topic: String,
         /// Partitions of topics the service creates (`KAFKA_PARTITIONS`, default 3).
         partitions: i32,
+        /// TLS to the brokers (`KAFKA_SECURITY_PROTOCOL=ssl`); `None` for plaintext (the default).
+        tls: Option<KafkaTls>,
     },
+}
+
+/// TLS to the Kafka brokers (librdkafka's `security.protocol=ssl`, by OpenSSL): the brokers'
+/// certificates are verified, and so are their host names (`ssl.endpoint.identification.algorithm`
+/// `https`, librdkafka's default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KafkaTls {
+    /// PEM certificates (a private CA) to trust **instead of** the system's roots
+    /// (`KAFKA_SSL_CA_FILE`, librdkafka's `ssl.ca.location`); `None`: the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl BrokerConfig {
@@ -55,10 +67,13 @@ impl BrokerConfig {
     /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`; `amqps://` for
     /// TLS), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default) and
     /// `AMQP_CA_FILE` (unset by default); or `KAFKA_BROKER_URLS`
-    /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`) and `KAFKA_PARTITIONS` (default 3).
+    /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`), `KAFKA_PARTITIONS` (default 3),
+    /// `KAFKA_SECURITY_PROTOCOL` (`plaintext`, the default, or `ssl`; Kafka's names, any case) and
+    /// `KAFKA_SSL_CA_FILE` (unset by default; only with `ssl`).
     ///
     /// # Errors
-    /// [`ConfigError`] naming the variable for an unknown kind or a malformed URL.
+    /// [`ConfigError`] naming the variable for an unknown kind, a malformed URL, an unknown or
+    /// unsupported security protocol (SASL is not built in), or `KAFKA_SSL_CA_FILE` without `ssl`.
     pub fn from_env(default_kind: &str) -> Result<Self, ConfigError> {
         let kind = var("BROKER_KIND").unwrap_or_else(|| default_kind.to_owned());
         match kind.trim().to_ascii_lowercase().as_str() {
@@ -104,6 +119,7 @@ impl BrokerConfig {
                     brokers,
                     topic,
                     partitions,
+                    tls: kafka_tls()?,
                 })
             }
             _ => Err(ConfigError::new(
@@ -112,5 +128,35 @@ impl BrokerConfig {
                 "expected memory, rabbitmq or kafka",
             )),
         }
+    }
+}
+
+/// `KAFKA_SECURITY_PROTOCOL` and `KAFKA_SSL_CA_FILE`.
+fn kafka_tls() -> Result<Option<KafkaTls>, ConfigError> {
+    let protocol = var("KAFKA_SECURITY_PROTOCOL").unwrap_or_else(|| "plaintext".to_owned());
+    let ca_file = var("KAFKA_SSL_CA_FILE");
+    match protocol.trim().to_ascii_lowercase().as_str() {
+        "plaintext" => match ca_file {
+            // A CA file without TLS would leave the operator believing the traffic is encrypted.
+            Some(file) => Err(ConfigError::new(
+                "KAFKA_SSL_CA_FILE",
+                &file,
+                "is set but KAFKA_SECURITY_PROTOCOL is not ssl",
+            )),
+            None => Ok(None),
+        },
+        "ssl" => Ok(Some(KafkaTls {
+            ca_file: ca_file.map(Into::into),
+        })),
+        "sasl_plaintext" | "sasl_ssl" => Err(ConfigError::new(
+            "KAFKA_SECURITY_PROTOCOL",
+            &protocol,
+            "SASL is not built in: use ssl (TLS) or plaintext",
+        )),
+        _ => Err(ConfigError::new(
+            "KAFKA_SECURITY_PROTOCOL",
+            &protocol,
+            "expected plaintext or ssl",
+        )),
     }
 }

@@ -192,6 +192,7 @@ pub fn example(name: &str) -> Option<DomainEvent> {
             capacity: Some(100),
             hall: Some("A".to_owned()),
             location_name: Some("West Hall".to_owned()),
+            organiser: Some("someOrganiserID".to_owned()),
         }),
         EVENT_BOOKED => DomainEvent::EventBooked(EventBooked {
             event_id,

@@ -2,7 +2,8 @@
 //! the domain, not to a transport.
 //!
 //! - Reading events and locations is public.
-//! - Creating locations and events, and listing an event's bookings, needs the organiser role.
+//! - Creating locations and events needs the organiser role; an event's bookings are listed to the
+//!   organiser who created it (and to administrators).
 //! - A booking is its buyer's: only the buyer, or an administrator, may read, list or cancel it.
 
 use crate::booking::UserId;
@@ -11,7 +12,7 @@ use crate::booking::UserId;
 /// are mapped onto these by configuration).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Roles {
-    /// May create locations and events and see an event's bookings.
+    /// May create locations and events, and see the bookings of the events it created.
     pub organiser: bool,
     /// May read, list and cancel anyone's bookings.
     pub admin: bool,
@@ -41,9 +42,16 @@ impl Principal {
         self.roles
     }
 
-    /// Whether the caller may create locations and events and list an event's bookings.
+    /// Whether the caller may create locations and events.
     pub fn is_organiser(&self) -> bool {
         self.roles.organiser
+    }
+
+    /// Whether the caller may list the bookings of an event `organiser` organises: that organiser
+    /// (holding the organiser role), or an administrator; nobody else, and for an event without a
+    /// known organiser only administrators.
+    pub fn may_see_bookings_of(&self, organiser: Option<&UserId>) -> bool {
+        self.roles.admin || (self.roles.organiser && organiser == Some(&self.user))
     }
 
     /// Whether the caller may read, list and cancel the bookings of `owner`: its own, or anyone's
@@ -79,5 +87,36 @@ mod tests {
             !admin.is_organiser(),
             "administrators do not organise by default"
         );
+    }
+
+    #[test]
+    fn an_events_bookings_are_its_organisers_and_the_administrators() {
+        let organiser = |name: &str| {
+            Principal::new(
+                user(name),
+                Roles {
+                    organiser: true,
+                    ..Roles::default()
+                },
+            )
+        };
+        let alice = user("alice");
+        assert!(organiser("alice").may_see_bookings_of(Some(&alice)));
+        assert!(!organiser("bob").may_see_bookings_of(Some(&alice)));
+        assert!(!organiser("alice").may_see_bookings_of(None));
+        let plain_alice = Principal::new(alice.clone(), Roles::default());
+        assert!(
+            !plain_alice.may_see_bookings_of(Some(&alice)),
+            "without the organiser role"
+        );
+        let admin = Principal::new(
+            user("root"),
+            Roles {
+                admin: true,
+                ..Roles::default()
+            },
+        );
+        assert!(admin.may_see_bookings_of(Some(&alice)));
+        assert!(admin.may_see_bookings_of(None));
     }
 }

@@ -117,17 +117,28 @@ pub struct SeatInventory {
     pub capacity: SeatCount,
     /// Seats not yet booked; never more than `capacity`, never below zero.
     pub remaining: SeatCount,
+    /// The event's organiser (from `eventCreated`), who alone with administrators may list its
+    /// bookings; `None` when the announcement named none.
+    pub organiser: Option<UserId>,
 }
 
 impl SeatInventory {
-    /// A fresh inventory with every seat remaining.
+    /// A fresh inventory with every seat remaining, of an event without a known organiser.
     pub fn new(event_id: EventId, event_name: String, capacity: SeatCount) -> Self {
         Self {
             event_id,
             event_name,
             capacity,
             remaining: capacity,
+            organiser: None,
         }
+    }
+
+    /// The same inventory, of an event `organiser` organises.
+    #[must_use]
+    pub fn organised_by(mut self, organiser: Option<UserId>) -> Self {
+        self.organiser = organiser;
+        self
     }
 
     /// Takes `seats` from the remaining seats.

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::booking::UserId;
 use crate::id::EventId;
 use crate::location::{Location, check_text};
 use crate::seats::SeatCount;
@@ -28,6 +29,10 @@ pub struct Event {
     pub capacity: SeatCount,
     /// Seats booked, as the booking service announced them (eventually consistent).
     pub seats_booked: SeatCount,
+    /// The organiser who created it (the creator's user id: a token's `sub`, or `X-User-Id` with
+    /// authentication off), who alone with administrators sees its bookings; `None` for events
+    /// stored before organisers were recorded.
+    pub organiser: Option<UserId>,
 }
 
 impl Event {
@@ -172,6 +177,7 @@ impl EventDraft {
             hall,
             capacity,
             seats_booked: SeatCount::new(0),
+            organiser: None,
         })
     }
 }

@@ -42,7 +42,7 @@ pub const EVENT_BOOKED: &str = "eventBooked";
 pub const BOOKING_CANCELLED: &str = "bookingCancelled";
 
 /// An event was created (published by the event service). Body:
-/// `{"id","name","location_id","start_date","end_date"[,"capacity","hall","location_name"]}`.
+/// `{"id","name","location_id","start_date","end_date"[,"capacity","hall","location_name","organiser"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EventCreated {
     /// The event's id.
@@ -67,6 +67,11 @@ pub struct EventCreated {
     /// The location's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location_name: Option<String>,
+    /// The user id of the organiser who created the event (a token's `sub`), who alone with
+    /// administrators may list its bookings. Absent in a reference service's messages; a value that
+    /// cannot be a user id reads as absent (then administrators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organiser: Option<String>,
 }
 
 impl EventCreated {
@@ -81,6 +86,10 @@ impl EventCreated {
             capacity: Some(event.capacity.get()),
             hall: event.hall.clone(),
             location_name: Some(event.location.name.clone()),
+            organiser: event
+                .organiser
+                .as_ref()
+                .map(|user| user.as_str().to_owned()),
         }
     }
 }
@@ -323,6 +332,7 @@ mod tests {
             capacity: None,
             hall: None,
             location_name: None,
+            organiser: None,
         };
         let body = DomainEvent::EventCreated(msg).to_json();
         assert_eq!(

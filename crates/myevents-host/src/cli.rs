@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `healthcheck` exists for container images without a shell or HTTP client (distroless): Docker's
-//! `HEALTHCHECK` and compose's `healthcheck` run the binary itself.
+//! `HEALTHCHECK` and compose's `healthcheck` run the binary itself. With `TLS_CERT_FILE` and
+//! `TLS_KEY_FILE` set, as for the service, it probes over HTTPS.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -23,7 +24,7 @@
 //! });
 //! if let Command::Healthcheck { path } = command {
 //!     let addr = "127.0.0.1:8181".parse().unwrap();
-//!     std::process::exit(i32::from(probe(addr, &path).await.is_err()));
+//!     std::process::exit(i32::from(probe(addr, &path, None).await.is_err()));
 //! }
 //! # }
 //! ```
@@ -222,29 +223,51 @@ pub fn probe_address(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// `GET path` over HTTP/1.1 (RFC 9112) at `addr`, with `Connection: close`, within 3 seconds.
+/// Sends `request` on `stream` and reads until the end of the status line (or of the stream).
+async fn status_line<S>(mut stream: S, request: &str) -> std::io::Result<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(256);
+    let mut buffer = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    Ok(head)
+}
+
+/// `GET path` over HTTP/1.1 (RFC 9112) at `addr`, with `Connection: close`, within 3 seconds; over
+/// TLS when `tls` names the listener's certificate files (the probe trusts exactly that certificate,
+/// see [`myevents_http::tls::connect_pinned`]), else plain.
 ///
 /// # Errors
-/// [`ProbeError::NoAnswer`] when nothing answers in time or the answer has no status line,
-/// [`ProbeError::Status`] for an answer outside 2xx.
-pub async fn probe(addr: SocketAddr, path: &str) -> Result<u16, ProbeError> {
+/// [`ProbeError::NoAnswer`] when nothing answers in time, the TLS handshake fails or the answer has
+/// no status line, [`ProbeError::Status`] for an answer outside 2xx.
+pub async fn probe(
+    addr: SocketAddr,
+    path: &str,
+    tls: Option<&myevents_http::tls::TlsFiles>,
+) -> Result<u16, ProbeError> {
     let no_answer = |reason: String| ProbeError::NoAnswer { addr, reason };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: healthcheck\r\nConnection: close\r\n\r\n"
+    );
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: healthcheck\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut head = Vec::with_capacity(256);
-        let mut buffer = [0u8; 256];
-        while !head.windows(2).any(|w| w == b"\r\n") {
-            let read = stream.read(&mut buffer).await?;
-            if read == 0 {
-                break;
+        match tls {
+            None => status_line(tokio::net::TcpStream::connect(addr).await?, &request).await,
+            Some(files) => {
+                status_line(
+                    myevents_http::tls::connect_pinned(files, addr).await?,
+                    &request,
+                )
+                .await
             }
-            head.extend_from_slice(&buffer[..read]);
         }
-        Ok::<_, std::io::Error>(head)
     };
     let head = tokio::time::timeout(Duration::from_secs(3), exchange)
         .await
@@ -264,22 +287,26 @@ pub async fn probe(addr: SocketAddr, path: &str) -> Result<u16, ProbeError> {
 }
 
 /// Runs the commands that need neither broker nor store: `healthcheck` (probes `listen`, see
-/// [`probe_address`]) and `version` (prints `build` as JSON). Returns the process's exit status when
+/// [`probe_address`], over TLS when `tls` names the listener's certificate files) and `version`
+/// (prints `build` as JSON). Returns the process's exit status when
 /// `command` was one of them (0 on success, 1 when the probe failed, with the reason on standard
 /// error), `None` for the others.
 pub async fn run_local_command(
     command: &Command,
     build: myevents_platform::build_info::BuildInfo,
     listen: SocketAddr,
+    tls: Option<&myevents_http::tls::TlsFiles>,
 ) -> Option<std::process::ExitCode> {
     match command {
-        Command::Healthcheck { path } => Some(match probe(probe_address(listen), path).await {
-            Ok(_) => std::process::ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("unhealthy: {error}");
-                std::process::ExitCode::FAILURE
-            }
-        }),
+        Command::Healthcheck { path } => {
+            Some(match probe(probe_address(listen), path, tls).await {
+                Ok(_) => std::process::ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("unhealthy: {error}");
+                    std::process::ExitCode::FAILURE
+                }
+            })
+        }
         Command::Version => {
             // Written without println!, which would panic if standard output were closed.
             let line = format!("{}\n", serde_json::json!(build));
@@ -386,15 +413,15 @@ mod tests {
     #[tokio::test]
     async fn the_probe_passes_on_2xx_and_fails_on_anything_else() {
         let ok = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
-        assert_eq!(probe(ok, "/readyz").await.unwrap(), 200);
+        assert_eq!(probe(ok, "/readyz", None).await.unwrap(), 200);
         let unavailable = serve_once(b"HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
         assert!(matches!(
-            probe(unavailable, "/readyz").await,
+            probe(unavailable, "/readyz", None).await,
             Err(ProbeError::Status { status: 503, .. })
         ));
         let garbage = serve_once(b"SSH-2.0-OpenSSH\r\n").await;
         assert!(matches!(
-            probe(garbage, "/readyz").await,
+            probe(garbage, "/readyz", None).await,
             Err(ProbeError::NoAnswer { .. })
         ));
         let closed = {
@@ -402,7 +429,7 @@ mod tests {
             listener.local_addr().unwrap()
         };
         assert!(matches!(
-            probe(closed, "/readyz").await,
+            probe(closed, "/readyz", None).await,
             Err(ProbeError::NoAnswer { .. })
         ));
     }

@@ -483,9 +483,10 @@ async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
         std::process::exit(2);
     });
     let build = BuildInfo::current(S::NAME);
-    // `version` and `healthcheck` need no configuration but the listen address.
+    // `version` and `healthcheck` need no configuration but the listen address and its TLS files.
     let listen = listen_addr_or("LISTEN_URL", S::DEFAULTS.listen)?;
-    if let Some(status) = cli::run_local_command(&command, build, listen).await {
+    let tls = TlsFiles::from_env()?;
+    if let Some(status) = cli::run_local_command(&command, build, listen, tls.as_ref()).await {
         return Ok(status);
     }
     let config = S::config_from_env()?;

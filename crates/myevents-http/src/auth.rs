@@ -693,10 +693,15 @@ fn roles_of(claims: &serde_json::Value, path: &str) -> Vec<String> {
     }
 }
 
+/// Marks an answer [`authenticate`] gave instead of the route because the request's credentials
+/// were refused (in the answer's extensions), for [`crate::rate_limit::limit_refused_credentials`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialsRefused;
+
 /// Axum middleware: authenticates the request with the [`Authenticator`] of its state and puts the
 /// [`Identity`] in its extensions, or answers 401 (`WWW-Authenticate: Bearer …`) for credentials
-/// that do not verify — on every route, public ones too: a client with a bad token learns it at
-/// once.
+/// that do not verify, 400 for malformed ones — on every route, public ones too: a client with a
+/// bad token learns it at once. Such an answer carries [`CredentialsRefused`] in its extensions.
 pub async fn authenticate(
     State(authenticator): State<Authenticator>,
     mut request: Request,
@@ -713,7 +718,10 @@ pub async fn authenticate(
             request.extensions_mut().insert(identity);
             next.run(request).await
         }
-        Err(refused) => refused,
+        Err(mut refused) => {
+            refused.extensions_mut().insert(CredentialsRefused);
+            refused
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 //! client's address: the peer of the connection, or — behind [`RateLimit::trusted_proxy_hops`]
 //! proxies (an Ingress controller, a load balancer) — the address those proxies appended to
 //! `X-Forwarded-For`. With authentication off, `X-User-Id` is never the key (anyone can send any).
+//! A request whose credentials are refused counts by the client's address too (see
+//! [`limit_refused_credentials`]): bad tokens are no way around the limit.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -22,7 +24,7 @@ use http::{HeaderValue, StatusCode, header};
 use myevents_platform::metrics::registered;
 use prometheus::{IntCounterVec, register_int_counter_vec};
 
-use crate::auth::TokenSubject;
+use crate::auth::{CredentialsRefused, TokenSubject, USER_HEADER};
 use crate::problem::Problem;
 
 /// How many requests a caller may make (`RATE_LIMIT_PER_SECOND`, `RATE_LIMIT_BURST`,
@@ -134,6 +136,33 @@ async fn forget_idle_callers(callers: Weak<DefaultKeyedRateLimiter<CallerKey>>) 
     }
 }
 
+impl Limiter {
+    /// 429 with `Retry-After` (whole seconds, rounded up, at least 1) and a problem body, counted
+    /// in [`RATE_LIMITED`].
+    fn too_many(
+        &self,
+        not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>,
+    ) -> Response {
+        RATE_LIMITED.with_label_values(&[self.service]).inc();
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = u32::try_from(whole).unwrap_or(u32::MAX).max(1);
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!(
+                "more than {} requests per second (bursts of {}) from one caller; retry after {seconds} s",
+                self.limit.per_second, self.limit.burst
+            ),
+        );
+        problem
+            .headers
+            .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        problem.into_response()
+    }
+}
+
 /// Axum middleware: lets the request on if its caller is within the limit of the [`Limiter`] of
 /// its state (every request when there is none), else answers 429 with `Retry-After` (whole
 /// seconds, at least 1) and a problem body. Runs after [`crate::auth::authenticate`], whose
@@ -149,26 +178,36 @@ pub async fn limit_rate(
     let key = limiter.key(&request);
     match limiter.callers.check_key(&key) {
         Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            RATE_LIMITED.with_label_values(&[limiter.service]).inc();
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            // Whole seconds, rounded up, at least 1.
-            let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let seconds = u32::try_from(whole).unwrap_or(u32::MAX).max(1);
-            let mut problem = Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many requests",
-                format!(
-                    "more than {} requests per second (bursts of {}) from one caller; retry after {seconds} s",
-                    limiter.limit.per_second, limiter.limit.burst
-                ),
-            );
-            problem
-                .headers
-                .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
-            problem.into_response()
-        }
+        Err(not_until) => limiter.too_many(&not_until),
+    }
+}
+
+/// Axum middleware, around [`crate::auth::authenticate`]: a request whose credentials it refuses
+/// (401, or 400 for malformed ones; marked [`CredentialsRefused`]) counts against its client's
+/// address, as a request without a token does in [`limit_rate`] (which a refused request never
+/// reaches), so that sending bad tokens is no way around the limit. Once the address is over its
+/// limit, such refusals are answered 429 with `Retry-After` instead. Requests without an
+/// `Authorization` or `X-User-Id` header pass untouched.
+pub async fn limit_refused_credentials(
+    State(limiter): State<Option<Limiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(limiter) = limiter else {
+        return next.run(request).await;
+    };
+    let headers = request.headers();
+    if !(headers.contains_key(header::AUTHORIZATION) || headers.contains_key(USER_HEADER)) {
+        return next.run(request).await;
+    }
+    let key = limiter.key(&request);
+    let response = next.run(request).await;
+    if response.extensions().get::<CredentialsRefused>().is_none() {
+        return response;
+    }
+    match limiter.callers.check_key(&key) {
+        Ok(()) => response,
+        Err(not_until) => limiter.too_many(&not_until),
     }
 }
 

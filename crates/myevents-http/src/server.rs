@@ -272,17 +272,23 @@ pub fn with_common_layers(
         cors: origins,
         server,
     } = *edge;
+    let limiter = server.rate_limit.map(|limit| Limiter::new(service, limit));
     let api = limited(
         api.fallback(route_not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(server.body_limit))
             .layer(middleware::from_fn_with_state(
-                server.rate_limit.map(|limit| Limiter::new(service, limit)),
+                limiter.clone(),
                 crate::rate_limit::limit_rate,
             ))
             // Inside the concurrency limit: verifying signatures is work the limit bounds. Before
             // the rate limit, which counts by the token's subject.
-            .layer(middleware::from_fn_with_state(auth.clone(), authenticate)),
+            .layer(middleware::from_fn_with_state(auth.clone(), authenticate))
+            // Refused credentials count by address, as anonymous requests do.
+            .layer(middleware::from_fn_with_state(
+                limiter,
+                crate::rate_limit::limit_refused_credentials,
+            )),
         server.max_concurrent_requests,
         server.request_timeout,
     )

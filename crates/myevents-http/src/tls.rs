@@ -204,3 +204,88 @@ impl TlsTerminator {
         &self.acceptor
     }
 }
+
+/// Trusts exactly one end-entity certificate, pinned (no CA, no host name), but verifies the
+/// handshake's signature with it as usual.
+#[derive(Debug)]
+struct PinnedCertificate {
+    pinned: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.pinned.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Opens a TLS connection (HTTP/1.1 by ALPN) to a listener of this process's own at `addr` — the
+/// `healthcheck` probe — trusting exactly the end-entity certificate `files.cert` holds now
+/// (pinned: neither a CA nor the host name is checked; the server's handshake signature is). While
+/// a rotated certificate is not yet served (up to [`RELOAD_CHECK_INTERVAL`]) the handshake fails.
+///
+/// # Errors
+/// An I/O error when the certificate file cannot be read or holds no certificate, when nothing
+/// listens, or when the handshake fails (another certificate, no TLS).
+pub async fn connect_pinned(
+    files: &TlsFiles,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let invalid = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidData, reason);
+    let pem = std::fs::read(&files.cert)?;
+    let pinned = CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .ok_or_else(|| invalid("TLS_CERT_FILE holds no PEM certificate".to_owned()))?
+        .map_err(|e| invalid(format!("TLS_CERT_FILE: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = PinnedCertificate {
+        pinned,
+        algorithms: provider.signature_verification_algorithms,
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(rustls::pki_types::ServerName::from(addr.ip()), tcp)
+        .await
+}

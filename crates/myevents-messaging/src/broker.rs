@@ -77,10 +77,12 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
             brokers,
             topic,
             partitions,
+            tls,
         } => {
             use myevents_broker_kafka::{KafkaBroker, KafkaConfig};
             let mut settings = KafkaConfig::new(brokers.clone()).with_topic(topic.clone());
             settings.partitions = *partitions;
+            settings.tls.clone_from(tls);
             Ok(Broker::new(KafkaBroker::new(settings)?))
         }
         #[cfg(not(feature = "kafka"))]

@@ -34,9 +34,14 @@ pub struct Messaging {
     publisher: Arc<dyn EventPublisher>,
 }
 
+/// How long start-up waits for the broker to declare the subscription (5 s) before it goes on and
+/// leaves that to the consumer (a broker that cannot be reached, or trusted, can take the client's
+/// whole request time-out to say so).
+pub(crate) const DECLARE_AT_START: Duration = Duration::from_secs(5);
+
 impl Messaging {
-    /// Declares the subscription (a broker that is down only delays this: the consumer declares it
-    /// when it connects), starts its consumer, and starts the relay of the outbox unless `relay` says
+    /// Declares the subscription (a broker that is down only delays this, by at most
+    /// [`DECLARE_AT_START`]: the consumer declares it when it connects), starts its consumer, and starts the relay of the outbox unless `relay` says
     /// off. `service` labels the metrics.
     ///
     /// # Errors
@@ -54,9 +59,13 @@ impl Messaging {
             waker,
         } = parts;
         crate::metrics::register(service);
-        if let Err(error) = broker.subscriber.declare(&subscription).await {
-            tracing::warn!(%error, queue = %subscription.name,
-                "broker unreachable at start-up; the consumer keeps retrying");
+        match tokio::time::timeout(DECLARE_AT_START, broker.subscriber.declare(&subscription)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, queue = %subscription.name,
+                "broker unreachable at start-up; the consumer keeps retrying"),
+            Err(_) => tracing::warn!(queue = %subscription.name,
+                "broker not answering at start-up; the consumer keeps retrying"),
         }
         let handler = crate::dead_letters::only_for_its_target(&subscription.name, handler);
         let consumer = broker

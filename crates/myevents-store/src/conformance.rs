@@ -107,7 +107,7 @@ fn time(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap_or_default()
 }
 
-/// An event named `name` in hall A of a sample location.
+/// An event named `name` in hall A of a sample location, organised by `organiser-1`.
 pub fn sample_event(name: &str) -> Event {
     Event {
         id: EventId::generate(),
@@ -119,6 +119,7 @@ pub fn sample_event(name: &str) -> Event {
         hall: Some("A".to_owned()),
         capacity: SeatCount::new(100),
         seats_booked: SeatCount::new(0),
+        organiser: UserId::parse("organiser-1").ok(),
     }
 }
 
@@ -440,6 +441,7 @@ pub mod bookings {
             "opera aida".to_owned(),
             SeatCount::new(seats),
         )
+        .organised_by(UserId::parse("organiser-1").ok())
     }
 
     /// Adding an inventory twice keeps the first and its remaining seats.
@@ -461,6 +463,7 @@ pub mod bookings {
             .expect("known");
         assert_eq!(stored.remaining, SeatCount::new(6));
         assert_eq!(stored.capacity, SeatCount::new(10));
+        assert_eq!(stored.organiser, inv.organiser);
         assert_eq!(
             repo.inventory(EventId::generate()).await.expect("get"),
             None

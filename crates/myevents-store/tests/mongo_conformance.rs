@@ -195,6 +195,7 @@ async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
         event_name: "aida".to_owned(),
         capacity,
         remaining: capacity,
+        organiser: None,
     })
     .await
     .expect("inventory");

@@ -310,6 +310,19 @@ pub fn binary_path(name: &str) -> PathBuf {
 /// # Panics
 /// When the command cannot be started.
 pub fn start_mongo_wire_server(port: u16, storage: &std::path::Path) -> Child {
+    start_mongo_wire_server_with(port, storage, &[])
+}
+
+/// [`start_mongo_wire_server`] with more of SecantusDB's flags (e.g. `--tls-cert-file`); storage
+/// `:memory:` is a fresh one, deleted when the server stops.
+///
+/// # Panics
+/// When the command cannot be started.
+pub fn start_mongo_wire_server_with(
+    port: u16,
+    storage: &std::path::Path,
+    args: &[std::ffi::OsString],
+) -> Child {
     let command =
         std::env::var("MYEVENTS_TEST_SECANTUSD").unwrap_or_else(|_| "secantusd-py".to_owned());
     Command::new(&command)
@@ -317,11 +330,51 @@ pub fn start_mongo_wire_server(port: u16, storage: &std::path::Path) -> Child {
         .args(["--log-level", "ERROR"])
         .arg("--storage-path")
         .arg(storage)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {command} (set MYEVENTS_TEST_SECANTUSD): {e}"))
+}
+
+/// Starts a Kafka-protocol broker of a test's own on `127.0.0.1:port`, advertising `advertised`
+/// (`host:port`) to clients, with more of its flags in `args` (e.g. `--schema-registry`): the Tansu
+/// binary in `MYEVENTS_TEST_TANSU` (the test script installs it), else `tansu` on the path, with
+/// in-memory storage. Waits up to 10 s for its port; killed when the handle is dropped.
+///
+/// # Panics
+/// When the binary cannot be started or does not listen in time.
+pub async fn start_kafka_wire_server(
+    port: u16,
+    advertised: &str,
+    args: &[std::ffi::OsString],
+) -> Child {
+    let tansu = std::env::var("MYEVENTS_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
+    // Tansu 0.6 reads the path of a `file://` schema registry URL relative to its working
+    // directory (the leading slash is dropped), hence `/` as the working directory.
+    let child = Command::new(&tansu)
+        .current_dir("/")
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+        ])
+        .args(["--advertised-listener-url", &format!("tcp://{advertised}")])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {tansu} (set MYEVENTS_TEST_TANSU): {e}"));
+    let listening = eventually(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(listening, "{tansu} did not listen on {port}");
+    child
 }
 
 /// A service binary running as a child process; killed when dropped.

@@ -33,7 +33,7 @@ impl Service for BookingServiceSpec {
     const CONSUMES: &'static [&'static str] = crate::consumer::CONSUMES;
     const ABOUT: About = About {
         title: "MyEvents booking service",
-        description: "Bookings of seats of events, and the seat inventory behind them: no seat is ever sold twice. Booking needs a caller; a booking is visible to the user who made it and to administrators, an event's list of bookings to organisers. Bookings and cancellations are announced to the event service (`eventBooked`, `bookingCancelled`; see the AsyncAPI document); the events it sells come from `eventCreated`. Errors are `application/problem+json` (RFC 9457).",
+        description: "Bookings of seats of events, and the seat inventory behind them: no seat is ever sold twice. Booking needs a caller; a booking is visible to the user who made it and to administrators, an event's list of bookings to the organiser who created it and to administrators. Bookings and cancellations are announced to the event service (`eventBooked`, `bookingCancelled`; see the AsyncAPI document); the events it sells come from `eventCreated`. Errors are `application/problem+json` (RFC 9457).",
         port: 8282,
     };
     type Config = BookingServiceConfig;

@@ -302,24 +302,30 @@ impl BookingService {
         Ok(booking.filter(|b| by.may_act_for(&b.user_id)))
     }
 
-    /// A page of an event's bookings, for an organiser.
+    /// A page of an event's bookings, for the organiser who created the event or an administrator
+    /// (see [`Principal::may_see_bookings_of`]).
     ///
     /// # Errors
-    /// [`ListError::Forbidden`] without the organiser role, [`ListError::EventNotFound`] when the
-    /// service knows no such event, or the store's failure.
+    /// [`ListError::Forbidden`] for anyone else (for a caller with neither role before the event
+    /// is looked up), [`ListError::EventNotFound`] when the service knows no such event, or the
+    /// store's failure.
     pub async fn bookings_for_event(
         &self,
         event_id: EventId,
         page: PageRequest,
         by: &Principal,
     ) -> Result<Vec<Booking>, ListError> {
-        if !by.is_organiser() {
-            return Err(ListError::Forbidden(
-                "an event's bookings are shown to organisers only",
-            ));
+        const FORBIDDEN: &str =
+            "an event's bookings are shown to the organiser who created it and administrators only";
+        let roles = by.roles();
+        if !(roles.organiser || roles.admin) {
+            return Err(ListError::Forbidden(FORBIDDEN));
         }
-        if self.bookings.inventory(event_id).await?.is_none() {
+        let Some(inventory) = self.bookings.inventory(event_id).await? else {
             return Err(ListError::EventNotFound(event_id));
+        };
+        if !by.may_see_bookings_of(inventory.organiser.as_ref()) {
+            return Err(ListError::Forbidden(FORBIDDEN));
         }
         Ok(self.bookings.bookings_for_event(event_id, page).await?)
     }
@@ -358,7 +364,10 @@ impl BookingService {
                 0
             });
         let (event_id, name) = (created.id, created.name);
-        let inventory = SeatInventory::new(event_id, name, SeatCount::new(capacity));
+        // A value that cannot be a user id names nobody: then administrators only list the event.
+        let organiser = created.organiser.and_then(|text| UserId::parse(&text).ok());
+        let inventory =
+            SeatInventory::new(event_id, name, SeatCount::new(capacity)).organised_by(organiser);
         let added = self.bookings.add_inventory(&inventory).await?;
         tracing::info!(%event_id, capacity, added, "event recorded for booking");
         Ok(added)
@@ -439,6 +448,7 @@ mod tests {
             capacity,
             hall: None,
             location_name: None,
+            organiser: Some("org".to_owned()),
         }
     }
 
@@ -588,7 +598,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bookings_are_shown_to_their_buyer_administrators_and_for_an_event_to_organisers() {
+    async fn bookings_are_shown_to_their_buyer_administrators_and_for_an_event_to_its_organiser() {
         let Fixture { service, .. } = fixture();
         let event_id = event(&service, 4).await;
         let booking = service
@@ -627,7 +637,20 @@ mod tests {
                 .await;
             assert_eq!(listed.is_ok(), sees, "{caller:?} lists alice's bookings");
         }
-        for (caller, sees) in [(&alice, false), (&admin, false), (&organiser, true)] {
+        // The event was created by "org"; another organiser does not see its bookings.
+        let other_organiser = who(
+            "org2",
+            Roles {
+                admin: false,
+                organiser: true,
+            },
+        );
+        for (caller, sees) in [
+            (&alice, false),
+            (&admin, true),
+            (&organiser, true),
+            (&other_organiser, false),
+        ] {
             let listed = service.bookings_for_event(event_id, page, caller).await;
             assert_eq!(
                 listed.is_ok(),

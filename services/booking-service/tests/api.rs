@@ -94,6 +94,7 @@ impl TestApp {
             capacity: Some(capacity),
             hall: None,
             location_name: None,
+            organiser: Some("anonymous".to_owned()),
         });
         self.broker
             .publish(&Message::new(
@@ -379,6 +380,7 @@ async fn a_redelivered_event_created_keeps_the_remaining_seats() {
         capacity: Some(3),
         hall: None,
         location_name: None,
+        organiser: Some("anonymous".to_owned()),
     });
     app.broker
         .publish(&Message::new(again.name(), again.key(), again.to_json()))

@@ -161,7 +161,8 @@ impl EventService {
             }
             EventLocation::New(draft) => (draft.validate(location_id, "Location.")?, true),
         };
-        let event = command.draft.validate(event_id, location)?;
+        let mut event = command.draft.validate(event_id, location)?;
+        event.organiser = Some(command.by.user().clone());
         let stored_before = resumed && self.locations.get(location_id).await?.is_some();
         if is_new && !stored_before {
             self.store_location(&event.location, command.trace_parent.clone())

@@ -207,7 +207,7 @@ async fn an_event_at_a_stored_location_embeds_it_and_sums_its_halls() {
     assert_eq!(
         String::from_utf8(message.payload).expect("utf8"),
         format!(
-            r#"{{"id":"{id}","name":"opera aida","location_id":"{location_id}","start_date":"2026-01-09T23:06:40Z","end_date":"2026-01-10T01:06:40Z","capacity":150,"location_name":"West Hall"}}"#
+            r#"{{"id":"{id}","name":"opera aida","location_id":"{location_id}","start_date":"2026-01-09T23:06:40Z","end_date":"2026-01-10T01:06:40Z","capacity":150,"location_name":"West Hall","organiser":"anonymous"}}"#
         )
     );
 

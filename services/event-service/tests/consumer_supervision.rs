@@ -8,7 +8,6 @@
 //! dead-letter topic would, while the main topic works.
 #![cfg(feature = "kafka")]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use myevents_broker::Message;
@@ -18,9 +17,9 @@ use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_store::config::StoreConfig;
-use myevents_testkit::{eventually, unique};
+use myevents_testkit::{eventually, start_kafka_wire_server, unique};
 use reqwest::StatusCode;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -29,31 +28,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Tansu on `port`, with `registry` (an absolute path) as its schema registry; waits for its port.
+/// Tansu on `port`, with `registry` (an absolute path) as its schema registry.
 async fn start_tansu(port: u16, registry: &std::path::Path) -> Child {
-    let tansu = std::env::var("MYEVENTS_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
-    let listener = format!("tcp://127.0.0.1:{port}");
-    // Tansu 0.6 reads the path of a `file://` registry URL relative to its working directory (the
-    // leading slash is dropped), hence `/` as the working directory.
-    let child = Command::new(&tansu)
-        .current_dir("/")
-        .args(["broker", "--listener-url", &listener])
-        .args(["--advertised-listener-url", &listener])
-        .arg("--schema-registry")
-        .arg(format!("file://{}", registry.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {tansu} (set MYEVENTS_TEST_TANSU): {e}"));
-    let listening = eventually(Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(listening, "{tansu} did not listen on {port}");
-    child
+    start_kafka_wire_server(
+        port,
+        &format!("127.0.0.1:{port}"),
+        &[
+            "--schema-registry".into(),
+            format!("file://{}", registry.display()).into(),
+        ],
+    )
+    .await
 }
 
 async fn status(client: &reqwest::Client, url: &str) -> Option<StatusCode> {
@@ -78,6 +63,7 @@ async fn a_consumer_that_cannot_dead_letter_is_restarted_and_healthz_fails_past_
         brokers: brokers.clone(),
         topic: topic.clone(),
         partitions: 1,
+        tls: None,
     })
     .expect("adapter");
 

@@ -4,14 +4,25 @@
 
 use std::time::Duration;
 
-use myevents_testkit::{ServiceProcess, binary_path, eventually_answers};
+use myevents_testkit::{ServiceProcess, binary_path, eventually_answers, unique};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 /// Runs `binary` with `args`, `LISTEN_URL` set to `listen`, in memory; returns (exit code, stdout).
 async fn run(binary: &str, args: &[&str], listen: &str) -> (i32, String) {
+    run_with(binary, args, listen, &[]).await
+}
+
+/// [`run`] with more variables.
+async fn run_with(
+    binary: &str,
+    args: &[&str],
+    listen: &str,
+    env: &[(&str, String)],
+) -> (i32, String) {
     let output = tokio::process::Command::new(binary_path(binary))
         .args(args)
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
         .env("LISTEN_URL", listen)
         .env("BROKER_KIND", "memory")
         .env("STORE_KIND", "memory")
@@ -66,6 +77,59 @@ async fn healthcheck_passes_only_while_the_service_answers_ready() {
             2
         );
     }
+}
+
+#[tokio::test]
+async fn healthcheck_probes_an_https_listener_trusting_its_certificate_only() {
+    let directory = std::env::temp_dir().join(unique("healthcheck-tls"));
+    std::fs::create_dir_all(&directory).expect("directory");
+    let pair = |name: &str| {
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["tickets.example".to_owned()]).expect("cert");
+        let (cert, key) = (
+            directory.join(format!("{name}.crt")),
+            directory.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert, generated.cert.pem()).expect("write");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write");
+        vec![
+            ("TLS_CERT_FILE", cert.display().to_string()),
+            ("TLS_KEY_FILE", key.display().to_string()),
+        ]
+    };
+    let (served, other) = (pair("served"), pair("other"));
+    for binary in ["event-service", "booking-service"] {
+        let mut env = served.clone();
+        env.extend([
+            ("BROKER_KIND", "memory".to_owned()),
+            ("STORE_KIND", "memory".to_owned()),
+        ]);
+        let service = ServiceProcess::start(binary, &env).await;
+        let everywhere = format!("0.0.0.0:{}", service.addr.port());
+        // The certificate names another host: the probe trusts the certificate, not a name.
+        assert_eq!(
+            run_with(binary, &["healthcheck"], &everywhere, &served)
+                .await
+                .0,
+            0,
+            "{binary}: {}",
+            service.log_text()
+        );
+        assert_eq!(
+            run(binary, &["healthcheck"], &everywhere).await.0,
+            1,
+            "{binary}: plain HTTP is not served on the TLS listener"
+        );
+        assert_eq!(
+            run_with(binary, &["healthcheck"], &everywhere, &other)
+                .await
+                .0,
+            1,
+            "{binary}: a listener presenting another certificate is not trusted"
+        );
+        service.kill().await;
+    }
+    let _ = std::fs::remove_dir_all(&directory);
 }
 
 #[tokio::test]

@@ -80,6 +80,8 @@ async fn a_dead_lettered_event_created_is_replayed_by_the_command_and_then_handl
         capacity: Some(5),
         hall: None,
         location_name: None,
+        // As the event service announces an event created with authentication off.
+        organiser: Some("anonymous".to_owned()),
     });
     broker
         .publish(&Message::new(

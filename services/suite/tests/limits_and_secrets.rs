@@ -1,5 +1,6 @@
 //! Limits per client and secrets kept out of sight, against the real binaries: a caller over its rate
-//! limit gets 429 with `Retry-After` while another caller goes on; a run with an HS256 secret, a
+//! limit gets 429 with `Retry-After` while another caller goes on, and refused tokens count against
+//! the client's address; a run with an HS256 secret, a
 //! broker password and bearer tokens writes none of them into a log line, an answer body or a
 //! metric.
 
@@ -108,6 +109,59 @@ async fn a_caller_over_its_limit_gets_429_with_retry_after_and_others_go_on() {
         metrics.contains("myevents_http_rate_limited_total{service=\"event-service\"}"),
         "no rate-limited series"
     );
+}
+
+#[tokio::test]
+async fn refused_tokens_count_against_the_address_and_get_429_past_the_limit() {
+    let secret = unique("secret-of-at-least-32-bytes-");
+    let mut env = jwt_env(&secret);
+    env.extend([
+        ("RATE_LIMIT_PER_SECOND", "2".to_owned()),
+        ("RATE_LIMIT_BURST", "5".to_owned()),
+    ]);
+    let service = ServiceProcess::start("event-service", &env).await;
+    let alice = mint(&env, "alice").await;
+    // Signed with another secret: it does not verify.
+    let forged = mint(&jwt_env(&unique("another-secret-of-32-bytes-")), "mallory").await;
+    let client = Client::new();
+    let url = format!("{}/events", service.url());
+    let get = |authorization: &str| {
+        let request = client.get(&url).header("authorization", authorization);
+        async move { Answer::read(request.send().await.expect("request")).await }
+    };
+    let mut refused = 0;
+    let mut limited = None;
+    for i in 0..20 {
+        // Forged tokens and malformed credentials alike.
+        let credential = if i % 2 == 0 {
+            format!("Bearer {forged}")
+        } else {
+            "Bearer not a token".to_owned()
+        };
+        let answer = get(&credential).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(answer);
+            break;
+        }
+        assert!(
+            answer.status == StatusCode::UNAUTHORIZED || answer.status == StatusCode::BAD_REQUEST,
+            "{}",
+            answer.status
+        );
+        refused += 1;
+    }
+    let limited = limited.expect("refused credentials are limited within 20 requests");
+    assert!(refused >= 5, "the burst of 5 was refused first: {refused}");
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+    // The address is spent: an anonymous request from it waits too, a verified caller does not.
+    assert_eq!(
+        get("Bearer still-not-a-token").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let anonymous = Answer::read(client.get(&url).send().await.expect("request")).await;
+    assert_eq!(anonymous.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(get(&format!("Bearer {alice}")).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -76,16 +76,17 @@ impl BookingRepository for MongoBookingRepository {
     async fn add_inventory(&self, inventory: &SeatInventory) -> Result<bool, RepositoryError> {
         self.store.ensure_initialised()?;
         let id = to_bson_id(inventory.event_id.object_id());
+        let mut fields = doc! {
+            "name": &inventory.event_name,
+            "capacity": i64::from(inventory.capacity.get()),
+            "remaining": i64::from(inventory.remaining.get()),
+        };
+        if let Some(organiser) = &inventory.organiser {
+            fields.insert("organiser", organiser.as_str());
+        }
         let result = self
             .inventory
-            .update_one(
-                doc! {"_id": id},
-                doc! {"$setOnInsert": {
-                    "name": &inventory.event_name,
-                    "capacity": i64::from(inventory.capacity.get()),
-                    "remaining": i64::from(inventory.remaining.get()),
-                }},
-            )
+            .update_one(doc! {"_id": id}, doc! {"$setOnInsert": fields})
             .upsert(true)
             .await
             .map_err(map_error);

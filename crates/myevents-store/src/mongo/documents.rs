@@ -179,8 +179,17 @@ pub(crate) struct EventDoc {
     /// order; read clamped).
     #[serde(default)]
     booked: i64,
+    /// The organiser's user id; absent in documents stored before organisers were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    organiser: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<OutboxDoc>,
+}
+
+/// The user id of an `organiser` field.
+fn organiser(text: Option<String>) -> Result<Option<UserId>, RepositoryError> {
+    text.map(|text| UserId::parse(&text).map_err(|_| corrupt("an invalid organiser id")))
+        .transpose()
 }
 
 impl From<&Event> for EventDoc {
@@ -195,6 +204,7 @@ impl From<&Event> for EventDoc {
             hall: e.hall.clone(),
             capacity: i64::from(e.capacity.get()),
             booked: i64::from(e.seats_booked.get()),
+            organiser: e.organiser.as_ref().map(|u| u.as_str().to_owned()),
             outbox: Vec::new(),
         }
     }
@@ -214,6 +224,7 @@ impl TryFrom<EventDoc> for Event {
             hall: d.hall,
             capacity: seats(d.capacity)?,
             seats_booked: seats(d.booked.clamp(0, i64::from(u32::MAX)))?,
+            organiser: organiser(d.organiser)?,
         })
     }
 }
@@ -225,6 +236,9 @@ pub(crate) struct InventoryDoc {
     pub(crate) name: String,
     pub(crate) capacity: i64,
     pub(crate) remaining: i64,
+    /// The event's organiser's user id, when its announcement named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) organiser: Option<String>,
     /// Seat holds of bookings not stored yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) holds: Vec<HoldDoc>,
@@ -291,6 +305,7 @@ impl TryFrom<InventoryDoc> for SeatInventory {
             event_name: d.name,
             capacity: seats(d.capacity)?,
             remaining: seats(d.remaining)?,
+            organiser: organiser(d.organiser)?,
         })
     }
 }

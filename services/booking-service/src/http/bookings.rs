@@ -138,14 +138,14 @@ fn listing(path: &str, page: myevents_store::PageRequest, bookings: &[Booking]) 
     response
 }
 
-/// An event's bookings, oldest first, a page at a time (organisers).
+/// An event's bookings, oldest first, a page at a time (the event's organiser and administrators).
 #[utoipa::path(get, path = "/events/{id}/bookings", operation_id = "listEventBookings", tag = "bookings",
     params(("id" = Id, Path, description = "The event's id"), PageQuery),
     security(("bearerAuth" = []), ("userIdHeader" = [])),
     responses(
         (status = 200, description = "A page of the event's bookings", body = Vec<BookingBody>,
             headers(("Link" = String))),
-        (status = 403, description = "The caller is not an organiser"),
+        (status = 403, description = "The caller is neither the organiser who created the event nor an administrator"),
         (status = 404, description = "No event with this id"),
         (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
     ))]

@@ -180,6 +180,7 @@ pub fn response_examples() -> Vec<ResponseExample> {
         hall: Some("A".to_owned()),
         capacity: SeatCount::new(100),
         seats_booked: SeatCount::new(2),
+        organiser: None,
     };
     let location = LocationBody::from(&location);
     let event = EventBody::from(&event);
