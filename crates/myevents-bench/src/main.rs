@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! cargo run -p myevents-bench --release -- [--tiny] [--no-build] [--rates=R1,R2,...]
-//!     [--rate-seconds=S] <scenario>... | all
+//!     [--lag-rate=R] [--rate-seconds=S] <scenario>... | all
 //! ```
 //!
 //! `--rates` replaces the booking rates (per second) the sustained-rate search tries in turn,
+//! `--lag-rate` the rate the propagation lag is reported at (2,000 per second; a MongoDB-wire test
+//! server that takes tens of bookings per second needs one it can take),
 //! `--rate-seconds` the seconds of each step (30), `--wrk-seconds` the seconds of each `wrk` run (5)
 //! and `--rounds` how often each read route and its ceiling are measured in turn (3).
 //!
@@ -123,6 +125,9 @@ fn main() -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .context("--rates=<per second>,<per second>,...")?;
     }
+    if let Some(rate) = option(&args, "--lag-rate") {
+        plan.lag_rate = rate.parse().context("--lag-rate=<per second>")?;
+    }
     if let Some(seconds) = option(&args, "--wrk-seconds") {
         plan.wrk_seconds = seconds.parse().context("--wrk-seconds=<seconds>")?;
     }
@@ -145,7 +150,7 @@ fn main() -> anyhow::Result<()> {
     }
     if scenarios.is_empty() {
         bail!(
-            "usage: myevents-bench [--tiny] [--no-build] [--rates=R1,R2,...] [--rate-seconds=S] \
+            "usage: myevents-bench [--tiny] [--no-build] [--rates=R1,R2,...] [--lag-rate=R] [--rate-seconds=S] \
              [--wrk-seconds=S] [--rounds=N] \
              <embedded|rabbitmq-memory|rabbitmq-mongo|kafka-mongo|all>..."
         );
