@@ -137,6 +137,14 @@ async fn forget_idle_callers(callers: Weak<DefaultKeyedRateLimiter<CallerKey>>) 
 }
 
 impl Limiter {
+    /// Counts a request against `key`: the 429 answer when `key` is over its limit, else `None`.
+    fn refusal(&self, key: &CallerKey) -> Option<Response> {
+        self.callers
+            .check_key(key)
+            .err()
+            .map(|not_until| self.too_many(&not_until))
+    }
+
     /// 429 with `Retry-After` (whole seconds, rounded up, at least 1) and a problem body, counted
     /// in [`RATE_LIMITED`].
     fn too_many(
@@ -175,10 +183,9 @@ pub async fn limit_rate(
     let Some(limiter) = limiter else {
         return next.run(request).await;
     };
-    let key = limiter.key(&request);
-    match limiter.callers.check_key(&key) {
-        Ok(()) => next.run(request).await,
-        Err(not_until) => limiter.too_many(&not_until),
+    match limiter.refusal(&limiter.key(&request)) {
+        None => next.run(request).await,
+        Some(too_many) => too_many,
     }
 }
 
@@ -205,10 +212,7 @@ pub async fn limit_refused_credentials(
     if response.extensions().get::<CredentialsRefused>().is_none() {
         return response;
     }
-    match limiter.callers.check_key(&key) {
-        Ok(()) => response,
-        Err(not_until) => limiter.too_many(&not_until),
-    }
+    limiter.refusal(&key).unwrap_or(response)
 }
 
 #[cfg(test)]

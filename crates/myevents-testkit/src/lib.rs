@@ -377,6 +377,63 @@ pub async fn start_kafka_wire_server(
     child
 }
 
+/// Waits (up to 30 s each) until `bookings` and `events` answer ready, creates an event of 5 seats on
+/// `events`, books 2 of them on `bookings` as soon as it learnt of the event, and waits until
+/// `events` counts them (`SeatsAvailable` 3): the two services exchanged messages `over` (named in
+/// the failure messages) both ways.
+///
+/// # Panics
+/// When a step does not happen within 30 s.
+pub async fn an_event_is_booked_across(
+    events: &ServiceProcess,
+    bookings: &ServiceProcess,
+    over: &str,
+) {
+    const WAIT: Duration = Duration::from_secs(30);
+    for service in [bookings, events] {
+        assert!(
+            eventually_answers(
+                &format!("{}/readyz", service.url()),
+                reqwest::StatusCode::OK,
+                WAIT
+            )
+            .await,
+            "{}",
+            service.log_text()
+        );
+    }
+    let client = reqwest::Client::new();
+    let event = post_json(
+        &client,
+        format!("{}/events", events.url()),
+        &serde_json::json!({"Name":"opera aida","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
+                "Location":{"Name":"West Hall","Halls":[{"name":"A","capacity":5}]}}),
+    )
+    .await;
+    let id = event["ID"].as_str().expect("ID").to_owned();
+    let url = format!("{}/events/{id}/bookings", bookings.url());
+    assert!(
+        eventually(WAIT, || async {
+            client
+                .post(&url)
+                .body(r#"{"seats":2}"#)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED)
+        })
+        .await,
+        "the booking service learnt of the event over {over}"
+    );
+    let event_url = format!("{}/events/{id}", events.url());
+    assert!(
+        eventually(WAIT, || async {
+            get_json(&client, &event_url).await["SeatsAvailable"] == 3
+        })
+        .await,
+        "the event service counted the booking announced over {over}"
+    );
+}
+
 /// A service binary running as a child process; killed when dropped.
 pub struct ServiceProcess {
     child: Child,

@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use myevents_testkit::{
-    ServiceProcess, TlsRabbitMq, eventually, eventually_answers, get_json, post_json, unique,
+    ServiceProcess, TlsRabbitMq, an_event_is_booked_across, eventually, unique,
 };
-use reqwest::{Client, StatusCode};
-use serde_json::json;
+use reqwest::StatusCode;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -55,42 +54,6 @@ async fn the_services_exchange_messages_over_amqps_with_a_trusted_certificate_on
     ];
     let bookings = ServiceProcess::start("booking-service", &env).await;
     let events = ServiceProcess::start("event-service", &env).await;
-    for service in [&bookings, &events] {
-        assert!(
-            eventually_answers(&format!("{}/readyz", service.url()), StatusCode::OK, WAIT).await,
-            "{}",
-            service.log_text()
-        );
-    }
-    let client = Client::new();
-    let event = post_json(
-        &client,
-        format!("{}/events", events.url()),
-        &json!({"Name":"opera aida","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
-                "Location":{"Name":"West Hall","Halls":[{"name":"A","capacity":5}]}}),
-    )
-    .await;
-    let id = event["ID"].as_str().expect("ID").to_owned();
-    let url = format!("{}/events/{id}/bookings", bookings.url());
-    assert!(
-        eventually(WAIT, || async {
-            client
-                .post(&url)
-                .body(r#"{"seats":2}"#)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::CREATED)
-        })
-        .await,
-        "the booking service learnt of the event over amqps"
-    );
-    let event_url = format!("{}/events/{id}", events.url());
-    assert!(
-        eventually(WAIT, || async {
-            get_json(&client, &event_url).await["SeatsAvailable"] == 3
-        })
-        .await,
-        "the event service counted the booking announced over amqps"
-    );
+    an_event_is_booked_across(&events, &bookings, "amqps").await;
     let _ = std::fs::remove_file(&ca);
 }

@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use myevents_http::tls::{TlsFiles, TlsTerminator};
 use myevents_testkit::{
-    ServiceProcess, eventually, eventually_answers, get_json, post_json, start_kafka_wire_server,
+    ServiceProcess, an_event_is_booked_across, eventually, start_kafka_wire_server,
     start_mongo_wire_server_with, unique, unique_database,
 };
-use reqwest::{Client, StatusCode};
-use serde_json::json;
+use reqwest::StatusCode;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -200,43 +199,7 @@ async fn the_services_use_mongodb_and_kafka_over_tls_with_a_trusted_certificate_
     let bookings =
         ServiceProcess::start("booking-service", &both(unique_database(), "booking")).await;
     let events = ServiceProcess::start("event-service", &both(unique_database(), "events")).await;
-    for service in [&bookings, &events] {
-        assert!(
-            eventually_answers(&format!("{}/readyz", service.url()), StatusCode::OK, WAIT).await,
-            "{}",
-            service.log_text()
-        );
-    }
-    let client = Client::new();
-    let event = post_json(
-        &client,
-        format!("{}/events", events.url()),
-        &json!({"Name":"opera aida","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
-                "Location":{"Name":"West Hall","Halls":[{"name":"A","capacity":5}]}}),
-    )
-    .await;
-    let id = event["ID"].as_str().expect("ID").to_owned();
-    let url = format!("{}/events/{id}/bookings", bookings.url());
-    assert!(
-        eventually(WAIT, || async {
-            client
-                .post(&url)
-                .body(r#"{"seats":2}"#)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::CREATED)
-        })
-        .await,
-        "the booking service learnt of the event over Kafka with TLS"
-    );
-    let event_url = format!("{}/events/{id}", events.url());
-    assert!(
-        eventually(WAIT, || async {
-            get_json(&client, &event_url).await["SeatsAvailable"] == 3
-        })
-        .await,
-        "the event service counted the booking announced over Kafka with TLS"
-    );
+    an_event_is_booked_across(&events, &bookings, "Kafka with TLS").await;
     assert!(
         handshakes.completed.load(Ordering::Relaxed) > 0,
         "the broker connections went through TLS"

@@ -24,6 +24,16 @@ fn jwt_env(secret: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// [`jwt_env`] with a limit of 2 requests per second, bursts of 5.
+fn limited_env(secret: &str) -> Vec<(&'static str, String)> {
+    let mut env = jwt_env(secret);
+    env.extend([
+        ("RATE_LIMIT_PER_SECOND", "2".to_owned()),
+        ("RATE_LIMIT_BURST", "5".to_owned()),
+    ]);
+    env
+}
+
 /// A token minted by the binary's own `token` subcommand.
 async fn mint(env: &[(&str, String)], user: &str) -> String {
     let output = tokio::process::Command::new(binary_path("event-service"))
@@ -50,12 +60,7 @@ async fn mint(env: &[(&str, String)], user: &str) -> String {
 
 #[tokio::test]
 async fn a_caller_over_its_limit_gets_429_with_retry_after_and_others_go_on() {
-    let secret = unique("secret-of-at-least-32-bytes-");
-    let mut env = jwt_env(&secret);
-    env.extend([
-        ("RATE_LIMIT_PER_SECOND", "2".to_owned()),
-        ("RATE_LIMIT_BURST", "5".to_owned()),
-    ]);
+    let env = limited_env(&unique("secret-of-at-least-32-bytes-"));
     let service = ServiceProcess::start("event-service", &env).await;
     let alice = mint(&env, "alice").await;
     let bob = mint(&env, "bob").await;
@@ -113,12 +118,7 @@ async fn a_caller_over_its_limit_gets_429_with_retry_after_and_others_go_on() {
 
 #[tokio::test]
 async fn refused_tokens_count_against_the_address_and_get_429_past_the_limit() {
-    let secret = unique("secret-of-at-least-32-bytes-");
-    let mut env = jwt_env(&secret);
-    env.extend([
-        ("RATE_LIMIT_PER_SECOND", "2".to_owned()),
-        ("RATE_LIMIT_BURST", "5".to_owned()),
-    ]);
+    let env = limited_env(&unique("secret-of-at-least-32-bytes-"));
     let service = ServiceProcess::start("event-service", &env).await;
     let alice = mint(&env, "alice").await;
     // Signed with another secret: it does not verify.
