@@ -130,6 +130,35 @@ pub(crate) async fn booked_seats(target: &Target, event: &str) -> anyhow::Result
     }
 }
 
+/// Waits (looking every 200 ms, at most `wait`) until the event service counts every seat the
+/// booking service holds bookings for of `event` (of [`HUGE_CAPACITY`] seats): until the bookings of
+/// a run have all been announced and counted, so that the next measurement does not meet the
+/// backlog of this one. Returns how long that took.
+///
+/// # Errors
+/// When either service does not answer, or the counts still differ after `wait`.
+pub(crate) async fn settled(
+    target: &Target,
+    event: &str,
+    wait: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let booked = booked_seats(target, event).await?;
+        let counted = HUGE_CAPACITY - seats_available(target, event).await?;
+        if counted >= booked {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > wait {
+            bail!(
+                "{event}: the event service counted {counted} of the {booked} seats booked, {wait:?} \
+                 after the run"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Books `event` one seat per request, one request at a time, until the booking service's bookings
 /// hold `capacity` seats; returns the requests sent. The seats booked are listed once at the start
 /// and again after each refusal (which first waits 200 ms for held seats to come free), not after

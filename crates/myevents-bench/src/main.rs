@@ -3,14 +3,18 @@
 //!
 //! ```text
 //! cargo run -p myevents-bench --release -- [--tiny] [--no-build] [--rates=R1,R2,...]
-//!     [--lag-rate=R] [--rate-seconds=S] <scenario>... | all
+//!     [--lag-rate=R] [--rate-seconds=S] [--wrk-seconds=S] [--rounds=N] [--sell-out=SEATS]
+//!     <scenario>... | all
 //! ```
 //!
 //! `--rates` replaces the booking rates (per second) the sustained-rate search tries in turn,
 //! `--lag-rate` the rate the propagation lag is reported at (2,000 per second; a MongoDB-wire test
 //! server that takes tens of bookings per second needs one it can take),
-//! `--rate-seconds` the seconds of each step (30), `--wrk-seconds` the seconds of each `wrk` run (5)
-//! and `--rounds` how often each read route and its ceiling are measured in turn (3).
+//! `--rate-seconds` the seconds of each step (30), `--wrk-seconds` the seconds of each `wrk` run (5),
+//! `--rounds` how often each read route and its ceiling are measured in turn (3) and `--sell-out`
+//! the seats of the event sold out (2,000). The `*-mongo` scenarios have a plan of their own, sized
+//! to the MongoDB-wire test server: rates from 5 to 320 per second, the lag at 10 per second, a
+//! sell-out of 200 seats.
 //!
 //! Scenarios: `embedded` (`cargo run`: one process, in-process broker, in-memory stores),
 //! `rabbitmq-memory`, `rabbitmq-mongo` (RabbitMQ and the SecantusDB MongoDB-wire test server) and
@@ -83,6 +87,19 @@ impl Plan {
         }
     }
 
+    /// The measurement `BENCHMARKS.md` reports for the `*-mongo` scenarios, sized to the
+    /// MongoDB-wire test server (SecantusDB, a Python server that takes tens of bookings per second):
+    /// the same reads and `wrk` runs, a sell-out of 200 seats, booking rates from 5 to 320 per
+    /// second, the propagation lag at 10 per second.
+    fn stand_in() -> Self {
+        Self {
+            rates: vec![5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0],
+            lag_rate: 10.0,
+            sell_out: 200,
+            ..Self::full()
+        }
+    }
+
     /// Everything once, briefly: shows that the bench works.
     fn tiny() -> Self {
         Self {
@@ -104,6 +121,44 @@ fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
 }
 
+/// The plan for `scenario`: `--tiny`'s, the stand-in's for the `*-mongo` scenarios, else the full
+/// one; then the options given on the command line.
+///
+/// # Errors
+/// An option whose value does not parse.
+fn plan(args: &[String], scenario: Scenario) -> anyhow::Result<Plan> {
+    let mut plan = if args.iter().any(|a| a == "--tiny") {
+        Plan::tiny()
+    } else if scenario.uses_mongo() {
+        Plan::stand_in()
+    } else {
+        Plan::full()
+    };
+    if let Some(rates) = option(args, "--rates") {
+        plan.rates = rates
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .context("--rates=<per second>,<per second>,...")?;
+    }
+    if let Some(rate) = option(args, "--lag-rate") {
+        plan.lag_rate = rate.parse().context("--lag-rate=<per second>")?;
+    }
+    if let Some(seconds) = option(args, "--wrk-seconds") {
+        plan.wrk_seconds = seconds.parse().context("--wrk-seconds=<seconds>")?;
+    }
+    if let Some(rounds) = option(args, "--rounds") {
+        plan.rounds = rounds.parse().context("--rounds=<count>")?;
+    }
+    if let Some(seconds) = option(args, "--rate-seconds") {
+        plan.rate_seconds = seconds.parse().context("--rate-seconds=<seconds>")?;
+    }
+    if let Some(seats) = option(args, "--sell-out") {
+        plan.sell_out = seats.parse().context("--sell-out=<seats>")?;
+    }
+    Ok(plan)
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -112,30 +167,6 @@ fn main() -> anyhow::Result<()> {
     {
         let body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
         return runtime.block_on(ceiling::serve(port.parse()?, body, content_type.clone()));
-    }
-    let mut plan = if args.iter().any(|a| a == "--tiny") {
-        Plan::tiny()
-    } else {
-        Plan::full()
-    };
-    if let Some(rates) = option(&args, "--rates") {
-        plan.rates = rates
-            .split(',')
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .context("--rates=<per second>,<per second>,...")?;
-    }
-    if let Some(rate) = option(&args, "--lag-rate") {
-        plan.lag_rate = rate.parse().context("--lag-rate=<per second>")?;
-    }
-    if let Some(seconds) = option(&args, "--wrk-seconds") {
-        plan.wrk_seconds = seconds.parse().context("--wrk-seconds=<seconds>")?;
-    }
-    if let Some(rounds) = option(&args, "--rounds") {
-        plan.rounds = rounds.parse().context("--rounds=<count>")?;
-    }
-    if let Some(seconds) = option(&args, "--rate-seconds") {
-        plan.rate_seconds = seconds.parse().context("--rate-seconds=<seconds>")?;
     }
     let build = !args.iter().any(|a| a == "--no-build");
     let mut scenarios = Vec::new();
@@ -151,20 +182,22 @@ fn main() -> anyhow::Result<()> {
     if scenarios.is_empty() {
         bail!(
             "usage: myevents-bench [--tiny] [--no-build] [--rates=R1,R2,...] [--lag-rate=R] [--rate-seconds=S] \
-             [--wrk-seconds=S] [--rounds=N] \
+             [--wrk-seconds=S] [--rounds=N] [--sell-out=SEATS] \
              <embedded|rabbitmq-memory|rabbitmq-mongo|kafka-mongo|all>..."
         );
     }
+    let plans = scenarios
+        .iter()
+        .map(|s| Ok((*s, plan(&args, *s)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if build {
         build_binaries(scenarios.contains(&Scenario::KafkaMongo))?;
     }
     runtime.block_on(async {
         let mut out = String::new();
-        for scenario in scenarios {
+        for (scenario, plan) in plans {
             eprintln!("== {}", scenario.name());
-            let report = run(scenario, plan.clone())
-                .await
-                .with_context(|| scenario.name())?;
+            let report = run(scenario, plan).await.with_context(|| scenario.name())?;
             out.push_str(&report);
             print!("{report}");
         }
@@ -306,18 +339,23 @@ impl Bench {
         ))
     }
 
-    /// Books a fresh event at `rate` per second for the plan's step duration.
+    /// Books a fresh event at `rate` per second for the plan's step duration, then waits (at most
+    /// 300 s) until the event service has counted every booking of it, so that a step that was not
+    /// kept up leaves no backlog to the next measurement.
     async fn fixed_rate_step(&self, rate: f64, step: usize) -> anyhow::Result<RateRun> {
         let event =
             load::create_event(&self.target, &format!("rate {step}"), HUGE_CAPACITY).await?;
         load::bookable(&self.target, &event, Duration::from_secs(30)).await?;
-        load::fixed_rate(
+        let run = load::fixed_rate(
             &self.target,
             &event,
             rate,
             Duration::from_secs(self.plan.rate_seconds),
         )
-        .await
+        .await?;
+        let settling = load::settled(&self.target, &event, Duration::from_secs(300)).await?;
+        eprintln!("   {rate}/s: {run:?}, every booking counted {settling:?} after the run");
+        Ok(run)
     }
 }
 
@@ -392,7 +430,6 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
     let mut steps: Vec<RateRun> = Vec::new();
     for (i, rate) in plan.rates.iter().enumerate() {
         let step = bench.fixed_rate_step(*rate, i).await?;
-        eprintln!("   {rate}/s: {step:?}");
         steps.push(step);
         if !step.kept_up {
             break;
@@ -509,4 +546,37 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
         )?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_mongo_scenarios_get_the_stand_ins_plan_and_options_win() {
+        let memory = plan(&args(&["rabbitmq-memory"]), Scenario::RabbitMqMemory).unwrap();
+        assert_eq!((memory.sell_out, memory.rates[0]), (2000, 1000.0));
+        for scenario in [Scenario::RabbitMqMongo, Scenario::KafkaMongo] {
+            let stand_in = plan(&args(&["x"]), scenario).unwrap();
+            assert_eq!((stand_in.sell_out, stand_in.rates[0]), (200, 5.0));
+            assert!((stand_in.lag_rate - 10.0).abs() < f64::EPSILON);
+        }
+        let given = plan(
+            &args(&["--rates=7,8", "--sell-out=30", "--lag-rate=8"]),
+            Scenario::KafkaMongo,
+        )
+        .unwrap();
+        assert_eq!((given.sell_out, given.rates), (30, vec![7.0, 8.0]));
+        assert_eq!(
+            plan(&args(&["--tiny"]), Scenario::RabbitMqMongo)
+                .unwrap()
+                .sell_out,
+            50
+        );
+        assert!(plan(&args(&["--sell-out=many"]), Scenario::Embedded).is_err());
+    }
 }

@@ -46,7 +46,8 @@ impl Scenario {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    fn uses_mongo(self) -> bool {
+    /// Whether the scenario stores in the MongoDB-wire test server.
+    pub(crate) fn uses_mongo(self) -> bool {
         matches!(self, Self::RabbitMqMongo | Self::KafkaMongo)
     }
 }
