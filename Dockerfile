@@ -20,6 +20,50 @@
 ARG CHEF_IMAGE=lukemathwalker/cargo-chef:latest-rust-1.95-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
+FROM ${RUNTIME_IMAGE} AS runtime
+ARG VERSION=unknown
+ARG GIT_COMMIT=unknown
+ARG SOURCE_URL=https://github.com/myevents/myevents
+LABEL org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="MIT OR Apache-2.0" \
+      org.opencontainers.image.vendor="MyEvents"
+# distroless' `nonroot` user; the Kubernetes manifests run the pods as the same UID.
+USER 65532:65532
+ENV LOG_FORMAT=json
+
+FROM runtime AS event-service-base
+LABEL org.opencontainers.image.title="myevents-event-service" \
+      org.opencontainers.image.description="MyEvents event service: events and locations (HTTP 8181, metrics 9100)"
+ENV LISTEN_URL=0.0.0.0:8181 METRICS_LISTEN_URL=0.0.0.0:9100
+EXPOSE 8181 9100
+HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/event-service", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/event-service"]
+
+FROM runtime AS booking-service-base
+LABEL org.opencontainers.image.title="myevents-booking-service" \
+      org.opencontainers.image.description="MyEvents booking service: bookings and seat inventory (HTTP 8282, metrics 9101)"
+ENV LISTEN_URL=0.0.0.0:8282 METRICS_LISTEN_URL=0.0.0.0:9101
+EXPOSE 8282 9101
+HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/booking-service", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/booking-service"]
+
+# The same images from binaries built outside this file (`cargo build --features "kafka otlp"` on a
+# Debian 12 machine, whose glibc the runtime image matches), for a test run that has built them already:
+#
+#   docker build -f Dockerfile --target event-service-prebuilt -t myevents/event-service DIR
+#
+# where DIR holds `event-service` and `booking-service`. These stages come before the build stages so
+# that the classic builder, which builds every stage up to the target, does not compile anything.
+FROM event-service-base AS event-service-prebuilt
+COPY event-service /usr/local/bin/event-service
+
+FROM booking-service-base AS booking-service-prebuilt
+COPY booking-service /usr/local/bin/booking-service
+
 FROM ${CHEF_IMAGE} AS chef
 WORKDIR /src
 # librdkafka (feature `kafka`) is built from its bundled sources: make and a C++ compiler, and
@@ -47,35 +91,9 @@ RUN MYEVENTS_GIT_COMMIT="${GIT_COMMIT}" cargo build --release --locked \
     && mkdir -p /out \
     && cp target/release/event-service target/release/booking-service /out/
 
-FROM ${RUNTIME_IMAGE} AS runtime
-ARG VERSION=unknown
-ARG GIT_COMMIT=unknown
-ARG SOURCE_URL=https://github.com/myevents/myevents
-LABEL org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${GIT_COMMIT}" \
-      org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.licenses="MIT OR Apache-2.0" \
-      org.opencontainers.image.vendor="MyEvents"
-# distroless' `nonroot` user; the Kubernetes manifests run the pods as the same UID.
-USER 65532:65532
-ENV LOG_FORMAT=json
-
-FROM runtime AS event-service
-LABEL org.opencontainers.image.title="myevents-event-service" \
-      org.opencontainers.image.description="MyEvents event service: events and locations (HTTP 8181, metrics 9100)"
+# The images built here, from the sources (the default).
+FROM event-service-base AS event-service
 COPY --from=builder /out/event-service /usr/local/bin/event-service
-ENV LISTEN_URL=0.0.0.0:8181 METRICS_LISTEN_URL=0.0.0.0:9100
-EXPOSE 8181 9100
-HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 \
-    CMD ["/usr/local/bin/event-service", "healthcheck"]
-ENTRYPOINT ["/usr/local/bin/event-service"]
 
-FROM runtime AS booking-service
-LABEL org.opencontainers.image.title="myevents-booking-service" \
-      org.opencontainers.image.description="MyEvents booking service: bookings and seat inventory (HTTP 8282, metrics 9101)"
+FROM booking-service-base AS booking-service
 COPY --from=builder /out/booking-service /usr/local/bin/booking-service
-ENV LISTEN_URL=0.0.0.0:8282 METRICS_LISTEN_URL=0.0.0.0:9101
-EXPOSE 8282 9101
-HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 \
-    CMD ["/usr/local/bin/booking-service", "healthcheck"]
-ENTRYPOINT ["/usr/local/bin/booking-service"]

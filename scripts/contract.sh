@@ -6,8 +6,10 @@
 #     the Swagger UI assets compiled into the services must equal the pinned swagger-ui-dist's;
 #   - PyPI, in .cache/contract-venv (pinned): openapi-spec-validator on both OpenAPI documents,
 #     check-jsonschema on every message schema, and Schemathesis against both service binaries
-#     running over RabbitMQ and the MongoDB-wire test server, with authentication on, bounded in
-#     time (SCHEMATHESIS_MAX_TIME seconds per service, default 150), every check enabled.
+#     running over RabbitMQ and the MongoDB-wire test server, with authentication on, every check
+#     enabled, seeded and bounded by a number of cases (SCHEMATHESIS_MAX_EXAMPLES per operation and
+#     phase, default 100), so that a run tries the same cases however fast the machine is; a time
+#     bound (SCHEMATHESIS_MAX_TIME seconds per service, default 600) only stops a run gone wrong.
 # The drift check of the documents themselves (code → frontend-contract/) is the Rust test
 # crates/myevents-contract/tests/drift.rs.
 #
@@ -22,13 +24,49 @@ trap 'stages_finish $?' EXIT
 
 log() { printf '\n==> %s\n' "$*"; }
 
+TARGET=${CARGO_TARGET_DIR:-target}/debug
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-100}
+MAX_TIME=${SCHEMATHESIS_MAX_TIME:-600}
+
+VENV=.cache/contract-venv
+
+# prepare: the npm packages (again only when package-lock.json changed) and the PyPI tools (again
+# only when their pins or the Python changed). `scripts/contract.sh prepare` does only this.
+prepare() {
+  stage "contract: npm packages (frontend-contract/package-lock.json)" 240
+  local lock
+  lock=$(sha256sum frontend-contract/package-lock.json | cut -c1-16)
+  if [ "$(cat frontend-contract/node_modules/.myevents-lock 2>/dev/null)" != "$lock" ]; then
+    (cd frontend-contract && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock" > frontend-contract/node_modules/.myevents-lock
+  fi
+
+  # CPython 3.11 before 3.11.8 fails `ast.parse` deep in a recursion ("AST constructor recursion
+  # depth mismatch", CPython gh-106905), which Hypothesis reaches when it describes a filter: the
+  # venv takes a newer Python where the machine has one (pyenv's, or python3.12+ on the PATH).
+  stage "contract: PyPI tools (Schemathesis, validators)" 300
+  local python=python3 candidate wanted
+  for candidate in python3.13 python3.12 \
+    "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.1[23].*/bin/python3; do
+    if "$candidate" -c "import venv" > /dev/null 2>&1; then python=$candidate; break; fi
+  done
+  wanted="$("$python" -c 'import sys; print(sys.version.split()[0])') $(sha256sum scripts/contract-requirements.txt | cut -c1-16)"
+  if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
+    log "installing schemathesis, openapi-spec-validator and check-jsonschema (PyPI, pinned) into $VENV ($wanted)"
+    rm -rf "$VENV"
+    "$python" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/contract-requirements.txt
+    echo "$wanted" > "$VENV/.installed"
+  fi
+}
+
+if [ "${1:-}" = prepare ]; then
+  prepare
+  exit 0
+fi
 : "${MYEVENTS_TEST_AMQP_URL:?set by scripts/test.sh}"
 : "${MYEVENTS_TEST_MONGO_URL:?set by scripts/test.sh}"
-TARGET=${CARGO_TARGET_DIR:-target}/debug
-MAX_TIME=${SCHEMATHESIS_MAX_TIME:-150}
-
-stage "contract: npm ci (frontend-contract)" 240
-(cd frontend-contract && npm ci --no-audit --no-fund --loglevel=error)
+prepare
 
 stage "contract: TypeScript types, tsc, AsyncAPI parser, Swagger UI assets" 120
 log "frontend-contract: TypeScript types regenerated from the OpenAPI documents equal the committed ones"
@@ -53,25 +91,6 @@ log "the Swagger UI assets the services serve are the pinned swagger-ui-dist's"
 for file in swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE; do
   cmp "frontend-contract/node_modules/swagger-ui-dist/$file" "crates/myevents-http/assets/swagger-ui/$file"
 done
-
-# CPython 3.11 before 3.11.8 fails `ast.parse` deep in a recursion ("AST constructor recursion
-# depth mismatch", CPython gh-106905), which Hypothesis reaches when it describes a filter: the
-# venv takes a newer Python where the machine has one (pyenv's, or python3.12+ on the PATH).
-stage "contract: PyPI tools (Schemathesis, validators)" 300
-python=python3
-for candidate in python3.13 python3.12 \
-  "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.1[23].*/bin/python3; do
-  if "$candidate" -c "import venv" > /dev/null 2>&1; then python=$candidate; break; fi
-done
-VENV=.cache/contract-venv
-wanted=$("$python" -c 'import sys; print(sys.version.split()[0])')
-have=$("$VENV/bin/python" -c 'import schemathesis, sys; print(sys.version.split()[0])' 2>/dev/null || true)
-if [ "$have" != "$wanted" ]; then
-  log "installing schemathesis, openapi-spec-validator and check-jsonschema (PyPI, pinned) into $VENV (Python $wanted)"
-  rm -rf "$VENV"
-  "$python" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet -r scripts/contract-requirements.txt
-fi
 
 stage "contract: OpenAPI and JSON Schema validators" 120
 log "openapi-spec-validator: both OpenAPI documents"
@@ -148,9 +167,9 @@ done
 cases=()
 for service in event-service booking-service; do
   url="http://127.0.0.1:${port[$service]}"
-  log "schemathesis: $service (at most $MAX_TIME s)"
+  log "schemathesis: $service ($MAX_EXAMPLES examples per operation and phase, seed 1)"
   if ! (cd frontend-contract && "../$VENV/bin/schemathesis" run "$url/openapi.json" --url "$url" \
-    -H "Authorization: Bearer $token" --max-time "$MAX_TIME" --seed 1 --workers 2 \
+    -H "Authorization: Bearer $token" --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" --seed 1 --workers 2 \
     --request-timeout 10) | tee "$report_dir/$service.out"; then
     tail -n 50 "$report_dir/$service.log"
     exit 1

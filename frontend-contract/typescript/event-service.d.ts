@@ -283,13 +283,13 @@ export interface components {
              * @description Seats on sale (default: the hall's, else the sum of the location's halls).
              * @example 100
              */
-            Capacity?: number;
+            Capacity?: number | null;
             /**
              * Format: int32
              * @description Minutes (default 0).
              * @example 120
              */
-            Duration?: number;
+            Duration?: number | null;
             /**
              * Format: int64
              * @description End, Unix seconds, not before `StartDate`.
@@ -300,7 +300,7 @@ export interface components {
              * @description One of the location's halls; its capacity is the event's unless `Capacity` says otherwise.
              * @example A
              */
-            Hall?: string;
+            Hall?: string | null;
             /** @description Where: a stored location (`{"ID": "<24 hex>"}`) or a new one. */
             Location: components["schemas"]["LocationInput"];
             /**
@@ -346,7 +346,7 @@ export interface components {
              * @description Position in the building.
              * @example 1st floor
              */
-            location?: string;
+            location?: string | null;
             /**
              * @description Hall name.
              * @example A
@@ -419,20 +419,20 @@ export interface components {
              * @description Address.
              * @example 1 Main St
              */
-            Address?: string;
+            Address?: string | null;
             /**
              * Format: int32
              * @description Closing hour, 0-23 (default 0).
              * @example 22
              */
-            CloseTime?: number;
+            CloseTime?: number | null;
             /**
              * @description Country.
              * @example DE
              */
-            Country?: string;
+            Country?: string | null;
             /** @description Halls. */
-            Halls?: components["schemas"]["HallInput"][];
+            Halls?: components["schemas"]["HallInput"][] | null;
             /**
              * @description A stored location's id (in an event); `""` or `null` for none. The reference's
              *     `{"$oid": "<24 hex>"}` is read too.
@@ -442,13 +442,13 @@ export interface components {
              * @description Name (required, unless `ID` names a stored location).
              * @example West Hall
              */
-            Name?: string;
+            Name?: string | null;
             /**
              * Format: int32
              * @description Opening hour, 0-23 (default 0).
              * @example 8
              */
-            OpenTime?: number;
+            OpenTime?: number | null;
         };
         /**
          * @description A problem details object (RFC 9457 section 3.1). Build one with the constructors — they are the

@@ -14,10 +14,15 @@
 # The stand-ins trust this machine's CA bundle (which holds authorities a fresh Debian lacks), so
 # that HTTPS to the registries works inside a build. Idempotent: an image whose recipe (this script,
 # its Dockerfile and inputs) is unchanged is kept. Needs root, a running Docker engine, mmdebstrap.
+# `standins.sh rust-chef` builds only myevents-standin/rust-chef, which only the Dockerfile's own
+# multi-stage build needs (scripts/deploy/test.sh says when that runs).
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
 root=$(cd ../.. && pwd)
+# shellcheck source=scripts/lib/stages.sh
+. "$root/scripts/lib/stages.sh"
+background_priority
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 work=$root/target/standins
 mkdir -p "$work"
@@ -48,6 +53,40 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 trust_hook="mkdir -p \"\$1/etc/ssl/certs\" && cp $ca_bundle \"\$1/etc/ssl/certs/ca-certificates.crt\""
 slim_hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/* "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/*'
 
+# rust_chef: the builder stage's base, only for the Dockerfile's own multi-stage build.
+rust_chef() {
+  # The Rust toolchain cannot be downloaded here: the stand-in carries this machine's (bin and lib only).
+  sysroot=$(rustc --print sysroot)
+  # cargo-chef is installed like cargo-nextest (cargo's bin directory), so that a fresh clone finds the
+  # same binary and the stand-in, and Docker's layer cache behind it, stay valid.
+  chef_version=0.1.78
+  if [ "$(cargo chef --version 2>/dev/null | awk '{print $NF}')" != "$chef_version" ]; then
+    log "installing cargo-chef $chef_version"
+    cargo install --quiet --locked cargo-chef --version "$chef_version"
+  fi
+  chef_bin=$(command -v cargo-chef)
+  chef=myevents-standin/rust-chef:1.95
+  digest=$(recipe "$chef" "$ca_bundle" "$sysroot/lib/rustlib/multirust-channel-manifest.toml" "$chef_bin")
+  if ! current "$chef" "$digest"; then
+    log "building $chef (Debian + gcc + this machine's Rust $(rustc --version | cut -d' ' -f2) + cargo-chef)"
+    mmdebstrap --quiet --variant=minbase --include=ca-certificates,gcc,libc6-dev \
+      --customize-hook="$trust_hook" \
+      --customize-hook="mkdir -p \"\$1/usr/local/rust\" \"\$1/usr/local/cargo/bin\"" \
+      --customize-hook="copy-in $sysroot/bin $sysroot/lib /usr/local/rust" \
+      --customize-hook="copy-in $chef_bin /usr/local/cargo/bin" \
+      --customize-hook="$slim_hook" \
+      bookworm "$work/chef.tar" "$mirror"
+    import "$work/chef.tar" "$chef" "$digest" \
+      'ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      'ENV CARGO_HOME=/usr/local/cargo' 'ENV RUSTUP_HOME=/usr/local/rustup' 'WORKDIR /app'
+  fi
+}
+
+if [ "${1:-}" = rust-chef ]; then
+  rust_chef
+  exit 0
+fi
+
 base=myevents-standin/debian:bookworm
 digest=$(recipe "$base" "$ca_bundle")
 if ! current "$base" "$digest"; then
@@ -72,32 +111,6 @@ if ! current "$runtime" "$digest"; then
   import "$work/cc.tar" "$runtime" "$digest" 'USER 65532:65532' 'WORKDIR /home/nonroot'
 fi
 
-# The Rust toolchain cannot be downloaded here: the stand-in carries this machine's (bin and lib only).
-sysroot=$(rustc --print sysroot)
-# cargo-chef is installed like cargo-nextest (cargo's bin directory), so that a fresh clone finds the
-# same binary and the stand-in, and Docker's layer cache behind it, stay valid.
-chef_version=0.1.78
-if [ "$(cargo chef --version 2>/dev/null | awk '{print $NF}')" != "$chef_version" ]; then
-  log "installing cargo-chef $chef_version"
-  cargo install --quiet --locked cargo-chef --version "$chef_version"
-fi
-chef_bin=$(command -v cargo-chef)
-chef=myevents-standin/rust-chef:1.95
-digest=$(recipe "$chef" "$ca_bundle" "$sysroot/lib/rustlib/multirust-channel-manifest.toml" "$chef_bin")
-if ! current "$chef" "$digest"; then
-  log "building $chef (Debian + gcc + this machine's Rust $(rustc --version | cut -d' ' -f2) + cargo-chef)"
-  mmdebstrap --quiet --variant=minbase --include=ca-certificates,gcc,libc6-dev \
-    --customize-hook="$trust_hook" \
-    --customize-hook="mkdir -p \"\$1/usr/local/rust\" \"\$1/usr/local/cargo/bin\"" \
-    --customize-hook="copy-in $sysroot/bin $sysroot/lib /usr/local/rust" \
-    --customize-hook="copy-in $chef_bin /usr/local/cargo/bin" \
-    --customize-hook="$slim_hook" \
-    bookworm "$work/chef.tar" "$mirror"
-  import "$work/chef.tar" "$chef" "$digest" \
-    'ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    'ENV CARGO_HOME=/usr/local/cargo' 'ENV RUSTUP_HOME=/usr/local/rustup' 'WORKDIR /app'
-fi
-
 # Stand-ins built with a Dockerfile from the base.
 build() { # build NAME [--build-arg ...] : myevents-standin/NAME from standins/NAME.Dockerfile
   local name=$1
@@ -109,7 +122,8 @@ build() { # build NAME [--build-arg ...] : myevents-standin/NAME from standins/N
   digest=$(recipe "$image" "${files[@]}" <(printf '%s\n' "$@") <(docker image inspect -f '{{.Id}}' "$base"))
   current "$image" "$digest" && return
   log "building $image"
-  docker build --quiet --label "myevents.standin.recipe=$digest" --build-arg "BASE=$base" "$@" \
+  docker build --quiet "${DOCKER_LOW_PRIORITY[@]}" --label "myevents.standin.recipe=$digest" \
+    --build-arg "BASE=$base" "$@" \
     -f "$here/standins/$name.Dockerfile" -t "$image" "$work/context-$name" >/dev/null
 }
 

