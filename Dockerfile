@@ -56,13 +56,15 @@ ENTRYPOINT ["/usr/local/bin/booking-service"]
 #
 #   docker build -f Dockerfile --target event-service-prebuilt -t myevents/event-service DIR
 #
-# where DIR holds `event-service` and `booking-service`. These stages come before the build stages so
-# that the classic builder, which builds every stage up to the target, does not compile anything.
+# where DIR holds that one binary (`event-service`, or `booking-service` for its target). These stages
+# come before the build stages so that the classic builder, which builds every stage up to the target,
+# does not compile anything; it builds them on the way to the targets below too, from the source
+# context, in stages no image keeps (hence a COPY of the whole context, which any context satisfies).
 FROM event-service-base AS event-service-prebuilt
-COPY event-service /usr/local/bin/event-service
+COPY . /usr/local/bin/
 
 FROM booking-service-base AS booking-service-prebuilt
-COPY booking-service /usr/local/bin/booking-service
+COPY . /usr/local/bin/
 
 FROM ${CHEF_IMAGE} AS chef
 WORKDIR /src

@@ -8,7 +8,7 @@
 #     check-jsonschema on every message schema, and Schemathesis against both service binaries
 #     running over RabbitMQ and the MongoDB-wire test server, with authentication on, every check
 #     enabled, seeded and bounded by a number of cases (SCHEMATHESIS_MAX_EXAMPLES per operation and
-#     phase, default 100), so that a run tries the same cases however fast the machine is; a time
+#     phase, default 25), so that a run tries the same cases however fast the machine is; a time
 #     bound (SCHEMATHESIS_MAX_TIME seconds per service, default 600) only stops a run gone wrong.
 # The drift check of the documents themselves (code → frontend-contract/) is the Rust test
 # crates/myevents-contract/tests/drift.rs.
@@ -25,7 +25,7 @@ trap 'stages_finish $?' EXIT
 log() { printf '\n==> %s\n' "$*"; }
 
 TARGET=${CARGO_TARGET_DIR:-target}/debug
-MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-100}
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-25}
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-600}
 
 VENV=.cache/contract-venv

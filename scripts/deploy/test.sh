@@ -157,12 +157,12 @@ if multistage_needed; then
   done
 else
   log "the multi-stage build passed here with these inputs ($inputs): images from $MYEVENTS_BINARIES"
-  context=$(mktemp -d)
-  cp "$MYEVENTS_BINARIES/event-service" "$MYEVENTS_BINARIES/booking-service" "$context/"
   for service in event-service booking-service; do
+    context=$(mktemp -d)
+    cp "$MYEVENTS_BINARIES/$service" "$context/"
     docker_build "$service-prebuilt" "$context" "myevents/$service:$TAG"
+    rm -rf "$context"
   done
-  rm -rf "$context"
 fi
 
 stage "deploy: the compose stack over RabbitMQ and Kafka, images under their Deployments" 900

@@ -113,10 +113,14 @@ impl EventDraft {
                 v.push("Duration", "must not be negative (minutes)");
                 0
             }
-            d => u32::try_from(d).unwrap_or_else(|_| {
-                v.push("Duration", "is too large (minutes)");
-                0
-            }),
+            // At most what the documents' `int32` says (2,147,483,647 minutes).
+            d => u32::try_from(d)
+                .ok()
+                .filter(|d| i32::try_from(*d).is_ok())
+                .unwrap_or_else(|| {
+                    v.push("Duration", "is too large (minutes, at most 2147483647)");
+                    0
+                }),
         };
         let start = check_time(&mut v, "StartDate", self.start_date);
         let end = check_time(&mut v, "EndDate", self.end_date);
