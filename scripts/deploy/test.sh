@@ -134,7 +134,7 @@ prepare() {
   scripts/deploy/standins.sh rust-chef
   inputs=$(multistage_inputs)
   if multistage_needed; then
-    stage "deploy: both service images, the Dockerfile's multi-stage build (inputs $inputs)" 1500
+    stage "deploy: both service images, the Dockerfile's multi-stage build (inputs $inputs)" 2400
     multistage_images
   fi
 }
