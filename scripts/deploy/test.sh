@@ -7,12 +7,14 @@
 #   2. static checks of k8s/, docker-compose.yml and the Dockerfiles (check_manifests.py);
 #   3. local stand-ins for the upstream images (standins.sh), then both service images built with the
 #      committed Dockerfile (stand-ins through its build arguments only): its whole multi-stage build
-#      when its inputs changed (see multistage_needed), else its *-prebuilt targets with the binaries
-#      of MYEVENTS_BINARIES;
+#      when its inputs differ from those of the last one that passed (scripts/deploy/multistage.verified,
+#      see multistage_needed) or MYEVENTS_MULTISTAGE=1 asks for it, else its *-prebuilt targets with
+#      the binaries of MYEVENTS_BINARIES;
 #   4. the compose stack and the images run for real (deploy_test.py), over RabbitMQ and Kafka.
 # Needs root. Idempotent: the engine, the tools, the stand-ins and Docker's layer cache are reused.
 # Environment: SECANTUS_VERSION (the MongoDB-wire test server's version, set by scripts/test.sh),
-# MYEVENTS_BINARIES (the directory of event-service and booking-service built by this run, if any).
+# MYEVENTS_BINARIES (the directory of event-service and booking-service built by this run, if any),
+# MYEVENTS_MULTISTAGE=1 (the whole multi-stage build even where its inputs passed before).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/lib/stages.sh
@@ -68,14 +70,20 @@ ensure_tools() {
 CHEF_IMAGE=myevents-standin/rust-chef:1.95
 RUNTIME_IMAGE=myevents-standin/distroless-cc:nonroot
 
+# The inputs digest of the last multi-stage build that passed the deploy test, committed with the
+# project so that a fresh clone knows it too (written by this script; commit it with the change that
+# changed the inputs).
+VERIFIED_RECORD=scripts/deploy/multistage.verified
+
 # multistage_inputs: a digest of what the Dockerfile's own build depends on besides the Rust sources
 # (which the test run compiles itself with the same toolchain and features): the Dockerfile,
-# .dockerignore, every manifest and build script, the lock file, the toolchain, the base images.
+# .dockerignore, every manifest and build script, the lock file, the stand-in recipes of its base
+# images and the toolchain. Nothing machine-specific, so that the digest is the same on every clone.
 multistage_inputs() {
   {
-    git ls-files -z Dockerfile .dockerignore Cargo.lock '*Cargo.toml' '*build.rs' | xargs -0 sha256sum
+    git ls-files -z Dockerfile .dockerignore Cargo.lock '*Cargo.toml' '*build.rs' \
+      scripts/deploy/standins.sh | xargs -0 sha256sum
     rustc -vV
-    docker image inspect -f '{{.Id}}' "$CHEF_IMAGE" "$RUNTIME_IMAGE"
   } | sha256sum | cut -c1-16
 }
 
@@ -84,16 +92,24 @@ label() {
   docker image inspect -f '{{ index .Config.Labels "myevents.dockerfile.inputs" }}' "$1" 2>/dev/null || true
 }
 
+# verified_here: whether the multi-stage build passed the deploy test with these inputs, by the
+# committed record or by this machine's :multistage-verified images.
+verified_here() {
+  [ "$(grep -v '^#' "$VERIFIED_RECORD" 2>/dev/null)" = "$inputs" ] && return 0
+  [ "$(label myevents/event-service:multistage-verified)" = "$inputs" ] \
+    && [ "$(label myevents/booking-service:multistage-verified)" = "$inputs" ]
+}
+
 # multistage_needed: whether this run builds the images with the whole multi-stage build (cargo-chef,
-# a release build in the builder stage): when its inputs differ from those of the last one that passed
-# the deploy test on this machine (the :multistage-verified images), or when MYEVENTS_BINARIES does not
-# name binaries of this run to build them from. Otherwise the images take those binaries
-# (scripts/test.sh: debug profile, every feature, the commit baked in) through the Dockerfile's
-# *-prebuilt targets, on the same runtime base.
+# a release build in the builder stage): when MYEVENTS_MULTISTAGE=1 asks for it, when its inputs have
+# not passed the deploy test yet (verified_here), or when MYEVENTS_BINARIES does not name binaries of
+# this run to build them from. Otherwise the images take those binaries (scripts/test.sh: debug
+# profile, every feature, the commit baked in) through the Dockerfile's *-prebuilt targets, on the same
+# runtime base.
 multistage_needed() {
+  [ "${MYEVENTS_MULTISTAGE:-0}" = 1 ] && return 0
   [ -z "${MYEVENTS_BINARIES:-}" ] && return 0
-  [ "$(label myevents/event-service:multistage-verified)" != "$inputs" ] && return 0
-  [ "$(label myevents/booking-service:multistage-verified)" != "$inputs" ]
+  ! verified_here
 }
 
 # docker_build TARGET CONTEXT TAG [ARG...]: one service image from ./Dockerfile on the stand-in bases.
@@ -131,9 +147,9 @@ prepare() {
   ensure_tools
   stage "deploy: stand-in images for the upstream ones" 1200
   scripts/deploy/standins.sh
-  scripts/deploy/standins.sh rust-chef
   inputs=$(multistage_inputs)
   if multistage_needed; then
+    scripts/deploy/standins.sh rust-chef
     stage "deploy: both service images, the Dockerfile's multi-stage build (inputs $inputs)" 2400
     multistage_images
   fi
@@ -156,7 +172,7 @@ if multistage_needed; then
     docker tag "myevents/$service:multistage-$inputs" "myevents/$service:$TAG"
   done
 else
-  log "the multi-stage build passed here with these inputs ($inputs): images from $MYEVENTS_BINARIES"
+  log "the multi-stage build passed with these inputs ($inputs): images from $MYEVENTS_BINARIES"
   for service in event-service booking-service; do
     context=$(mktemp -d)
     cp "$MYEVENTS_BINARIES/$service" "$context/"
@@ -171,6 +187,11 @@ if [ "$(label "myevents/booking-service:$TAG")" = "$inputs" ]; then
   for service in event-service booking-service; do
     docker tag "myevents/$service:$TAG" "myevents/$service:multistage-verified"
   done
+  if [ "$(grep -v '^#' "$VERIFIED_RECORD" 2>/dev/null)" != "$inputs" ]; then
+    { grep '^#' "$VERIFIED_RECORD" 2>/dev/null || true; echo "$inputs"; } > "$VERIFIED_RECORD.new"
+    mv "$VERIFIED_RECORD.new" "$VERIFIED_RECORD"
+    log "the multi-stage build passed with inputs $inputs: $VERIFIED_RECORD updated, commit it"
+  fi
   # The multi-stage images of earlier inputs are of no further use.
   docker image ls --format '{{.Repository}}:{{.Tag}}' 'myevents/*' | grep ':multistage-[0-9a-f]*$' \
     | grep -v ":multistage-$inputs\$" | xargs -r docker rmi >/dev/null || true
