@@ -286,14 +286,16 @@ profile=default
 [ -n "${CI:-}" ] && profile=ci
 cargo nextest run --workspace --all-features --profile "$profile"
 
-# The broker-outage test stops the RabbitMQ every other test shares (rabbitmqctl stop_app), so it runs
-# alone, after them; only against the local server this script manages.
+# The broker-outage and broker-restart tests stop the RabbitMQ every other test shares (rabbitmqctl
+# stop_app), so they run alone (one at a time), after them; only against the local server this script
+# manages.
 if [ -n "$RABBITMQ_LOCAL" ]; then
-  stage "cargo nextest: the RabbitMQ outage test, alone" 180
+  stage "cargo nextest: the RabbitMQ outage and restart tests, alone" 240
   cargo nextest run --workspace --all-features --profile "$profile" --run-ignored only \
-    -E 'test(rabbitmq_outage_loses_no_booking_and_applies_none_twice)'
+    --test-threads 1 -E 'test(rabbitmq_outage_loses_no_booking_and_applies_none_twice)
+      | test(rabbitmq_restarted_between_the_event_services_events)'
 else
-  log "skipping the RabbitMQ outage test: MYEVENTS_TEST_AMQP_URL names a server this script does not manage"
+  log "skipping the RabbitMQ outage tests: MYEVENTS_TEST_AMQP_URL names a server this script does not manage"
 fi
 
 stage "doc tests" 600
@@ -303,6 +305,10 @@ cargo test --doc --workspace --all-features
 # every scenario of the bench still runs. BENCHMARKS.md says how to measure.
 stage "the bench command, once in its tiny configuration, every scenario" 600
 "${CARGO_TARGET_DIR:-target}/debug/myevents-bench" --tiny --no-build all
+
+# Every command README.md shows, run as a reader would (scripts/readme_commands.py says how).
+stage "README: every command it shows, run" 180
+python3 scripts/readme_commands.py
 
 await contract 300
 stage_done

@@ -9,6 +9,7 @@ path, answers /version with the labels of its image, and stops within its grace 
 
 Usage: deploy_test.py TAG   (the images myevents/{event,booking}-service:TAG must exist)"""
 
+import json
 import os
 import signal
 import sys
@@ -96,6 +97,18 @@ class Flow:
             assert status == 201, (status, body)
             self.booked[f"user-{i}"] = body["ID"]
         assert len(self.booked) == CAPACITY, f"{len(self.booked)} bookings for {CAPACITY} seats"
+
+    def mongodb_is_a_replica_set(self):
+        """MongoDB runs as the manifests' single-node replica set, its member named as the services
+        reach it. The stand-in is initiated from its flags (mongo_standin.py); on mongo:7 the health
+        check's rs.initiate() does it, which this machine cannot run (no image registry)."""
+        hello = run("docker", "exec", container("mongodb"), "/opt/secantus/bin/python", "-c",
+                    "import json, pymongo; h = pymongo.MongoClient('mongodb://mongodb:27017/?replicaSet=rs0',"
+                    " serverSelectionTimeoutMS=5000).admin.command('hello');"
+                    " print(json.dumps({k: h.get(k) for k in ('setName', 'hosts', 'isWritablePrimary')}))")
+        assert json.loads(hello) == {"setName": "rs0", "hosts": ["mongodb:27017"], "isWritablePrimary": True}, hello
+        print("    note: the stand-in's replica set is initiated from its flags; mongo:7's by the compose "
+              "health check's rs.initiate(), not run here", flush=True)
 
     def seats_propagate(self):
         def seats():
@@ -209,6 +222,7 @@ def main():
         try:
             if not tally.check(f"[{broker}] docker-compose up: every container healthy", flow.up):
                 continue
+            tally.check(f"[{broker}] MongoDB is the replica set rs0, member mongodb:27017", flow.mongodb_is_a_replica_set)
             if tally.check(f"[{broker}] a location, an event, bookings until 409", flow.book_until_sold_out):
                 tally.check(f"[{broker}] SeatsAvailable reaches 0 on the event service", flow.seats_propagate)
             tally.check(f"[{broker}] Prometheus scrapes both services and loaded the alert rules", flow.prometheus_scrapes)

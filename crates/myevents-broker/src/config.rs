@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use myevents_platform::config::{ConfigError, parse_or, seconds_or, var};
+use myevents_platform::config::{ConfigError, credential, parse_or, seconds_or, var};
 
 /// The topic exchange of RabbitMQ (and the reference's), when `AMQP_EXCHANGE` is unset.
 pub const DEFAULT_EXCHANGE: &str = "events";
@@ -79,7 +79,8 @@ impl BrokerConfig {
         match kind.trim().to_ascii_lowercase().as_str() {
             "memory" => Ok(Self::Memory),
             "rabbitmq" | "amqp" => {
-                let url = var("AMQP_BROKER_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+                let url =
+                    credential("AMQP_BROKER_URL")?.unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
                 if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
                     return Err(ConfigError::new(
                         "AMQP_BROKER_URL",

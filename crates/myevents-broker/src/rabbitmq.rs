@@ -6,6 +6,10 @@
 //! its event names, plus a durable dead-letter queue `<name>.dlq` that failed messages are published to
 //! (through the default exchange, with publisher confirms) before the original is acknowledged.
 //!
+//! Every subscription of the system ([`RabbitMqConfig::topology`]) is declared by the publisher too,
+//! before its first publish on each connection: RabbitMQ drops a message no queue is bound for, so a
+//! message published before its consumer first ran would otherwise be lost.
+//!
 //! Messages are published persistent (`delivery-mode 2`) on a confirm-mode channel; [`publish`] returns
 //! after the broker's `basic.ack`. The message id travels in `message-id`, the time in `timestamp`
 //! (Unix seconds), the partition key in the `x-message-key` header. A lost connection is re-established
@@ -65,6 +69,12 @@ pub struct RabbitMqConfig {
     /// PEM certificates (a private CA's) to trust for an `amqps://` URL, besides the system's roots
     /// (default none).
     pub ca_pem: Option<String>,
+    /// Every subscription of the system, its own and its peers' (default none): declared — queue,
+    /// dead-letter queue, bindings — on each publishing connection this adapter opens, before its
+    /// first publish. RabbitMQ drops a message that no queue is bound for, so without this a message
+    /// published before its consumer first ran (or after the broker lost its definitions) would be
+    /// confirmed and lost.
+    pub topology: Vec<Subscription>,
 }
 
 impl RabbitMqConfig {
@@ -79,6 +89,7 @@ impl RabbitMqConfig {
             connection_name: "myevents".to_owned(),
             queue_expires: None,
             ca_pem: None,
+            topology: Vec::new(),
         }
     }
 }
@@ -204,6 +215,29 @@ impl RabbitMqBroker {
         Ok(())
     }
 
+    /// Declares [`RabbitMqConfig::topology`] on `connection`, each subscription on a channel of its
+    /// own: a subscription the broker refuses (e.g. its queue exists with other arguments, which
+    /// closes the channel) is logged and skipped, since its queue then exists and takes messages.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] when the connection is lost meanwhile.
+    async fn declare_topology(&self, connection: &Connection) -> Result<(), BrokerError> {
+        for subscription in &self.config.topology {
+            let channel = connection
+                .create_channel()
+                .await
+                .map_err(|e| unavailable(&e))?;
+            match self.declare_on(&channel, subscription).await {
+                Ok(()) => {
+                    let _ = channel.close(200, "declared".into()).await;
+                }
+                Err(error) => tracing::warn!(%error, queue = %subscription.name,
+                    "declaring a subscriber's queue before publishing failed"),
+            }
+        }
+        Ok(())
+    }
+
     /// The publishing channel, opening it when there is none or the old one is gone.
     async fn publishing_channel(&self) -> Result<Channel, BrokerError> {
         let mut slot = self.publishing.lock().await;
@@ -220,6 +254,7 @@ impl RabbitMqBroker {
             .await
             .map_err(|e| unavailable(&e))?;
         self.declare_exchange(&channel).await?;
+        self.declare_topology(&connection).await?;
         *slot = Some((connection, channel.clone()));
         Ok(channel)
     }

@@ -159,7 +159,7 @@ async fn refused_messages_are_dead_lettered(
     env: Vec<(&'static str, String)>,
     config: BrokerConfig,
 ) {
-    let broker = myevents_messaging::broker::build(&config).expect("broker");
+    let broker = myevents_messaging::broker::build(&config, &[]).expect("broker");
     let queue_of = |variable: &str| {
         env.iter()
             .find(|(name, _)| *name == variable)

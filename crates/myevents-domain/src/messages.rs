@@ -41,6 +41,39 @@ pub const EVENT_BOOKED: &str = "eventBooked";
 /// Wire name of [`BookingCancelled`].
 pub const BOOKING_CANCELLED: &str = "bookingCancelled";
 
+/// A subscriber of the suite's messages: the queue (AMQP) or consumer group (Kafka) one service
+/// consumes, and the message names bound to it. The list of them, [`SUBSCRIBERS`], is the suite's
+/// message topology, which every service declares on the broker (with RabbitMQ, a message that no
+/// queue is bound for yet would be dropped), so that a message published before its consumer first
+/// ran waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscriber {
+    /// The variable naming its queue, e.g. `BOOKING_QUEUE`.
+    pub queue_variable: &'static str,
+    /// Its queue when that variable is unset (the reference's: `booking`, `events-service`).
+    pub queue: &'static str,
+    /// The message names it consumes.
+    pub consumes: &'static [&'static str],
+}
+
+/// The booking service's subscription: [`EVENT_CREATED`] (the events it sells and their capacity).
+pub const BOOKING_SERVICE_SUBSCRIBER: Subscriber = Subscriber {
+    queue_variable: "BOOKING_QUEUE",
+    queue: "booking",
+    consumes: &[EVENT_CREATED],
+};
+
+/// The event service's subscription: [`EVENT_BOOKED`] and [`BOOKING_CANCELLED`] (the seats taken).
+pub const EVENT_SERVICE_SUBSCRIBER: Subscriber = Subscriber {
+    queue_variable: "EVENTS_QUEUE",
+    queue: "events-service",
+    consumes: &[EVENT_BOOKED, BOOKING_CANCELLED],
+};
+
+/// Every subscriber of the suite's messages. ([`LOCATION_CREATED`] has none: the reference
+/// publishes it, nothing consumes it.)
+pub const SUBSCRIBERS: [Subscriber; 2] = [BOOKING_SERVICE_SUBSCRIBER, EVENT_SERVICE_SUBSCRIBER];
+
 /// An event was created (published by the event service). Body:
 /// `{"id","name","location_id","start_date","end_date"[,"capacity","hall","location_name","organiser"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

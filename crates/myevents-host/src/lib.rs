@@ -489,6 +489,19 @@ async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
     if let Some(status) = cli::run_local_command(&command, build, listen, tls.as_ref()).await {
         return Ok(status);
     }
+    if let cli::Command::ReplayDeadLetters { idle } = command {
+        // Only the broker and the queue: an operator replays without the service's other settings.
+        let _telemetry = myevents_platform::telemetry::init(S::NAME)?;
+        let broker = myevents_messaging::broker::build(
+            &BrokerConfig::from_env("rabbitmq")?,
+            &myevents_messaging::broker::topology(),
+        )?;
+        let queue = var(S::DEFAULTS.queue_variable).unwrap_or_else(|| S::DEFAULTS.queue.to_owned());
+        let subscription = Subscription::new(queue, S::CONSUMES);
+        let report = myevents_messaging::dead_letters::replay(&broker, &subscription, idle).await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = S::config_from_env()?;
     let host = S::host_config(&config);
     if let cli::Command::Token { .. } = command {
@@ -501,14 +514,10 @@ async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
         "starting {}",
         S::NAME
     );
-    let broker = myevents_messaging::broker::build(&BrokerConfig::from_env("rabbitmq")?)?;
-    if let cli::Command::ReplayDeadLetters { idle } = command {
-        let report =
-            myevents_messaging::dead_letters::replay(&broker, &subscription::<S>(host), idle)
-                .await?;
-        println!("{}", serde_json::to_string(&report)?);
-        return Ok(ExitCode::SUCCESS);
-    }
+    let broker = myevents_messaging::broker::build(
+        &BrokerConfig::from_env("rabbitmq")?,
+        &myevents_messaging::broker::topology(),
+    )?;
     let store = StoreConfig::from_env("mongodb", S::DEFAULTS.database)?;
     let deps = Dependencies::from_config(&store, broker).await?;
     let app = Application::<S>::build(&config, deps).await?;

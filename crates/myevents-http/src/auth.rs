@@ -31,7 +31,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use myevents_domain::access::{Principal, Roles};
 use myevents_domain::booking::UserId;
 use myevents_domain::validation::ValidationError;
-use myevents_platform::config::{ConfigError, parse_or, seconds_or, var};
+use myevents_platform::config::{ConfigError, credential, parse_or, seconds_or, var};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::problem::Problem;
@@ -182,9 +182,9 @@ impl AuthConfig {
         if mode == AuthMode::Off {
             return Ok(Self::Off);
         }
-        let jwks = var("AUTH_JWKS_URL");
+        let jwks = credential("AUTH_JWKS_URL")?;
         let key_file = var("AUTH_PUBLIC_KEY_FILE");
-        let secret = var("AUTH_HS256_SECRET");
+        let secret = credential("AUTH_HS256_SECRET")?;
         let keys = match (jwks, key_file, secret) {
             (Some(url), None, None) => {
                 if !(url.starts_with("https://") || url.starts_with("http://")) {

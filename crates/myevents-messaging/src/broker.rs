@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use myevents_broker::memory::InMemoryBroker;
-use myevents_broker::{EventPublisher, EventSubscriber};
+use myevents_broker::{EventPublisher, EventSubscriber, Subscription};
+use myevents_domain::messages::SUBSCRIBERS;
 
 use myevents_broker::config::BrokerConfig;
 
@@ -37,12 +38,15 @@ impl Broker {
 }
 
 /// Builds the adapter `config` names. Connections open lazily, so a broker that is down at start-up
-/// does not fail this call.
+/// does not fail this call. `topology` is every subscription of the system (see [`topology`]): the
+/// RabbitMQ adapter declares it before it publishes, so that no message is published before its
+/// queue exists; a Kafka topic keeps every message for a consumer group that has not run yet, and
+/// the in-memory broker lives in one process.
 ///
 /// # Errors
 /// When the configured broker kind was not compiled into this binary (cargo features `rabbitmq`,
 /// `kafka`).
-pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
+pub fn build(config: &BrokerConfig, topology: &[Subscription]) -> anyhow::Result<Broker> {
     match config {
         BrokerConfig::Memory => Ok(Broker::in_memory(&InMemoryBroker::default())),
         #[cfg(feature = "rabbitmq")]
@@ -57,6 +61,7 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
             let mut settings = RabbitMqConfig::new(url.clone());
             settings.exchange.clone_from(exchange);
             settings.queue_expires = *queue_expires;
+            settings.topology = topology.to_vec();
             settings.ca_pem = ca_file
                 .as_ref()
                 .map(|path| {
@@ -92,4 +97,19 @@ pub fn build(config: &BrokerConfig) -> anyhow::Result<Broker> {
             )
         }
     }
+}
+
+/// The system's message topology: a subscription for every subscriber of
+/// [`myevents_domain::messages::SUBSCRIBERS`], its queue (consumer group) named by its variable
+/// (`BOOKING_QUEUE`, `EVENTS_QUEUE`) or the reference's default. Every service reads all of them, so
+/// that each declares the same queues.
+pub fn topology() -> Vec<Subscription> {
+    SUBSCRIBERS
+        .iter()
+        .map(|subscriber| {
+            let queue = myevents_platform::config::var(subscriber.queue_variable)
+                .unwrap_or_else(|| subscriber.queue.to_owned());
+            Subscription::new(queue, subscriber.consumes)
+        })
+        .collect()
 }

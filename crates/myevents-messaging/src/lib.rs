@@ -16,7 +16,7 @@
 //! use myevents_broker::config::BrokerConfig;
 //!
 //! # fn demo() -> anyhow::Result<()> {
-//! let broker = myevents_messaging::broker::build(&BrokerConfig::from_env("memory")?)?;
+//! let broker = myevents_messaging::broker::build(&BrokerConfig::from_env("memory")?, &[])?;
 //! # Ok(())
 //! # }
 //! ```

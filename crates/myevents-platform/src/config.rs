@@ -34,6 +34,36 @@ pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A credential: the value of variable `name`, or else the content of the file that `<name>_FILE`
+/// names (as the official images read their secrets, e.g. a mounted Kubernetes Secret; trailing line
+/// breaks removed); `None` when neither is set.
+///
+/// # Errors
+/// [`ConfigError`] naming `<name>_FILE` when both are set, or when the file cannot be read or is
+/// empty.
+pub fn credential(name: &str) -> Result<Option<String>, ConfigError> {
+    let file_variable = format!("{name}_FILE");
+    match (var(name), var(&file_variable)) {
+        (Some(_), Some(path)) => Err(ConfigError::new(
+            &file_variable,
+            &path,
+            format!("set only one of {name} and {file_variable}"),
+        )),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path.trim()).map_err(|e| {
+                ConfigError::new(&file_variable, &path, format!("cannot read it: {e}"))
+            })?;
+            let value = text.trim_end_matches(['\n', '\r']);
+            if value.trim().is_empty() {
+                return Err(ConfigError::new(&file_variable, &path, "the file is empty"));
+            }
+            Ok(Some(value.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// Parses a variable, or gives `default` when it is unset.
 ///
 /// # Errors

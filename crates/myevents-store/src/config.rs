@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use myevents_platform::config::{ConfigError, parse_or, seconds_or, var};
+use myevents_platform::config::{ConfigError, credential, parse_or, seconds_or, var};
 
 /// The MongoDB connection string when `MONGO_URL` is unset.
 pub const DEFAULT_MONGO_URL: &str = "mongodb://127.0.0.1:27017";
@@ -23,6 +23,9 @@ pub struct MongoConfig {
     pub server_selection_timeout: Duration,
     /// Retry a write once after a network error or failover (default true; needs a replica set).
     pub retry_writes: bool,
+    /// How often the driver checks the server (its heartbeat; default 2 s, at least 0.5 s): the
+    /// probe interval of the circuit breaker, within which a database that is back is used again.
+    pub heartbeat_frequency: Duration,
 }
 
 impl MongoConfig {
@@ -35,6 +38,7 @@ impl MongoConfig {
             connect_timeout: Duration::from_secs(5),
             server_selection_timeout: Duration::from_secs(5),
             retry_writes: true,
+            heartbeat_frequency: Duration::from_secs(2),
         }
     }
 }
@@ -52,8 +56,9 @@ impl StoreConfig {
     /// Reads `STORE_KIND` (`memory` | `mongodb`, default `default_kind`), then for MongoDB:
     /// `MONGO_URL` (default `mongodb://127.0.0.1:27017`), `MONGO_DATABASE` (default
     /// `default_database`), `MONGO_MAX_POOL_SIZE` (connections, default 20), `MONGO_CONNECT_TIMEOUT`
-    /// and `MONGO_SERVER_SELECTION_TIMEOUT` (seconds, default 5 each) and `MONGO_RETRY_WRITES`
-    /// (`true`/`false`, default `true`).
+    /// and `MONGO_SERVER_SELECTION_TIMEOUT` (seconds, default 5 each), `MONGO_RETRY_WRITES`
+    /// (`true`/`false`, default `true`) and `MONGO_HEARTBEAT_FREQUENCY` (seconds, default 2, at
+    /// least 0.5: the circuit breaker's probe interval).
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable.
@@ -62,7 +67,7 @@ impl StoreConfig {
         match kind.trim().to_ascii_lowercase().as_str() {
             "memory" => Ok(Self::Memory),
             "mongodb" | "mongo" => {
-                let url = var("MONGO_URL").unwrap_or_else(|| DEFAULT_MONGO_URL.to_owned());
+                let url = credential("MONGO_URL")?.unwrap_or_else(|| DEFAULT_MONGO_URL.to_owned());
                 if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
                     return Err(ConfigError::new(
                         "MONGO_URL",
@@ -89,6 +94,15 @@ impl StoreConfig {
                     mongo.server_selection_timeout,
                 )?;
                 mongo.retry_writes = parse_or("MONGO_RETRY_WRITES", mongo.retry_writes)?;
+                mongo.heartbeat_frequency =
+                    seconds_or("MONGO_HEARTBEAT_FREQUENCY", mongo.heartbeat_frequency)?;
+                if mongo.heartbeat_frequency < Duration::from_millis(500) {
+                    return Err(ConfigError::new(
+                        "MONGO_HEARTBEAT_FREQUENCY",
+                        &format!("{}", mongo.heartbeat_frequency.as_secs_f64()),
+                        "the driver checks the server at most every 0.5 s",
+                    ));
+                }
                 Ok(Self::MongoDb(mongo))
             }
             _ => Err(ConfigError::new(

@@ -72,9 +72,9 @@ pub trait ServiceStore: Clone + Send + Sync + Sized + 'static {
     /// Fresh in-memory adapters (nothing survives the process).
     fn in_memory() -> Self;
 
-    /// The MongoDB indexes of this service's collections.
+    /// What this service needs of MongoDB: its collections' indexes, and whether transactions.
     #[cfg(feature = "mongodb")]
-    fn mongo_indexes() -> Vec<crate::mongo::IndexSpec>;
+    fn mongo_schema() -> crate::mongo::Schema;
 
     /// The adapters over one started MongoDB store.
     #[cfg(feature = "mongodb")]
@@ -95,7 +95,7 @@ pub async fn open<S: ServiceStore>(config: &StoreConfig) -> Result<S, OpenError>
         StoreConfig::Memory => Ok(S::in_memory()),
         #[cfg(feature = "mongodb")]
         StoreConfig::MongoDb(settings) => {
-            let mongo = crate::mongo::MongoStore::start(settings, S::mongo_indexes()).await?;
+            let mongo = crate::mongo::MongoStore::start(settings, S::mongo_schema()).await?;
             Ok(S::on_mongo(mongo))
         }
         #[cfg(not(feature = "mongodb"))]
@@ -121,8 +121,8 @@ impl ServiceStore for BookingStore {
     }
 
     #[cfg(feature = "mongodb")]
-    fn mongo_indexes() -> Vec<crate::mongo::IndexSpec> {
-        crate::mongo::booking_service_indexes()
+    fn mongo_schema() -> crate::mongo::Schema {
+        crate::mongo::booking_service_indexes().into()
     }
 
     #[cfg(feature = "mongodb")]
@@ -164,8 +164,8 @@ impl ServiceStore for EventStore {
     }
 
     #[cfg(feature = "mongodb")]
-    fn mongo_indexes() -> Vec<crate::mongo::IndexSpec> {
-        crate::mongo::event_service_indexes()
+    fn mongo_schema() -> crate::mongo::Schema {
+        crate::mongo::event_service_schema()
     }
 
     #[cfg(feature = "mongodb")]

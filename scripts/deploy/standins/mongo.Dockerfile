@@ -1,6 +1,7 @@
 # Stand-in for mongo:7: the MongoDB-wire test server SecantusDB (the one the test suite uses), storing
-# under /data/db like the upstream image, and standalone like it (no replica set whose member address
-# 0.0.0.0 other containers would be sent to).
+# under /data/db like the upstream image, and taking mongod's flags (--replSet, --bind_ip_all, --port,
+# --dbpath) through mongo_standin.py, so that the compose file's and the manifests' arguments reach
+# it as they reach mongod.
 ARG BASE
 FROM ${BASE}
 ARG SECANTUS_VERSION
@@ -11,6 +12,8 @@ RUN apt-get update \
     && python3 -m venv /opt/secantus \
     && /opt/secantus/bin/pip install --no-cache-dir "SecantusDB==${SECANTUS_VERSION}" \
     && mkdir -p /data/db && chown 999:999 /data/db
+COPY mongo_standin.py /opt/mongo_standin.py
 USER 999:999
 EXPOSE 27017
-CMD ["/opt/secantus/bin/secantusd-py", "--host", "0.0.0.0", "--port", "27017", "--storage-path", "/data/db", "--log-level", "WARNING", "--standalone"]
+ENTRYPOINT ["/opt/secantus/bin/python", "/opt/mongo_standin.py"]
+CMD ["--bind_ip_all"]

@@ -31,8 +31,8 @@ fn fault_from_env() -> Result<Option<Fault>, ConfigError> {
 pub const DEFAULTS: HostDefaults = HostDefaults {
     listen: "0.0.0.0:8282",
     metrics: "127.0.0.1:9101",
-    queue_variable: "BOOKING_QUEUE",
-    queue: "booking",
+    queue_variable: myevents_domain::messages::BOOKING_SERVICE_SUBSCRIBER.queue_variable,
+    queue: myevents_domain::messages::BOOKING_SERVICE_SUBSCRIBER.queue,
     database: "myevents_booking",
 };
 

@@ -4,12 +4,12 @@
 use async_trait::async_trait;
 use myevents_broker::Cause;
 use myevents_broker::{HandlingError, Message, MessageHandler};
-use myevents_domain::messages::{DomainEvent, EVENT_CREATED};
+use myevents_domain::messages::{BOOKING_SERVICE_SUBSCRIBER, DomainEvent};
 
 use crate::service::BookingService;
 
 /// The event names the booking service's subscription is bound to.
-pub const CONSUMES: &[&str] = &[EVENT_CREATED];
+pub const CONSUMES: &[&str] = BOOKING_SERVICE_SUBSCRIBER.consumes;
 
 /// Records the seat inventory of each created event (idempotently).
 pub struct EventCreatedHandler {

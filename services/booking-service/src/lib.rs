@@ -15,7 +15,7 @@
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = BookingServiceConfig::from_env()?;
-//! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory)?;
+//! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory, &[])?;
 //! let deps = Dependencies::from_config(&StoreConfig::Memory, broker).await?;
 //! let app = Application::build(&config, deps).await?;
 //! app.run_until_stopped(myevents_platform::shutdown::signal()).await?;

@@ -8,8 +8,8 @@ use myevents_platform::config::ConfigError;
 pub const DEFAULTS: HostDefaults = HostDefaults {
     listen: "0.0.0.0:8181",
     metrics: "127.0.0.1:9100",
-    queue_variable: "EVENTS_QUEUE",
-    queue: "events-service",
+    queue_variable: myevents_domain::messages::EVENT_SERVICE_SUBSCRIBER.queue_variable,
+    queue: myevents_domain::messages::EVENT_SERVICE_SUBSCRIBER.queue,
     database: "myevents",
 };
 

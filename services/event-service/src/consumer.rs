@@ -6,13 +6,13 @@
 use async_trait::async_trait;
 use myevents_broker::Cause;
 use myevents_broker::{HandlingError, Message, MessageHandler};
-use myevents_domain::messages::{BOOKING_CANCELLED, DomainEvent, EVENT_BOOKED};
+use myevents_domain::messages::{DomainEvent, EVENT_SERVICE_SUBSCRIBER};
 use myevents_store::{InboxKey, SeatChange};
 
 use crate::service::EventService;
 
 /// The event names the event service's subscription is bound to.
-pub const CONSUMES: &[&str] = &[EVENT_BOOKED, BOOKING_CANCELLED];
+pub const CONSUMES: &[&str] = EVENT_SERVICE_SUBSCRIBER.consumes;
 
 /// Records booked (and given back) seats per event, idempotently.
 pub struct EventBookedHandler {

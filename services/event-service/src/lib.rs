@@ -16,7 +16,7 @@
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = EventServiceConfig::from_env()?;
-//! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory)?;
+//! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory, &[])?;
 //! let deps = Dependencies::from_config(&StoreConfig::Memory, broker).await?;
 //! let app = Application::build(&config, deps).await?;
 //! println!("listening on {}", app.local_addr());

@@ -24,19 +24,26 @@
 //! booking holds its seats (seat hold) and is stored in two single-document writes, and the
 //! reconciliation finishes what a crash interrupted in between (see [`MongoBookingRepository`]).
 //!
+//! A circuit breaker (see [`CircuitState`]) fails every call at once while the driver's monitoring
+//! says the database is gone, instead of letting each wait out the server selection time-out.
+//!
 //! Writes use write concern `{w: "majority", j: true}` unless the connection string sets one: an
 //! acknowledged booking survives a crash of the database.
 //!
-//! Indexes are created idempotently by [`MongoStore::start`]; when the database is down at start-up
-//! this goes on in the background with backoff, so it delays readiness instead of crashing the service.
-//! Until the indexes exist, every repository call answers [`RepositoryError::Unavailable`]: no write
-//! ever races index creation. (Besides being tidy, this avoids a hang of the SecantusDB test server,
+//! At start-up ([`MongoStore::start`]) a store whose service needs transactions ([`Schema::transactions`])
+//! first asks the server what it is (`hello`): a standalone server refuses multi-document transactions
+//! (error 20, "Transaction numbers are only allowed on a replica set member or mongos"), so the store
+//! then stays unready, logs one error naming the fix, and its readiness check says the same, instead
+//! of failing every consumed message. Then indexes are created idempotently. When the database is down
+//! (or not a replica set member yet, e.g. before `rs.initiate()`) this goes on in the background with
+//! backoff, so it delays readiness instead of crashing the service. Until it is done, every repository
+//! call answers [`RepositoryError::Unavailable`]: no write ever races index creation. (Besides being tidy, this avoids a hang of the SecantusDB test server,
 //! which deadlocks when `createIndexes` and inserts create collections at the same time — see
 //! `scripts/repro/secantus_concurrent_create.py`.)
 
 use crate::Cause;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,12 +57,15 @@ pub use crate::config::MongoConfig;
 use crate::{RepositoryError, StoreHealth};
 
 mod bookings;
+mod circuit;
 mod documents;
 mod events;
 mod idempotency;
 mod outbox;
 
 pub use bookings::MongoBookingRepository;
+use circuit::Circuit;
+pub use circuit::{CIRCUIT_STATE, CircuitState};
 pub use events::{MongoEventRepository, MongoLocationRepository};
 pub use idempotency::MongoIdempotencyRepository;
 pub use outbox::MongoOutbox;
@@ -83,11 +93,65 @@ pub(crate) fn map_error(error: mongodb::error::Error) -> RepositoryError {
     }
 }
 
-/// A connection pool to one database, and whether its start-up work (indexes) is done.
+/// A connection pool to one database, and whether its start-up work (topology check, indexes) is
+/// done.
 #[derive(Clone, Debug)]
 pub struct MongoStore {
     database: Database,
     initialised: Arc<AtomicBool>,
+    /// Why the server cannot serve this store (a standalone server where transactions are needed),
+    /// while that holds.
+    refusal: Arc<Mutex<Option<String>>>,
+    /// The circuit breaker every call passes (see [`CircuitState`]).
+    circuit: Arc<Circuit>,
+}
+
+/// What a service needs of its MongoDB: its indexes, and whether it runs multi-document transactions
+/// (which only a replica set member or `mongos` gives). A `Vec<IndexSpec>` converts into a schema
+/// without transactions.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    /// The indexes, created idempotently at start-up.
+    pub indexes: Vec<IndexSpec>,
+    /// Whether the service runs multi-document transactions: the store then refuses to become ready
+    /// on a standalone server.
+    pub transactions: bool,
+}
+
+impl From<Vec<IndexSpec>> for Schema {
+    fn from(indexes: Vec<IndexSpec>) -> Self {
+        Self {
+            indexes,
+            transactions: false,
+        }
+    }
+}
+
+/// Why a start-up attempt did not finish.
+#[derive(Debug)]
+enum StartUpError {
+    /// The server did not answer or failed for a reason that may pass.
+    Repository(RepositoryError),
+    /// The server is not a replica set member or `mongos`, and the service needs transactions (the
+    /// text says so and how to fix it). Checked again with backoff: a replica set member answers
+    /// like a standalone server until `rs.initiate()`.
+    NoTransactions(String),
+}
+
+impl std::fmt::Display for StartUpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Repository(error) => error.fmt(f),
+            Self::NoTransactions(refusal) => f.write_str(refusal),
+        }
+    }
+}
+
+/// Whether a `hello` reply (<https://www.mongodb.com/docs/manual/reference/command/hello/>) comes
+/// from a server that runs multi-document transactions: a replica set member (`setName`) or a
+/// sharded cluster's router (`msg: "isdbgrid"`).
+pub fn offers_transactions(hello: &Document) -> bool {
+    hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid")
 }
 
 /// One index a service needs.
@@ -142,16 +206,18 @@ impl IndexSpec {
 const INDEX_NOT_FOUND: [i32; 2] = [26, 27];
 
 impl MongoStore {
-    /// Builds the client and creates `indexes`. When the database does not answer within the server
-    /// selection time-out, index creation goes on in the background, retrying with backoff (up to 30 s
-    /// between attempts), and the store answers `Unavailable` until it is done.
+    /// Builds the client, checks that the server gives what `schema` needs (transactions) and
+    /// creates its indexes. When the database does not answer within the server selection time-out,
+    /// or cannot give transactions yet, this goes on in the background, retrying with backoff (up to
+    /// 30 s between attempts), and the store answers `Unavailable` until it is done.
     ///
     /// # Errors
     /// [`RepositoryError::Unexpected`] when the connection string is invalid.
     pub async fn start(
         config: &MongoConfig,
-        indexes: Vec<IndexSpec>,
+        schema: impl Into<Schema>,
     ) -> Result<Self, RepositoryError> {
+        let schema = schema.into();
         let mut options = ClientOptions::parse(&config.url)
             .await
             .map_err(|e| RepositoryError::Unexpected(Cause::context("MONGO_URL", e)))?;
@@ -159,6 +225,9 @@ impl MongoStore {
         options.connect_timeout = Some(config.connect_timeout);
         options.server_selection_timeout = Some(config.server_selection_timeout);
         options.retry_writes = Some(config.retry_writes);
+        options.heartbeat_freq = Some(config.heartbeat_frequency);
+        let circuit = Circuit::new(&config.database);
+        options.sdam_event_handler = Some(circuit.handler());
         options
             .app_name
             .get_or_insert_with(|| "myevents".to_owned());
@@ -174,16 +243,64 @@ impl MongoStore {
         let store = Self {
             database: client.database(&config.database),
             initialised: Arc::new(AtomicBool::new(false)),
+            refusal: Arc::default(),
+            circuit,
         };
-        match store.create_indexes(&indexes).await {
+        match store.start_up(&schema).await {
             Ok(()) => store.mark_initialised(),
             Err(error) => {
-                tracing::warn!(%error, "MongoDB not ready at start-up; retrying in the background");
+                store.report(&error, true);
                 let background = store.clone();
-                tokio::spawn(async move { background.create_indexes_with_retry(indexes).await });
+                tokio::spawn(async move { background.start_up_with_retry(schema).await });
             }
         }
         Ok(store)
+    }
+
+    /// The start-up work: the topology check where transactions are needed, then the indexes.
+    async fn start_up(&self, schema: &Schema) -> Result<(), StartUpError> {
+        if schema.transactions {
+            let hello = self
+                .database
+                .client()
+                .database("admin")
+                .run_command(doc! {"hello": 1})
+                .await
+                .map_err(|e| StartUpError::Repository(map_error(e)))?;
+            if !offers_transactions(&hello) {
+                let refusal = "MongoDB is a standalone server (not a replica set member or mongos), which \
+                     refuses the multi-document transactions this service records each consumed \
+                     message and its effect with; run it as a replica set (a single-node one will \
+                     do: `mongod --replSet rs0`, then `rs.initiate()`) and name the set in MONGO_URL \
+                     (`?replicaSet=rs0`)"
+                    .to_owned();
+                return Err(StartUpError::NoTransactions(refusal));
+            }
+            *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        self.create_indexes(&schema.indexes)
+            .await
+            .map_err(StartUpError::Repository)
+    }
+
+    /// Logs a failed start-up attempt: a refusal once, at error level (it needs the operator), the
+    /// rest as warnings; a refusal is kept for the readiness check.
+    fn report(&self, error: &StartUpError, first: bool) {
+        match error {
+            StartUpError::NoTransactions(refusal) => {
+                let mut kept = self.refusal.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.is_none() {
+                    tracing::error!(database = %self.database.name(), "{refusal}");
+                }
+                *kept = Some(refusal.clone());
+            }
+            StartUpError::Repository(error) if first => {
+                tracing::warn!(%error, "MongoDB not ready at start-up; retrying in the background");
+            }
+            StartUpError::Repository(error) => {
+                tracing::warn!(%error, "MongoDB not reachable for start-up work, retrying");
+            }
+        }
     }
 
     async fn create_indexes(&self, indexes: &[IndexSpec]) -> Result<(), RepositoryError> {
@@ -223,38 +340,49 @@ impl MongoStore {
         tracing::info!(database = %self.database.name(), "MongoDB indexes ready");
     }
 
-    async fn create_indexes_with_retry(&self, indexes: Vec<IndexSpec>) {
-        let result = (|| self.create_indexes(&indexes))
+    async fn start_up_with_retry(&self, schema: Schema) {
+        let result = (|| self.start_up(&schema))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(200))
                     .with_max_delay(Duration::from_secs(30))
                     .without_max_times(),
             )
-            .when(|e| matches!(e, RepositoryError::Unavailable(_)))
-            .notify(|error, delay| {
-                tracing::warn!(%error, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    "MongoDB not reachable for start-up work, retrying");
+            .when(|e| {
+                matches!(
+                    e,
+                    StartUpError::NoTransactions(_)
+                        | StartUpError::Repository(RepositoryError::Unavailable(_))
+                )
             })
+            .notify(|error, _| self.report(error, false))
             .await;
         match result {
             Ok(()) => self.mark_initialised(),
-            Err(error) => tracing::error!(%error, "creating MongoDB indexes failed"),
+            Err(error) => tracing::error!(%error, "the MongoDB start-up work failed"),
         }
     }
 
-    /// `Ok` once the start-up work is done.
+    /// `Ok` once the start-up work is done, while the circuit is closed: every repository call
+    /// starts with this.
     ///
     /// # Errors
-    /// [`RepositoryError::Unavailable`] before.
+    /// [`RepositoryError::Unavailable`] before, saying why (the server cannot give transactions, or
+    /// indexes are being created), and while the circuit is open.
     pub(crate) fn ensure_initialised(&self) -> Result<(), RepositoryError> {
         if self.is_initialised() {
-            Ok(())
-        } else {
-            Err(RepositoryError::Unavailable(Cause::msg(
-                "MongoDB is not ready yet (indexes are being created)".to_owned(),
-            )))
+            return self.circuit.check();
         }
+        let refusal = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Err(RepositoryError::Unavailable(Cause::msg(
+            refusal.unwrap_or_else(|| {
+                "MongoDB is not ready yet (indexes are being created)".to_owned()
+            }),
+        )))
     }
 
     /// The database.
@@ -262,7 +390,12 @@ impl MongoStore {
         &self.database
     }
 
-    /// Whether the start-up work (indexes) is done.
+    /// The state of the circuit breaker in front of the database.
+    pub fn circuit_state(&self) -> CircuitState {
+        self.circuit.state()
+    }
+
+    /// Whether the start-up work (topology check, indexes) is done.
     pub fn is_initialised(&self) -> bool {
         self.initialised.load(Ordering::Relaxed)
     }
@@ -279,6 +412,7 @@ impl MongoStore {
 #[async_trait]
 impl StoreHealth for MongoStore {
     async fn check(&self) -> Result<(), RepositoryError> {
+        self.circuit.check()?;
         self.database
             .run_command(doc! {"ping": 1})
             .await
@@ -299,6 +433,15 @@ fn idempotency_indexes() -> [IndexSpec; 2] {
             ..IndexSpec::plain(idempotency::IDEMPOTENCY_KEYS, doc! {"expires_at": 1})
         },
     ]
+}
+
+/// What the event service needs: its indexes ([`event_service_indexes`]) and transactions (each
+/// consumed message's inbox record and its effect are one transaction).
+pub fn event_service_schema() -> Schema {
+    Schema {
+        indexes: event_service_indexes(),
+        transactions: true,
+    }
 }
 
 /// The indexes of the event service: events by name (oldest first); pending outbox messages; the

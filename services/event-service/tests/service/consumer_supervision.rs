@@ -59,12 +59,15 @@ async fn a_consumer_that_cannot_dead_letter_is_restarted_and_healthz_fails_past_
     let port = free_port();
     let _tansu = start_tansu(port, &registry).await;
     let brokers = vec![format!("127.0.0.1:{port}")];
-    let broker = myevents_messaging::broker::build(&BrokerConfig::Kafka {
-        brokers: brokers.clone(),
-        topic: topic.clone(),
-        partitions: 1,
-        tls: None,
-    })
+    let broker = myevents_messaging::broker::build(
+        &BrokerConfig::Kafka {
+            brokers: brokers.clone(),
+            topic: topic.clone(),
+            partitions: 1,
+            tls: None,
+        },
+        &[],
+    )
     .expect("adapter");
 
     let limit = Duration::from_secs(5);

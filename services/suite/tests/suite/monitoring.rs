@@ -33,6 +33,8 @@ async fn exported() -> BTreeSet<String> {
     myevents_messaging::metrics::PUBLISHED.with_label_values(&["probe", "probe"]);
     myevents_http::metrics::HTTP_REQUESTS.with_label_values(&["probe", "GET", "/probe", "200"]);
     myevents_http::metrics::HTTP_DURATION.with_label_values(&["probe", "GET", "/probe"]);
+    // Only a MongoDB store has a circuit breaker; the embedded suite runs in memory.
+    myevents_store::mongo::CIRCUIT_STATE.with_label_values(&["probe", "probe"]);
     let _ = myevents_platform::metrics::render();
     let mut names = BTreeSet::new();
     for family in prometheus::gather() {
