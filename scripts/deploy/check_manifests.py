@@ -12,7 +12,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
     EXIT_AFTER_SHUTDOWN_SECONDS, OVERLAYS, ROOT, SERVICES, Tally, compose_file,
-    deployment_environment, documented_variables, objects, port_of, render, rendered_text,
+    deployment_environment, documented_variables, objects, port_of, render, rendered_text, secret_files,
     routes_served, run, variables_read,
 )
 
@@ -133,6 +133,22 @@ def security_contexts(overlay):
                     assert context["readOnlyRootFilesystem"] is True, name
 
 
+def credentials_are_files(overlay):
+    """No credential in a service's environment (`kubectl describe` would show it): the Secret is
+    mounted, and each <NAME>_FILE variable names one of its files."""
+    docs = rendered[overlay]
+    for name in SERVICES:
+        deployment = objects(docs, "Deployment")[name]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert not any("secretRef" in source for source in container.get("envFrom", [])), f"{name}: envFrom a Secret"
+        assert not any("valueFrom" in item for item in container.get("env", [])), f"{name}: env from a Secret"
+        files = {f"{path}/{key}" for path, data in secret_files(docs, deployment).items() for key in data}
+        named = {item["name"]: item["value"] for item in container.get("env", []) if item["name"].endswith("_FILE")}
+        assert named, f"{name}: no credential files"
+        for variable, path in named.items():
+            assert path in files, f"{name}: {variable}={path} is no file of a mounted Secret ({sorted(files)})"
+
+
 def ingress_routes(overlay):
     docs = rendered[overlay]
     ingress = next(iter(objects(docs, "Ingress").values()))
@@ -186,6 +202,7 @@ def main():
         tally.check(f"k8s/overlays/{overlay} validates strictly against Kubernetes {KUBERNETES_VERSION}", validates, overlay)
         tally.check(f"k8s/overlays/{overlay}: probes, ports, grace period, replicas agree with the services", probes_and_ports_match, overlay)
         tally.check(f"k8s/overlays/{overlay}: non-root, no capabilities, seccomp, limits", security_contexts, overlay)
+        tally.check(f"k8s/overlays/{overlay}: credentials only as files of a mounted Secret", credentials_are_files, overlay)
         tally.check(f"k8s/overlays/{overlay}: the Ingress sends bookings to the booking service", ingress_routes, overlay)
         tally.check(f"k8s/overlays/{overlay}: every workload has a NetworkPolicy", network_policies, overlay)
     tally.check("checkov (Kubernetes checks) reports no failure that is not skipped with a reason", scanned)

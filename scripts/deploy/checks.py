@@ -130,6 +130,19 @@ def deployment_environment(docs, deployment):
     return env
 
 
+def secret_files(docs, deployment):
+    """The Secrets a Deployment's first container mounts as files: {mount path: {file name: content}}."""
+    secrets = objects(docs, "Secret")
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+    mounted = {}
+    for mount in pod["containers"][0].get("volumeMounts", []):
+        if mount["name"] in volumes:
+            data = secrets[volumes[mount["name"]]]["data"]
+            mounted[mount["mountPath"]] = {k: base64.b64decode(v).decode() for k, v in data.items()}
+    return mounted
+
+
 def compose_file():
     with open(os.path.join(ROOT, "docker-compose.yml"), encoding="utf-8") as f:
         return yaml.safe_load(f)
@@ -152,14 +165,19 @@ def production_sources():
 
 def variables_read():
     """The environment variables the services read: upper-case string literals passed to the config
-    readers (`var`, `parse_or`, `seconds_or`, ... take the name as their first argument)."""
+    readers (`var`, `parse_or`, `seconds_or`, ... take the name as their first argument; `credential`
+    reads NAME and NAME_FILE)."""
     names = set(READ_BY_LIBRARIES)
     call = re.compile(r'\b(?:var|parse_or|seconds_or|switch_or|listen_addr_or)\(\s*"([A-Z][A-Z0-9_]+)"')
+    # A credential is read from its variable or from the file <NAME>_FILE names.
+    credential = re.compile(r'\bcredential\(\s*"([A-Z][A-Z0-9_]+)"')
     constant = re.compile(r'\bconst [A-Z_]+: &str = "([A-Z][A-Z0-9_]+)";')
     # The host reads each service's queue from the variable its `HostDefaults` names.
     queue = re.compile(r'\bqueue_variable:\s*"([A-Z][A-Z0-9_]+)"')
     for source in production_sources():
         names.update(call.findall(source))
+        for name in credential.findall(source):
+            names.update((name, f"{name}_FILE"))
         names.update(constant.findall(source))
         names.update(queue.findall(source))
     return names

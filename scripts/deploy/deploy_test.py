@@ -11,14 +11,16 @@ Usage: deploy_test.py TAG   (the images myevents/{event,booking}-service:TAG mus
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
-    SERVICES, Tally, deployment_environment, eventually, objects, render, request, run,
+    SERVICES, Tally, deployment_environment, eventually, objects, render, request, run, secret_files,
 )
 
 TAG = sys.argv[1]
@@ -183,6 +185,18 @@ def runs_as_its_deployment_declares(docs, service):
     # this copy joins the compose service's queue like one more replica.
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]
+    # The mounted Secrets, as files readable by the container's user.
+    mounts = tempfile.mkdtemp(prefix="myevents-secrets-")
+    for n, (path, data) in enumerate(secret_files(docs, deployment).items()):
+        directory = os.path.join(mounts, str(n))
+        os.makedirs(directory)
+        for key, content in data.items():
+            with open(os.path.join(directory, key), "w", encoding="utf-8") as f:
+                f.write(content)
+            os.chmod(os.path.join(directory, key), 0o444)
+        os.chmod(directory, 0o755)
+        args += ["-v", f"{directory}:{path}:ro"]
+    os.chmod(mounts, 0o755)
     run(*args, image)
     try:
         host_port = run("docker", "port", name, str(http_port)).split(":")[-1].strip()
@@ -208,6 +222,7 @@ def runs_as_its_deployment_declares(docs, service):
     finally:
         logs = run("docker", "logs", name, check=False)
         run("docker", "rm", "-f", name, check=False)
+        shutil.rmtree(mounts, ignore_errors=True)
     assert "panicked" not in logs, logs
 
 

@@ -100,13 +100,13 @@ impl Plan {
         }
     }
 
-    /// Everything once, briefly: shows that the bench works.
+    /// Everything once, for a second each: shows that the bench works (the test command runs it).
     fn tiny() -> Self {
         Self {
-            wrk_seconds: 2,
+            wrk_seconds: 1,
             connections: 8,
             rounds: 1,
-            rate_seconds: 2,
+            rate_seconds: 1,
             rates: vec![100.0],
             lag_rate: 100.0,
             new_events: 5,

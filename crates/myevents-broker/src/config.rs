@@ -64,7 +64,7 @@ pub struct KafkaTls {
 
 impl BrokerConfig {
     /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
-    /// variables: `AMQP_BROKER_URL` (default `amqp://guest:guest@localhost:5672/%2f`; `amqps://` for
+    /// variables: `AMQP_BROKER_URL` (or the file `AMQP_BROKER_URL_FILE` names; default `amqp://guest:guest@localhost:5672/%2f`; `amqps://` for
     /// TLS), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default) and
     /// `AMQP_CA_FILE` (unset by default); or `KAFKA_BROKER_URLS`
     /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`), `KAFKA_PARTITIONS` (default 3),

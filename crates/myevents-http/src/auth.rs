@@ -164,8 +164,8 @@ impl AuthConfig {
     }
 
     /// Reads `AUTH_MODE` (`default` when unset) and, for `jwt`, the key source (exactly one of
-    /// `AUTH_JWKS_URL`, `AUTH_PUBLIC_KEY_FILE`, `AUTH_HS256_SECRET`), `AUTH_ISSUER`,
-    /// `AUTH_AUDIENCE` (both required) and the optional `AUTH_LEEWAY`, `AUTH_JWKS_REFRESH`,
+    /// `AUTH_JWKS_URL`, `AUTH_PUBLIC_KEY_FILE`, `AUTH_HS256_SECRET`; the first and the last also
+    /// from the file `<NAME>_FILE` names), `AUTH_ISSUER`, `AUTH_AUDIENCE` (both required) and the optional `AUTH_LEEWAY`, `AUTH_JWKS_REFRESH`,
     /// `AUTH_ROLES_CLAIM`, `AUTH_ORGANISER_ROLE`, `AUTH_ADMIN_ROLE`.
     ///
     /// # Errors

@@ -54,7 +54,7 @@ pub enum StoreConfig {
 
 impl StoreConfig {
     /// Reads `STORE_KIND` (`memory` | `mongodb`, default `default_kind`), then for MongoDB:
-    /// `MONGO_URL` (default `mongodb://127.0.0.1:27017`), `MONGO_DATABASE` (default
+    /// `MONGO_URL` (or the file `MONGO_URL_FILE` names; default `mongodb://127.0.0.1:27017`), `MONGO_DATABASE` (default
     /// `default_database`), `MONGO_MAX_POOL_SIZE` (connections, default 20), `MONGO_CONNECT_TIMEOUT`
     /// and `MONGO_SERVER_SELECTION_TIMEOUT` (seconds, default 5 each), `MONGO_RETRY_WRITES`
     /// (`true`/`false`, default `true`) and `MONGO_HEARTBEAT_FREQUENCY` (seconds, default 2, at

@@ -91,3 +91,39 @@ async fn a_bad_listen_address_is_named() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("LISTEN_URL"));
 }
+
+#[tokio::test]
+async fn a_credential_file_that_cannot_be_read_or_is_given_twice_is_named() {
+    start_fails("event-service", "MONGO_URL_FILE", "/nonexistent/mongo-url").await;
+    start_fails(
+        "booking-service",
+        "AMQP_BROKER_URL_FILE",
+        "/nonexistent/amqp-url",
+    )
+    .await;
+    let empty = std::env::temp_dir().join(myevents_testkit::unique("empty-credential"));
+    std::fs::write(&empty, "\n").expect("write");
+    start_fails(
+        "booking-service",
+        "MONGO_URL_FILE",
+        &empty.to_string_lossy(),
+    )
+    .await;
+    // Both the variable and its file: which one wins would be a guess.
+    let output = tokio::process::Command::new(binary_path("booking-service"))
+        .env("AUTH_MODE", "jwt")
+        .env("AUTH_HS256_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("AUTH_HS256_SECRET_FILE", &empty)
+        .env("LISTEN_URL", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success(), "started with both");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("set only one of AUTH_HS256_SECRET and AUTH_HS256_SECRET_FILE"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(empty);
+}

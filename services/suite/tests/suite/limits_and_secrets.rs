@@ -224,3 +224,54 @@ async fn no_secret_shows_in_a_log_line_an_answer_or_a_metric() {
         assert!(!output.contains(secret), "{what} was written out");
     }
 }
+
+/// Credentials from files (`<NAME>_FILE`, as a mounted Secret gives them): the secret and the
+/// MongoDB URL are read from files, and neither shows in the process's environment.
+#[tokio::test]
+async fn credentials_are_read_from_the_files_their_file_variables_name() {
+    let secret = format!("{}-{}", unique("file-secret"), unique("long-enough"));
+    let directory = std::env::temp_dir().join(unique("credentials"));
+    std::fs::create_dir_all(&directory).expect("directory");
+    let secret_file = directory.join("AUTH_HS256_SECRET");
+    std::fs::write(&secret_file, format!("{secret}\n")).expect("secret file");
+    let mongo_file = directory.join("MONGO_URL");
+    std::fs::write(&mongo_file, myevents_testkit::mongo_url()).expect("mongo file");
+    let env = vec![
+        ("BROKER_KIND", "memory".to_owned()),
+        ("STORE_KIND", "mongodb".to_owned()),
+        ("MONGO_DATABASE", myevents_testkit::unique_database()),
+        ("MONGO_URL_FILE", mongo_file.to_string_lossy().into_owned()),
+        ("AUTH_MODE", "jwt".to_owned()),
+        (
+            "AUTH_HS256_SECRET_FILE",
+            secret_file.to_string_lossy().into_owned(),
+        ),
+        ("AUTH_ISSUER", ISSUER.to_owned()),
+        ("AUTH_AUDIENCE", AUDIENCE.to_owned()),
+    ];
+    let events = ServiceProcess::start("event-service", &env).await;
+    assert!(
+        myevents_testkit::eventually_answers(
+            &format!("{}/readyz", events.url()),
+            StatusCode::OK,
+            Duration::from_secs(30)
+        )
+        .await,
+        "not ready with MONGO_URL from its file:\n{}",
+        events.log_text()
+    );
+    // A token signed with the secret from the file (minted with the secret itself) is accepted.
+    let token = mint(&jwt_env(&secret), "olga").await;
+    let created = Answer::read(
+        Client::new()
+            .post(format!("{}/locations", events.url()))
+            .bearer_auth(&token)
+            .body(r#"{"Name":"Hall","Halls":[{"name":"A","capacity":3}]}"#)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let _ = std::fs::remove_dir_all(directory);
+}
