@@ -30,16 +30,17 @@
 //! Writes use write concern `{w: "majority", j: true}` unless the connection string sets one: an
 //! acknowledged booking survives a crash of the database.
 //!
-//! At start-up ([`MongoStore::start`]) a store whose service needs transactions ([`Schema::transactions`])
-//! first asks the server what it is (`hello`): a standalone server refuses multi-document transactions
-//! (error 20, "Transaction numbers are only allowed on a replica set member or mongos"), so the store
-//! then stays unready, logs one error naming the fix, and its readiness check says the same, instead
-//! of failing every consumed message. Then indexes are created idempotently. When the database is down
-//! (or not a replica set member yet, e.g. before `rs.initiate()`) this goes on in the background with
-//! backoff, so it delays readiness instead of crashing the service. Until it is done, every repository
-//! call answers [`RepositoryError::Unavailable`]: no write ever races index creation. (Besides being tidy, this avoids a hang of the SecantusDB test server,
-//! which deadlocks when `createIndexes` and inserts create collections at the same time — see
-//! `scripts/repro/secantus_concurrent_create.py`.)
+//! At start-up ([`MongoStore::start`]) a store whose service needs transactions
+//! ([`Schema::transactions`]) first asks the server what it is (`hello`): a standalone server refuses
+//! multi-document transactions (error 20, "Transaction numbers are only allowed on a replica set
+//! member or mongos"), so the store then stays unready, logs one error naming the fix, and its
+//! readiness check says the same, instead of failing every consumed message. Then indexes are
+//! created idempotently. When the database is down (or not a replica set member yet, e.g. before
+//! `rs.initiate()`) this goes on in the background with backoff, so it delays readiness instead of
+//! crashing the service. Until it is done, every repository call answers
+//! [`RepositoryError::Unavailable`]: no write ever races index creation. (Besides being tidy, this
+//! avoids a hang of the SecantusDB test server, which deadlocks when `createIndexes` and inserts
+//! create collections at the same time — see `scripts/repro/secantus_concurrent_create.py`.)
 
 use crate::Cause;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,7 +151,7 @@ impl std::fmt::Display for StartUpError {
 /// Whether a `hello` reply (<https://www.mongodb.com/docs/manual/reference/command/hello/>) comes
 /// from a server that runs multi-document transactions: a replica set member (`setName`) or a
 /// sharded cluster's router (`msg: "isdbgrid"`).
-pub fn offers_transactions(hello: &Document) -> bool {
+fn offers_transactions(hello: &Document) -> bool {
     hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid")
 }
 
