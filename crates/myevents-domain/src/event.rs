@@ -148,9 +148,9 @@ impl EventDraft {
         let capacity = match (self.capacity, &hall, hall_capacity) {
             (Some(explicit), _, _) => match u32::try_from(explicit) {
                 Ok(0) => Err(Some("an event needs at least one seat")),
-                Ok(seats) => Ok(SeatCount::new(seats)),
+                Ok(seats) if seats <= SeatCount::MAX_ON_SALE => Ok(SeatCount::new(seats)),
                 Err(_) if explicit < 0 => Err(Some("must not be negative (seats)")),
-                Err(_) => Err(Some("is too large (seats)")),
+                _ => Err(Some("is too large (seats, at most 2147483647)")),
             },
             // The unknown hall was reported above.
             (None, Some(_), None) => Err(None),
@@ -258,6 +258,30 @@ mod tests {
             .validate(EventId::generate(), location(&[("A", 100)]))
             .expect_err("invalid");
         assert_eq!(fields(&err), ["Hall"]);
+    }
+
+    #[test]
+    fn a_capacity_beyond_the_documents_int32_is_refused() {
+        let mut d = draft();
+        d.capacity = Some(2_147_483_648);
+        let err = d
+            .clone()
+            .validate(EventId::generate(), location(&[("A", 1)]))
+            .expect_err("too large");
+        assert_eq!(fields(&err), ["Capacity"]);
+        d.capacity = Some(2_147_483_647);
+        let event = d
+            .validate(EventId::generate(), location(&[("A", 1)]))
+            .expect("valid");
+        assert_eq!(event.capacity, SeatCount::new(SeatCount::MAX_ON_SALE));
+        // Halls that add up to more are refused as well.
+        let err = draft()
+            .validate(
+                EventId::generate(),
+                location(&[("A", 2_000_000_000), ("B", 2_000_000_000)]),
+            )
+            .expect_err("too many seats");
+        assert_eq!(fields(&err), ["Capacity"]);
     }
 
     #[test]

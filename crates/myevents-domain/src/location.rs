@@ -43,11 +43,14 @@ impl Location {
         self.halls.iter().find(|hall| hall.name == name)
     }
 
-    /// The sum of the halls' capacities, or `None` if it does not fit in `u32` seats.
+    /// The sum of the halls' capacities, or `None` if it is more than [`SeatCount::MAX_ON_SALE`].
     pub fn total_capacity(&self) -> Option<SeatCount> {
-        self.halls.iter().try_fold(SeatCount::new(0), |sum, hall| {
-            sum.checked_add(hall.capacity)
-        })
+        self.halls
+            .iter()
+            .try_fold(SeatCount::new(0), |sum, hall| {
+                sum.checked_add(hall.capacity)
+            })
+            .filter(|total| total.get() <= SeatCount::MAX_ON_SALE)
     }
 }
 
@@ -113,13 +116,13 @@ fn check_hour(v: &mut Validator, field: &str, value: Option<i64>) -> u8 {
 /// Checks a seat number given by a client: 0 ..= `u32::MAX`.
 fn check_seats(v: &mut Validator, field: &str, value: i64) -> SeatCount {
     match u32::try_from(value) {
-        Ok(seats) => SeatCount::new(seats),
+        Ok(seats) if seats <= SeatCount::MAX_ON_SALE => SeatCount::new(seats),
         Err(_) if value < 0 => {
             v.push(field, "must not be negative");
             SeatCount::new(0)
         }
-        Err(_) => {
-            v.push(field, format!("must be at most {}", u32::MAX));
+        _ => {
+            v.push(field, format!("must be at most {}", SeatCount::MAX_ON_SALE));
             SeatCount::new(0)
         }
     }
@@ -231,6 +234,25 @@ mod tests {
                 "Location.Halls[0].capacity",
                 "Location.Halls[1].name"
             ]
+        );
+    }
+
+    #[test]
+    fn a_hall_beyond_the_documents_int32_is_refused() {
+        let mut d = draft();
+        d.halls[0].capacity = Some(2_147_483_648);
+        let err = d
+            .clone()
+            .validate(LocationId::generate(), "")
+            .expect_err("too large");
+        assert_eq!(err.0[0].field, "Halls[0].capacity");
+        assert!(err.0[0].message.contains("2147483647"), "{err}");
+        d.halls[0].capacity = Some(2_147_483_647);
+        let location = d.validate(LocationId::generate(), "").expect("valid");
+        assert_eq!(
+            location.total_capacity(),
+            None,
+            "more seats than the documents can say"
         );
     }
 }

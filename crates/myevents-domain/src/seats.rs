@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub struct SeatCount(u32);
 
 impl SeatCount {
+    /// The most seats a hall, a location or an event may have: 2,147,483,647, what the documents'
+    /// `int32` (OpenAPI `format: int32`) can say.
+    pub const MAX_ON_SALE: u32 = 2_147_483_647;
+
     /// `seats` seats.
     pub const fn new(seats: u32) -> Self {
         Self(seats)
