@@ -270,7 +270,12 @@ cargo deny --all-features check licenses bans sources
 # alike (`cargo clippy -- -D warnings`); cargo caps the dependencies' lints. The commit is baked into
 # the binaries (GET /version), which the deployment tests put into images.
 RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
-RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+# Appended once: a RUSTFLAGS that already says it (a rerun from a shell that exported it) must not
+# change, or cargo rebuilds every dependency.
+case " ${RUSTFLAGS:-} " in
+  *" -D warnings "*) ;;
+  *) RUSTFLAGS="${RUSTFLAGS:-} -D warnings" ;;
+esac
 MYEVENTS_GIT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 export RUSTC_WORKSPACE_WRAPPER RUSTFLAGS MYEVENTS_GIT_COMMIT
 stage "cargo build with clippy's lints (every target and feature, warnings are errors)" 1500

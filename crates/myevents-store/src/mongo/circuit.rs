@@ -98,7 +98,10 @@ impl Circuit {
                 self.writable.store(writable, Ordering::Relaxed);
                 if writable {
                     self.set(CircuitState::Closed, None);
-                } else if change.previous_description.has_writable_server() {
+                } else if change.previous_description.has_writable_server()
+                    // A client that shuts down empties its topology: nothing to open then.
+                    && !change.new_description.servers().is_empty()
+                {
                     self.set(
                         CircuitState::Open,
                         Some("the driver lost its writable server".to_owned()),
