@@ -560,6 +560,14 @@ impl ServiceProcess {
         let _ = self.child.kill().await;
     }
 
+    /// Its exit status once it has exited, `None` while it runs.
+    ///
+    /// # Panics
+    /// When the status cannot be read.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// Every log line so far, one per line (for failure messages).
     pub fn log_text(&self) -> String {
         self.logs.lock().expect("log lock").join("\n")

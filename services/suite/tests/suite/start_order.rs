@@ -7,14 +7,16 @@
 //!   service ever ran;
 //! - the booking service first;
 //! - over RabbitMQ, the broker stopped and started again between the event service's two events
-//!   (ignored in the normal run: it stops the shared broker; `scripts/test.sh` runs it alone).
+//!   (ignored in the normal run: it stops the shared broker; `scripts/test.sh` runs it alone);
+//! - over Kafka, the same on a broker of the test's own: ignored, because librdkafka crashes when the
+//!   test broker comes back empty (see [`kafka_restarted_between_two_events`]).
 
 use std::process::Command;
 use std::time::Duration;
 
 use myevents_testkit::{
     Answer, Env, ServiceProcess, eventually, eventually_answers, get_json, kafka_env, mongo_env,
-    rabbitmq_env,
+    rabbitmq_env, start_kafka_wire_server,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::json;
@@ -188,5 +190,47 @@ async fn rabbitmq_restarted_between_the_event_services_events() {
     let after = create_event(&client, &events, "created after the broker restart").await;
     let bookings = start("booking-service", &env).await;
     book_and_count(&client, &events, &bookings, &before).await;
+    book_and_count(&client, &events, &bookings, &after).await;
+}
+
+/// Over Kafka, on a broker of the test's own, restarted between two events: both services run, an
+/// event is booked, the broker is killed and started again, and a second event is created and booked.
+/// The Kafka-protocol test broker keeps everything in memory (this build has neither its `postgres`
+/// nor its `s3` storage), so it comes back without topics or committed offsets, where a real Kafka
+/// keeps both.
+///
+/// Ignored: against this broker it fails. Within seconds of the restart a service process dies of
+/// SIGSEGV inside librdkafka (thread `rdk:main`: `rd_kafka_metadata_update_op` →
+/// `rd_kafka_metadata_cache_find` → `strcmp`, found with gdb), so the second event is never booked.
+/// Compose and Kubernetes restart the process; whether a real Kafka's answers after a restart can
+/// trigger the same crash is not known. Run it with `--run-ignored only` to see the crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "librdkafka crashes (SIGSEGV in its metadata cache) when the in-memory test broker comes back empty"]
+async fn kafka_restarted_between_two_events() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let brokers = format!("127.0.0.1:{port}");
+    let mut env = kafka_env();
+    env.retain(|(key, _)| *key != "KAFKA_BROKER_URLS");
+    env.push(("KAFKA_BROKER_URLS", brokers.clone()));
+    let client = Client::new();
+    let broker = start_kafka_wire_server(port, &brokers, &[]).await;
+    let mut events = start("event-service", &env).await;
+    let mut bookings = start("booking-service", &env).await;
+    let before = create_event(&client, &events, "created before the broker restart").await;
+    book_and_count(&client, &events, &bookings, &before).await;
+    drop(broker);
+    let _broker = start_kafka_wire_server(port, &brokers, &[]).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for service in [&mut events, &mut bookings] {
+        assert_eq!(
+            service.exited(),
+            None,
+            "a service process died after the broker restart"
+        );
+    }
+    let after = create_event(&client, &events, "created after the broker restart").await;
     book_and_count(&client, &events, &bookings, &after).await;
 }
