@@ -8,8 +8,10 @@
 //! - the booking service first;
 //! - over RabbitMQ, the broker stopped and started again between the event service's two events
 //!   (ignored in the normal run: it stops the shared broker; `scripts/test.sh` runs it alone);
-//! - over Kafka, the same on a broker of the test's own: ignored, because librdkafka crashes when the
-//!   test broker comes back empty (see [`kafka_restarted_between_two_events`]).
+//! - over Kafka, every connection to a broker of the test's own dropped and refused for a while between
+//!   two events (a restart of a broker that keeps its log, as clients see it); and the broker process
+//!   itself restarted, which is ignored: the in-memory test broker comes back empty and librdkafka
+//!   crashes on its answer (see [`kafka_restarted_between_two_events`]).
 
 use std::process::Command;
 use std::time::Duration;
@@ -233,4 +235,99 @@ async fn kafka_restarted_between_two_events() {
     }
     let after = create_event(&client, &events, "created after the broker restart").await;
     book_and_count(&client, &events, &bookings, &after).await;
+}
+
+/// A TCP proxy of the test's own in front of a broker: what clients see of a broker restart that
+/// keeps its log (every connection dropped, connections refused for a while, then accepted again),
+/// with the broker's state intact behind it.
+struct RestartingProxy {
+    port: u16,
+    upstream: u16,
+    generation: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RestartingProxy {
+    /// Proxies 127.0.0.1:<a free port> to 127.0.0.1:`upstream`.
+    async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (generation, _) = tokio::sync::watch::channel(0_u64);
+        let task = tokio::spawn(Self::serve(listener, upstream, generation.clone()));
+        Self {
+            port,
+            upstream,
+            generation,
+            task,
+        }
+    }
+
+    async fn serve(
+        listener: tokio::net::TcpListener,
+        upstream: u16,
+        generation: tokio::sync::watch::Sender<u64>,
+    ) {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let mut restarted = generation.subscribe();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = restarted.changed() => {}
+                }
+            });
+        }
+    }
+
+    /// Drops every connection and refuses new ones for `down`, as a restarting broker does.
+    async fn restart(&mut self, down: Duration) {
+        self.task.abort();
+        self.generation.send_modify(|g| *g += 1);
+        tokio::time::sleep(down).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind again");
+        self.task = tokio::spawn(Self::serve(
+            listener,
+            self.upstream,
+            self.generation.clone(),
+        ));
+    }
+}
+
+/// Over Kafka, a restart of a broker that keeps its log, as its clients see it: both services run on a
+/// broker of the test's own behind [`RestartingProxy`], an event is booked, every connection is
+/// dropped and refused for 3 s, and a second event is created and booked. Both service processes
+/// keep running, and both events end booked and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_connections_dropped_between_two_events() {
+    let broker_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut proxy = RestartingProxy::start(broker_port).await;
+    let advertised = format!("127.0.0.1:{}", proxy.port);
+    let _broker = start_kafka_wire_server(broker_port, &advertised, &[]).await;
+    let mut env = kafka_env();
+    env.retain(|(key, _)| *key != "KAFKA_BROKER_URLS");
+    env.push(("KAFKA_BROKER_URLS", advertised.clone()));
+    let client = Client::new();
+    let mut events = start("event-service", &env).await;
+    let mut bookings = start("booking-service", &env).await;
+    let before = create_event(&client, &events, "created before the broker restart").await;
+    book_and_count(&client, &events, &bookings, &before).await;
+    proxy.restart(Duration::from_secs(3)).await;
+    let after = create_event(&client, &events, "created after the broker restart").await;
+    book_and_count(&client, &events, &bookings, &after).await;
+    for service in [&mut events, &mut bookings] {
+        assert_eq!(service.exited(), None, "a service process died");
+    }
 }
