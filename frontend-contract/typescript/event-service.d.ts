@@ -1486,7 +1486,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The location; keys match case-insensitively, unknown keys are ignored, `ID` is ignored. Read as JSON whatever the `Content-Type`, except other media types (415). */
+        /** @description The location; keys match case-insensitively, unknown keys are ignored, `ID` is ignored (but must be an id, `""` or `null`: else 422). Read as JSON whatever the `Content-Type`, except other media types (415). */
         requestBody: {
             content: {
                 /**

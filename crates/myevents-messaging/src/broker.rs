@@ -46,6 +46,8 @@ impl Broker {
 /// # Errors
 /// When the configured broker kind was not compiled into this binary (cargo features `rabbitmq`,
 /// `kafka`).
+// Only the RabbitMQ adapter reads `topology`.
+#[cfg_attr(not(feature = "rabbitmq"), allow(unused_variables))]
 pub fn build(config: &BrokerConfig, topology: &[Subscription]) -> anyhow::Result<Broker> {
     match config {
         BrokerConfig::Memory => Ok(Broker::in_memory(&InMemoryBroker::default())),

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::wire::{LocationBody, LocationInput};
 use super::{ApiError, AppState};
-use crate::service::CreateLocation;
+use crate::service::{CreateError, CreateLocation};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     let (schemas, paths, create) = routes!(create);
@@ -35,7 +35,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 ///
 /// Announced as `locationCreated`. At most once per `Idempotency-Key`.
 #[utoipa::path(post, path = "/locations", operation_id = "createLocation", tag = "locations",
-    request_body(content = LocationInput, description = "The location; keys match case-insensitively, unknown keys are ignored, `ID` is ignored. Read as JSON whatever the `Content-Type`, except other media types (415).",
+    request_body(content = LocationInput, description = "The location; keys match case-insensitively, unknown keys are ignored, `ID` is ignored (but must be an id, `\"\"` or `null`: else 422). Read as JSON whatever the `Content-Type`, except other media types (415).",
         example = json!({"Name": "West Hall", "Address": "1 Main St", "Country": "DE", "OpenTime": 8, "CloseTime": 22,
             "Halls": [{"name": "A", "location": "1st floor", "capacity": 100}]})),
     params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY_DOC,
@@ -56,6 +56,8 @@ async fn create(
     reserved: Reserved<LocationId>,
     JsonBody(input): JsonBody<LocationInput>,
 ) -> Result<Response, ApiError> {
+    // `ID` is ignored, but must be what the document says it is: an id, `""` or `null`.
+    input.reference("").map_err(CreateError::from)?;
     let command = CreateLocation {
         id: reserved.id,
         resumed: reserved.resumed,

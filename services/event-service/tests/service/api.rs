@@ -158,6 +158,11 @@ async fn invalid_locations_are_422_naming_each_field() {
         invalid_fields(&answer),
         ["Name", "OpenTime", "Halls[0].capacity", "Halls[1].name"]
     );
+    // `ID` is ignored on a new location, but not when it is no id at all.
+    let answer = app
+        .post("/locations", &json!({"ID": 5, "Name": "West Hall"}))
+        .await;
+    assert_eq!(invalid_fields(&answer), ["ID"]);
 }
 
 #[tokio::test]
