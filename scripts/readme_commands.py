@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,6 +144,7 @@ def cargo_main(args):
         ports = [int(env["LISTEN_URL"].rsplit(":", 1)[1])]
     deadline = time.monotonic() + 60
     for port in ports:
+        last = "no answer"
         while True:
             if process.poll() is not None:
                 raise SystemExit(f"{path} exited {process.returncode} before it was ready")
@@ -150,11 +152,13 @@ def cargo_main(args):
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
                     if answer.status == 200:
                         break
-            except OSError:
-                pass
+            except urllib.error.HTTPError as answer:
+                last = f"{answer.code} {answer.read().decode(errors='replace')}"
+            except OSError as error:
+                last = str(error)
             if time.monotonic() > deadline:
                 os.killpg(process.pid, signal.SIGKILL)
-                raise SystemExit(f"{path} not ready on port {port} within 60 s")
+                raise SystemExit(f"{path} not ready on port {port} within 60 s; /readyz: {last}")
             time.sleep(0.2)
     with open(os.environ["README_SERVERS"], "a") as servers:
         servers.write(f"{process.pid}\n")

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +27,11 @@ pub enum Outcome {
 }
 
 /// Runs `handler` on `message`, retrying transient failures per `policy` (exponential backoff with
-/// jitter); poison, or failures past the last attempt, become [`Outcome::DeadLetter`] with the reason.
+/// jitter); poison, or transient failures past the last attempt, become [`Outcome::DeadLetter`] with
+/// the reason. [`HandlingError::Unavailable`] is retried with the same backoff until the handler
+/// gets past it, however long that takes (the adapters end the wait when the consumer is killed or
+/// its shutdown budget is spent, leaving the message unacknowledged); those waits never count
+/// against the policy's attempts.
 ///
 /// It runs in a `message` span (`message_id`, `event_name`, and `trace_id` from the message's
 /// `traceparent` header, so the consumer's log lines join the producer's trace), logs the outcome, and
@@ -77,23 +81,44 @@ async fn handle_with_retries(
     message: &Message,
     policy: RetryPolicy,
 ) -> Outcome {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(policy.first_delay)
-        .with_max_delay(policy.max_delay)
+    let backoff = || {
+        ExponentialBuilder::default()
+            .with_min_delay(policy.first_delay)
+            .with_max_delay(policy.max_delay)
+            .with_jitter()
+    };
+    // Retries of transient failures, counted against the policy's attempts.
+    let mut retries = backoff()
         .with_max_times(policy.attempts.saturating_sub(1) as usize)
-        .with_jitter();
-    let result = (|| async {
-        let result = handler.handle(message).await;
-        if result.is_err() {
-            crate::metrics::FAILED
-                .with_label_values(&[message.name.as_str()])
-                .inc();
-        }
-        result
-    })
-    .retry(backoff)
-    .when(|e| matches!(e, HandlingError::Transient(_)))
-    .notify(|error, delay| {
+        .build();
+    // Waits for a dependency, never exhausted; restarted once it answered.
+    let mut waits = backoff().without_max_times().build();
+    loop {
+        let error = match handler.handle(message).await {
+            Ok(()) => return Outcome::Ack,
+            Err(error) => error,
+        };
+        crate::metrics::FAILED
+            .with_label_values(&[message.name.as_str()])
+            .inc();
+        let delay = match &error {
+            HandlingError::Poison(reason) => {
+                return Outcome::DeadLetter(format!("poison: {reason}"));
+            }
+            HandlingError::Transient(reason) => {
+                waits = backoff().without_max_times().build();
+                match retries.next() {
+                    Some(delay) => delay,
+                    None => {
+                        return Outcome::DeadLetter(format!(
+                            "failed {} times, last: {reason}",
+                            policy.attempts
+                        ));
+                    }
+                }
+            }
+            HandlingError::Unavailable(_) => waits.next().unwrap_or(policy.max_delay),
+        };
         tracing::warn!(
             message_id = %message.id,
             event_name = %message.name,
@@ -101,14 +126,7 @@ async fn handle_with_retries(
             retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             "message handling failed, retrying"
         );
-    })
-    .await;
-    match result {
-        Ok(()) => Outcome::Ack,
-        Err(HandlingError::Poison(reason)) => Outcome::DeadLetter(format!("poison: {reason}")),
-        Err(HandlingError::Transient(reason)) => {
-            Outcome::DeadLetter(format!("failed {} times, last: {reason}", policy.attempts))
-        }
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -387,9 +405,111 @@ async fn supervise<F, Fut>(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::atomic::AtomicU32;
 
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::Cause;
+
+    /// A handler that answers from a script, then `Ok`; it counts its calls.
+    struct Scripted {
+        answers: Mutex<VecDeque<HandlingError>>,
+        calls: AtomicU32,
+    }
+
+    impl Scripted {
+        fn new(answers: impl IntoIterator<Item = HandlingError>) -> Self {
+            Self {
+                answers: Mutex::new(answers.into_iter().collect()),
+                calls: AtomicU32::new(0),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl MessageHandler for Scripted {
+        async fn handle(&self, _: &Message) -> Result<(), HandlingError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            match self.answers.lock().expect("script").pop_front() {
+                Some(error) => Err(error),
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn unavailable() -> HandlingError {
+        HandlingError::Unavailable(Cause::msg("store unavailable"))
+    }
+
+    fn transient() -> HandlingError {
+        HandlingError::Transient(Cause::msg("write conflict"))
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        attempts: 3,
+        first_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(5),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_waits_for_its_dependency_however_long_and_is_handled_once_it_answers() {
+        // Ten minutes of a store that does not answer: far past the three attempts.
+        let handler = Scripted::new((0..120).map(|_| unavailable()));
+        let message = Message::new("eventCreated", "k", b"{}".to_vec());
+        let started = Instant::now();
+        let outcome = process(&handler, &message, POLICY).await;
+        assert_eq!(outcome, Outcome::Ack);
+        assert_eq!(handler.calls.load(Ordering::Relaxed), 121);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(5 * 100) && waited <= Duration::from_secs(10 * 121),
+            "waited {waited:?}: the waits grow to the policy's longest delay and stay there"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_a_dependency_do_not_count_against_the_attempts_but_transient_failures_do() {
+        let message = Message::new("eventCreated", "k", b"{}".to_vec());
+        // Two transient failures (of three attempts) among many waits: handled.
+        let handler = Scripted::new([
+            unavailable(),
+            transient(),
+            unavailable(),
+            unavailable(),
+            unavailable(),
+            transient(),
+            unavailable(),
+        ]);
+        assert_eq!(process(&handler, &message, POLICY).await, Outcome::Ack);
+        // A third transient failure: dead-lettered, however many waits came between.
+        let handler = Scripted::new([
+            transient(),
+            unavailable(),
+            unavailable(),
+            transient(),
+            unavailable(),
+            transient(),
+        ]);
+        match process(&handler, &message, POLICY).await {
+            Outcome::DeadLetter(reason) => assert!(
+                reason.starts_with("failed 3 times, last: ") && reason.contains("write conflict"),
+                "{reason}"
+            ),
+            Outcome::Ack => panic!("three transient failures were not dead-lettered"),
+        }
+        assert_eq!(handler.calls.load(Ordering::Relaxed), 6);
+        // Poison, even after waits: at once.
+        let handler = Scripted::new([
+            unavailable(),
+            HandlingError::Poison(Cause::msg("no such event name")),
+        ]);
+        assert!(matches!(
+            process(&handler, &message, POLICY).await,
+            Outcome::DeadLetter(reason) if reason.starts_with("poison: ")
+        ));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_loop_that_ends_is_restarted_with_backoff_and_reported_failing_until_it_runs_stably()

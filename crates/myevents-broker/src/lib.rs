@@ -8,6 +8,8 @@
 //! returned `Ok`; a handler error of kind [`HandlingError::Transient`] is retried with backoff, and a
 //! message that is poison ([`HandlingError::Poison`]) or keeps failing is moved to the subscription's
 //! dead-letter queue (`<subscription>.dlq`) with the reason in the `x-dead-letter-reason` header.
+//! A handler whose dependency is down ([`HandlingError::Unavailable`]) holds its message until the
+//! dependency answers again: an outage of the store parks nothing in the dead-letter queue.
 //! Nothing is dropped silently.
 //!
 //! Adapters:
@@ -207,9 +209,18 @@ pub enum HandlingError {
     /// The message can never be handled (undecodable, breaks the contract): dead-letter it at once.
     #[error("poison message: {0}")]
     Poison(#[source] Cause),
-    /// Handling failed for a reason that may pass (store down): retry with backoff, then dead-letter.
+    /// Handling failed for a reason that may pass (a write conflict, an unexpected answer): retry
+    /// with backoff ([`RetryPolicy`]), then dead-letter.
     #[error("transient failure: {0}")]
     Transient(#[source] Cause),
+    /// A dependency the handler needs does not answer (the store is down, its circuit open, or not
+    /// started yet): the message is not at fault, so it is never dead-lettered for this. It is
+    /// retried with the policy's backoff (up to [`RetryPolicy::max_delay`] between attempts) for as
+    /// long as it takes, without counting against [`RetryPolicy::attempts`]; it stays
+    /// unacknowledged in hand meanwhile, so the consumer takes no more messages until the
+    /// dependency is back, and a shutdown leaves it for the broker to deliver again.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(#[source] Cause),
 }
 
 /// Handles delivered messages. Must be idempotent: a message may be delivered more than once.

@@ -29,3 +29,39 @@ pub mod metrics;
 pub mod outbox;
 
 pub use lifecycle::{Messaging, MessagingParts};
+
+use myevents_broker::{Cause, HandlingError};
+use myevents_store::RepositoryError;
+
+/// A store failure as a message handler's error: [`HandlingError::Unavailable`] when the store
+/// cannot be reached now (down, its circuit open, its start-up work not done), so the message waits
+/// for it and is never dead-lettered for it; [`HandlingError::Transient`] otherwise (retried, then
+/// dead-lettered).
+pub fn store_failure(error: RepositoryError) -> HandlingError {
+    match error {
+        RepositoryError::Unavailable(_) => HandlingError::Unavailable(Cause::new(error)),
+        RepositoryError::Conflict(_) | RepositoryError::Unexpected(_) => {
+            HandlingError::Transient(Cause::new(error))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_makes_a_message_wait_and_other_failures_retry() {
+        let unavailable = RepositoryError::Unavailable(Cause::msg("circuit open"));
+        assert!(matches!(
+            store_failure(unavailable),
+            HandlingError::Unavailable(cause) if cause.to_string().contains("circuit open")
+        ));
+        for error in [
+            RepositoryError::Conflict(Cause::msg("duplicate key")),
+            RepositoryError::Unexpected(Cause::msg("bad document")),
+        ] {
+            assert!(matches!(store_failure(error), HandlingError::Transient(_)));
+        }
+    }
+}

@@ -594,11 +594,29 @@ pub struct TlsRabbitMq {
     pub port: u16,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A TCP port on 127.0.0.1 that nothing listens on now, below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768 and up by default). Another process may still
+/// take it before the caller binds it, but never as the source port of an outgoing connection,
+/// which a port from the ephemeral range can become while its server is down or not started yet:
+/// a client reconnecting to it can then be connected to itself (TCP simultaneous open), and the
+/// server cannot bind it.
+///
+/// # Panics
+/// When no port from 10000 to the start of the ephemeral range can be bound.
+pub fn free_port() -> u16 {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000, ephemeral_start.max(10_001));
+    // Start at a point of the range that differs per call and per process, then walk it.
+    let span = u32::from(high - low);
+    let random = uuid::Uuid::now_v7().as_u128() & u128::from(u64::MAX);
+    let start = u32::try_from(random % u128::from(span)).unwrap_or(0);
+    (0..span)
+        .map(|offset| low + u16::try_from((start + offset) % span).unwrap_or(0))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 impl TlsRabbitMq {

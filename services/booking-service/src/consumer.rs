@@ -30,7 +30,7 @@ impl MessageHandler for EventCreatedHandler {
         self.bookings
             .record_event(created)
             .await
-            .map_err(|e| HandlingError::Transient(Cause::new(e)))?;
+            .map_err(myevents_messaging::store_failure)?;
         Ok(())
     }
 }

@@ -59,7 +59,7 @@ impl MessageHandler for EventBookedHandler {
             .events
             .record_booked_seats(event_id, self.inbox_key(message), seats)
             .await
-            .map_err(|e| HandlingError::Transient(Cause::new(e)))?;
+            .map_err(myevents_messaging::store_failure)?;
         match change {
             SeatChange::Applied | SeatChange::Duplicate => {
                 tracing::info!(%event_id, message_id = %message.id, seats,

@@ -17,16 +17,9 @@ use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_store::config::StoreConfig;
-use myevents_testkit::{eventually, start_kafka_wire_server, unique};
+use myevents_testkit::{eventually, free_port, start_kafka_wire_server, unique};
 use reqwest::StatusCode;
 use tokio::process::Child;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// Tansu on `port`, with `registry` (an absolute path) as its schema registry.
 async fn start_tansu(port: u16, registry: &std::path::Path) -> Child {

@@ -14,7 +14,7 @@ use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_messaging::broker::Broker;
 use myevents_store::config::{MongoConfig, StoreConfig};
-use myevents_testkit::{Answer, eventually, start_mongo_wire_server, unique_database};
+use myevents_testkit::{Answer, eventually, free_port, start_mongo_wire_server, unique_database};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
@@ -31,10 +31,7 @@ fn backlog_readable() -> Option<f64> {
 
 #[tokio::test]
 async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let storage = std::env::temp_dir().join(unique_database());
     let mut server = start_mongo_wire_server(port, &storage);
 

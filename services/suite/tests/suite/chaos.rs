@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use myevents_testkit::{
-    ServiceProcess, eventually, eventually_answers, get_json, post_json, rabbitmq_env_on,
-    start_mongo_wire_server, unique, unique_database,
+    ServiceProcess, eventually, eventually_answers, free_port, get_json, post_json,
+    rabbitmq_env_on, start_mongo_wire_server, unique, unique_database,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -90,10 +90,7 @@ fn documented(answer: &Answer) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_bookings_survive_kills_of_the_service_and_the_database() {
     let started = Instant::now();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     // Persistent storage (a killed server comes back with its data), in memory-backed /dev/shm
     // where there is one: the test is about faults, not about the disk's fsync rate.
     let shm = std::path::Path::new("/dev/shm");

@@ -102,6 +102,9 @@ async fn a_dead_lettered_event_created_is_replayed_by_the_command_and_then_handl
         ("AMQP_BROKER_URL", amqp_url()),
         ("AMQP_EXCHANGE", exchange),
         ("BOOKING_QUEUE", queue),
+        // Every service declares every subscriber's queue: the event service's too, under a name
+        // of the test's own (the default one belongs to whoever runs the services on this broker).
+        ("EVENTS_QUEUE", unique("events-service")),
         ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
         ("STORE_KIND", "memory".to_owned()),
     ];

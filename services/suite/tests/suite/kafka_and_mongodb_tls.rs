@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use myevents_http::tls::{TlsFiles, TlsTerminator};
 use myevents_testkit::{
-    ServiceProcess, an_event_is_booked_across, eventually, start_kafka_wire_server,
+    ServiceProcess, an_event_is_booked_across, eventually, free_port, start_kafka_wire_server,
     start_mongo_wire_server_with, unique, unique_database,
 };
 use reqwest::StatusCode;
@@ -54,13 +54,6 @@ async fn relay(
             }
         });
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// `MONGO_URL` of the TLS server on `port`, trusting `ca` when given.

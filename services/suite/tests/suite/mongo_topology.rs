@@ -11,8 +11,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use myevents_testkit::{
-    Answer, ServiceProcess, eventually, eventually_answers, start_mongo_wire_server_with,
-    unique_database,
+    Answer, ServiceProcess, eventually, eventually_answers, free_port,
+    start_mongo_wire_server_with, unique_database,
 };
 use reqwest::{Client, StatusCode};
 
@@ -31,10 +31,7 @@ fn lines_with(service: &ServiceProcess, text: &str) -> usize {
 
 #[tokio::test]
 async fn a_standalone_mongodb_keeps_the_event_service_unready_with_the_reason_and_the_fix() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let _server = start_mongo_wire_server_with(
         port,
         std::path::Path::new(":memory:"),

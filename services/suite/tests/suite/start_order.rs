@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use myevents_testkit::{
-    Answer, Env, ServiceProcess, eventually, eventually_answers, get_json, kafka_env, mongo_env,
-    rabbitmq_env, start_kafka_wire_server,
+    Answer, Env, ServiceProcess, eventually, eventually_answers, free_port, get_json, kafka_env,
+    mongo_env, rabbitmq_env, start_kafka_wire_server,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::json;
@@ -209,10 +209,7 @@ async fn rabbitmq_restarted_between_the_event_services_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "librdkafka crashes (SIGSEGV in its metadata cache) when the in-memory test broker comes back empty"]
 async fn kafka_restarted_between_two_events() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let brokers = format!("127.0.0.1:{port}");
     let mut env = kafka_env();
     env.retain(|(key, _)| *key != "KAFKA_BROKER_URLS");
@@ -309,10 +306,7 @@ impl RestartingProxy {
 /// keep running, and both events end booked and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_connections_dropped_between_two_events() {
-    let broker_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let broker_port = free_port();
     let mut proxy = RestartingProxy::start(broker_port).await;
     let advertised = format!("127.0.0.1:{}", proxy.port);
     let _broker = start_kafka_wire_server(broker_port, &advertised, &[]).await;

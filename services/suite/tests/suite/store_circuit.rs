@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use myevents_booking_service::config::BookingServiceConfig;
 use myevents_booking_service::{Application, Dependencies};
 use myevents_broker::memory::InMemoryBroker;
-use myevents_broker::{EventPublisher, Message};
+use myevents_broker::{EventPublisher, Message, RetryPolicy};
 use myevents_domain::id::EventId;
 use myevents_domain::messages::{DomainEvent, EventCreated};
 use myevents_host::HostConfig;
 use myevents_messaging::broker::Broker;
 use myevents_store::config::{MongoConfig, StoreConfig};
-use myevents_testkit::{Answer, eventually, get_json, start_mongo_wire_server, unique_database};
+use myevents_testkit::{
+    Answer, eventually, free_port, get_json, start_mongo_wire_server, unique_database,
+};
 use reqwest::{Client, StatusCode};
 use tokio::sync::Mutex;
 
@@ -27,6 +29,8 @@ const WAIT: Duration = Duration::from_secs(30);
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 const CLIENTS: usize = 4;
 const USER: &str = "circuit";
+/// The booking service's dead-letter queue on the in-memory broker.
+const DEAD_LETTERS: &str = "booking.dlq";
 
 /// One booking attempt: its key, its status, how long the answer took.
 #[derive(Debug, Clone)]
@@ -55,18 +59,8 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies[(latencies.len() * 99).div_ceil(100) - 1]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_database_opens_the_circuit_and_its_return_closes_it_with_no_booking_lost() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let storage = std::env::temp_dir().join(unique_database());
-    let mut server = start_mongo_wire_server(port, &storage);
-
-    let mut mongo = MongoConfig::new(format!("mongodb://127.0.0.1:{port}"), unique_database());
-    mongo.heartbeat_frequency = PROBE_INTERVAL;
-    let broker = InMemoryBroker::default();
+/// Starts the booking service in process over MongoDB at `mongo` and `broker`; returns its URL.
+async fn start_booking_service(mongo: MongoConfig, broker: &InMemoryBroker) -> String {
     let config = BookingServiceConfig {
         host: HostConfig::ephemeral("booking"),
         max_seats_per_booking: 4,
@@ -75,14 +69,17 @@ async fn a_killed_database_opens_the_circuit_and_its_return_closes_it_with_no_bo
         reconcile_grace: Duration::from_secs(30),
         fault: None,
     };
-    let deps = Dependencies::from_config(&StoreConfig::MongoDb(mongo), Broker::in_memory(&broker))
+    let deps = Dependencies::from_config(&StoreConfig::MongoDb(mongo), Broker::in_memory(broker))
         .await
         .expect("store");
     let app = Application::build(&config, deps).await.expect("build");
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let client = Client::new();
+    url
+}
 
+/// Publishes the `eventCreated` of a new event with 100,000 seats; returns its id.
+async fn announce_event(broker: &InMemoryBroker) -> EventId {
     let event = EventId::generate();
     let created = DomainEvent::EventCreated(EventCreated {
         id: event,
@@ -103,14 +100,44 @@ async fn a_killed_database_opens_the_circuit_and_its_return_closes_it_with_no_bo
         ))
         .await
         .expect("publish");
-    let bookings = format!("{url}/events/{event}/bookings");
+    event
+}
+
+/// Books one seat until it is booked (at most [`WAIT`]), each attempt with a key of its own: an
+/// answer below 500 is stored under its key and replayed to a retry with that key, so a 404 from
+/// before the service learned of the event would be answered again for good. Panics with the last
+/// answer's status when nothing was booked.
+async fn book_warm_up(client: &Client, bookings: &str) {
+    let last = Mutex::new(StatusCode::OK);
+    let attempt = std::sync::atomic::AtomicU32::new(0);
+    let booked = eventually(WAIT, || async {
+        let key = format!("warm-up-{}", attempt.fetch_add(1, Ordering::Relaxed));
+        let (status, _) = book(client, bookings, &key).await;
+        *last.lock().await = status;
+        status == StatusCode::CREATED
+    })
+    .await;
     assert!(
-        eventually(WAIT, || async {
-            book(&client, &bookings, "warm-up").await.0 == StatusCode::CREATED
-        })
-        .await,
-        "the booking service never booked the event"
+        booked,
+        "the booking service never booked the event (last answer {})",
+        last.lock().await
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_database_opens_the_circuit_and_its_return_closes_it_with_no_booking_lost() {
+    let port = free_port();
+    let storage = std::env::temp_dir().join(unique_database());
+    let mut server = start_mongo_wire_server(port, &storage);
+
+    let mut mongo = MongoConfig::new(format!("mongodb://127.0.0.1:{port}"), unique_database());
+    mongo.heartbeat_frequency = PROBE_INTERVAL;
+    let broker = InMemoryBroker::default();
+    let url = start_booking_service(mongo, &broker).await;
+    let client = Client::new();
+    let event = announce_event(&broker).await;
+    let bookings = format!("{url}/events/{event}/bookings");
+    book_warm_up(&client, &bookings).await;
 
     // Load: CLIENTS clients, each booking one seat after the other, every request with a key.
     let attempts = Arc::new(Mutex::new(Vec::<Attempt>::new()));
@@ -257,6 +284,44 @@ async fn a_killed_database_opens_the_circuit_and_its_return_closes_it_with_no_bo
         booked.len() + 1,
         "{} keys, {stored} stored bookings (with the warm-up's)",
         booked.len()
+    );
+    let _ = std::fs::remove_dir_all(&storage);
+}
+
+/// A database that comes up after the service, long after a message for it arrived: the message
+/// waits for it instead of being dead-lettered once its retries are spent (a store outage is not
+/// the message's fault), and the event it announces is bookable once the database answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_waits_for_a_database_that_starts_after_the_service() {
+    let port = free_port();
+    let mut mongo = MongoConfig::new(format!("mongodb://127.0.0.1:{port}"), unique_database());
+    mongo.heartbeat_frequency = PROBE_INTERVAL;
+    mongo.server_selection_timeout = Duration::from_secs(1);
+    // Retries spent within half a second: without the wait, the message is dead-lettered long
+    // before the database is started.
+    let policy = RetryPolicy {
+        attempts: 3,
+        first_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+    };
+    let broker = InMemoryBroker::with_retry_policy(policy);
+    let url = start_booking_service(mongo, &broker).await;
+    let event = announce_event(&broker).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        broker.ready_count(DEAD_LETTERS),
+        0,
+        "the message was dead-lettered while the database was down"
+    );
+
+    let storage = std::env::temp_dir().join(unique_database());
+    let _server = start_mongo_wire_server(port, &storage);
+    let client = Client::new();
+    book_warm_up(&client, &format!("{url}/events/{event}/bookings")).await;
+    assert_eq!(
+        broker.ready_count(DEAD_LETTERS),
+        0,
+        "a message was dead-lettered"
     );
     let _ = std::fs::remove_dir_all(&storage);
 }
