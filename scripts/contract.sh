@@ -6,12 +6,14 @@
 #     the Swagger UI assets compiled into the services must equal the pinned swagger-ui-dist's;
 #   - PyPI, in .cache/contract-venv (pinned): openapi-spec-validator on both OpenAPI documents,
 #     check-jsonschema on every message schema, and Schemathesis against both service binaries
-#     running over RabbitMQ and the MongoDB-wire test server, with authentication on, every check
-#     enabled, seeded, and bounded by a number of cases (SCHEMATHESIS_MAX_EXAMPLES per operation and
-#     phase, default 25) and by time (SCHEMATHESIS_MAX_TIME seconds per service, default 150),
-#     whichever comes first, both services at once: on the reference machine the coverage and
-#     stateful phases alone outlast the time bound (25 examples: 600 s for the event service), so
-#     time still ends most runs.
+#     running over RabbitMQ and the MongoDB-wire test server with authentication on, and against both
+#     services of the embedded suite (`cargo run`'s binary: in memory, authentication off), each
+#     reading the document the service serves for its configuration, every check enabled, seeded,
+#     and bounded by a number of cases (SCHEMATHESIS_MAX_EXAMPLES per operation and phase, default
+#     25) and by time (SCHEMATHESIS_MAX_TIME seconds per service, default 150), whichever comes
+#     first, all four at once: on the reference machine the coverage and stateful phases alone
+#     outlast the time bound (25 examples: 600 s for the event service), so time still ends most
+#     runs.
 # The drift check of the documents themselves (code → frontend-contract/) is the Rust test
 # crates/myevents-contract/tests/drift.rs.
 #
@@ -115,7 +117,7 @@ for example in "$examples"/*.json; do
   "$VENV/bin/check-jsonschema" --schemafile "frontend-contract/schemas/$name.json" "$example"
 done
 
-stage "contract: Schemathesis against both services, at once" 320
+stage "contract: Schemathesis against both services and the embedded suite, at once" 320
 log "schemathesis: both services over RabbitMQ and the MongoDB-wire test server, authentication on"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 run_id="contract-$$-$(date +%s)"
@@ -166,27 +168,59 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 
-# Both services at once, each with its own run and report: they wait on their services and the
-# MongoDB-wire server more than they compute.
+# The embedded suite as `cargo run` starts it (in memory, authentication off: the caller is whoever
+# X-User-Id names, as the book's frontend has it), with an event of its own to book.
+port[embedded-events]=$(free_port)
+port[embedded-bookings]=$(free_port)
+env EVENT_LISTEN_URL="127.0.0.1:${port[embedded-events]}" BOOKING_LISTEN_URL="127.0.0.1:${port[embedded-bookings]}" \
+  RATE_LIMIT_PER_SECOND=off METRICS_LISTEN_URL=off LOG_FORMAT=json RUST_LOG=warn \
+  "$TARGET/myevents" > "$report_dir/embedded.log" 2>&1 &
+pids+=("$!")
+for service in embedded-events embedded-bookings; do
+  for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:${port[$service]}/readyz" > /dev/null && break
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:${port[$service]}/readyz" > /dev/null || { cat "$report_dir/embedded.log"; exit 1; }
+done
+embedded_event=$(curl -fs -X POST "http://127.0.0.1:${port[embedded-events]}/events" -H 'X-User-Id: schemathesis' \
+  -H 'Content-Type: application/json' \
+  -d '{"Name":"schemathesis","StartDate":1768000000,"EndDate":1768007200,"Capacity":1000000,"Location":{"Name":"Fuzz Hall","Halls":[{"name":"A","capacity":1000000}]}}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["ID"])')
+
+# All four at once, each with its own run and report: they wait on their services and the
+# MongoDB-wire server more than they compute. Per target: its port, its caller's token (none for
+# the embedded suite: Schemathesis generates X-User-Id from the served document, as any header), the
+# event its booking operations work on.
+targets=(event-service booking-service embedded-events embedded-bookings)
+declare -A auth=([event-service]="Authorization: Bearer $token" [booking-service]="Authorization: Bearer $token")
+declare -A event_of=([event-service]="$MYEVENTS_CONTRACT_EVENT_ID" [booking-service]="$MYEVENTS_CONTRACT_EVENT_ID"
+  [embedded-events]="$embedded_event" [embedded-bookings]="$embedded_event")
 declare -A runs
-for service in event-service booking-service; do
+for service in "${targets[@]}"; do
   url="http://127.0.0.1:${port[$service]}"
   log "schemathesis: $service ($MAX_EXAMPLES examples per operation and phase, seed 1), in the background"
-  (cd frontend-contract && "../$VENV/bin/schemathesis" run "$url/openapi.json" --url "$url" \
-    -H "Authorization: Bearer $token" --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" --seed 1 --workers 2 \
+  headers=()
+  [ -n "${auth[$service]:-}" ] && headers=(-H "${auth[$service]}")
+  (cd frontend-contract && MYEVENTS_CONTRACT_EVENT_ID="${event_of[$service]}" \
+    "../$VENV/bin/schemathesis" run "$url/openapi.json" --url "$url" \
+    "${headers[@]}" --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" --seed 1 --workers 2 \
     --request-timeout 10) > "$report_dir/$service.out" 2>&1 &
   runs[$service]=$!
   pids+=("$!")
 done
 cases=()
 failed=
-for service in event-service booking-service; do
+for service in "${targets[@]}"; do
   status=0
   wait "${runs[$service]}" || status=$?
   log "schemathesis: $service (exit $status)"
   cat "$report_dir/$service.out"
   if [ "$status" -ne 0 ]; then
-    tail -n 50 "$report_dir/$service.log"
+    case $service in
+      embedded-*) tail -n 50 "$report_dir/embedded.log" ;;
+      *) tail -n 50 "$report_dir/$service.log" ;;
+    esac
     failed=1
   fi
   cases+=("$service: $(grep -Eo '[0-9]+ generated' "$report_dir/$service.out" | tail -n 1)")

@@ -311,8 +311,8 @@ cargo test --doc --workspace --all-features
 stage "the bench command, once in its tiny configuration, every scenario" 600
 "${CARGO_TARGET_DIR:-target}/debug/myevents-bench" --tiny --no-build all
 
-# Every command README.md shows, run as a reader would (scripts/readme_commands.py says how).
-stage "README: every command it shows, run" 180
+# Every command README.md and docs/ show, run as a reader would (scripts/readme_commands.py says how).
+stage "README and docs/: every command they show, run" 180
 python3 scripts/readme_commands.py
 
 await contract 300

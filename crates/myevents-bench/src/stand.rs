@@ -227,8 +227,8 @@ pub(crate) struct Stand {
 }
 
 impl Stand {
-    /// Starts the servers of `scenario`, then its service processes (the booking service first, as
-    /// the README says), each logging JSON at the default level into `logs`.
+    /// Starts the servers of `scenario`, then its service processes (the booking service first), each
+    /// logging JSON at the default level into `logs`.
     ///
     /// # Errors
     /// When anything cannot be started or does not get ready within 60 s.

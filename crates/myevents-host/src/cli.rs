@@ -70,7 +70,7 @@ pub enum Command {
 pub const USAGE: &str =
     "usage: <service> [healthcheck [PATH] | version | dead-letters replay [--idle-seconds N] \
      | token --sub USER [--roles R1,R2] [--ttl SECONDS]]
-  (no arguments)         serve (configuration from the environment, see README)
+  (no arguments)         serve (configuration from the environment, see docs/configuration.md)
   healthcheck [PATH]     GET PATH (default /readyz) on the service's listener; exit 0 on 2xx, else 1
   version                print the version and git commit of this build as JSON, then exit
   dead-letters replay    publish the service's dead letters again, then exit

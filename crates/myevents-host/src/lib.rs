@@ -207,9 +207,10 @@ pub trait Service: 'static {
     fn wire(config: &Self::Config, store: Self::Store, waker: OutboxWaker) -> Wiring;
 }
 
-/// The OpenAPI 3.1 document of service `S`, as it serves it at `GET /openapi.json` and as
-/// `frontend-contract/` holds it: its API routes ([`Service::openapi`]), the probes and the
-/// documentation routes, completed by [`myevents_http::openapi::finish`].
+/// The OpenAPI 3.1 document of service `S` as `frontend-contract/` holds it, both authentication
+/// modes at once: its API routes ([`Service::openapi`]), the probes and the documentation routes,
+/// completed by [`myevents_http::openapi::finish`]. A running service serves it at
+/// `GET /openapi.json` as its `AUTH_MODE` answers ([`myevents_http::openapi::for_auth_mode`]).
 pub fn api_document<S: Service>() -> serde_json::Value {
     let mut api = S::openapi();
     api.merge(probes::routes().into_openapi());
@@ -357,7 +358,9 @@ impl<S: Service> Application<S> {
                 authentication: host.auth.mode_name(),
                 build: BuildInfo::current(S::NAME),
             })
-            .merge(myevents_http::openapi::docs_router(&api_document::<S>()));
+            .merge(myevents_http::openapi::docs_router(
+                &myevents_http::openapi::for_auth_mode(&api_document::<S>(), host.auth.mode()),
+            ));
         let router = myevents_http::server::with_common_layers(
             S::NAME,
             wiring.api,

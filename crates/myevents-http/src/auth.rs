@@ -155,6 +155,14 @@ pub enum AuthMode {
 }
 
 impl AuthConfig {
+    /// The mode.
+    pub fn mode(&self) -> AuthMode {
+        match self {
+            Self::Off => AuthMode::Off,
+            Self::Jwt(_) => AuthMode::Jwt,
+        }
+    }
+
     /// The mode's name, as `AUTH_MODE` spells it and `/readyz` shows it.
     pub fn mode_name(&self) -> &'static str {
         match self {

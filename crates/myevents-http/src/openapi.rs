@@ -245,20 +245,105 @@ pub fn finish(api: utoipa::openapi::OpenApi, about: &About, examples: &[Response
     doc
 }
 
-/// Adds the shared middleware's answers, headers and parameters to one operation.
-fn complete_operation(operation: &mut Value) {
-    let Some(operation) = operation.as_object_mut() else {
-        return;
+/// The schema of an `X-User-Id` value with authentication off: what `UserId::parse` accepts (1-128
+/// characters, no surrounding white space) within what an HTTP header value can carry as text
+/// (visible ASCII and spaces, RFC 9110 section 5.5).
+const USER_ID_HEADER_PATTERN: &str = "^[!-~]([ -~]{0,126}[!-~])?$";
+
+/// `document` (a [`finish`]ed one) as a service running with authentication `mode` answers:
+///
+/// - `jwt`: the `bearerAuth` scheme only, and every operation that needs a caller requires it
+///   (`X-User-Id` means nothing then);
+/// - `off`: no security scheme and no security requirement (nothing is verified; no request is
+///   refused for want of credentials), and on every API operation the optional `X-User-Id` header
+///   parameter with its constraints, and the 422 a value breaking them gets.
+///
+/// The committed contract documents both modes at once ([`finish`]); a running service serves
+/// this one, so that a client or a fuzzer reading `/openapi.json` meets what it documents.
+pub fn for_auth_mode(document: &Value, mode: crate::auth::AuthMode) -> Value {
+    use crate::auth::AuthMode;
+    let mut doc = document.clone();
+    let kept_scheme = match mode {
+        AuthMode::Jwt => Some("bearerAuth"),
+        AuthMode::Off => None,
     };
+    if let Some(Value::Object(schemes)) = doc.pointer_mut("/components/securitySchemes") {
+        schemes.retain(|name, _| Some(name.as_str()) == kept_scheme);
+    }
+    if mode == AuthMode::Off {
+        if let Some(Value::Object(schemes)) = doc.pointer("/components/securitySchemes")
+            && schemes.is_empty()
+            && let Some(Value::Object(components)) = doc.get_mut("components")
+        {
+            components.remove("securitySchemes");
+        }
+        doc["components"]["parameters"]["XUserId"] = json!({
+            "name": "X-User-Id",
+            "in": "header",
+            "required": false,
+            "description": "`AUTH_MODE=off`: the caller, with the organiser role (`anonymous` without this header). Any value outside the schema is answered 422.",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "pattern": USER_ID_HEADER_PATTERN,
+            },
+        });
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+    {
+        match kept_scheme {
+            Some(scheme) => {
+                if let Some(Value::Array(requirements)) = operation.get_mut("security") {
+                    requirements.retain(|requirement| requirement.get(scheme).is_some());
+                }
+            }
+            None => {
+                operation.remove("security");
+                if operation_kind(operation) == RouteKind::Api {
+                    if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+                        parameters.push(json!({ "$ref": "#/components/parameters/XUserId" }));
+                    }
+                    if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+                        let mut invalid = json!({
+                            "description": "A request field or header breaks its constraints: a problem body naming each (`errors`)."
+                        });
+                        complete_response("422", &mut invalid);
+                        responses.entry("422").or_insert(invalid);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// Whether `operation` is one of the API's or a probe or documentation route, by its tags.
+fn operation_kind(operation: &Map<String, Value>) -> RouteKind {
     let tags = operation.get("tags").and_then(Value::as_array);
-    let kind = if tags.is_some_and(|tags| {
+    if tags.is_some_and(|tags| {
         tags.iter()
             .any(|t| t == PROBES_TAG || t == DOCUMENTATION_TAG)
     }) {
         RouteKind::Probe
     } else {
         RouteKind::Api
+    }
+}
+
+/// Adds the shared middleware's answers, headers and parameters to one operation.
+fn complete_operation(operation: &mut Value) {
+    let Some(operation) = operation.as_object_mut() else {
+        return;
     };
+    let kind = operation_kind(operation);
     let reads_body = operation.contains_key("requestBody");
     // A parameter is absent or a value, never JSON null: `Option<T>` documents it as optional.
     if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
@@ -496,6 +581,44 @@ mod tests {
         assert!(docs.get("401").is_none());
         assert!(doc["components"]["schemas"]["Problem"].is_object());
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn a_served_document_states_the_running_authentication_only() {
+        use crate::auth::AuthMode;
+        let mut both = document();
+        both["paths"]["/things"]["post"]["security"] =
+            json!([{ "bearerAuth": [] }, { "userIdHeader": [] }]);
+
+        let jwt = for_auth_mode(&both, AuthMode::Jwt);
+        let make = &jwt["paths"]["/things"]["post"];
+        assert_eq!(make["security"], json!([{ "bearerAuth": [] }]));
+        let schemes = jwt["components"]["securitySchemes"]
+            .as_object()
+            .expect("schemes");
+        assert_eq!(schemes.keys().collect::<Vec<_>>(), ["bearerAuth"]);
+        assert!(jwt["components"]["parameters"].get("XUserId").is_none());
+
+        let off = for_auth_mode(&both, AuthMode::Off);
+        let make = &off["paths"]["/things"]["post"];
+        assert!(make.get("security").is_none(), "{make}");
+        assert!(off["components"].get("securitySchemes").is_none());
+        assert!(
+            make["parameters"]
+                .as_array()
+                .expect("parameters")
+                .contains(&json!({ "$ref": "#/components/parameters/XUserId" }))
+        );
+        assert_eq!(
+            make["responses"]["422"]["content"][PROBLEM_JSON]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+        let header = &off["components"]["parameters"]["XUserId"];
+        assert_eq!(header["name"], "X-User-Id");
+        assert_eq!(header["required"], false);
+        // The documentation routes take no X-User-Id and answer no 422.
+        let docs = &off["paths"]["/docs"]["get"];
+        assert!(docs["responses"].get("422").is_none());
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! Replaying dead letters after a fix: `event-service dead-letters replay` and
-//! `booking-service dead-letters replay` (see README, "Dead letters"; the command line is `myevents_host::cli`).
+//! `booking-service dead-letters replay` (see docs/messages.md, "Replaying dead letters"; the command line is `myevents_host::cli`).
 //!
 //! [`replay`] reads a subscription's dead-letter destination (RabbitMQ queue `<queue>.dlq`, Kafka
 //! topic `<topic>.dlq` filtered by `x-dead-letter-source`) and publishes each message again through the

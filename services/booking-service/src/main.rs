@@ -1,4 +1,4 @@
-//! The booking service binary: configuration from the environment (see README), then serve until
+//! The booking service binary: configuration from the environment (see docs/configuration.md), then serve until
 //! SIGTERM or ctrl-c. Other commands (see `myevents_host::cli`): `booking-service healthcheck`
 //! probes a running service (for images without a shell), `booking-service version` prints the build,
 //! `booking-service dead-letters replay` publishes the service's dead letters again (after a fix),

@@ -1,4 +1,4 @@
-//! The event service binary: configuration from the environment (see README), then serve until
+//! The event service binary: configuration from the environment (see docs/configuration.md), then serve until
 //! SIGTERM or ctrl-c. Other commands (see `myevents_host::cli`): `event-service healthcheck`
 //! probes a running service (for images without a shell), `event-service version` prints the build,
 //! `event-service dead-letters replay` publishes the service's dead letters again (after a fix),
