@@ -12,7 +12,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
     EXIT_AFTER_SHUTDOWN_SECONDS, OVERLAYS, ROOT, SERVICES, Tally, compose_file,
-    deployment_environment, documented_variables, objects, port_of, render, rendered_text, secret_files,
+    deployment_environment, documented_variables, example_variables, objects, port_of, render, rendered_text, secret_files,
     routes_served, run, variables_read,
 )
 
@@ -65,10 +65,11 @@ def compose_parses():
 
 def variables_are_read():
     read = variables_read()
-    documented = documented_variables()
-    assert documented == read, (
-        f"README's table and the sources disagree: only documented {sorted(documented - read)}, "
-        f"only read {sorted(read - documented)}")
+    for listing, listed in (("docs/configuration.md's table", documented_variables()),
+                            (".env.example", example_variables())):
+        assert listed == read, (
+            f"{listing} and the sources disagree: only listed {sorted(listed - read)}, "
+            f"only read {sorted(read - listed)}")
     compose = compose_file()
     for service in SERVICES:
         unknown = set(compose["services"][service]["environment"]) - read
@@ -209,7 +210,7 @@ def main():
     tally.check("hadolint passes every Dockerfile", dockerfiles_lint)
     tally.check("docker-compose.yml parses (docker-compose 1.29), with and without the kafka profile", compose_parses)
     if len(rendered) == len(OVERLAYS):
-        tally.check("every variable compose and the manifests set is one the services read (and README lists)", variables_are_read)
+        tally.check("every variable compose and the manifests set is one the services read (and docs/configuration.md and .env.example list)", variables_are_read)
     tally.finish()
 
 

@@ -184,9 +184,16 @@ def variables_read():
 
 
 def documented_variables():
-    """The variables of the README's configuration table."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    """The variables of the configuration table (docs/configuration.md)."""
+    with open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8") as f:
         return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", f.read(), re.MULTILINE))
+
+
+def example_variables():
+    """The variables .env.example sets or shows commented out (`NAME=` or `# NAME=` at a line's
+    start)."""
+    with open(os.path.join(ROOT, ".env.example"), encoding="utf-8") as f:
+        return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", f.read(), re.MULTILINE))
 
 
 def routes_served(service):

@@ -74,38 +74,8 @@ fn shipped_sources(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Str
     }
 }
 
-/// The string literals of `text` that read as environment variable names (`AMQP_BROKER_URL`: upper
-/// case, digits and underscores, with an underscore unless passed to `var(` as `HOSTNAME` is),
-/// except those read at build time (`env!`, `option_env!`), each with whether it is passed to
-/// `credential(`, which also reads `<NAME>_FILE`.
-fn variable_literals(text: &str) -> Vec<(String, bool)> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find('"') {
-        let (before, after) = rest.split_at(start);
-        let after = &after[1..];
-        let Some(end) = after.find('"') else { break };
-        let literal = &after[..end];
-        let is_name = (literal.contains('_') || before.ends_with("var("))
-            && literal.starts_with(|c: char| c.is_ascii_uppercase())
-            && literal
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        let build_time = before.ends_with("env!(");
-        if is_name && !build_time {
-            found.push((
-                literal.to_owned(),
-                before.trim_end().ends_with("credential("),
-            ));
-        }
-        rest = &after[end + 1..];
-    }
-    found
-}
-
 /// The shipped code of the services: each package's `src/` under `crates/` and `services/`, but
-/// not the test kit, the bench command or the contract generator (tools the test command runs and
-/// configures).
+/// not the test kit, the bench command or the contract generator (tools the test command runs).
 fn shipped_code() -> Vec<(std::path::PathBuf, String)> {
     let mut sources = Vec::new();
     for parent in ["crates", "services"] {
@@ -123,81 +93,8 @@ fn shipped_code() -> Vec<(std::path::PathBuf, String)> {
     sources
 }
 
-/// Variables the services read through a library rather than by name: `RUST_LOG`
-/// (`tracing_subscriber::EnvFilter::from_default_env`).
-const READ_BY_LIBRARIES: &[&str] = &["RUST_LOG"];
-
-/// Every environment variable the shipped code reads.
-fn variables_the_code_reads() -> std::collections::BTreeSet<String> {
-    let mut names: std::collections::BTreeSet<String> = READ_BY_LIBRARIES
-        .iter()
-        .map(|&name| name.to_owned())
-        .collect();
-    for (_, text) in &shipped_code() {
-        for (name, credential) in variable_literals(text) {
-            if credential {
-                names.insert(format!("{name}_FILE"));
-            }
-            names.insert(name);
-        }
-    }
-    names
-}
-
-/// The names `.env.example` sets or shows commented out (`NAME=` or `# NAME=` at a line's start).
-fn env_example_names() -> std::collections::BTreeSet<String> {
-    let text = std::fs::read_to_string(root().join(".env.example")).expect("read .env.example");
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim_start_matches('#').trim_start();
-            let (name, _) = line.split_once('=')?;
-            let is_name = name.starts_with(|c: char| c.is_ascii_uppercase())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            is_name.then(|| name.to_owned())
-        })
-        .collect()
-}
-
-/// The names in the first column of `docs/configuration.md`'s table (`` | `NAME` | ``).
-fn configuration_table_names() -> std::collections::BTreeSet<String> {
-    let text = std::fs::read_to_string(root().join("docs/configuration.md"))
-        .expect("read docs/configuration.md");
-    text.lines()
-        .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
-        .map(|(name, _)| name.to_owned())
-        .collect()
-}
-
-fn differences(
-    code: &std::collections::BTreeSet<String>,
-    listed: &std::collections::BTreeSet<String>,
-) -> (Vec<String>, Vec<String>) {
-    (
-        code.difference(listed).cloned().collect(),
-        listed.difference(code).cloned().collect(),
-    )
-}
-
-#[test]
-fn env_example_and_the_configuration_table_name_every_variable_the_code_reads_and_nothing_else() {
-    let code = variables_the_code_reads();
-    assert!(
-        code.contains("MONGO_URL") && code.contains("MONGO_URL_FILE") && code.contains("HOSTNAME"),
-        "the scan missed variables: {code:?}"
-    );
-    for (file, listed) in [
-        (".env.example", env_example_names()),
-        ("docs/configuration.md", configuration_table_names()),
-    ] {
-        let (missing, extra) = differences(&code, &listed);
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{file} lacks {missing:?} and names {extra:?}, which the code does not read"
-        );
-    }
-}
+// The variables the code reads are checked against `docs/configuration.md` and `.env.example` by
+// the deployment checks (`scripts/deploy/check_manifests.py`), with compose's and the manifests'.
 
 #[test]
 fn the_metrics_table_names_every_series_the_services_register() {

@@ -1,4 +1,4 @@
-//! The service binaries' command line, and the HTTP probe behind `healthcheck`.
+//! The service binaries' command line (`clap`, derive), and the HTTP probe behind `healthcheck`.
 //!
 //! ```text
 //! <service>                                    serve (configuration from the environment)
@@ -9,6 +9,7 @@
 //! <service> token --sub USER [--roles R1,R2] [--ttl SECONDS]
 //!                                              print a development token signed with
 //!                                              AUTH_HS256_SECRET (AUTH_MODE=jwt), then exit
+//! <service> --help                             all of this, and the variables that matter
 //! ```
 //!
 //! `healthcheck` exists for container images without a shell or HTTP client (distroless): Docker's
@@ -18,10 +19,9 @@
 //! ```no_run
 //! # async fn demo() {
 //! use myevents_host::cli::{Command, probe};
-//! let command = Command::parse(std::env::args().skip(1)).unwrap_or_else(|usage| {
-//!     eprintln!("{usage}");
-//!     std::process::exit(2);
-//! });
+//! // `--help` prints the help and exits 0; a wrong argument prints the error and exits 2.
+//! let command = Command::parse("event-service", std::env::args().skip(1))
+//!     .unwrap_or_else(|error| error.exit());
 //! if let Command::Healthcheck { path } = command {
 //!     let addr = "127.0.0.1:8181".parse().unwrap();
 //!     std::process::exit(i32::from(probe(addr, &path, None).await.is_err()));
@@ -32,6 +32,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use clap::{CommandFactory, FromArgMatches};
 use myevents_http::auth::{AuthConfig, mint_token};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -53,118 +54,133 @@ pub enum Command {
         /// Stop after this long without a dead letter (`--idle-seconds`, default 5 s).
         idle: Duration,
     },
-    /// `token --sub USER [--roles R1,R2] [--ttl SECONDS]`: print a development token for `USER`
-    /// with those roles, valid for `SECONDS` (default 3600), signed with the HS256 secret of the
-    /// configuration (see `myevents_http::auth::mint_token`).
-    Token {
-        /// The token's `sub`.
-        subject: String,
-        /// Its roles.
-        roles: Vec<String>,
-        /// How long it is valid.
-        ttl: Duration,
+    /// `token --sub USER [--roles R1,R2] [--ttl SECONDS]`: print a development token (see
+    /// [`print_token`]).
+    Token(TokenArgs),
+}
+
+/// The arguments of `token`, also the embedded suite's (`myevents token …`): a development token
+/// for `USER` with those roles, valid for `SECONDS`, signed with the HS256 secret of the
+/// configuration (see `myevents_http::auth::mint_token`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct TokenArgs {
+    /// The token's subject (`sub`): the user it acts for.
+    #[arg(long = "sub", value_name = "USER")]
+    pub subject: String,
+    /// Its roles, comma-separated (e.g. `organiser,admin`).
+    #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// How long it is valid, in seconds.
+    #[arg(long = "ttl", value_name = "SECONDS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub ttl_seconds: u64,
+}
+
+/// What `--help` adds after the commands: the variables that matter most.
+pub const ENVIRONMENT_HELP: &str = "\
+Configuration comes from the environment (every variable: docs/configuration.md, .env.example):
+  LISTEN_URL           where the API listens (event 0.0.0.0:8181, booking 0.0.0.0:8282)
+  BROKER_KIND          rabbitmq (default) | kafka | memory; AMQP_BROKER_URL, KAFKA_BROKER_URLS
+  STORE_KIND           mongodb (default) | memory; MONGO_URL (a replica set for the event service)
+  AUTH_MODE            jwt (default: AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE) | off
+  METRICS_LISTEN_URL   where GET /metrics is served; RUST_LOG, LOG_FORMAT for the logs
+  <NAME>_FILE          MONGO_URL, AMQP_BROKER_URL, AUTH_JWKS_URL, AUTH_HS256_SECRET from a file";
+
+/// The command line as `clap` reads it.
+#[derive(Debug, clap::Parser)]
+#[command(
+    about = "A MyEvents service: serves its HTTP API until SIGTERM, or runs one command and exits.",
+    after_help = ENVIRONMENT_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// GET PATH (default /readyz) on the service's own listener; exit 0 on a 2xx answer, else 1
+    Healthcheck {
+        /// The path to probe, starting with `/`.
+        #[arg(default_value = "/readyz", value_parser = probe_path)]
+        path: String,
+    },
+    /// Print the version and git commit of this build as JSON, then exit
+    Version,
+    /// The service's dead-letter queue
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+    /// Print a development token signed with AUTH_HS256_SECRET (AUTH_MODE=jwt), then exit
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DeadLetterAction {
+    /// Publish the service's dead letters again, print a JSON report, then exit
+    Replay {
+        /// Stop after this many seconds without a dead letter.
+        #[arg(long = "idle-seconds", value_name = "N", default_value_t = 5,
+            value_parser = clap::value_parser!(u64).range(1..))]
+        idle_seconds: u64,
     },
 }
 
-/// The usage text of the service binaries.
-pub const USAGE: &str =
-    "usage: <service> [healthcheck [PATH] | version | dead-letters replay [--idle-seconds N] \
-     | token --sub USER [--roles R1,R2] [--ttl SECONDS]]
-  (no arguments)         serve (configuration from the environment, see docs/configuration.md)
-  healthcheck [PATH]     GET PATH (default /readyz) on the service's listener; exit 0 on 2xx, else 1
-  version                print the version and git commit of this build as JSON, then exit
-  dead-letters replay    publish the service's dead letters again, then exit
-  token --sub USER       print a development token signed with AUTH_HS256_SECRET, then exit";
+/// A `healthcheck` path: starts with `/`, no white space.
+fn probe_path(path: &str) -> Result<String, String> {
+    if path.starts_with('/') && !path.contains(char::is_whitespace) {
+        Ok(path.to_owned())
+    } else {
+        Err("a path starting with / and without white space".to_owned())
+    }
+}
 
 impl Command {
-    /// Parses the arguments after the program name.
+    /// Parses the arguments after the program name, for the binary `name` (in the help and the
+    /// errors).
     ///
     /// # Errors
-    /// The usage text with what was wrong, for anything else.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let args: Vec<String> = args.into_iter().collect();
-        let words: Vec<&str> = args.iter().map(String::as_str).collect();
-        match words.as_slice() {
-            [] => Ok(Self::Serve),
-            ["healthcheck"] => Ok(Self::Healthcheck {
-                path: "/readyz".to_owned(),
-            }),
-            ["healthcheck", path]
-                if path.starts_with('/') && !path.contains(char::is_whitespace) =>
-            {
-                Ok(Self::Healthcheck {
-                    path: (*path).to_owned(),
-                })
-            }
-            ["version"] => Ok(Self::Version),
-            ["dead-letters", "replay"] => Ok(Self::ReplayDeadLetters {
-                idle: Duration::from_secs(5),
-            }),
-            ["dead-letters", "replay", "--idle-seconds", seconds] => seconds
-                .parse::<u64>()
-                .ok()
-                .filter(|s| *s > 0)
-                .map(|s| Self::ReplayDeadLetters {
-                    idle: Duration::from_secs(s),
-                })
-                .ok_or_else(|| format!("--idle-seconds wants a whole number above 0\n{USAGE}")),
-            ["token", options @ ..] => parse_token(options),
-            _ => Err(format!("unknown arguments {args:?}\n{USAGE}")),
-        }
+    /// `clap`'s error for anything it does not take, and for `--help` (its kind
+    /// `DisplayHelp`): [`clap::Error::exit`] prints either where it belongs and exits (2, or 0
+    /// for the help).
+    pub fn parse(
+        name: &'static str,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Self, clap::Error> {
+        let matches = Cli::command()
+            .name(name)
+            .bin_name(name)
+            .try_get_matches_from(std::iter::once(name.to_owned()).chain(args))?;
+        Ok(match Cli::from_arg_matches(&matches)?.command {
+            None => Self::Serve,
+            Some(Subcommand::Healthcheck { path }) => Self::Healthcheck { path },
+            Some(Subcommand::Version) => Self::Version,
+            Some(Subcommand::DeadLetters {
+                action: DeadLetterAction::Replay { idle_seconds },
+            }) => Self::ReplayDeadLetters {
+                idle: Duration::from_secs(idle_seconds),
+            },
+            Some(Subcommand::Token(token)) => Self::Token(token),
+        })
     }
 }
 
-fn parse_token(options: &[&str]) -> Result<Command, String> {
-    let mut subject = None;
-    let mut roles = Vec::new();
-    let mut ttl = Duration::from_secs(3600);
-    for pair in options.chunks(2) {
-        match pair {
-            ["--sub", user] => subject = Some((*user).to_owned()),
-            ["--roles", list] => {
-                roles = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|r| !r.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
-            ["--ttl", seconds] => {
-                ttl = seconds
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .map(Duration::from_secs)
-                    .ok_or_else(|| {
-                        format!("--ttl wants a whole number of seconds above 0\n{USAGE}")
-                    })?;
-            }
-            _ => return Err(format!("unknown token options {options:?}\n{USAGE}")),
-        }
-    }
-    let subject = subject.ok_or_else(|| format!("token needs --sub USER\n{USAGE}"))?;
-    Ok(Command::Token {
-        subject,
-        roles,
-        ttl,
-    })
-}
-
-/// Prints the development token `command` (a [`Command::Token`]) asks for, signed as `auth` says.
-/// Returns the exit status: 0 with the token on standard output, 1 with the reason on standard
-/// error (no HS256 secret configured, a subject that is not a user id).
-pub fn print_token(command: &Command, auth: &AuthConfig) -> std::process::ExitCode {
-    let Command::Token {
-        subject,
-        roles,
-        ttl,
-    } = command
-    else {
-        return std::process::ExitCode::FAILURE;
-    };
+/// Prints the development token `token` asks for, signed as `auth` says. Returns the exit status:
+/// 0 with the token on standard output, 1 with the reason on standard error (no HS256 secret
+/// configured, a subject that is not a user id).
+pub fn print_token(token: &TokenArgs, auth: &AuthConfig) -> std::process::ExitCode {
+    let roles: Vec<String> = token
+        .roles
+        .iter()
+        .map(|role| role.trim())
+        .filter(|role| !role.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let ttl = Duration::from_secs(token.ttl_seconds);
     let minted = match auth {
         AuthConfig::Jwt(config) => {
-            mint_token(config, subject, roles, *ttl).map_err(|e| e.to_string())
+            mint_token(config, &token.subject, &roles, ttl).map_err(|e| e.to_string())
         }
         AuthConfig::Off => Err(
             "AUTH_MODE is off: set AUTH_MODE=jwt and AUTH_HS256_SECRET, \
@@ -317,7 +333,7 @@ pub async fn run_local_command(
                 std::process::ExitCode::FAILURE
             })
         }
-        Command::Serve | Command::ReplayDeadLetters { .. } | Command::Token { .. } => None,
+        Command::Serve | Command::ReplayDeadLetters { .. } | Command::Token(_) => None,
     }
 }
 
@@ -325,40 +341,43 @@ pub async fn run_local_command(
 mod tests {
     use super::*;
 
-    fn parse(words: &[&str]) -> Result<Command, String> {
-        Command::parse(words.iter().map(|w| (*w).to_owned()))
+    fn parse(words: &[&str]) -> Option<Command> {
+        Command::parse("event-service", words.iter().map(|w| (*w).to_owned())).ok()
     }
 
     #[test]
     fn the_command_line_serves_probes_or_replays_and_refuses_anything_else() {
-        assert_eq!(parse(&[]), Ok(Command::Serve));
+        assert_eq!(parse(&[]), Some(Command::Serve));
         assert_eq!(
             parse(&["healthcheck"]),
-            Ok(Command::Healthcheck {
+            Some(Command::Healthcheck {
                 path: "/readyz".to_owned()
             })
         );
         assert_eq!(
             parse(&["healthcheck", "/healthz"]),
-            Ok(Command::Healthcheck {
+            Some(Command::Healthcheck {
                 path: "/healthz".to_owned()
             })
         );
-        assert!(parse(&["healthcheck", "healthz"]).is_err());
-        assert_eq!(parse(&["version"]), Ok(Command::Version));
+        assert_eq!(parse(&["healthcheck", "healthz"]), None);
+        assert_eq!(parse(&["version"]), Some(Command::Version));
         assert_eq!(
             parse(&["dead-letters", "replay"]),
-            Ok(Command::ReplayDeadLetters {
+            Some(Command::ReplayDeadLetters {
                 idle: Duration::from_secs(5)
             })
         );
         assert_eq!(
             parse(&["dead-letters", "replay", "--idle-seconds", "2"]),
-            Ok(Command::ReplayDeadLetters {
+            Some(Command::ReplayDeadLetters {
                 idle: Duration::from_secs(2)
             })
         );
-        assert!(parse(&["dead-letters", "replay", "--idle-seconds", "0"]).is_err());
+        assert_eq!(
+            parse(&["dead-letters", "replay", "--idle-seconds", "0"]),
+            None
+        );
         assert_eq!(
             parse(&[
                 "token",
@@ -369,24 +388,49 @@ mod tests {
                 "--ttl",
                 "60"
             ]),
-            Ok(Command::Token {
+            Some(Command::Token(TokenArgs {
                 subject: "alice".to_owned(),
                 roles: vec!["organiser".to_owned(), "admin".to_owned()],
-                ttl: Duration::from_secs(60),
-            })
+                ttl_seconds: 60,
+            }))
         );
         assert_eq!(
             parse(&["token", "--sub", "bob"]),
-            Ok(Command::Token {
+            Some(Command::Token(TokenArgs {
                 subject: "bob".to_owned(),
                 roles: Vec::new(),
-                ttl: Duration::from_secs(3600),
-            })
+                ttl_seconds: 3600,
+            }))
         );
-        assert!(parse(&["token"]).is_err());
-        assert!(parse(&["token", "--sub"]).is_err());
-        assert!(parse(&["token", "--sub", "a", "--ttl", "0"]).is_err());
-        assert!(parse(&["serve", "now"]).is_err());
+        assert_eq!(parse(&["token"]), None);
+        assert_eq!(parse(&["token", "--sub"]), None);
+        assert_eq!(parse(&["token", "--sub", "a", "--ttl", "0"]), None);
+        assert_eq!(parse(&["serve", "now"]), None);
+    }
+
+    #[test]
+    fn help_lists_the_commands_and_the_variables_that_matter_and_is_no_error() {
+        let help = Command::parse("booking-service", ["--help".to_owned()])
+            .expect_err("help is clap's answer, not a command");
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert_eq!(help.exit_code(), 0);
+        let text = help.render().to_string();
+        for expected in [
+            "booking-service",
+            "healthcheck",
+            "version",
+            "dead-letters",
+            "token",
+            "MONGO_URL",
+            "AUTH_MODE",
+            "BROKER_KIND",
+            "docs/configuration.md",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from:\n{text}");
+        }
+        let wrong =
+            Command::parse("booking-service", ["serve".to_owned()]).expect_err("not a command");
+        assert_eq!(wrong.exit_code(), 2);
     }
 
     #[test]

@@ -481,10 +481,10 @@ pub async fn run_binary<S: Service>() -> ExitCode {
 }
 
 async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
-    let command = cli::Command::parse(std::env::args().skip(1)).unwrap_or_else(|usage| {
-        eprintln!("{usage}");
-        std::process::exit(2);
-    });
+    // `--help` is printed on standard output with status 0; a wrong argument on standard error
+    // with status 2 (clap's conventions).
+    let command =
+        cli::Command::parse(S::NAME, std::env::args().skip(1)).unwrap_or_else(|error| error.exit());
     let build = BuildInfo::current(S::NAME);
     // `version` and `healthcheck` need no configuration but the listen address and its TLS files.
     let listen = listen_addr_or("LISTEN_URL", S::DEFAULTS.listen)?;
@@ -507,8 +507,8 @@ async fn serve_binary<S: Service>() -> anyhow::Result<ExitCode> {
     }
     let config = S::config_from_env()?;
     let host = S::host_config(&config);
-    if let cli::Command::Token { .. } = command {
-        return Ok(cli::print_token(&command, &host.auth));
+    if let cli::Command::Token(token) = &command {
+        return Ok(cli::print_token(token, &host.auth));
     }
     let _telemetry = myevents_platform::telemetry::init(S::NAME)?;
     tracing::info!(

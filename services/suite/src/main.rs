@@ -21,20 +21,33 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The embedded suite's command line: serve, or mint a development token.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "myevents",
+    about = "MyEvents in one process: both services on an in-process broker and in-memory stores, \
+             until ctrl-c (authentication off unless AUTH_MODE=jwt).",
+    after_help = "Addresses: EVENT_LISTEN_URL (127.0.0.1:8181), BOOKING_LISTEN_URL (127.0.0.1:8282); \
+                  every variable: docs/configuration.md."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<SuiteCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SuiteCommand {
+    /// Print a development token signed with AUTH_HS256_SECRET (AUTH_MODE=jwt), then exit
+    Token(myevents_host::cli::TokenArgs),
+}
+
 async fn run() -> anyhow::Result<()> {
+    // `--help` is printed with status 0, a wrong argument with status 2 (clap's conventions).
+    let cli = <Cli as clap::Parser>::parse();
     let config = SuiteConfig::from_env()?;
     // `myevents token --sub USER [--roles …] [--ttl …]`: a development token for AUTH_MODE=jwt.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.is_empty() {
-        let command = myevents_host::cli::Command::parse(args)
-            .ok()
-            .filter(|c| matches!(c, myevents_host::cli::Command::Token { .. }))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "usage: myevents [token --sub USER [--roles R1,R2] [--ttl SECONDS]]"
-                )
-            })?;
-        let status = myevents_host::cli::print_token(&command, &config.auth);
+    if let Some(SuiteCommand::Token(token)) = cli.command {
+        let status = myevents_host::cli::print_token(&token, &config.auth);
         if status != std::process::ExitCode::SUCCESS {
             anyhow::bail!("no token minted");
         }

@@ -133,6 +133,32 @@ async fn healthcheck_probes_an_https_listener_trusting_its_certificate_only() {
 }
 
 #[tokio::test]
+async fn help_lists_every_command_and_the_variables_that_matter_and_exits_0() {
+    for (binary, commands) in [
+        (
+            "event-service",
+            &["healthcheck", "version", "dead-letters", "token"][..],
+        ),
+        (
+            "booking-service",
+            &["healthcheck", "version", "dead-letters", "token"][..],
+        ),
+        ("myevents", &["token"][..]),
+    ] {
+        let (code, printed) = run(binary, &["--help"], "127.0.0.1:0").await;
+        assert_eq!(code, 0, "{binary} --help");
+        for expected in commands.iter().chain(&["Usage", "docs/configuration.md"]) {
+            assert!(
+                printed.contains(expected),
+                "{binary}: no {expected} in\n{printed}"
+            );
+        }
+        let (code, _) = run(binary, &["no-such-command"], "127.0.0.1:0").await;
+        assert_eq!(code, 2, "{binary} no-such-command");
+    }
+}
+
+#[tokio::test]
 async fn version_prints_what_get_version_serves_and_the_start_up_log_names() {
     for binary in ["event-service", "booking-service"] {
         let (code, printed) = run(binary, &["version"], "127.0.0.1:0").await;
