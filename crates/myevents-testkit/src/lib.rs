@@ -254,6 +254,37 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Sends `request` to `router` in process (`tower::ServiceExt::oneshot`: the whole middleware
+    /// stack, no socket), as from the client address 127.0.0.1:40000, and reads the answer whole.
+    ///
+    /// # Panics
+    /// When the router fails (it never does: axum routers are infallible) or the body cannot be
+    /// read.
+    pub async fn from_router(
+        router: &axum::Router,
+        mut request: http::Request<axum::body::Body>,
+    ) -> Self {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        });
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
     /// Reads a response whole.
     ///
     /// # Panics

@@ -1,28 +1,27 @@
-//! API tests of the event service: the real application on port 0, publishing to the real RabbitMQ
-//! (a fresh exchange per test), every route and every error status.
+//! API tests of the event service, every route and every error status: the whole application
+//! (middleware, use cases, consumer, outbox relay) over the in-memory adapters, each request sent to
+//! its router in process (`Answer::from_router`). What needs real servers (MongoDB lost and back,
+//! a broker that refuses dead letters) is in the files beside this one and in the suite's tests.
 
 use std::time::Duration;
 
-use myevents_broker::rabbitmq::RabbitMqBroker;
+use axum::body::Body;
+use myevents_broker::memory::InMemoryBroker;
 use myevents_broker::{Consumer, EventPublisher, EventSubscriber, Message, Subscription};
 use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked};
 use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_messaging::broker::Broker;
-use myevents_store::config::{MongoConfig, StoreConfig};
-use myevents_testkit::{
-    Answer, Recorded, Recorder, mongo_url, rabbitmq_broker, unique, unique_database,
-};
-use reqwest::{Client, StatusCode};
+use myevents_testkit::{Answer, Recorded, Recorder, unique};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 struct TestApp {
-    url: String,
-    broker: RabbitMqBroker,
-    client: Client,
+    router: axum::Router,
+    broker: InMemoryBroker,
     /// Every `eventCreated` and `locationCreated` the service published.
     published: Recorded,
     _observer: Consumer,
@@ -30,7 +29,7 @@ struct TestApp {
 
 impl TestApp {
     async fn spawn() -> Self {
-        let broker = rabbitmq_broker();
+        let broker = InMemoryBroker::default();
         let observer = Subscription::new(unique("observer"), &["eventCreated", "locationCreated"]);
         broker
             .declare(&observer)
@@ -44,30 +43,36 @@ impl TestApp {
         let config = EventServiceConfig {
             host: HostConfig::ephemeral(unique("events-service")),
         };
-        let store = StoreConfig::MongoDb(MongoConfig::new(mongo_url(), unique_database()));
-        let deps = Dependencies::from_config(&store, Broker::new(broker.clone()))
-            .await
-            .expect("store");
+        let deps = Dependencies::in_memory(Broker::in_memory(&broker));
         let app = Application::build(&config, deps).await.expect("build");
-        let url = format!("http://{}", app.local_addr());
+        let router = app.router();
+        // The consumer and the outbox relay run; the listener is never called.
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Self {
-            url,
+            router,
             broker,
-            client: Client::new(),
             published,
             _observer: observer,
         }
     }
 
+    /// `method path` with `headers` and `body`, through the whole router.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Answer {
+        let mut request = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Answer::from_router(&self.router, request.body(body.into()).expect("request")).await
+    }
+
     async fn get(&self, path: &str) -> Answer {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .expect("request");
-        Answer::read(response).await
+        self.request("GET", path, &[], Body::empty()).await
     }
 
     async fn post(&self, path: &str, body: &Value) -> Answer {
@@ -76,15 +81,8 @@ impl TestApp {
     }
 
     async fn post_raw(&self, path: &str, content_type: &str, body: String) -> Answer {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+        self.request("POST", path, &[("content-type", content_type)], body)
             .await
-            .expect("request");
-        Answer::read(response).await
     }
 
     async fn create_location(&self) -> Value {
@@ -336,14 +334,8 @@ async fn unknown_and_malformed_ids_and_names_are_404() {
     ] {
         assert_problem(&app.get(path).await, StatusCode::NOT_FOUND);
     }
-    let response = app
-        .client
-        .delete(format!("{}/events", app.url))
-        .send()
-        .await
-        .expect("request");
     assert_problem(
-        &Answer::read(response).await,
+        &app.request("DELETE", "/events", &[], Body::empty()).await,
         StatusCode::METHOD_NOT_ALLOWED,
     );
 }
@@ -418,27 +410,31 @@ async fn listings_page_with_limit_and_a_next_link() {
 async fn cors_answers_the_frontend_from_another_origin() {
     let app = TestApp::spawn().await;
     let response = app
-        .client
-        .get(format!("{}/events", app.url))
-        .header("Origin", "http://localhost")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+        .request(
+            "GET",
+            "/events",
+            &[("origin", "http://localhost")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.headers["access-control-allow-origin"], "*");
 
     let preflight = app
-        .client
-        .request(reqwest::Method::OPTIONS, format!("{}/events", app.url))
-        .header("Origin", "http://localhost:3000")
-        .header("Access-Control-Request-Method", "POST")
-        .header("Access-Control-Request-Headers", "content-type")
-        .send()
-        .await
-        .expect("request");
-    assert!(preflight.status().is_success());
-    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
-    let methods = preflight.headers()["access-control-allow-methods"]
+        .request(
+            "OPTIONS",
+            "/events",
+            &[
+                ("origin", "http://localhost:3000"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type"),
+            ],
+            Body::empty(),
+        )
+        .await;
+    assert!(preflight.status.is_success());
+    assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+    let methods = preflight.headers["access-control-allow-methods"]
         .to_str()
         .expect("methods")
         .to_owned();
@@ -449,13 +445,14 @@ async fn cors_answers_the_frontend_from_another_origin() {
 async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
     let app = TestApp::spawn().await;
     let response = app
-        .client
-        .get(format!("{}/events", app.url))
-        .header("x-request-id", "abc-123")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.headers()["x-request-id"], "abc-123");
+        .request(
+            "GET",
+            "/events",
+            &[("x-request-id", "abc-123")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(response.headers["x-request-id"], "abc-123");
     let fresh = app.get("/healthz").await;
     assert_eq!(fresh.status, StatusCode::OK);
     assert_eq!(
@@ -536,13 +533,20 @@ async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_
 async fn posts_with_an_idempotency_key_create_once_and_replay_the_first_answer() {
     let mut app = TestApp::spawn().await;
     let post = |path: &'static str, key: &'static str, body: Value| {
-        let request = app
-            .client
-            .post(format!("{}{path}", app.url))
-            .header("idempotency-key", key)
-            .header("x-user-id", "organiser")
-            .json(&body);
-        async move { Answer::read(request.send().await.expect("request")).await }
+        let app = &app;
+        async move {
+            app.request(
+                "POST",
+                path,
+                &[
+                    ("idempotency-key", key),
+                    ("x-user-id", "organiser"),
+                    ("content-type", "application/json"),
+                ],
+                body.to_string(),
+            )
+            .await
+        }
     };
     let location = post("/locations", "loc-1", west_hall()).await;
     assert_eq!(location.status, StatusCode::CREATED, "{}", location.body);

@@ -114,3 +114,60 @@ async fn a_port_in_use_ends_the_embedded_suite_with_status_1_and_the_error_alone
         )
     );
 }
+
+/// Runs the embedded suite with its standard output on a pseudo-terminal when `terminal` (through
+/// util-linux's `script`, as a shell in a terminal window would start it), else on a pipe, with
+/// `LOG_FORMAT` unset; returns the first log line after its banner.
+async fn first_log_line(terminal: bool) -> String {
+    let binary = env!("CARGO_BIN_EXE_myevents");
+    let mut command = if terminal {
+        let mut script = Command::new("script");
+        script.args([
+            "--quiet",
+            "--flush",
+            "--return",
+            "--command",
+            binary,
+            "/dev/null",
+        ]);
+        script
+    } else {
+        Command::new(binary)
+    };
+    let mut child = command
+        .env("EVENT_LISTEN_URL", "127.0.0.1:0")
+        .env("BOOKING_LISTEN_URL", "127.0.0.1:0")
+        .env("METRICS_LISTEN_URL", "off")
+        .env_remove("LOG_FORMAT")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start myevents");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("a line");
+            if line.contains("http server listening") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("a log line");
+    let _ = child.kill().await;
+    line
+}
+
+#[tokio::test]
+async fn logs_are_text_on_a_terminal_and_json_otherwise() {
+    let on_terminal = first_log_line(true).await;
+    assert!(
+        !on_terminal.trim_start().starts_with('{') && on_terminal.contains("INFO"),
+        "on a terminal: {on_terminal:?}"
+    );
+    let piped = first_log_line(false).await;
+    let json: Value = serde_json::from_str(&piped).expect("a JSON line when piped");
+    assert_eq!(json["level"], "INFO", "{piped}");
+}
