@@ -139,6 +139,16 @@ cleanup() {
 report_dir=$(mktemp -d)
 trap cleanup EXIT
 declare -A port
+# await_ready SERVICE LOG: waits up to 30 s for SERVICE's /readyz to answer 2xx; else prints LOG and
+# fails the run.
+await_ready() {
+  for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:${port[$1]}/readyz" > /dev/null && return 0
+    sleep 0.1
+  done
+  cat "$2"
+  exit 1
+}
 for service in event-service booking-service; do
   port[$service]=$(free_port)
   env "${common[@]}" LISTEN_URL="127.0.0.1:${port[$service]}" \
@@ -147,11 +157,7 @@ for service in event-service booking-service; do
   pids+=("$!")
 done
 for service in event-service booking-service; do
-  for _ in $(seq 1 300); do
-    curl -fs "http://127.0.0.1:${port[$service]}/readyz" > /dev/null && break
-    sleep 0.1
-  done
-  curl -fs "http://127.0.0.1:${port[$service]}/readyz" > /dev/null || { cat "$report_dir/$service.log"; exit 1; }
+  await_ready "$service" "$report_dir/$service.log"
 done
 token=$(env "${common[@]}" "$TARGET/event-service" token --sub schemathesis --roles organiser,admin --ttl 3600)
 events_url="http://127.0.0.1:${port[event-service]}"
@@ -177,11 +183,7 @@ env EVENT_LISTEN_URL="127.0.0.1:${port[embedded-events]}" BOOKING_LISTEN_URL="12
   "$TARGET/myevents" > "$report_dir/embedded.log" 2>&1 &
 pids+=("$!")
 for service in embedded-events embedded-bookings; do
-  for _ in $(seq 1 300); do
-    curl -fs "http://127.0.0.1:${port[$service]}/readyz" > /dev/null && break
-    sleep 0.1
-  done
-  curl -fs "http://127.0.0.1:${port[$service]}/readyz" > /dev/null || { cat "$report_dir/embedded.log"; exit 1; }
+  await_ready "$service" "$report_dir/embedded.log"
 done
 embedded_event=$(curl -fs -X POST "http://127.0.0.1:${port[embedded-events]}/events" -H 'X-User-Id: schemathesis' \
   -H 'Content-Type: application/json' \
