@@ -258,6 +258,9 @@ fi
 stage "cargo fmt --check" 30
 cargo fmt --all -- --check
 
+stage "module graph: no cycle between the modules of a crate (scripts/module_graph.py)" 10
+python3 scripts/module_graph.py --quiet
+
 stage "cargo shear (a dependency no code uses, or one in the wrong section, fails the run)" 30
 cargo shear --locked --deny-warnings
 

@@ -577,7 +577,12 @@ async fn consume(
             Err(reason) => Some(reason),
             Ok(message) if !reading.wants(&message) => None,
             Ok(message) => {
-                let processing = process(handler.as_ref(), &message, broker.config.retry);
+                let processing = process(
+                    handler.as_ref(),
+                    &message,
+                    broker.config.retry,
+                    signals.metrics(),
+                );
                 let outcome = tokio::select! {
                     biased;
                     // A crash: no commit, the group delivers the record again.

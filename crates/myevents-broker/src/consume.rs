@@ -12,6 +12,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::HandlingMetrics;
 use crate::{
     DEAD_LETTER_REASON_HEADER, DEAD_LETTER_SOURCE_HEADER, HandlingError, Message, MessageHandler,
     RetryPolicy, Subscription,
@@ -35,17 +36,18 @@ pub enum Outcome {
 ///
 /// It runs in a `message` span (`message_id`, `event_name`, and `trace_id` from the message's
 /// `traceparent` header, so the consumer's log lines join the producer's trace), logs the outcome, and
-/// counts it in [`crate::metrics`].
+/// counts it in `metrics`.
 pub async fn process(
     handler: &dyn MessageHandler,
     message: &Message,
     policy: RetryPolicy,
+    metrics: &HandlingMetrics,
 ) -> Outcome {
     use tracing::Instrument;
     let context = message
         .headers
-        .get(crate::trace::TRACEPARENT_HEADER)
-        .and_then(|value| crate::trace::TraceContext::parse(value));
+        .get(myevents_platform::trace::TRACEPARENT_HEADER)
+        .and_then(|value| myevents_platform::trace::TraceContext::parse(value));
     let trace = context
         .map(|context| context.trace_id_hex())
         .unwrap_or_default();
@@ -55,22 +57,21 @@ pub async fn process(
         context.parent(&span);
     }
     let started = std::time::Instant::now();
-    let outcome = handle_with_retries(handler, message, policy)
+    let outcome = handle_with_retries(handler, message, policy, metrics)
         .instrument(span.clone())
         .await;
     let name = message.name.as_str();
-    crate::metrics::HANDLING_SECONDS
+    metrics
+        .handling_seconds
         .with_label_values(&[name])
         .observe(started.elapsed().as_secs_f64());
     span.in_scope(|| match &outcome {
         Outcome::Ack => {
-            crate::metrics::CONSUMED.with_label_values(&[name]).inc();
+            metrics.consumed.with_label_values(&[name]).inc();
             tracing::info!("message handled");
         }
         Outcome::DeadLetter(_) => {
-            crate::metrics::DEAD_LETTERED
-                .with_label_values(&[name])
-                .inc();
+            metrics.dead_lettered.with_label_values(&[name]).inc();
         }
     });
     outcome
@@ -80,6 +81,7 @@ async fn handle_with_retries(
     handler: &dyn MessageHandler,
     message: &Message,
     policy: RetryPolicy,
+    metrics: &HandlingMetrics,
 ) -> Outcome {
     let backoff = || {
         ExponentialBuilder::default()
@@ -98,7 +100,8 @@ async fn handle_with_retries(
             Ok(()) => return Outcome::Ack,
             Err(error) => error,
         };
-        crate::metrics::FAILED
+        metrics
+            .failed
             .with_label_values(&[message.name.as_str()])
             .inc();
         let delay = match &error {
@@ -144,7 +147,8 @@ pub fn mark_dead_letter(subscription: &Subscription, message: &mut Message, reas
     );
 }
 
-/// Signals shared between a [`Consumer`] handle and its running task.
+/// Signals shared between a [`Consumer`] handle and its running task, and the series its consume
+/// loop counts in.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerSignals {
     /// Stop after the message in hand is finished.
@@ -153,9 +157,16 @@ pub struct ConsumerSignals {
     pub(crate) kill: CancellationToken,
     /// Whether the consumer is attached to the broker now.
     pub(crate) attached: Arc<AtomicBool>,
+    /// The series of message handling.
+    pub(crate) metrics: HandlingMetrics,
 }
 
 impl ConsumerSignals {
+    /// The series the consume loop counts in (for [`process`]).
+    pub fn metrics(&self) -> &HandlingMetrics {
+        &self.metrics
+    }
+
     /// Records whether the consumer is attached to the broker now.
     pub fn set_attached(&self, attached: bool) {
         self.attached.store(attached, Ordering::Relaxed);
@@ -367,7 +378,10 @@ async fn supervise<F, Fut>(
     F: FnMut(ConsumerSignals) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let restarts = crate::metrics::CONSUMER_RESTARTS.with_label_values(&[subscription.as_str()]);
+    let restarts = signals
+        .metrics
+        .consumer_restarts
+        .with_label_values(&[subscription.as_str()]);
     let mut delay = RESTART_FIRST_DELAY;
     loop {
         let started = Instant::now();
@@ -459,7 +473,7 @@ mod tests {
         let handler = Scripted::new((0..120).map(|_| unavailable()));
         let message = Message::new("eventCreated", "k", b"{}".to_vec());
         let started = Instant::now();
-        let outcome = process(&handler, &message, POLICY).await;
+        let outcome = process(&handler, &message, POLICY, &HandlingMetrics::registered()).await;
         assert_eq!(outcome, Outcome::Ack);
         assert_eq!(handler.calls.load(Ordering::Relaxed), 121);
         let waited = started.elapsed();
@@ -482,7 +496,10 @@ mod tests {
             transient(),
             unavailable(),
         ]);
-        assert_eq!(process(&handler, &message, POLICY).await, Outcome::Ack);
+        assert_eq!(
+            process(&handler, &message, POLICY, &HandlingMetrics::registered()).await,
+            Outcome::Ack
+        );
         // A third transient failure: dead-lettered, however many waits came between.
         let handler = Scripted::new([
             transient(),
@@ -492,7 +509,7 @@ mod tests {
             unavailable(),
             transient(),
         ]);
-        match process(&handler, &message, POLICY).await {
+        match process(&handler, &message, POLICY, &HandlingMetrics::registered()).await {
             Outcome::DeadLetter(reason) => assert!(
                 reason.starts_with("failed 3 times, last: ") && reason.contains("write conflict"),
                 "{reason}"
@@ -506,7 +523,7 @@ mod tests {
             HandlingError::Poison(Cause::msg("no such event name")),
         ]);
         assert!(matches!(
-            process(&handler, &message, POLICY).await,
+            process(&handler, &message, POLICY, &HandlingMetrics::registered()).await,
             Outcome::DeadLetter(reason) if reason.starts_with("poison: ")
         ));
     }

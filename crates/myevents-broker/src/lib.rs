@@ -48,7 +48,6 @@ pub mod memory;
 pub mod metrics;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
-pub mod trace;
 
 pub use consume::{Consumer, ConsumerStatus, STABLE_RUN};
 
@@ -110,19 +109,19 @@ impl Message {
 
 pub use myevents_platform::error::Cause;
 
-/// What can go wrong talking to a broker. Each variant keeps its [`Cause`] (the client's error, with
-/// its chain of sources) for the log.
+/// What can go wrong talking to a broker. Each variant keeps its [`Cause`] (the client's error) and
+/// tells it in its own text, once: the variants have no `source`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
     /// The broker cannot be reached now (connection refused or lost, time-out); retrying later may work.
     #[error("broker unavailable: {0}")]
-    Unavailable(#[source] Cause),
+    Unavailable(Cause),
     /// The broker refused the message (negative publisher confirm).
     #[error("broker refused the message: {0}")]
-    Refused(#[source] Cause),
+    Refused(Cause),
     /// Anything else.
     #[error("unexpected broker error: {0}")]
-    Unexpected(#[source] Cause),
+    Unexpected(Cause),
 }
 
 /// Publishes messages.
@@ -208,11 +207,11 @@ impl Subscription {
 pub enum HandlingError {
     /// The message can never be handled (undecodable, breaks the contract): dead-letter it at once.
     #[error("poison message: {0}")]
-    Poison(#[source] Cause),
+    Poison(Cause),
     /// Handling failed for a reason that may pass (a write conflict, an unexpected answer): retry
     /// with backoff ([`RetryPolicy`]), then dead-letter.
     #[error("transient failure: {0}")]
-    Transient(#[source] Cause),
+    Transient(Cause),
     /// A dependency the handler needs does not answer (the store is down, its circuit open, or not
     /// started yet): the message is not at fault, so it is never dead-lettered for this. It is
     /// retried with the policy's backoff (up to [`RetryPolicy::max_delay`] between attempts) for as
@@ -220,7 +219,7 @@ pub enum HandlingError {
     /// unacknowledged in hand meanwhile, so the consumer takes no more messages until the
     /// dependency is back, and a shutdown leaves it for the broker to deliver again.
     #[error("dependency unavailable: {0}")]
-    Unavailable(#[source] Cause),
+    Unavailable(Cause),
 }
 
 /// Handles delivered messages. Must be idempotent: a message may be delivered more than once.

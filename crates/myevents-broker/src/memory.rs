@@ -204,7 +204,7 @@ async fn run(
                 biased;
                 // Dropping `in_flight` puts the message back, unacknowledged.
                 () = signals.kill.cancelled() => break,
-                outcome = process(handler.as_ref(), message, broker.retry) => outcome,
+                outcome = process(handler.as_ref(), message, broker.retry, signals.metrics()) => outcome,
             }
         };
         if let (Outcome::DeadLetter(reason), Some(message)) = (outcome, in_flight.settle()) {

@@ -660,7 +660,7 @@ async fn consume_session(
             biased;
             // A crash: leave the delivery unacknowledged; closing the connection returns it to the queue.
             () = signals.kill.cancelled() => break Ok(()),
-            outcome = process(handler, &message, broker.config.retry) => outcome,
+            outcome = process(handler, &message, broker.config.retry, signals.metrics()) => outcome,
         };
         let settled = match outcome {
             Outcome::Ack => unacked.add(delivery.delivery_tag).await,

@@ -10,7 +10,7 @@
 //! - `schemas/<name>.json`: the JSON Schema (draft-07) of each message body ([`message_schema`]),
 //!   generated with `schemars` from the type the consumers decode it into.
 //!
-//! [`stale`] is the drift check (the test command runs it); [`write`] regenerates.
+//! [`stale`] is the drift check (the test command runs it); [`write()`] regenerates.
 //!
 //! ```
 //! let docs = myevents_contract::documents();
@@ -265,7 +265,7 @@ fn amqp_message(name: &str) -> Value {
                     "pattern": ID_PATTERN,
                     "description": "The id of the entity the message is about (the event, or the location).",
                 },
-                (myevents_broker::trace::TRACEPARENT_HEADER): {
+                (myevents_platform::trace::TRACEPARENT_HEADER): {
                     "type": "string",
                     "pattern": TRACEPARENT_PATTERN,
                     "description": "W3C Trace Context of the request that caused the message.",
@@ -283,7 +283,7 @@ fn amqp_message(name: &str) -> Value {
             "headers": {
                 (myevents_broker::EVENT_NAME_HEADER): name,
                 (myevents_broker::rabbitmq::MESSAGE_KEY_HEADER): example(name).map(|e| e.key()),
-                (myevents_broker::trace::TRACEPARENT_HEADER): EXAMPLE_TRACEPARENT,
+                (myevents_platform::trace::TRACEPARENT_HEADER): EXAMPLE_TRACEPARENT,
             },
             "payload": example_body(name),
         }],
@@ -310,7 +310,7 @@ fn kafka_message(name: &str) -> Value {
                 "ce_source": { "const": "myevents" },
                 "ce_time": { "type": "string", "format": "date-time" },
                 "content-type": { "const": "application/json" },
-                (myevents_broker::trace::TRACEPARENT_HEADER): {
+                (myevents_platform::trace::TRACEPARENT_HEADER): {
                     "type": "string",
                     "pattern": TRACEPARENT_PATTERN,
                 },
@@ -342,7 +342,7 @@ fn kafka_message(name: &str) -> Value {
                 "ce_source": "myevents",
                 "ce_time": "2026-01-09T23:06:40Z",
                 "content-type": "application/json",
-                (myevents_broker::trace::TRACEPARENT_HEADER): EXAMPLE_TRACEPARENT,
+                (myevents_platform::trace::TRACEPARENT_HEADER): EXAMPLE_TRACEPARENT,
             },
             "payload": { "eventName": name, "payload": example_body(name) },
         }],

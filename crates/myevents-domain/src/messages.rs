@@ -229,13 +229,12 @@ pub enum DecodeError {
     #[error("unknown event name {0:?}")]
     UnknownName(String),
     /// The body is not the JSON the name promises.
-    #[error("malformed {name} body: {source}")]
+    #[error("malformed {name} body: {error}")]
     Malformed {
         /// The event name.
         name: String,
-        /// What the JSON parser said.
-        #[source]
-        source: serde_json::Error,
+        /// What the JSON parser said (in the text above; not a source, so that it is told once).
+        error: serde_json::Error,
     },
 }
 
@@ -292,9 +291,9 @@ impl DomainEvent {
     /// [`DecodeError::UnknownName`] for a name not listed here, [`DecodeError::Malformed`] when the body
     /// does not match the name's contract.
     pub fn from_json(name: &str, body: &[u8]) -> Result<Self, DecodeError> {
-        let malformed = |source| DecodeError::Malformed {
+        let malformed = |error| DecodeError::Malformed {
             name: name.to_owned(),
-            source,
+            error,
         };
         match name {
             EVENT_CREATED => serde_json::from_slice(body)

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use myevents_broker::ConsumerStatus;
 use myevents_http::openapi::PROBES_TAG;
 use myevents_http::problem::Problem;
-use myevents_http::server::{Draining, Readiness};
+use myevents_http::serve::Draining;
 use myevents_platform::build_info::BuildInfo;
 use myevents_store::StoreHealth;
 use utoipa_axum::router::OpenApiRouter;
@@ -89,7 +89,7 @@ async fn healthz(State(probes): State<Probes>) -> Response {
             content((Readiness = "application/json"), (Problem = "application/problem+json"))),
     ))]
 async fn readyz(State(probes): State<Probes>) -> Response {
-    myevents_http::server::store_and_consumer_readiness(
+    store_and_consumer_readiness(
         probes.store.as_ref(),
         &probes.consumer,
         &probes.draining,
@@ -103,4 +103,83 @@ async fn readyz(State(probes): State<Probes>) -> Response {
     responses((status = 200, description = "The build", body = BuildInfo)))]
 async fn version(State(probes): State<Probes>) -> Json<BuildInfo> {
     Json(probes.build)
+}
+
+/// Checks a store for readiness, waiting at most 2 seconds; the error says what is wrong.
+///
+/// # Errors
+/// The store's error, or that it did not answer in time.
+async fn check_store(health: &dyn StoreHealth) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(2), health.check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    }
+}
+
+/// The readiness of a service with a store and a consumer: `store`, `broker` (the consumer is
+/// attached to it) and `shutdown` checks, and how callers are authenticated (`authentication`:
+/// `jwt`, or `off`, which a reader of `/readyz` should notice).
+async fn store_and_consumer_readiness(
+    store: &dyn StoreHealth,
+    consumer: &ConsumerStatus,
+    draining: &Draining,
+    authentication: &'static str,
+) -> Response {
+    let store = check_store(store).await;
+    let broker = if consumer.is_attached() {
+        Ok(())
+    } else {
+        Err("the consumer is not attached to the broker".to_owned())
+    };
+    let shutdown = if draining.is_draining() {
+        Err("shutting down".to_owned())
+    } else {
+        Ok(())
+    };
+    readiness(
+        &[("store", store), ("broker", broker), ("shutdown", shutdown)],
+        authentication,
+    )
+}
+
+/// The answer of a readiness probe: 200 `{"status":"ready","checks":{…},"authentication":…}` when
+/// every check passed, else 503 `{"status":"unavailable","checks":{name: "ok" | reason},…}` naming
+/// what is down; `authentication` is the `AUTH_MODE` in force (`jwt` or `off`).
+fn readiness(checks: &[(&str, Result<(), String>)], authentication: &'static str) -> Response {
+    let ready = checks.iter().all(|(_, result)| result.is_ok());
+    let checks = checks
+        .iter()
+        .map(|(name, result)| {
+            let text = match result {
+                Ok(()) => "ok".to_owned(),
+                Err(reason) => reason.clone(),
+            };
+            ((*name).to_owned(), text)
+        })
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        checks,
+        authentication,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The body of a readiness answer (see [`readiness`]).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `unavailable`.
+    #[schema(value_type = String, pattern = "^(ready|unavailable)$")]
+    pub status: &'static str,
+    /// Each check by name (`store`, `consumer`, `shutdown`): `ok`, or why it failed.
+    pub checks: std::collections::BTreeMap<String, String>,
+    /// The `AUTH_MODE` in force: `jwt` or `off`.
+    #[schema(value_type = String, pattern = "^(jwt|off)$")]
+    pub authentication: &'static str,
 }

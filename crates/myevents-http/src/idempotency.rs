@@ -1,7 +1,7 @@
 //! The `Idempotency-Key` request header (IETF draft-ietf-httpapi-idempotency-key-header) for the
 //! services' `POST` handlers.
 //!
-//! A request without the header is handled as usual. With it, [`Idempotency::run`]:
+//! A request without the header is handled as usual. With it, [`middleware`]:
 //! - handles the first request with that key (per user) and stores its response — any status
 //!   below 500 — for `ttl` (`IDEMPOTENCY_KEY_TTL`, default 24 hours);
 //! - answers a retry with the same key and the same request (method, path, body) with the stored

@@ -1,4 +1,4 @@
-//! Response bodies ([`json_response`]), and request bodies, read as the reference reads them: JSON whose object keys match field names
+//! Response bodies ([`json_response`], [`created`]), and request bodies, read as the reference reads them: JSON whose object keys match field names
 //! case-insensitively (Go's `encoding/json` rule), unknown keys ignored.
 //!
 //! Bodies are parsed as JSON when their `Content-Type` is `application/json` (or `+json`), `text/plain`
@@ -8,7 +8,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use http::{HeaderMap, header};
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -139,6 +140,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 })?;
         parse_json(&body).map(Self)
     }
+}
+
+/// A `201 Created` answer with a `Location` header (the new resource's path) and a JSON body.
+pub fn created<T: serde::Serialize>(location: &str, body: &T) -> Response {
+    let mut response = json_response(StatusCode::CREATED, body);
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! The HTTP series (Prometheus, default registry; see `myevents_platform::metrics`):
-//! `myevents_http_requests_total{service, method, route, status}` and
-//! `myevents_http_request_duration_seconds{service, method, route}` (histogram, seconds).
+//! The HTTP series (Prometheus, default registry; see `myevents_platform::metrics`), as
+//! [`HttpMetrics`], handed to the middleware stack through `crate::layers::Edge`:
+//! `myevents_http_requests_total{service, method, route, status}`,
+//! `myevents_http_request_duration_seconds{service, method, route}` (histogram, seconds) and
+//! `myevents_http_rate_limited_total{service}`.
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -11,32 +13,55 @@ use axum::response::Response;
 use myevents_platform::metrics::registered;
 use prometheus::{HistogramVec, IntCounterVec, register_histogram_vec, register_int_counter_vec};
 
-/// HTTP requests answered, by service, method, route template and status.
-pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    registered(
-        "myevents_http_requests_total",
-        register_int_counter_vec!(
-            "myevents_http_requests_total",
-            "HTTP requests answered, by service, method, route template and status code.",
-            &["service", "method", "route", "status"]
-        ),
-    )
-});
+/// The HTTP series. Cheap to clone: every clone counts in the same series.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    /// HTTP requests answered, by service, method, route template and status.
+    pub requests: IntCounterVec,
+    /// HTTP request latency in seconds, by service, method and route template.
+    pub duration: HistogramVec,
+    /// Requests answered 429, by service (see [`crate::rate_limit`]).
+    pub rate_limited: IntCounterVec,
+}
 
-/// HTTP request latency in seconds, by service, method and route template.
-pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    registered(
-        "myevents_http_request_duration_seconds",
-        register_histogram_vec!(
-            "myevents_http_request_duration_seconds",
-            "Time to answer an HTTP request, in seconds, by service, method and route template.",
-            &["service", "method", "route"],
-            vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
-            ]
-        ),
-    )
-});
+impl HttpMetrics {
+    /// The process's series: registered in the default registry by the first call (so that they
+    /// are listed before the first request) and shared by every later one, since the registry
+    /// takes each name once.
+    pub fn registered() -> Self {
+        static METRICS: LazyLock<HttpMetrics> = LazyLock::new(|| HttpMetrics {
+            requests: registered(
+                "myevents_http_requests_total",
+                register_int_counter_vec!(
+                    "myevents_http_requests_total",
+                    "HTTP requests answered, by service, method, route template and status code.",
+                    &["service", "method", "route", "status"]
+                ),
+            ),
+            duration: registered(
+                "myevents_http_request_duration_seconds",
+                register_histogram_vec!(
+                    "myevents_http_request_duration_seconds",
+                    "Time to answer an HTTP request, in seconds, by service, method and route template.",
+                    &["service", "method", "route"],
+                    vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0
+                    ]
+                ),
+            ),
+            rate_limited: registered(
+                "myevents_http_rate_limited_total",
+                register_int_counter_vec!(
+                    "myevents_http_rate_limited_total",
+                    "API requests refused with 429 because their caller was over its rate limit.",
+                    &["service"]
+                ),
+            ),
+        });
+        METRICS.clone()
+    }
+}
 
 /// The `method` label of a request: one of the methods of RFC 9110 (and `PATCH`), else `other`, so
 /// that clients cannot create series with made-up methods.
@@ -56,11 +81,11 @@ pub fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
-/// Axum middleware recording [`HTTP_REQUESTS`] and [`HTTP_DURATION`] for the service named by its
-/// state, by method (see [`method_label`]), route template (`unmatched` for requests no route
-/// matched) and status code: every label is bounded whatever the clients send.
+/// Axum middleware recording [`HttpMetrics::requests`] and [`HttpMetrics::duration`] for the
+/// service its state names, by method (see [`method_label`]), route template (`unmatched` for
+/// requests no route matched) and status code: every label is bounded whatever the clients send.
 pub async fn record_http(
-    State(service): State<&'static str>,
+    State((service, metrics)): State<(&'static str, HttpMetrics)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -69,17 +94,13 @@ pub async fn record_http(
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    HTTP_DURATION
+    metrics
+        .duration
         .with_label_values(&[service, method, route])
         .observe(started.elapsed().as_secs_f64());
-    HTTP_REQUESTS
+    metrics
+        .requests
         .with_label_values(&[service, method, route, response.status().as_str()])
         .inc();
     response
-}
-
-/// Registers the series, so that they are listed before the first request.
-pub fn register() {
-    LazyLock::force(&HTTP_REQUESTS);
-    LazyLock::force(&HTTP_DURATION);
 }

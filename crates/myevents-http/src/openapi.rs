@@ -2,7 +2,7 @@
 //!
 //! A service documents its own routes with `utoipa` (`#[utoipa::path]` on each handler, registered
 //! through `utoipa_axum::routes!`, so a route cannot exist without its documentation); [`finish`]
-//! then adds what the shared middleware of [`crate::server::with_common_layers`] answers on every
+//! then adds what the shared middleware of [`crate::layers::with_common_layers`] answers on every
 //! route, so that the document states every status a client can meet:
 //!
 //! - on the API routes: 400 (malformed request, query, header or token), 401 (`WWW-Authenticate`,

@@ -25,24 +25,19 @@ pub struct InvalidField {
 }
 
 /// The cause of a server error (5xx), carried from where it happened to the one place that logs it
-/// (`myevents_http::server::with_common_layers`, with the request's span): never sent to the client.
+/// (`myevents_http::layers::with_common_layers`, with the request's span): never sent to the client.
 /// (The error sits behind a thin pointer, so that a [`Problem`] stays small.)
 #[derive(Debug, Clone)]
 pub struct ServerErrorCause(Arc<Box<dyn std::error::Error + Send + Sync>>);
 
 impl std::fmt::Display for ServerErrorCause {
-    /// The error and its chain of sources, `outer: inner: innermost`; a source whose text the error
-    /// above it already ends with (as `#[error("…: {0}")]` errors show their cause) is not repeated.
+    /// The error and its chain of sources, `outer: inner: innermost`. Our errors tell their cause
+    /// either in their text or as their source, never both, so each cause is told once.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut above = self.0.to_string();
-        f.write_str(&above)?;
+        write!(f, "{}", self.0)?;
         let mut source = self.0.source();
         while let Some(error) = source {
-            let text = error.to_string();
-            if !above.ends_with(&text) {
-                write!(f, ": {text}")?;
-            }
-            above = text;
+            write!(f, ": {error}")?;
             source = error.source();
         }
         Ok(())
@@ -345,7 +340,7 @@ mod tests {
             .get::<ServerErrorCause>()
             .expect("cause")
             .to_string();
-        // Each source is told once, though the outer errors also show it in their own text.
+        // Each cause is told once: the store's error tells its cause in its text, not as a source.
         assert_eq!(cause, "store unavailable: reading events: connection reset");
         let body = axum::body::to_bytes(response.into_body(), 10_000)
             .await

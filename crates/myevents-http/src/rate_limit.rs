@@ -12,7 +12,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -21,8 +21,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{HeaderValue, StatusCode, header};
-use myevents_platform::metrics::registered;
-use prometheus::{IntCounterVec, register_int_counter_vec};
+use prometheus::IntCounter;
 
 use crate::auth::{CredentialsRefused, TokenSubject, USER_HEADER};
 use crate::problem::Problem;
@@ -40,18 +39,6 @@ pub struct RateLimit {
     pub trusted_proxy_hops: usize,
 }
 
-/// Requests answered 429, by service.
-pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    registered(
-        "myevents_http_rate_limited_total",
-        register_int_counter_vec!(
-            "myevents_http_rate_limited_total",
-            "API requests refused with 429 because their caller was over its rate limit.",
-            &["service"]
-        ),
-    )
-});
-
 /// Who a request counts against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum CallerKey {
@@ -64,7 +51,7 @@ enum CallerKey {
 /// recently. Cheap to clone; callers idle for longer than a full burst are forgotten every minute.
 #[derive(Clone)]
 pub struct Limiter {
-    service: &'static str,
+    refused: IntCounter,
     limit: RateLimit,
     callers: Arc<DefaultKeyedRateLimiter<CallerKey>>,
 }
@@ -78,9 +65,10 @@ impl std::fmt::Debug for Limiter {
 }
 
 impl Limiter {
-    /// A limiter of `service`'s callers to `limit`. Inside a Tokio runtime it starts the task that
-    /// forgets idle callers (it ends when the last clone is dropped).
-    pub fn new(service: &'static str, limit: RateLimit) -> Self {
+    /// A limiter of a service's callers to `limit`, counting its 429 answers in `refused` (the
+    /// service's series of [`crate::metrics::HttpMetrics::rate_limited`]). Inside a Tokio runtime it
+    /// starts the task that forgets idle callers (it ends when the last clone is dropped).
+    pub fn new(limit: RateLimit, refused: IntCounter) -> Self {
         let quota =
             Quota::per_second(limit.per_second).allow_burst(limit.burst.max(limit.per_second));
         let callers = Arc::new(DefaultKeyedRateLimiter::keyed(quota));
@@ -88,7 +76,7 @@ impl Limiter {
             runtime.spawn(forget_idle_callers(Arc::downgrade(&callers)));
         }
         Self {
-            service,
+            refused,
             limit,
             callers,
         }
@@ -146,12 +134,12 @@ impl Limiter {
     }
 
     /// 429 with `Retry-After` (whole seconds, rounded up, at least 1) and a problem body, counted
-    /// in [`RATE_LIMITED`].
+    /// in the limiter's `refused` series.
     fn too_many(
         &self,
         not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>,
     ) -> Response {
-        RATE_LIMITED.with_label_values(&[self.service]).inc();
+        self.refused.inc();
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let seconds = u32::try_from(whole).unwrap_or(u32::MAX).max(1);
@@ -172,17 +160,10 @@ impl Limiter {
 }
 
 /// Axum middleware: lets the request on if its caller is within the limit of the [`Limiter`] of
-/// its state (every request when there is none), else answers 429 with `Retry-After` (whole
+/// its state, else answers 429 with `Retry-After` (whole
 /// seconds, at least 1) and a problem body. Runs after [`crate::auth::authenticate`], whose
 /// verified token subject it keys by.
-pub async fn limit_rate(
-    State(limiter): State<Option<Limiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(limiter) = limiter else {
-        return next.run(request).await;
-    };
+pub async fn limit_rate(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
     match limiter.refusal(&limiter.key(&request)) {
         None => next.run(request).await,
         Some(too_many) => too_many,
@@ -196,13 +177,10 @@ pub async fn limit_rate(
 /// limit, such refusals are answered 429 with `Retry-After` instead. Requests without an
 /// `Authorization` or `X-User-Id` header pass untouched.
 pub async fn limit_refused_credentials(
-    State(limiter): State<Option<Limiter>>,
+    State(limiter): State<Limiter>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(limiter) = limiter else {
-        return next.run(request).await;
-    };
     let headers = request.headers();
     if !(headers.contains_key(header::AUTHORIZATION) || headers.contains_key(USER_HEADER)) {
         return next.run(request).await;
@@ -221,12 +199,12 @@ mod tests {
 
     fn limiter(hops: usize) -> Limiter {
         Limiter::new(
-            "test",
             RateLimit {
                 per_second: NonZeroU32::new(1).expect("1"),
                 burst: NonZeroU32::new(2).expect("2"),
                 trusted_proxy_hops: hops,
             },
+            IntCounter::new("rate_limited", "429 answers").expect("counter"),
         )
     }
 

@@ -10,6 +10,7 @@ use myevents_store::Outbox;
 
 use crate::broker::Broker;
 use crate::config::RelayConfig;
+use crate::metrics::MessagingMetrics;
 use crate::outbox::{OutboxRelay, OutboxWaker};
 
 /// What a service consumes and relays: its subscription and handler, its outbox and the waker its
@@ -40,9 +41,9 @@ pub struct Messaging {
 pub(crate) const DECLARE_AT_START: Duration = Duration::from_secs(5);
 
 impl Messaging {
-    /// Declares the subscription (a broker that is down only delays this, by at most
-    /// [`DECLARE_AT_START`]: the consumer declares it when it connects), starts its consumer, and starts the relay of the outbox unless `relay` says
-    /// off. `service` labels the metrics.
+    /// Declares the subscription (a broker that is down only delays this, by at most 5 s: the
+    /// consumer declares it when it connects), starts its consumer, and starts the relay of the
+    /// outbox unless `relay` says off. `service` labels the metrics.
     ///
     /// # Errors
     /// When the consumer cannot be started.
@@ -58,7 +59,7 @@ impl Messaging {
             outbox,
             waker,
         } = parts;
-        crate::metrics::register(service);
+        let metrics = MessagingMetrics::registered(service);
         match tokio::time::timeout(DECLARE_AT_START, broker.subscriber.declare(&subscription)).await
         {
             Ok(Ok(())) => {}
@@ -73,16 +74,22 @@ impl Messaging {
             .subscribe(&subscription, handler)
             .await
             .with_context(|| format!("starting the consumer of {}", subscription.name))?;
-        let backlog = crate::outbox::watch_backlog(service, Arc::clone(&outbox));
+        let backlog = crate::outbox::watch_backlog(Arc::clone(&outbox), &metrics);
         let relay = relay.enabled.then(|| {
-            OutboxRelay::start(service, outbox, Arc::clone(&broker.publisher), relay, waker)
+            OutboxRelay::start(
+                outbox,
+                Arc::clone(&broker.publisher),
+                relay,
+                waker,
+                metrics.clone(),
+            )
         });
         if relay.is_none() {
             tracing::warn!("OUTBOX_RELAY=off: stored messages are not published by this process");
         }
         let status = consumer.status();
-        let attached = crate::metrics::CONSUMER_ATTACHED.with_label_values(&[service]);
-        let failing = crate::metrics::CONSUMER_FAILING.with_label_values(&[service]);
+        let attached = metrics.consumer_attached.with_label_values(&[service]);
+        let failing = metrics.consumer_failing.with_label_values(&[service]);
         let sampler = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             loop {

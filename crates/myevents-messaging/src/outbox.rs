@@ -19,6 +19,7 @@ use myevents_domain::messages::OutboxMessage;
 use myevents_store::{Outbox, RepositoryError};
 
 use crate::config::RelayConfig;
+use crate::metrics::MessagingMetrics;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -45,7 +46,7 @@ pub fn to_message(message: &OutboxMessage) -> Message {
             .iter()
             .map(|t| {
                 (
-                    myevents_broker::trace::TRACEPARENT_HEADER.to_owned(),
+                    myevents_platform::trace::TRACEPARENT_HEADER.to_owned(),
                     t.clone(),
                 )
             })
@@ -75,7 +76,7 @@ impl OutboxWaker {
 
 /// What a relay works with: whose outbox (the `service` label of its metrics), where it publishes.
 struct Relay {
-    service: &'static str,
+    metrics: MessagingMetrics,
     /// This relay's claimant id: unique per running relay.
     id: String,
     outbox: Arc<dyn Outbox>,
@@ -137,8 +138,9 @@ impl Relay {
         for (message, result) in pending.iter().zip(results) {
             match result {
                 Ok(()) => {
-                    crate::metrics::PUBLISHED
-                        .with_label_values(&[self.service, message.event.name()])
+                    self.metrics
+                        .published
+                        .with_label_values(&[self.metrics.service, message.event.name()])
                         .inc();
                     published.push(message.id.clone());
                 }
@@ -175,8 +177,9 @@ impl Relay {
                 }
                 Ok(Round::StandingBy) => self.config.poll_interval,
                 Err(error) => {
-                    crate::metrics::PUBLISH_FAILURES
-                        .with_label_values(&[self.service])
+                    self.metrics
+                        .publish_failures
+                        .with_label_values(&[self.metrics.service])
                         .inc();
                     tracing::warn!(%error, retry_in_ms = u64::try_from(failure_delay.as_millis()).unwrap_or(u64::MAX),
                         "outbox relay failed; the messages stay pending");
@@ -202,15 +205,18 @@ impl Relay {
     }
 }
 
-/// Keeps the backlog gauges of `service` up to date from a look at the whole `outbox` every 5
+/// Keeps the backlog gauges of `metrics`' service up to date from a look at the whole `outbox` every 5
 /// seconds: `myevents_outbox_pending` (messages), `myevents_outbox_oldest_pending_age_seconds` and
 /// `myevents_outbox_backlog_readable`. While the store cannot be read the last count stays, the age
 /// goes on growing from the last known oldest message (nothing can be marked published meanwhile),
 /// and `readable` is 0. Runs until the handle is aborted.
-pub fn watch_backlog(service: &'static str, outbox: Arc<dyn Outbox>) -> JoinHandle<()> {
-    let pending = crate::metrics::OUTBOX_PENDING.with_label_values(&[service]);
-    let age = crate::metrics::OUTBOX_OLDEST_AGE.with_label_values(&[service]);
-    let readable = crate::metrics::OUTBOX_BACKLOG_READABLE.with_label_values(&[service]);
+pub fn watch_backlog(outbox: Arc<dyn Outbox>, metrics: &MessagingMetrics) -> JoinHandle<()> {
+    let service = metrics.service;
+    let pending = metrics.outbox_pending.with_label_values(&[service]);
+    let age = metrics.outbox_oldest_age.with_label_values(&[service]);
+    let readable = metrics
+        .outbox_backlog_readable
+        .with_label_values(&[service]);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(BACKLOG_INTERVAL);
         let mut oldest = None;
@@ -241,21 +247,21 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    /// Starts relaying `service`'s `outbox` to `publisher` while it holds the outbox's claim: at
+    /// Starts relaying a service's `outbox` to `publisher` while it holds the outbox's claim: at
     /// once after `waker` is woken (after a write), else every `config.poll_interval` (messages a
     /// crashed process left behind; a standing-by relay asks for the claim as often); after a failure
-    /// it waits 0.5 s, doubling up to 10 s.
+    /// it waits 0.5 s, doubling up to 10 s. It counts in `metrics` (whose service it relays for).
     pub fn start(
-        service: &'static str,
         outbox: Arc<dyn Outbox>,
         publisher: Arc<dyn EventPublisher>,
         config: RelayConfig,
         waker: OutboxWaker,
+        metrics: MessagingMetrics,
     ) -> Self {
         let stop = CancellationToken::new();
         let relay = Relay {
-            service,
-            id: relay_id(service),
+            id: relay_id(metrics.service),
+            metrics,
             outbox,
             publisher,
             config,
@@ -385,11 +391,11 @@ mod tests {
         let relays: Vec<OutboxRelay> = (0..3)
             .map(|_| {
                 OutboxRelay::start(
-                    "booking-service",
                     Arc::new(outbox.clone()),
                     Arc::clone(&recording) as Arc<dyn EventPublisher>,
                     config(Duration::from_secs(10)),
                     OutboxWaker::default(),
+                    MessagingMetrics::registered("booking-service"),
                 )
             })
             .collect();
@@ -410,11 +416,11 @@ mod tests {
         let recording = Arc::new(Recording::default());
         let start = |lease| {
             OutboxRelay::start(
-                "booking-service",
                 Arc::new(outbox.clone()),
                 Arc::clone(&recording) as Arc<dyn EventPublisher>,
                 config(lease),
                 OutboxWaker::default(),
+                MessagingMetrics::registered("booking-service"),
             )
         };
         let first = start(Duration::from_secs(3600));

@@ -25,7 +25,7 @@ impl Cause {
         )))
     }
 
-    /// `error` while doing `what`: reads `what: error`, and its source is `error`.
+    /// `error` while doing `what`: reads `what: error`; its source is `error`'s source.
     pub fn context(what: impl Into<String>, error: impl Error + Send + Sync + 'static) -> Self {
         Self::new(Context {
             what: what.into(),
@@ -47,9 +47,11 @@ impl fmt::Display for Context {
     }
 }
 
+/// Its text tells the error, so the error is not also its source (a chain of sources would tell
+/// it twice); the error's own sources follow.
 impl Error for Context {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(self.error.as_ref())
+        self.error.source()
     }
 }
 

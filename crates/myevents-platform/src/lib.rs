@@ -9,6 +9,7 @@
 //! - [`metrics`]: the Prometheus registry's text rendering and the `/metrics` server on its own port.
 //! - [`telemetry`]: `tracing` set-up (JSON in containers, human-readable in a terminal; OTLP export
 //!   with feature `otlp`).
+//! - [`trace`]: W3C Trace Context (`traceparent`), carried from HTTP requests through messages.
 //! - [`shutdown`]: a future that resolves on SIGTERM or ctrl-c.
 //! - [`build_info`]: version and git commit of the build (`GET /version`).
 //!
@@ -25,3 +26,4 @@ pub mod error;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;

@@ -71,19 +71,19 @@ impl PageRequest {
 
 pub use myevents_platform::error::Cause;
 
-/// What can go wrong in any repository. Each variant keeps its [`Cause`] (the driver's error, with
-/// its chain of sources) for the log.
+/// What can go wrong in any repository. Each variant keeps its [`Cause`] (the driver's error) and
+/// tells it in its own text, once: the variants have no `source`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepositoryError {
     /// An item with that id (or unique key) is already stored.
     #[error("already stored: {0}")]
-    Conflict(#[source] Cause),
+    Conflict(Cause),
     /// The store cannot be reached now; the operation may succeed later (HTTP 503).
     #[error("store unavailable: {0}")]
-    Unavailable(#[source] Cause),
+    Unavailable(Cause),
     /// Anything else.
     #[error("unexpected store error: {0}")]
-    Unexpected(#[source] Cause),
+    Unexpected(Cause),
 }
 
 /// Why a booking could not be placed.

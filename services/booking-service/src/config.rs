@@ -1,6 +1,6 @@
 //! The booking service's configuration, read once from the environment at start-up.
 
-use myevents_host::{HostConfig, HostDefaults};
+use myevents_host::{FromEnv, HostDefaults};
 use myevents_platform::config::{ConfigError, parse_or, seconds_or, var};
 
 use std::time::Duration;
@@ -26,7 +26,7 @@ fn fault_from_env() -> Result<Option<Fault>, ConfigError> {
     Ok(Some(fault))
 }
 
-/// The booking service's defaults: listens on `0.0.0.0:8282`, metrics on `0.0.0.0:9101`, consumes
+/// The booking service's defaults: listens on `0.0.0.0:8282`, metrics on `127.0.0.1:9101`, consumes
 /// queue `BOOKING_QUEUE` (default `booking`, the reference's queue), database `myevents_booking`.
 pub const DEFAULTS: HostDefaults = HostDefaults {
     listen: "0.0.0.0:8282",
@@ -36,12 +36,10 @@ pub const DEFAULTS: HostDefaults = HostDefaults {
     database: "myevents_booking",
 };
 
-/// Everything the booking service reads from its environment (its broker and store are read by the
-/// host: `BROKER_KIND`, `STORE_KIND`).
+/// The booking service's own settings (the host reads the rest: `myevents_host::HostConfig`, and
+/// the broker and the store: `BROKER_KIND`, `STORE_KIND`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingServiceConfig {
-    /// Listener, CORS, limits, relay, queue and idempotency keys (see [`DEFAULTS`]).
-    pub host: HostConfig,
     /// Most seats one booking may take (`MAX_SEATS_PER_BOOKING`, default 10).
     pub max_seats_per_booking: u32,
     /// Seats on sale for an `eventCreated` message that states no capacity, as a reference event
@@ -49,22 +47,38 @@ pub struct BookingServiceConfig {
     pub default_capacity: Option<u32>,
     /// How often the reconciler looks for bookings and cancellations a crash interrupted between
     /// their two writes and finishes them (`RECONCILE_INTERVAL`, seconds, default 30).
-    pub reconcile_every: std::time::Duration,
+    pub reconcile_every: Duration,
     /// How old an interrupted seat hold or seat return must be before the reconciler finishes it;
     /// younger ones belong to the request still running (`RECONCILE_GRACE`, seconds, default 30).
-    pub reconcile_grace: std::time::Duration,
+    pub reconcile_grace: Duration,
     /// A fault injected for tests (`FAULT_INJECTION`: `crash-after-seat-hold` or
     /// `drop-after-seat-hold`; unset in production).
     pub fault: Option<Fault>,
 }
 
-impl BookingServiceConfig {
-    /// Reads and validates the environment.
+/// Every setting at the default its variable documents: 10 seats per booking, no default capacity,
+/// reconciliation every 30 s of what is older than 30 s, no fault.
+impl Default for BookingServiceConfig {
+    fn default() -> Self {
+        Self {
+            max_seats_per_booking: 10,
+            default_capacity: None,
+            reconcile_every: Duration::from_secs(30),
+            reconcile_grace: Duration::from_secs(30),
+            fault: None,
+        }
+    }
+}
+
+impl FromEnv for BookingServiceConfig {
+    /// Reads and validates the booking service's own variables.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first invalid variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let max_seats_per_booking = parse_or("MAX_SEATS_PER_BOOKING", 10u32)?;
+    fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let max_seats_per_booking =
+            parse_or("MAX_SEATS_PER_BOOKING", defaults.max_seats_per_booking)?;
         if max_seats_per_booking == 0 {
             return Err(ConfigError::new(
                 "MAX_SEATS_PER_BOOKING",
@@ -77,15 +91,16 @@ impl BookingServiceConfig {
             Some(_) => Some(parse_or("DEFAULT_EVENT_CAPACITY", 0u32)?),
         };
         Ok(Self {
-            host: HostConfig::from_env(&DEFAULTS)?,
             max_seats_per_booking,
             default_capacity,
-            reconcile_every: seconds_or("RECONCILE_INTERVAL", Duration::from_secs(30))?,
-            reconcile_grace: seconds_or("RECONCILE_GRACE", Duration::from_secs(30))?,
+            reconcile_every: seconds_or("RECONCILE_INTERVAL", defaults.reconcile_every)?,
+            reconcile_grace: seconds_or("RECONCILE_GRACE", defaults.reconcile_grace)?,
             fault: fault_from_env()?,
         })
     }
+}
 
+impl BookingServiceConfig {
     /// The booking rules this configuration sets.
     pub fn rules(&self) -> BookingRules {
         BookingRules {

@@ -10,11 +10,12 @@
 //! declares to the host, [`myevents_host`], which binds, serves and shuts down), [`metrics`].
 //!
 //! ```no_run
-//! use myevents_booking_service::{Application, Dependencies, config::BookingServiceConfig};
+//! use myevents_booking_service::{Application, BookingServiceSpec, Dependencies};
+//! use myevents_host::Service;
 //! use myevents_store::config::StoreConfig;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
-//! let config = BookingServiceConfig::from_env()?;
+//! let config = myevents_host::Config::from_env(&BookingServiceSpec::DEFAULTS)?;
 //! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory, &[])?;
 //! let deps = Dependencies::from_config(&StoreConfig::Memory, broker).await?;
 //! let app = Application::build(&config, deps).await?;

@@ -18,6 +18,8 @@ use myevents_store::{
     BookingRepository, Cancellation, PageRequest, RepositoryError, SeatHold, Settled,
 };
 
+use crate::metrics::BookingMetrics;
+
 /// Book `seats` of an event for a user, under an id the caller reserved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaceBooking {
@@ -139,6 +141,7 @@ pub struct BookingService {
     waker: OutboxWaker,
     rules: BookingRules,
     fault: Option<Fault>,
+    metrics: BookingMetrics,
 }
 
 /// Now, to the whole second (the wire's and the store's resolution).
@@ -148,17 +151,20 @@ fn now_seconds() -> DateTime<Utc> {
 }
 
 impl BookingService {
-    /// The use cases over `bookings`; every write that stores a message wakes the relay.
+    /// The use cases over `bookings`, counting in `metrics`; every write that stores a message
+    /// wakes the relay.
     pub fn new(
         bookings: Arc<dyn BookingRepository>,
         waker: OutboxWaker,
         rules: BookingRules,
+        metrics: BookingMetrics,
     ) -> Self {
         Self {
             bookings,
             waker,
             rules,
             fault: None,
+            metrics,
         }
     }
 
@@ -195,7 +201,7 @@ impl BookingService {
         let hold = match self.bookings.hold_seats(&booking).await {
             Ok(hold) => hold,
             Err(myevents_store::PlaceBookingError::SoldOut { remaining }) => {
-                crate::metrics::SOLD_OUT.inc();
+                self.metrics.sold_out.inc();
                 return Err(PlaceError::SoldOut {
                     remaining: remaining.get(),
                     requested: seats.get(),
@@ -238,8 +244,10 @@ impl BookingService {
         match self.bookings.store_held_booking(hold, &announce).await? {
             Settled::Stored(booking) => {
                 self.waker.wake();
-                crate::metrics::BOOKINGS.inc();
-                crate::metrics::SEATS_PER_BOOKING.observe(f64::from(booking.seats.get()));
+                self.metrics.bookings.inc();
+                self.metrics
+                    .seats_per_booking
+                    .observe(f64::from(booking.seats.get()));
                 tracing::info!(booking_id = %booking.id, event_id = %booking.event_id,
                     seats = booking.seats.get(), remaining = hold.remaining.get(),
                     message_id = %announce.id, "booking placed");
@@ -398,7 +406,7 @@ impl BookingService {
             let id = hold.booking.id;
             match self.store_held(&hold, None).await {
                 Ok(_) => {
-                    crate::metrics::RECONCILED_HOLDS.inc();
+                    self.metrics.reconciled_holds.inc();
                     tracing::warn!(booking_id = %id, event_id = %hold.booking.event_id,
                         seats = hold.booking.seats.get(), held_at = %hold.held_at,
                         "reconciliation: an interrupted booking was finished from its seat hold");
@@ -434,6 +442,7 @@ mod tests {
                 max_seats_per_booking: 4,
                 default_capacity: None,
             },
+            BookingMetrics::registered(),
         );
         Fixture { service, outbox }
     }

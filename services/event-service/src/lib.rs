@@ -7,15 +7,16 @@
 //!
 //! Layout: [`service`] (the use cases: [`EventService::create_event`],
 //! [`EventService::create_location`], …), [`http`] (routes that extract → call a use case → map, the
-//! wire formats, the service's error type), [`consumer`], [`config`] (environment), [`app`] (what the
+//! wire formats, the service's error type), [`consumer`], [`config`] (its defaults), [`app`] (what the
 //! service declares to the host, [`myevents_host`], which binds, serves and shuts down).
 //!
 //! ```no_run
-//! use myevents_event_service::{Application, Dependencies, config::EventServiceConfig};
+//! use myevents_event_service::{Application, Dependencies, EventServiceSpec};
+//! use myevents_host::Service;
 //! use myevents_store::config::StoreConfig;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
-//! let config = EventServiceConfig::from_env()?;
+//! let config = myevents_host::Config::<()>::from_env(&EventServiceSpec::DEFAULTS)?;
 //! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory, &[])?;
 //! let deps = Dependencies::from_config(&StoreConfig::Memory, broker).await?;
 //! let app = Application::build(&config, deps).await?;

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use myevents_booking_service::config::BookingServiceConfig;
 use myevents_broker::memory::InMemoryBroker;
-use myevents_event_service::config::EventServiceConfig;
 use myevents_host::HostConfig;
 use myevents_http::auth::{AuthConfig, AuthMode};
 use myevents_http::config::{CorsOrigins, ServerConfig};
@@ -106,20 +105,20 @@ impl Suite {
             auth: config.auth.clone(),
             tls: None,
         };
-        let event_config = EventServiceConfig {
+        let event_config = myevents_host::Config {
             host: host(config.event_listen, "events-service", config.server),
+            service: (),
         };
         let booking_server = ServerConfig {
             metrics_listen: None,
             ..config.server
         };
-        let booking_config = BookingServiceConfig {
+        let booking_config = myevents_host::Config {
             host: host(config.booking_listen, "booking", booking_server),
-            max_seats_per_booking: config.max_seats_per_booking,
-            default_capacity: None,
-            reconcile_every: std::time::Duration::from_secs(60),
-            reconcile_grace: std::time::Duration::from_secs(30),
-            fault: None,
+            service: BookingServiceConfig {
+                max_seats_per_booking: config.max_seats_per_booking,
+                ..BookingServiceConfig::default()
+            },
         };
         let bookings = myevents_booking_service::Application::build(
             &booking_config,

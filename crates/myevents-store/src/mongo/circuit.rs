@@ -6,7 +6,8 @@
 //! <https://specifications.readthedocs.io/en/latest/server-discovery-and-monitoring/server-discovery-and-monitoring/>):
 //! the driver marks a server unknown when a check of it fails or a connection to it breaks, and
 //! checks it again every heartbeat (`MONGO_HEARTBEAT_FREQUENCY`, the probe interval). States
-//! ([`CircuitState`], the gauge `myevents_circuit_state{dependency="mongodb",database}`):
+//! ([`CircuitState`], the gauge `myevents_circuit_state{dependency="mongodb",database}` of
+//! [`CircuitMetrics`]):
 //! - **closed**: the driver knows a writable server (a primary, or a standalone server); calls go
 //!   through;
 //! - **open**: the driver lost its writable server (it was writable and no longer is, or a check
@@ -22,22 +23,36 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use mongodb::event::EventHandler;
 use mongodb::event::sdam::SdamEvent;
-use prometheus::{IntGaugeVec, register_int_gauge_vec};
+use prometheus::{IntGauge, IntGaugeVec, register_int_gauge_vec};
 
 use crate::{Cause, RepositoryError};
 
-/// The gauge of every MongoDB store's circuit, by `dependency` (`mongodb`) and `database`: 0 closed,
-/// 1 open, 2 half-open.
-pub static CIRCUIT_STATE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    myevents_platform::metrics::registered(
-        "myevents_circuit_state",
-        register_int_gauge_vec!(
-            "myevents_circuit_state",
-            "State of the circuit breaker in front of a dependency: 0 closed (calls go through), 1 open (calls fail at once), 2 half-open (a probe is in flight).",
-            &["dependency", "database"]
-        ),
-    )
-});
+/// The series of the MongoDB stores' circuits. Cheap to clone: every clone counts in the same
+/// series.
+#[derive(Debug, Clone)]
+pub struct CircuitMetrics {
+    /// Every circuit's state, by `dependency` (`mongodb`) and `database`: 0 closed, 1 open,
+    /// 2 half-open.
+    pub state: IntGaugeVec,
+}
+
+impl CircuitMetrics {
+    /// The process's series: registered in the default registry by the first call and shared by
+    /// every later one, since the registry takes each name once.
+    pub fn registered() -> Self {
+        static METRICS: LazyLock<CircuitMetrics> = LazyLock::new(|| CircuitMetrics {
+            state: myevents_platform::metrics::registered(
+                "myevents_circuit_state",
+                register_int_gauge_vec!(
+                    "myevents_circuit_state",
+                    "State of the circuit breaker in front of a dependency: 0 closed (calls go through), 1 open (calls fail at once), 2 half-open (a probe is in flight).",
+                    &["dependency", "database"]
+                ),
+            ),
+        });
+        METRICS.clone()
+    }
+}
 
 /// The state of a circuit breaker (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,19 +84,21 @@ pub(crate) struct Circuit {
     /// The error that opened it, for the callers' and readiness' message.
     reason: Mutex<String>,
     database: String,
+    /// This circuit's series of [`CircuitMetrics::state`].
+    gauge: IntGauge,
 }
 
 impl Circuit {
-    /// A closed circuit for the client of `database` (the gauge's label).
-    pub(crate) fn new(database: &str) -> Arc<Self> {
-        CIRCUIT_STATE
-            .with_label_values(&["mongodb", database])
-            .set(0);
+    /// A closed circuit for the client of `database` (the gauge's label), counting in `metrics`.
+    pub(crate) fn new(database: &str, metrics: &CircuitMetrics) -> Arc<Self> {
+        let gauge = metrics.state.with_label_values(&["mongodb", database]);
+        gauge.set(0);
         Arc::new(Self {
             state: AtomicU8::new(CircuitState::Closed as u8),
             writable: AtomicBool::new(false),
             reason: Mutex::new(String::new()),
             database: database.to_owned(),
+            gauge,
         })
     }
 
@@ -129,9 +146,7 @@ impl Circuit {
             *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = reason;
         }
         let previous = CircuitState::from_u8(self.state.swap(state as u8, Ordering::Relaxed));
-        CIRCUIT_STATE
-            .with_label_values(&["mongodb", &self.database])
-            .set(state as i64);
+        self.gauge.set(state as i64);
         match (previous, state) {
             (CircuitState::Closed, CircuitState::Open) => tracing::warn!(
                 database = %self.database, reason = %self.reason(),

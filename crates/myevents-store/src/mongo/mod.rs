@@ -66,7 +66,7 @@ mod outbox;
 
 pub use bookings::MongoBookingRepository;
 use circuit::Circuit;
-pub use circuit::{CIRCUIT_STATE, CircuitState};
+pub use circuit::{CircuitMetrics, CircuitState};
 pub use events::{MongoEventRepository, MongoLocationRepository};
 pub use idempotency::MongoIdempotencyRepository;
 pub use outbox::MongoOutbox;
@@ -227,7 +227,7 @@ impl MongoStore {
         options.server_selection_timeout = Some(config.server_selection_timeout);
         options.retry_writes = Some(config.retry_writes);
         options.heartbeat_freq = Some(config.heartbeat_frequency);
-        let circuit = Circuit::new(&config.database);
+        let circuit = Circuit::new(&config.database, &CircuitMetrics::registered());
         options.sdam_event_handler = Some(circuit.handler());
         options
             .app_name

@@ -10,20 +10,20 @@ use myevents_domain::booking::{Booking, UserId};
 use myevents_domain::id::{BookingId, EventId};
 use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
+use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::openapi::{IDEMPOTENCY_KEY_DOC, Id};
 use myevents_http::paging::{Page, PageQuery, link_next};
 use myevents_http::path::IdPath;
-use myevents_http::server::created;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::ApiError;
 use super::wire::{BookingBody, BookingInput};
-use super::{ApiError, AppState};
-use crate::service::{CancelBooking, PlaceBooking};
+use crate::service::{BookingService, CancelBooking, PlaceBooking};
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<BookingService> {
     let (schemas, paths, book) = routes!(book);
     let book = book.route_layer(from_fn(myevents_http::idempotency::middleware::<BookingId>));
     OpenApiRouter::new()
@@ -65,7 +65,7 @@ fn booking_answer(booking: &Booking) -> Response {
         (status = 422, description = "`seats` missing, below 1 or above the maximum per booking, or an `Idempotency-Key` used for another request"),
     ))]
 async fn book(
-    State(state): State<AppState>,
+    State(bookings): State<BookingService>,
     caller: Caller,
     IdPath(event_id): IdPath<EventId>,
     reserved: Reserved<BookingId>,
@@ -79,7 +79,7 @@ async fn book(
         seats: input.seats,
         trace_parent: caller.trace_parent,
     };
-    let booking = state.bookings.place(command).await?;
+    let booking = bookings.place(command).await?;
     let location = format!("/bookings/{}", booking.id);
     Ok(created(&location, &BookingBody::from(&booking)))
 }
@@ -96,7 +96,7 @@ async fn book(
         (status = 404, description = "No booking with this id that the caller may see"),
     ))]
 async fn cancel(
-    State(state): State<AppState>,
+    State(bookings): State<BookingService>,
     caller: Caller,
     IdPath(booking_id): IdPath<BookingId>,
 ) -> Result<Response, ApiError> {
@@ -105,7 +105,7 @@ async fn cancel(
         by: caller.principal,
         trace_parent: caller.trace_parent,
     };
-    Ok(booking_answer(&state.bookings.cancel(command).await?))
+    Ok(booking_answer(&bookings.cancel(command).await?))
 }
 
 /// One booking: for the user who booked, or an administrator (anyone else gets 404).
@@ -117,14 +117,11 @@ async fn cancel(
         (status = 404, description = "No booking with this id that the caller may see"),
     ))]
 async fn read(
-    State(state): State<AppState>,
+    State(bookings): State<BookingService>,
     caller: Caller,
     IdPath(booking_id): IdPath<BookingId>,
 ) -> Result<Response, ApiError> {
-    let booking = state
-        .bookings
-        .booking(booking_id, &caller.principal)
-        .await?;
+    let booking = bookings.booking(booking_id, &caller.principal).await?;
     let booking =
         booking.ok_or_else(|| ApiError::NotFound(format!("no booking with id {booking_id}")))?;
     Ok(booking_answer(&booking))
@@ -150,13 +147,12 @@ fn listing(path: &str, page: myevents_store::PageRequest, bookings: &[Booking]) 
         (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
     ))]
 async fn list_for_event(
-    State(state): State<AppState>,
+    State(bookings): State<BookingService>,
     caller: Caller,
     IdPath(event_id): IdPath<EventId>,
     Page(page): Page,
 ) -> Result<Response, ApiError> {
-    let bookings = state
-        .bookings
+    let bookings = bookings
         .bookings_for_event(event_id, page, &caller.principal)
         .await?;
     let path = format!("/events/{event_id}/bookings");
@@ -176,14 +172,13 @@ async fn list_for_event(
         (status = 422, description = "A user id that cannot be one, `limit` outside 1-1000 or `after` not an id"),
     ))]
 async fn list_for_user(
-    State(state): State<AppState>,
+    State(bookings): State<BookingService>,
     caller: Caller,
     Path(user_id): Path<String>,
     Page(page): Page,
 ) -> Result<Response, ApiError> {
     let user = UserId::parse(&user_id)?;
-    let bookings = state
-        .bookings
+    let bookings = bookings
         .bookings_for_user(&user, page, &caller.principal)
         .await?;
     let user_segment = utf8_percent_encode(user.as_str(), NON_ALPHANUMERIC);

@@ -1,10 +1,9 @@
-//! The HTTP API: routes, shared state, the wire format and the service's error type.
+//! The HTTP API: routes over the use cases, the wire format and the service's error type.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Router};
 use myevents_domain::validation::ValidationError;
-use myevents_http::idempotency::Idempotency;
+use myevents_http::openapi::About;
 use myevents_http::problem::Problem;
 use myevents_store::RepositoryError;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,31 +13,17 @@ use crate::service::{BookingService, CancelError, ListError, PlaceError};
 mod bookings;
 pub mod wire;
 
-/// What every handler can reach: the use cases and the idempotency keys of the `POST` route.
-#[derive(Clone)]
-pub struct AppState {
-    /// The booking use cases.
-    pub bookings: BookingService,
-    /// `Idempotency-Key` handling of `POST /events/{id}/bookings`.
-    pub idempotency: Idempotency,
-}
+/// What the service's OpenAPI document says about it.
+pub const ABOUT: About = About {
+    title: "MyEvents booking service",
+    description: "Bookings of seats of events, and the seat inventory behind them: no seat is ever sold twice. Booking needs a caller; a booking is visible to the user who made it and to administrators, an event's list of bookings to the organiser who created it and to administrators. Bookings and cancellations are announced to the event service (`eventBooked`, `bookingCancelled`; see the AsyncAPI document); the events it sells come from `eventCreated`. Errors are `application/problem+json` (RFC 9457).",
+    port: 8282,
+};
 
-fn routes() -> OpenApiRouter<AppState> {
+/// The service's API routes over its use cases, each with its OpenAPI description (the host splits
+/// them into router and document, and adds the probes and the middleware).
+pub fn routes() -> OpenApiRouter<BookingService> {
     bookings::routes()
-}
-
-/// The service's API routes (the host adds the probes and the middleware).
-pub fn router(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
-    router
-        .layer(Extension(state.idempotency.clone()))
-        .with_state(state)
-}
-
-/// The OpenAPI description of [`router`]'s routes (the host completes it: see
-/// [`myevents_http::openapi::finish`]).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
 }
 
 /// Every way a request can fail; the only place that maps the service's failures to HTTP statuses.

@@ -9,18 +9,18 @@ use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
 use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
+use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::paging::{Page, PageQuery, link_next};
 use myevents_http::path::IdPath;
-use myevents_http::server::created;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::ApiError;
 use super::wire::{EventBody, EventInput, LocationInput};
-use super::{ApiError, AppState};
-use crate::service::{CreateError, CreateEvent, EventLocation};
+use crate::service::{CreateError, CreateEvent, EventLocation, EventService};
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<EventService> {
     let (schemas, paths, create) = routes!(create);
     let create = create.route_layer(from_fn(
         myevents_http::idempotency::middleware::<(EventId, LocationId)>,
@@ -68,7 +68,7 @@ fn event_answer(event: Option<Event>, what: impl FnOnce() -> String) -> Result<R
         (status = 422, description = "Invalid fields (one entry each in `errors`; `Location.ID` when no location has that id), or an `Idempotency-Key` used for another request"),
     ))]
 async fn create(
-    State(state): State<AppState>,
+    State(events): State<EventService>,
     caller: Caller,
     reserved: Reserved<(EventId, LocationId)>,
     JsonBody(input): JsonBody<EventInput>,
@@ -88,7 +88,7 @@ async fn create(
         by: caller.principal,
         trace_parent: caller.trace_parent,
     };
-    let event = state.events.create_event(command).await?;
+    let event = events.create_event(command).await?;
     Ok(created(
         &format!("/events/{}", event.id),
         &EventBody::from(&event),
@@ -103,12 +103,10 @@ async fn create(
         (status = 404, description = "No event with this id"),
     ))]
 async fn read(
-    State(state): State<AppState>,
+    State(events): State<EventService>,
     IdPath(id): IdPath<EventId>,
 ) -> Result<Response, ApiError> {
-    event_answer(state.events.event(id).await?, || {
-        format!("no event with id {id}")
-    })
+    event_answer(events.event(id).await?, || format!("no event with id {id}"))
 }
 
 /// One event (the reference's path for `GET /events/{id}`).
@@ -119,10 +117,10 @@ async fn read(
         (status = 404, description = "No event with this id"),
     ))]
 async fn read_by_id_path(
-    state: State<AppState>,
+    events: State<EventService>,
     id: IdPath<EventId>,
 ) -> Result<Response, ApiError> {
-    read(state, id).await
+    read(events, id).await
 }
 
 /// One event, by its exact name.
@@ -133,10 +131,10 @@ async fn read_by_id_path(
         (status = 404, description = "No event with this name"),
     ))]
 async fn read_by_name(
-    State(state): State<AppState>,
+    State(events): State<EventService>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    event_answer(state.events.event_named(&name).await?, || {
+    event_answer(events.event_named(&name).await?, || {
         format!("no event named {name:?}")
     })
 }
@@ -149,8 +147,8 @@ async fn read_by_name(
             headers(("Link" = String))),
         (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
     ))]
-async fn list(State(state): State<AppState>, Page(page): Page) -> Result<Response, ApiError> {
-    let events = state.events.events(page).await?;
+async fn list(State(events): State<EventService>, Page(page): Page) -> Result<Response, ApiError> {
+    let events = events.events(page).await?;
     let last = events.last().map(|e| e.id.object_id());
     let body: Vec<EventBody> = events.iter().map(EventBody::from).collect();
     let mut response = json_response(StatusCode::OK, &body);

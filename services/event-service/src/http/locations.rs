@@ -8,19 +8,19 @@ use axum::response::Response;
 use myevents_domain::id::LocationId;
 use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
+use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::openapi::IDEMPOTENCY_KEY_DOC;
 use myevents_http::paging::{Page, PageQuery, link_next};
 use myevents_http::path::IdPath;
-use myevents_http::server::created;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::ApiError;
 use super::wire::{LocationBody, LocationInput};
-use super::{ApiError, AppState};
-use crate::service::{CreateError, CreateLocation};
+use crate::service::{CreateError, CreateLocation, EventService};
 
-pub(crate) fn routes() -> OpenApiRouter<AppState> {
+pub(crate) fn routes() -> OpenApiRouter<EventService> {
     let (schemas, paths, create) = routes!(create);
     let create = create.route_layer(from_fn(
         myevents_http::idempotency::middleware::<LocationId>,
@@ -51,7 +51,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         (status = 422, description = "Invalid fields (one entry each in `errors`), or an `Idempotency-Key` used for another request"),
     ))]
 async fn create(
-    State(state): State<AppState>,
+    State(events): State<EventService>,
     caller: Caller,
     reserved: Reserved<LocationId>,
     JsonBody(input): JsonBody<LocationInput>,
@@ -65,7 +65,7 @@ async fn create(
         by: caller.principal,
         trace_parent: caller.trace_parent,
     };
-    let location = state.events.create_location(command).await?;
+    let location = events.create_location(command).await?;
     let path = format!("/locations/{}", location.id);
     Ok(created(&path, &LocationBody::from(&location)))
 }
@@ -78,10 +78,10 @@ async fn create(
         (status = 404, description = "No location with this id"),
     ))]
 async fn read(
-    State(state): State<AppState>,
+    State(events): State<EventService>,
     IdPath(id): IdPath<LocationId>,
 ) -> Result<Response, ApiError> {
-    let location = state.events.location(id).await?;
+    let location = events.location(id).await?;
     let location =
         location.ok_or_else(|| ApiError::Missing(format!("no location with id {id}")))?;
     Ok(json_response(
@@ -98,8 +98,8 @@ async fn read(
             headers(("Link" = String))),
         (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
     ))]
-async fn list(State(state): State<AppState>, Page(page): Page) -> Result<Response, ApiError> {
-    let locations = state.events.locations(page).await?;
+async fn list(State(events): State<EventService>, Page(page): Page) -> Result<Response, ApiError> {
+    let locations = events.locations(page).await?;
     let last = locations.last().map(|l| l.id.object_id());
     let body: Vec<LocationBody> = locations.iter().map(LocationBody::from).collect();
     let mut response = json_response(StatusCode::OK, &body);

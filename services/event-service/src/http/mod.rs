@@ -1,8 +1,7 @@
-//! The HTTP API: routes, shared state, the wire formats and the service's error type.
+//! The HTTP API: routes over the use cases, the wire formats and the service's error type.
 
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Router};
-use myevents_http::idempotency::Idempotency;
+use myevents_http::openapi::About;
 use myevents_http::problem::Problem;
 use myevents_store::RepositoryError;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,34 +12,19 @@ mod events;
 mod locations;
 pub mod wire;
 
-/// What every handler can reach: the use cases and the idempotency keys of the `POST` routes.
-#[derive(Clone)]
-pub struct AppState {
-    /// The event and location use cases.
-    pub events: EventService,
-    /// `Idempotency-Key` handling of the `POST`s.
-    pub idempotency: Idempotency,
-}
+/// What the service's OpenAPI document says about it.
+pub const ABOUT: About = About {
+    title: "MyEvents event service",
+    description: "Locations with their halls, and events at them. Reading is public; creating needs the organiser role. Every location and event created is announced to the other services (`locationCreated`, `eventCreated`; see the AsyncAPI document), and each event's `SeatsAvailable` follows the booking service's `eventBooked` and `bookingCancelled` messages. Errors are `application/problem+json` (RFC 9457).",
+    port: 8181,
+};
 
-/// The service's API routes, each with its OpenAPI description.
-fn routes() -> OpenApiRouter<AppState> {
+/// The service's API routes over its use cases, each with its OpenAPI description (the host splits
+/// them into router and document, and adds the probes and the middleware).
+pub fn routes() -> OpenApiRouter<EventService> {
     OpenApiRouter::new()
         .merge(events::routes())
         .merge(locations::routes())
-}
-
-/// The service's API routes (the host adds the probes and the middleware).
-pub fn router(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
-    router
-        .layer(Extension(state.idempotency.clone()))
-        .with_state(state)
-}
-
-/// The OpenAPI description of [`router`]'s routes (the host completes it: see
-/// [`myevents_http::openapi::finish`]).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
 }
 
 /// How an event-service request fails: the one place that maps its failures to HTTP statuses.

@@ -9,18 +9,18 @@ use axum::body::Body;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_broker::{Consumer, EventPublisher, EventSubscriber, Message, Subscription};
 use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked};
-use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_messaging::broker::Broker;
-use myevents_testkit::{Answer, Recorded, Recorder, unique};
+use myevents_testkit::{Answer, InProcess, Recorded, Recorder, unique};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 struct TestApp {
-    router: axum::Router,
+    /// The service's router, called in process.
+    http: InProcess,
     broker: InMemoryBroker,
     /// Every `eventCreated` and `locationCreated` the service published.
     published: Recorded,
@@ -40,8 +40,9 @@ impl TestApp {
             .subscribe(&observer, recorder)
             .await
             .expect("observe");
-        let config = EventServiceConfig {
+        let config = myevents_host::Config {
             host: HostConfig::ephemeral(unique("events-service")),
+            service: (),
         };
         let deps = Dependencies::in_memory(Broker::in_memory(&broker));
         let app = Application::build(&config, deps).await.expect("build");
@@ -49,30 +50,24 @@ impl TestApp {
         // The consumer and the outbox relay run; the listener is never called.
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Self {
-            router,
+            http: InProcess(router),
             broker,
             published,
             _observer: observer,
         }
     }
 
-    /// `method path` with `headers` and `body`, through the whole router.
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Body>,
-    ) -> Answer {
-        let mut request = http::Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        Answer::from_router(&self.router, request.body(body.into()).expect("request")).await
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.request("GET", path, &[], Body::empty()).await
+    /// Waits until the event at `path` shows `seats` as its `SeatsAvailable`.
+    async fn await_seats_available(&self, path: &str, seats: i64) {
+        let reached = myevents_testkit::eventually(WAIT, || async {
+            self.http.get(path).await.body["SeatsAvailable"] == seats
+        })
+        .await;
+        assert!(
+            reached,
+            "SeatsAvailable: {}, not {seats}",
+            self.http.get(path).await.body["SeatsAvailable"]
+        );
     }
 
     async fn post(&self, path: &str, body: &Value) -> Answer {
@@ -81,7 +76,8 @@ impl TestApp {
     }
 
     async fn post_raw(&self, path: &str, content_type: &str, body: String) -> Answer {
-        self.request("POST", path, &[("content-type", content_type)], body)
+        self.http
+            .request("POST", path, &[("content-type", content_type)], body)
             .await
     }
 
@@ -100,6 +96,17 @@ fn west_hall() -> Value {
 fn aida(location_id: &str) -> Value {
     json!({"Name":"opera aida","Duration":120,"StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
         "Location":{"ID":location_id}})
+}
+
+/// The `ID`s of a listing's items, in order.
+fn ids(listing: &Answer) -> Vec<Value> {
+    listing
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|item| item["ID"].clone())
+        .collect()
 }
 
 fn assert_problem(answer: &Answer, status: StatusCode) {
@@ -140,7 +147,10 @@ async fn creating_a_location_answers_201_with_its_id_and_announces_it() {
         json!({"id": id, "name":"West Hall","address":"1 Main St","country":"DE",
             "halls":[{"name":"A","location":"1st floor","capacity":100},{"name":"B","capacity":50}]})
     );
-    assert_eq!(app.get(&format!("/locations/{id}")).await.body, expected);
+    assert_eq!(
+        app.http.get(&format!("/locations/{id}")).await.body,
+        expected
+    );
 }
 
 #[tokio::test]
@@ -215,13 +225,13 @@ async fn an_event_at_a_stored_location_embeds_it_and_sums_its_halls() {
     );
 
     for path in [format!("/events/{id}"), format!("/events/id/{id}")] {
-        let read = app.get(&path).await;
+        let read = app.http.get(&path).await;
         assert_eq!(read.status, StatusCode::OK);
         assert_eq!(read.body, answer.body);
     }
-    let by_name = app.get("/events/name/opera%20aida").await;
+    let by_name = app.http.get("/events/name/opera%20aida").await;
     assert_eq!(by_name.body, answer.body);
-    let all = app.get("/events").await;
+    let all = app.http.get("/events").await;
     assert_eq!(all.body, json!([answer.body]));
 }
 
@@ -253,7 +263,10 @@ async fn an_inline_location_is_stored_with_the_event_and_capacity_can_be_explici
     assert_eq!(answer.body["Capacity"], 10);
     let location_id = answer.body["Location"]["ID"].as_str().expect("ID");
     assert_eq!(
-        app.get(&format!("/locations/{location_id}")).await.status,
+        app.http
+            .get(&format!("/locations/{location_id}"))
+            .await
+            .status,
         StatusCode::OK
     );
 }
@@ -332,10 +345,12 @@ async fn unknown_and_malformed_ids_and_names_are_404() {
         "/locations/zzz",
         "/nowhere",
     ] {
-        assert_problem(&app.get(path).await, StatusCode::NOT_FOUND);
+        assert_problem(&app.http.get(path).await, StatusCode::NOT_FOUND);
     }
     assert_problem(
-        &app.request("DELETE", "/events", &[], Body::empty()).await,
+        &app.http
+            .request("DELETE", "/events", &[], Body::empty())
+            .await,
         StatusCode::METHOD_NOT_ALLOWED,
     );
 }
@@ -351,15 +366,9 @@ async fn listings_page_with_limit_and_a_next_link() {
         body["Name"] = json!(format!("show {i}"));
         created.push(app.post("/events", &body).await.body["ID"].clone());
     }
-    let first = app.get("/events?limit=2").await;
+    let first = app.http.get("/events?limit=2").await;
     assert_eq!(first.status, StatusCode::OK);
-    let names: Vec<_> = first
-        .body
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|e| e["ID"].clone())
-        .collect();
+    let names = ids(&first);
     assert_eq!(names, created[..2]);
     let link = first.headers["link"].to_str().expect("link").to_owned();
     let next = link
@@ -368,16 +377,11 @@ async fn listings_page_with_limit_and_a_next_link() {
         .next()
         .expect("target")
         .to_owned();
-    let second = app.get(&next).await;
-    let ids: Vec<_> = second
-        .body
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|e| e["ID"].clone())
-        .collect();
+    let second = app.http.get(&next).await;
+    let ids = ids(&second);
     assert_eq!(ids, created[2..4]);
     let last = app
+        .http
         .get(&format!(
             "/events?limit=2&after={}",
             created[3].as_str().expect("id")
@@ -387,7 +391,8 @@ async fn listings_page_with_limit_and_a_next_link() {
     assert!(last.headers.get("link").is_none());
 
     assert_eq!(
-        app.get("/locations")
+        app.http
+            .get("/locations")
             .await
             .body
             .as_array()
@@ -395,13 +400,16 @@ async fn listings_page_with_limit_and_a_next_link() {
             .len(),
         1
     );
-    assert_eq!(invalid_fields(&app.get("/events?limit=0").await), ["limit"]);
     assert_eq!(
-        invalid_fields(&app.get("/events?limit=1001").await),
+        invalid_fields(&app.http.get("/events?limit=0").await),
         ["limit"]
     );
     assert_eq!(
-        invalid_fields(&app.get("/locations?after=xyz").await),
+        invalid_fields(&app.http.get("/events?limit=1001").await),
+        ["limit"]
+    );
+    assert_eq!(
+        invalid_fields(&app.http.get("/locations?after=xyz").await),
         ["after"]
     );
 }
@@ -410,17 +418,14 @@ async fn listings_page_with_limit_and_a_next_link() {
 async fn cors_answers_the_frontend_from_another_origin() {
     let app = TestApp::spawn().await;
     let response = app
-        .request(
-            "GET",
-            "/events",
-            &[("origin", "http://localhost")],
-            Body::empty(),
-        )
+        .http
+        .get_with("/events", &[("origin", "http://localhost")])
         .await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.headers["access-control-allow-origin"], "*");
 
     let preflight = app
+        .http
         .request(
             "OPTIONS",
             "/events",
@@ -445,15 +450,11 @@ async fn cors_answers_the_frontend_from_another_origin() {
 async fn every_answer_carries_a_request_id_and_echoes_the_clients() {
     let app = TestApp::spawn().await;
     let response = app
-        .request(
-            "GET",
-            "/events",
-            &[("x-request-id", "abc-123")],
-            Body::empty(),
-        )
+        .http
+        .get_with("/events", &[("x-request-id", "abc-123")])
         .await;
     assert_eq!(response.headers["x-request-id"], "abc-123");
-    let fresh = app.get("/healthz").await;
+    let fresh = app.http.get("/healthz").await;
     assert_eq!(fresh.status, StatusCode::OK);
     assert_eq!(
         fresh.headers["x-request-id"].to_str().expect("id").len(),
@@ -490,17 +491,9 @@ async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_
         .expect("publish again (a redelivery)");
     app.broker.publish(&booked(2)).await.expect("publish");
     let path = format!("/events/{id}");
-    let converged = myevents_testkit::eventually(WAIT, || async {
-        app.get(&path).await.body["SeatsAvailable"] == 145
-    })
-    .await;
-    assert!(
-        converged,
-        "SeatsAvailable: {}",
-        app.get(&path).await.body["SeatsAvailable"]
-    );
+    app.await_seats_available(&path, 145).await;
     // The listing says the same.
-    assert_eq!(app.get("/events").await.body[0]["SeatsAvailable"], 145);
+    assert_eq!(app.http.get("/events").await.body[0]["SeatsAvailable"], 145);
 
     // A cancellation gives its seats back.
     let cancelled = DomainEvent::BookingCancelled(BookingCancelled {
@@ -518,15 +511,7 @@ async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_
         ))
         .await
         .expect("publish");
-    let restored = myevents_testkit::eventually(WAIT, || async {
-        app.get(&path).await.body["SeatsAvailable"] == 147
-    })
-    .await;
-    assert!(
-        restored,
-        "SeatsAvailable: {}",
-        app.get(&path).await.body["SeatsAvailable"]
-    );
+    app.await_seats_available(&path, 147).await;
 }
 
 #[tokio::test]
@@ -535,17 +520,18 @@ async fn posts_with_an_idempotency_key_create_once_and_replay_the_first_answer()
     let post = |path: &'static str, key: &'static str, body: Value| {
         let app = &app;
         async move {
-            app.request(
-                "POST",
-                path,
-                &[
-                    ("idempotency-key", key),
-                    ("x-user-id", "organiser"),
-                    ("content-type", "application/json"),
-                ],
-                body.to_string(),
-            )
-            .await
+            app.http
+                .request(
+                    "POST",
+                    path,
+                    &[
+                        ("idempotency-key", key),
+                        ("x-user-id", "organiser"),
+                        ("content-type", "application/json"),
+                    ],
+                    body.to_string(),
+                )
+                .await
         }
     };
     let location = post("/locations", "loc-1", west_hall()).await;
@@ -580,7 +566,8 @@ async fn posts_with_an_idempotency_key_create_once_and_replay_the_first_answer()
     assert_problem(&changed, StatusCode::UNPROCESSABLE_ENTITY);
 
     assert_eq!(
-        app.get("/events")
+        app.http
+            .get("/events")
             .await
             .body
             .as_array()
@@ -589,7 +576,8 @@ async fn posts_with_an_idempotency_key_create_once_and_replay_the_first_answer()
         1
     );
     assert_eq!(
-        app.get("/locations")
+        app.http
+            .get("/locations")
             .await
             .body
             .as_array()

@@ -13,7 +13,6 @@ use std::time::Duration;
 use myevents_broker::Message;
 use myevents_broker::config::BrokerConfig;
 use myevents_domain::messages::EVENT_BOOKED;
-use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_store::config::StoreConfig;
@@ -66,7 +65,7 @@ async fn a_consumer_that_cannot_dead_letter_is_restarted_and_healthz_fails_past_
     let limit = Duration::from_secs(5);
     let mut host = HostConfig::ephemeral(unique("events-service"));
     host.consumer_failing_limit = limit;
-    let config = EventServiceConfig { host };
+    let config = myevents_host::Config { host, service: () };
     let deps = Dependencies::from_config(&StoreConfig::Memory, broker.clone())
         .await
         .expect("store");

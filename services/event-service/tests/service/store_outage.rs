@@ -9,12 +9,13 @@
 use std::time::Duration;
 
 use myevents_broker::memory::InMemoryBroker;
-use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
 use myevents_messaging::broker::Broker;
 use myevents_store::config::{MongoConfig, StoreConfig};
-use myevents_testkit::{Answer, eventually, free_port, start_mongo_wire_server, unique_database};
+use myevents_testkit::{
+    Answer, eventually, free_port, metric_value, start_mongo_wire_server, unique_database,
+};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
@@ -22,11 +23,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// The event service's `myevents_outbox_backlog_readable`, when listed.
 fn backlog_readable() -> Option<f64> {
-    let prefix = "myevents_outbox_backlog_readable{service=\"event-service\"} ";
-    myevents_platform::metrics::render()
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix))
-        .and_then(|value| value.trim().parse().ok())
+    metric_value(
+        &myevents_platform::metrics::render(),
+        "myevents_outbox_backlog_readable{service=\"event-service\"}",
+    )
 }
 
 #[tokio::test]
@@ -38,8 +38,9 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     let mut mongo = MongoConfig::new(format!("mongodb://127.0.0.1:{port}"), unique_database());
     mongo.server_selection_timeout = Duration::from_secs(1);
     mongo.connect_timeout = Duration::from_secs(1);
-    let config = EventServiceConfig {
+    let config = myevents_host::Config {
         host: HostConfig::ephemeral("events-service"),
+        service: (),
     };
     let deps = Dependencies::from_config(
         &StoreConfig::MongoDb(mongo),

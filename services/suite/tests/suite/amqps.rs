@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use myevents_testkit::{
-    ServiceProcess, TlsRabbitMq, an_event_is_booked_across, eventually, unique,
-};
+use myevents_testkit::{ServiceProcess, TlsRabbitMq, an_event_is_booked_across, unique};
 use reqwest::StatusCode;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -31,14 +29,9 @@ async fn the_services_exchange_messages_over_amqps_with_a_trusted_certificate_on
         ],
     )
     .await;
-    assert!(
-        eventually(WAIT, || async {
-            untrusting.logged("certificate") || untrusting.logged("Certificate")
-        })
-        .await,
-        "{}",
-        untrusting.log_text()
-    );
+    untrusting
+        .await_logged(WAIT, &["certificate", "Certificate"])
+        .await;
     let ready = reqwest::get(format!("{}/readyz", untrusting.url()))
         .await
         .expect("readyz");

@@ -11,8 +11,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use myevents_testkit::get_json;
 use myevents_testkit::{ServiceProcess, eventually, eventually_answers, unique_database};
+use myevents_testkit::{create_event_across, get_json};
 use myevents_testkit::{listed_seats, mongo_env, rabbitmq_env};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -72,23 +72,16 @@ async fn rabbitmq_outage_loses_no_booking_and_applies_none_twice() {
         "the event service became ready"
     );
 
-    let created = client
-        .post(format!("{}/events", events.url()))
-        .json(
-            &json!({"Name":"festival","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
+    let event_id = create_event_across(
+        &client,
+        &events,
+        &bookings,
+        &json!({"Name":"festival","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
             "Capacity":5000,"Location":{"Name":"Park","Halls":[{"name":"Field","capacity":5000}]}}),
-        )
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let event: Value = created.json().await.expect("json");
-    let event_id = event["ID"].as_str().expect("ID").to_owned();
+        WAIT,
+    )
+    .await;
     let bookings_url = format!("{}/events/{event_id}/bookings", bookings.url());
-    assert!(
-        eventually_answers(&bookings_url, StatusCode::OK, WAIT).await,
-        "the booking service learned of the event"
-    );
 
     let mut booked = 0_i64;
     let mut count = 0_u32;

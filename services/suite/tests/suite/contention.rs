@@ -9,11 +9,11 @@ use std::time::Duration;
 use myevents_domain::id::EventId;
 use myevents_store::BookingRepository;
 use myevents_store::mongo::{MongoBookingRepository, MongoConfig, MongoStore};
-use myevents_testkit::get_json;
 use myevents_testkit::post_json;
 use myevents_testkit::{
     ServiceProcess, eventually, eventually_answers, mongo_url, unique_database,
 };
+use myevents_testkit::{create_event_across, get_json};
 use myevents_testkit::{kafka_env, rabbitmq_env};
 use rand::Rng;
 use reqwest::{Client, StatusCode};
@@ -58,21 +58,16 @@ async fn contend(broker_env: Vec<(&str, String)>) {
         &json!({"Name":"Arena","Halls":[{"name":"Main","capacity":CAPACITY}]}),
     )
     .await;
-    let created = client
-        .post(format!("{}/events", events.url()))
-        .json(&json!({"Name":"cup final","StartDate":1_768_000_000_i64,
-            "EndDate":1_768_007_200_i64,"Hall":"Main","Location":{"ID":location["ID"]}}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let event: Value = created.json().await.expect("json");
-    let event_id = event["ID"].as_str().expect("ID").to_owned();
+    let event_id = create_event_across(
+        &client,
+        &events,
+        &bookings,
+        &json!({"Name":"cup final","StartDate":1_768_000_000_i64,
+            "EndDate":1_768_007_200_i64,"Hall":"Main","Location":{"ID":location["ID"]}}),
+        WAIT,
+    )
+    .await;
     let bookings_url = format!("{}/events/{event_id}/bookings", bookings.url());
-    assert!(
-        eventually_answers(&bookings_url, StatusCode::OK, WAIT).await,
-        "the booking service learned of the event"
-    );
 
     // 1,000 requests at once: random 1-4 seats, 100 users.
     let requests: Vec<_> = {

@@ -8,14 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use myevents_broker::{
-    EventPublisher, EventSubscriber, HandlingError, Message, MessageHandler, Subscription,
-};
-use myevents_domain::id::EventId;
-use myevents_domain::messages::{DomainEvent, EventCreated};
+use myevents_broker::{EventSubscriber, HandlingError, Message, MessageHandler, Subscription};
 use myevents_testkit::{
-    ServiceProcess, amqp_url, binary_path, eventually, eventually_answers, rabbitmq_broker_on,
-    unique,
+    ServiceProcess, amqp_url, announce_event, binary_path, eventually, eventually_answers,
+    rabbitmq_broker_on, unique,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -70,27 +66,8 @@ async fn a_dead_lettered_event_created_is_replayed_by_the_command_and_then_handl
         )
         .await
         .expect("subscribe");
-    let event = EventId::generate();
-    let created = DomainEvent::EventCreated(EventCreated {
-        id: event,
-        name: "opera aida".to_owned(),
-        location_id: None,
-        start_date: chrono::DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
-        end_date: chrono::DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
-        capacity: Some(5),
-        hall: None,
-        location_name: None,
-        // As the event service announces an event created with authentication off.
-        organiser: Some("anonymous".to_owned()),
-    });
-    broker
-        .publish(&Message::new(
-            created.name(),
-            created.key(),
-            created.to_json(),
-        ))
-        .await
-        .expect("publish");
+    // As the event service announces an event created with authentication off.
+    let event = announce_event(&broker, 5, "anonymous").await;
     assert!(
         eventually(WAIT, || async { broken.calls.load(Ordering::SeqCst) >= 1 }).await,
         "the broken consumer saw the message"

@@ -164,17 +164,13 @@ async fn a_thousand_keyed_requests_with_huge_error_answers_keep_memory_flat() {
         .map(|_| serde_json::json!({"name": "", "capacity": -1}))
         .collect();
     let body = serde_json::json!({"Name": "x", "Halls": halls}).to_string();
+    let metrics = format!("{}/metrics", service.metrics_url());
     let resident = || async {
-        let text = reqwest::get(format!("{}/metrics", service.metrics_url()))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
-            .and_then(|v| v.parse::<f64>().ok())
-            .expect("process_resident_memory_bytes")
+        myevents_testkit::metric_value(
+            &myevents_testkit::scrape(&metrics).await,
+            "process_resident_memory_bytes",
+        )
+        .expect("process_resident_memory_bytes")
     };
     let mut answer_size = 0;
     let mut before = 0.0;

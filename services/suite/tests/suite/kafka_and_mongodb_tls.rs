@@ -142,14 +142,9 @@ async fn the_services_use_mongodb_and_kafka_over_tls_with_a_trusted_certificate_
         ],
     )
     .await;
-    assert!(
-        eventually(WAIT, || async {
-            untrusting.logged("certificate") || untrusting.logged("Certificate")
-        })
-        .await,
-        "{}",
-        untrusting.log_text()
-    );
+    untrusting
+        .await_logged(WAIT, &["certificate", "Certificate"])
+        .await;
     assert_eq!(readyz(&untrusting).await, StatusCode::SERVICE_UNAVAILABLE);
     untrusting.kill().await;
 

@@ -22,19 +22,26 @@ async fn exported() -> BTreeSet<String> {
     let suite = myevents::Suite::build(&myevents::SuiteConfig::ephemeral())
         .await
         .expect("suite");
+    let handling = myevents_broker::metrics::HandlingMetrics::registered();
     for vec in [
-        &*myevents_broker::metrics::CONSUMED,
-        &*myevents_broker::metrics::FAILED,
-        &*myevents_broker::metrics::DEAD_LETTERED,
+        &handling.consumed,
+        &handling.failed,
+        &handling.dead_lettered,
     ] {
         vec.with_label_values(&["probe"]);
     }
-    myevents_broker::metrics::HANDLING_SECONDS.with_label_values(&["probe"]);
-    myevents_messaging::metrics::PUBLISHED.with_label_values(&["probe", "probe"]);
-    myevents_http::metrics::HTTP_REQUESTS.with_label_values(&["probe", "GET", "/probe", "200"]);
-    myevents_http::metrics::HTTP_DURATION.with_label_values(&["probe", "GET", "/probe"]);
+    handling.handling_seconds.with_label_values(&["probe"]);
+    myevents_messaging::metrics::MessagingMetrics::registered("probe")
+        .published
+        .with_label_values(&["probe", "probe"]);
+    let http = myevents_http::metrics::HttpMetrics::registered();
+    http.requests
+        .with_label_values(&["probe", "GET", "/probe", "200"]);
+    http.duration.with_label_values(&["probe", "GET", "/probe"]);
     // Only a MongoDB store has a circuit breaker; the embedded suite runs in memory.
-    myevents_store::mongo::CIRCUIT_STATE.with_label_values(&["probe", "probe"]);
+    myevents_store::mongo::CircuitMetrics::registered()
+        .state
+        .with_label_values(&["probe", "probe"]);
     let _ = myevents_platform::metrics::render();
     let mut names = BTreeSet::new();
     for family in prometheus::gather() {
@@ -147,11 +154,7 @@ async fn the_dashboard_queries_parse_and_read_only_exported_series() {
 
 /// The value of the series `name{labels}` in the Prometheus text `metrics`, if listed.
 fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
+    myevents_testkit::metric_value(metrics, &format!("{name}{{{labels}}}"))
 }
 
 #[tokio::test]

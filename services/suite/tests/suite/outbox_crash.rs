@@ -86,24 +86,14 @@ async fn bookings_stored_before_a_crash_are_announced_after_the_restart() {
     }
     // The backlog gauge counts what waits, from the store (the relay that used to set it is off).
     let metrics = format!("{}/metrics", service.metrics_url());
-    let pending = || {
-        let metrics = metrics.clone();
-        async move {
-            let text = reqwest::get(&metrics)
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
-            text.lines()
-                .find_map(|line| {
-                    line.strip_prefix("myevents_outbox_pending{service=\"booking-service\"} ")
-                })
-                .map(|value| value.trim().to_owned())
-        }
+    let pending = || async {
+        myevents_testkit::metric_value(
+            &myevents_testkit::scrape(&metrics).await,
+            "myevents_outbox_pending{service=\"booking-service\"}",
+        )
     };
     assert!(
-        eventually(WAIT, || async { pending().await.as_deref() == Some("3") }).await,
+        eventually(WAIT, || async { pending().await == Some(3.0) }).await,
         "myevents_outbox_pending is {:?}",
         pending().await
     );

@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 
 use myevents_booking_service::config::BookingServiceConfig;
 use myevents_booking_service::{Application, Dependencies};
+use myevents_broker::RetryPolicy;
 use myevents_broker::memory::InMemoryBroker;
-use myevents_broker::{EventPublisher, Message, RetryPolicy};
-use myevents_domain::id::EventId;
-use myevents_domain::messages::{DomainEvent, EventCreated};
 use myevents_host::HostConfig;
 use myevents_messaging::broker::Broker;
 use myevents_store::config::{MongoConfig, StoreConfig};
 use myevents_testkit::{
-    Answer, eventually, free_port, get_json, start_mongo_wire_server, unique_database,
+    Answer, announce_event, eventually, free_port, get_json, start_mongo_wire_server,
+    unique_database,
 };
 use reqwest::{Client, StatusCode};
 use tokio::sync::Mutex;
@@ -61,13 +60,13 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
 
 /// Starts the booking service in process over MongoDB at `mongo` and `broker`; returns its URL.
 async fn start_booking_service(mongo: MongoConfig, broker: &InMemoryBroker) -> String {
-    let config = BookingServiceConfig {
+    let config = myevents_host::Config {
         host: HostConfig::ephemeral("booking"),
-        max_seats_per_booking: 4,
-        default_capacity: None,
-        reconcile_every: Duration::from_secs(1),
-        reconcile_grace: Duration::from_secs(30),
-        fault: None,
+        service: BookingServiceConfig {
+            max_seats_per_booking: 4,
+            reconcile_every: Duration::from_secs(1),
+            ..BookingServiceConfig::default()
+        },
     };
     let deps = Dependencies::from_config(&StoreConfig::MongoDb(mongo), Broker::in_memory(broker))
         .await
@@ -76,31 +75,6 @@ async fn start_booking_service(mongo: MongoConfig, broker: &InMemoryBroker) -> S
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     url
-}
-
-/// Publishes the `eventCreated` of a new event with 100,000 seats; returns its id.
-async fn announce_event(broker: &InMemoryBroker) -> EventId {
-    let event = EventId::generate();
-    let created = DomainEvent::EventCreated(EventCreated {
-        id: event,
-        name: "circuit".to_owned(),
-        location_id: None,
-        start_date: chrono::DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
-        end_date: chrono::DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
-        capacity: Some(100_000),
-        hall: None,
-        location_name: None,
-        organiser: Some(USER.to_owned()),
-    });
-    broker
-        .publish(&Message::new(
-            created.name(),
-            created.key(),
-            created.to_json(),
-        ))
-        .await
-        .expect("publish");
-    event
 }
 
 /// Books one seat until it is booked (at most [`WAIT`]), each attempt with a key of its own: an
@@ -135,7 +109,7 @@ async fn a_killed_database_opens_the_circuit_and_its_return_closes_it_with_no_bo
     let broker = InMemoryBroker::default();
     let url = start_booking_service(mongo, &broker).await;
     let client = Client::new();
-    let event = announce_event(&broker).await;
+    let event = announce_event(&broker, 100_000, USER).await;
     let bookings = format!("{url}/events/{event}/bookings");
     book_warm_up(&client, &bookings).await;
 
@@ -306,7 +280,7 @@ async fn a_message_waits_for_a_database_that_starts_after_the_service() {
     };
     let broker = InMemoryBroker::with_retry_policy(policy);
     let url = start_booking_service(mongo, &broker).await;
-    let event = announce_event(&broker).await;
+    let event = announce_event(&broker, 100_000, USER).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         broker.ready_count(DEAD_LETTERS),

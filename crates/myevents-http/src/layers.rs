@@ -1,12 +1,9 @@
-//! The HTTP middleware stack both services share, and graceful serving.
+//! The HTTP middleware stack both services share.
 //!
 //! Every response carries an `x-request-id` (the client's, or a fresh UUID), every request runs in a
 //! `tracing` span with its method, route template and request id, CORS is answered per
 //! [`CorsOrigins`], and unknown routes or methods get problem bodies (404/405).
 
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,11 +11,11 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use myevents_broker::trace::{TRACEPARENT_HEADER, TraceContext};
-use tokio::net::TcpListener;
+use http::{HeaderName, Method, StatusCode, header};
+use myevents_platform::trace::TraceContext;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::util::option_layer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -27,15 +24,12 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use myevents_store::StoreHealth;
-
 use crate::auth::{Authenticator, authenticate};
 use crate::config::{CorsOrigins, ServerConfig};
-use crate::problem::Problem;
-use crate::problem::ServerErrorCause;
-use crate::problem::{method_not_allowed, route_not_found};
+use crate::metrics::HttpMetrics;
+use crate::problem::{Problem, ServerErrorCause, method_not_allowed, route_not_found};
 use crate::rate_limit::Limiter;
-use crate::tls::TlsTerminator;
+use crate::trace::continue_trace;
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -73,47 +67,6 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(Duration::from_secs(600))
-}
-
-/// The request's W3C `traceparent` (set by [`with_common_layers`]: the client's trace continued with a
-/// span of ours, or a new trace), to store with the messages the request causes.
-pub fn trace_parent(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get(TRACEPARENT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// Axum extractor of the request's W3C `traceparent` (see [`trace_parent`]); never rejects.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TraceParent(pub Option<String>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(trace_parent(&parts.headers)))
-    }
-}
-
-/// Continues the client's trace (`traceparent`, W3C Trace Context) with a span of ours, or starts a
-/// new trace, and puts the result in the request's `traceparent` header (for the handlers) and its
-/// extensions (for the request span).
-async fn continue_trace(mut request: Request, next: Next) -> Response {
-    let ours = request
-        .headers()
-        .get(TRACEPARENT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse)
-        .map_or_else(TraceContext::new_root, |incoming| incoming.child());
-    if let Ok(value) = HeaderValue::from_str(&ours.to_string()) {
-        request.headers_mut().insert(TRACEPARENT_HEADER, value);
-    }
-    request.extensions_mut().insert(ours);
-    next.run(request).await
 }
 
 /// Turns every error answer that is not JSON into a problem body with the same status: the bare
@@ -248,6 +201,8 @@ pub struct Edge<'a> {
     pub cors: &'a CorsOrigins,
     /// Limits and time-outs.
     pub server: &'a ServerConfig,
+    /// The series the stack counts in.
+    pub metrics: &'a HttpMetrics,
 }
 
 /// Puts a service's API routes (`api`) and its probe routes (`probes`: health, readiness, version)
@@ -271,24 +226,28 @@ pub fn with_common_layers(
         auth,
         cors: origins,
         server,
+        metrics,
     } = *edge;
-    let limiter = server.rate_limit.map(|limit| Limiter::new(service, limit));
+    let limiter = server
+        .rate_limit
+        .map(|limit| Limiter::new(limit, metrics.rate_limited.with_label_values(&[service])));
     let api = limited(
         api.fallback(route_not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(server.body_limit))
-            .layer(middleware::from_fn_with_state(
-                limiter.clone(),
-                crate::rate_limit::limit_rate,
-            ))
+            .layer(option_layer(limiter.clone().map(|limiter| {
+                middleware::from_fn_with_state(limiter, crate::rate_limit::limit_rate)
+            })))
             // Inside the concurrency limit: verifying signatures is work the limit bounds. Before
             // the rate limit, which counts by the token's subject.
             .layer(middleware::from_fn_with_state(auth.clone(), authenticate))
             // Refused credentials count by address, as anonymous requests do.
-            .layer(middleware::from_fn_with_state(
-                limiter,
-                crate::rate_limit::limit_refused_credentials,
-            )),
+            .layer(option_layer(limiter.map(|limiter| {
+                middleware::from_fn_with_state(
+                    limiter,
+                    crate::rate_limit::limit_refused_credentials,
+                )
+            }))),
         server.max_concurrent_requests,
         server.request_timeout,
     )
@@ -302,7 +261,7 @@ pub fn with_common_layers(
         .layer(middleware::from_fn(problems_for_layer_errors))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
-            service,
+            (service, metrics.clone()),
             crate::metrics::record_http,
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -338,229 +297,6 @@ pub fn with_common_layers(
         .layer(cors_layer(origins))
 }
 
-/// A `201 Created` answer with a `Location` header (the new resource's path) and a JSON body.
-pub fn created<T: serde::Serialize>(location: &str, body: &T) -> Response {
-    let mut response = crate::json::json_response(StatusCode::CREATED, body);
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
-/// Checks a store for readiness, waiting at most 2 seconds; the error says what is wrong.
-///
-/// # Errors
-/// The store's error, or that it did not answer in time.
-pub async fn check_store(health: &dyn StoreHealth) -> Result<(), String> {
-    match tokio::time::timeout(Duration::from_secs(2), health.check()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("no answer within 2 s".to_owned()),
-    }
-}
-
-/// Whether the service is shutting down (readiness then answers 503). Cloning shares it.
-#[derive(Debug, Clone, Default)]
-pub struct Draining(Arc<AtomicBool>);
-
-impl Draining {
-    /// Marks the service as shutting down.
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether it is shutting down.
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// The readiness of a service with a store and a consumer: `store`, `broker` (the consumer is
-/// attached to it) and `shutdown` checks, and how callers are authenticated (`authentication`:
-/// `jwt`, or `off`, which a reader of `/readyz` should notice).
-pub async fn store_and_consumer_readiness(
-    store: &dyn StoreHealth,
-    consumer: &myevents_broker::ConsumerStatus,
-    draining: &Draining,
-    authentication: &'static str,
-) -> Response {
-    let store = check_store(store).await;
-    let broker = if consumer.is_attached() {
-        Ok(())
-    } else {
-        Err("the consumer is not attached to the broker".to_owned())
-    };
-    let shutdown = if draining.is_draining() {
-        Err("shutting down".to_owned())
-    } else {
-        Ok(())
-    };
-    readiness(
-        &[("store", store), ("broker", broker), ("shutdown", shutdown)],
-        authentication,
-    )
-}
-
-/// The answer of a readiness probe: 200 `{"status":"ready","checks":{…},"authentication":…}` when
-/// every check passed, else 503 `{"status":"unavailable","checks":{name: "ok" | reason},…}` naming
-/// what is down; `authentication` is the `AUTH_MODE` in force (`jwt` or `off`).
-pub fn readiness(checks: &[(&str, Result<(), String>)], authentication: &'static str) -> Response {
-    let ready = checks.iter().all(|(_, result)| result.is_ok());
-    let checks = checks
-        .iter()
-        .map(|(name, result)| {
-            let text = match result {
-                Ok(()) => "ok".to_owned(),
-                Err(reason) => reason.clone(),
-            };
-            ((*name).to_owned(), text)
-        })
-        .collect();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = Readiness {
-        status: if ready { "ready" } else { "unavailable" },
-        checks,
-        authentication,
-    };
-    (status, axum::Json(body)).into_response()
-}
-
-/// The body of a readiness answer (see [`readiness`]).
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct Readiness {
-    /// `ready` or `unavailable`.
-    #[schema(value_type = String, pattern = "^(ready|unavailable)$")]
-    pub status: &'static str,
-    /// Each check by name (`store`, `consumer`, `shutdown`): `ok`, or why it failed.
-    pub checks: std::collections::BTreeMap<String, String>,
-    /// The `AUTH_MODE` in force: `jwt` or `off`.
-    #[schema(value_type = String, pattern = "^(jwt|off)$")]
-    pub authentication: &'static str,
-}
-
-/// A bound listener, and the TLS that terminates on it (HTTPS) if configured.
-#[derive(Debug)]
-pub struct Listener {
-    /// The bound socket.
-    pub tcp: TcpListener,
-    /// TLS for every connection (see [`crate::tls`]); `None` for plain HTTP.
-    pub tls: Option<TlsTerminator>,
-}
-
-/// Serves `router` on `listener` (HTTP/1.1, hyper; HTTPS when the listener has TLS, each
-/// handshake bounded by `server.header_read_timeout`) until `shutdown` resolves; then marks `draining`
-/// (readiness 503), keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in
-/// progress finish, waiting at most [`ServerConfig::request_drain_bound`] after the signal.
-///
-/// Connection limits: at most `server.max_connections` open at once (more wait in the listen
-/// backlog), and a connection whose next request's headers do not arrive within
-/// `server.header_read_timeout` (a slow client, or an idle keep-alive connection) is closed.
-///
-/// # Errors
-/// None today: a failed `accept` (e.g. out of file descriptors) is logged and retried. The
-/// `Result` stays for the callers' sake.
-pub async fn serve(
-    listener: Listener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    draining: Draining,
-    server: &ServerConfig,
-) -> std::io::Result<()> {
-    let delay = server.shutdown_delay;
-    let signalled = std::sync::OnceLock::new();
-    // Resolves `delay` after the signal: requests are still accepted meanwhile, so that load
-    // balancers can stop sending new ones.
-    let stop = async {
-        shutdown.await;
-        let _ = signalled.set(tokio::time::Instant::now());
-        draining.start();
-        tracing::info!(
-            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            "shutting down: readiness is 503; finishing requests in flight"
-        );
-        tokio::time::sleep(delay).await;
-    };
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout);
-    let connections = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let accepting = async {
-        loop {
-            // The semaphore is never closed; if it were, serving would end as on a signal.
-            let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
-                break;
-            };
-            let (stream, peer) = match listener.tcp.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait, and go on serving the others.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            // The peer's address, for the rate limit (as axum's `into_make_service_with_connect_info`).
-            let service =
-                hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
-                    router.clone(),
-                    move |mut request: http::Request<hyper::body::Incoming>| {
-                        request
-                            .extensions_mut()
-                            .insert(axum::extract::ConnectInfo(peer));
-                        request
-                    },
-                ));
-            let watcher = graceful.watcher();
-            let http = http.clone();
-            let tls = listener.tls.clone();
-            let handshake_timeout = server.header_read_timeout;
-            tokio::spawn(async move {
-                // A client that goes away mid-request (or mid-handshake) is not the server's error.
-                match tls {
-                    None => {
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = watcher.watch(http.serve_connection(io, service)).await;
-                    }
-                    Some(tls) => {
-                        let handshake = tls.acceptor().accept(stream);
-                        if let Ok(Ok(stream)) =
-                            tokio::time::timeout(handshake_timeout, handshake).await
-                        {
-                            let io = hyper_util::rt::TokioIo::new(stream);
-                            let _ = watcher.watch(http.serve_connection(io, service)).await;
-                        }
-                    }
-                }
-                drop(permit);
-            });
-        }
-    };
-    tokio::select! {
-        () = accepting => {}
-        () = stop => {}
-    }
-    drop(listener.tcp);
-    let elapsed = signalled
-        .get()
-        .map_or(Duration::ZERO, tokio::time::Instant::elapsed);
-    let timeout = server.request_drain_bound().saturating_sub(elapsed);
-    if tokio::time::timeout(timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "requests still in flight at their share of SHUTDOWN_TIMEOUT; stopping anyway"
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,6 +328,7 @@ mod tests {
                 auth: &Authenticator::off(),
                 cors: &CorsOrigins::Any,
                 server,
+                metrics: &HttpMetrics::registered(),
             },
         )
     }
@@ -784,57 +521,5 @@ mod tests {
             .await
             .expect("body");
         assert!(bytes.len() < 1000, "{} bytes", bytes.len());
-    }
-
-    #[tokio::test]
-    async fn shutdown_marks_draining_and_lets_every_request_in_flight_finish() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let draining = Draining::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = ServerConfig::ephemeral();
-        let serving = tokio::spawn({
-            let draining = draining.clone();
-            async move {
-                let shutdown = async move {
-                    let _ = stopped.await;
-                };
-                serve(
-                    Listener {
-                        tcp: listener,
-                        tls: None,
-                    },
-                    app(&server),
-                    shutdown,
-                    draining,
-                    &server,
-                )
-                .await
-            }
-        });
-        let requests: Vec<_> = (0..10)
-            .map(|_| {
-                tokio::spawn(async move {
-                    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    stream
-                        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-                        .await
-                        .expect("write");
-                    let mut answer = String::new();
-                    stream.read_to_string(&mut answer).await.expect("read");
-                    answer
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        stop.send(()).expect("signal");
-        for request in requests {
-            let answer = request.await.expect("task");
-            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-            assert!(answer.ends_with("done"), "{answer}");
-        }
-        serving.await.expect("task").expect("served");
-        assert!(draining.is_draining());
     }
 }

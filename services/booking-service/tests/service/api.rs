@@ -1,174 +1,21 @@
-//! API tests of the booking service: the real application on port 0, consuming from and publishing to
-//! the real RabbitMQ (a fresh exchange and queue per test); every route and every error status.
+//! The booking service's HTTP API, every route and every error status, and its consumer: the whole
+//! application over the in-memory adapters, each request sent to its router in process.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use myevents_booking_service::config::BookingServiceConfig;
-use myevents_booking_service::{Application, Dependencies};
-use myevents_broker::rabbitmq::RabbitMqBroker;
-use myevents_broker::{
-    Consumer, DEAD_LETTER_REASON_HEADER, EventPublisher, EventSubscriber, Message, Subscription,
-};
-use myevents_domain::id::EventId;
-use myevents_domain::messages::{DomainEvent, EventCreated};
-use myevents_host::HostConfig;
-use myevents_messaging::broker::Broker;
-use myevents_store::config::{MongoConfig, StoreConfig};
-use myevents_testkit::{
-    Answer, Recorded, Recorder, eventually, mongo_url, rabbitmq_broker, unique, unique_database,
-};
-use reqwest::{Client, StatusCode};
+use axum::body::Body;
+use myevents_broker::{DEAD_LETTER_REASON_HEADER, Message, Subscription};
+use myevents_testkit::{Answer, Recorder, event_created};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::support::{TestApp, WAIT, two_hundred_one_seat_bookings_of_fifty_seats_sell_fifty};
 
-struct TestApp {
-    url: String,
-    client: Client,
-    broker: RabbitMqBroker,
-    queue: String,
-    /// The service's MongoDB settings (its own database).
-    mongo: MongoConfig,
-    /// Every `eventBooked` the service published.
-    published: Recorded,
-    _observer: Consumer,
-}
-
-fn assert_problem(answer: &Answer, status: StatusCode) {
+fn assert_problem(answer: &myevents_testkit::Answer, status: StatusCode) {
     answer.assert_problem(status);
-}
-
-impl TestApp {
-    async fn spawn() -> Self {
-        let broker = rabbitmq_broker();
-        let observer = Subscription::new(unique("observer"), &["eventBooked", "bookingCancelled"]);
-        broker.declare(&observer).await.expect("declare observer");
-        let (recorder, published) = Recorder::new();
-        let observer = broker
-            .subscribe(&observer, recorder)
-            .await
-            .expect("observe");
-        let queue = unique("booking");
-        let mongo = MongoConfig::new(mongo_url(), unique_database());
-        let config = BookingServiceConfig {
-            host: HostConfig::ephemeral(queue.clone()),
-            max_seats_per_booking: 4,
-            default_capacity: None,
-            reconcile_every: std::time::Duration::from_secs(1),
-            reconcile_grace: std::time::Duration::from_secs(30),
-            fault: None,
-        };
-        let store = StoreConfig::MongoDb(mongo.clone());
-        let deps = Dependencies::from_config(&store, Broker::new(broker.clone()))
-            .await
-            .expect("store");
-        let app = Application::build(&config, deps).await.expect("build");
-        let url = format!("http://{}", app.local_addr());
-        assert!(
-            eventually(WAIT, || async { app.consumer_attached() }).await,
-            "consumer attached"
-        );
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
-        Self {
-            url,
-            client: Client::new(),
-            broker,
-            queue,
-            mongo,
-            published,
-            _observer: observer,
-        }
-    }
-
-    /// Announces an event of `capacity` seats as the event service would, and waits until the
-    /// booking service knows it.
-    async fn announce_event(&self, capacity: u32) -> EventId {
-        let id = EventId::generate();
-        let created = DomainEvent::EventCreated(EventCreated {
-            id,
-            name: "opera aida".to_owned(),
-            location_id: None,
-            start_date: chrono::DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
-            end_date: chrono::DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
-            capacity: Some(capacity),
-            hall: None,
-            location_name: None,
-            organiser: Some("anonymous".to_owned()),
-        });
-        self.broker
-            .publish(&Message::new(
-                created.name(),
-                created.key(),
-                created.to_json(),
-            ))
-            .await
-            .expect("publish");
-        let known = eventually(WAIT, || async {
-            self.get(&format!("/events/{id}/bookings")).await.status == StatusCode::OK
-        })
-        .await;
-        assert!(known, "the booking service learned of event {id}");
-        id
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.get_as(path, None).await
-    }
-
-    /// `GET path` as `user` (`X-User-Id`; authentication is off), or anonymously.
-    async fn get_as(&self, path: &str, user: Option<&str>) -> Answer {
-        let mut request = self.client.get(format!("{}{path}", self.url));
-        if let Some(user) = user {
-            request = request.header("x-user-id", user);
-        }
-        Answer::read(request.send().await.expect("request")).await
-    }
-
-    async fn book(&self, event: &str, body: &str, user: Option<&str>) -> Answer {
-        self.book_with_key(event, body, user, None).await
-    }
-
-    async fn book_with_key(
-        &self,
-        event: &str,
-        body: &str,
-        user: Option<&str>,
-        key: Option<&str>,
-    ) -> Answer {
-        let mut request = self
-            .client
-            .post(format!("{}/events/{event}/bookings", self.url))
-            .header("content-type", "text/plain;charset=UTF-8")
-            .body(body.to_owned());
-        if let Some(user) = user {
-            request = request.header("x-user-id", user);
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", format!("\"{key}\""));
-        }
-        Answer::read(request.send().await.expect("request")).await
-    }
-
-    /// The bookings stored for `event`, read straight from the database.
-    async fn stored_bookings(&self, event: &str) -> Vec<myevents_domain::booking::Booking> {
-        use myevents_store::BookingRepository;
-        let store = myevents_store::mongo::MongoStore::start(&self.mongo, Vec::new())
-            .await
-            .expect("store");
-        myevents_store::mongo::MongoBookingRepository::new(&store)
-            .bookings_for_event(
-                EventId::parse(event).expect("id"),
-                myevents_store::PageRequest::first(1000),
-            )
-            .await
-            .expect("list")
-    }
 }
 
 #[tokio::test]
 async fn booking_answers_201_stores_the_booking_and_announces_it() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::in_memory().await;
     let event = app.announce_event(10).await;
     let answer = app
         .book(&event.to_string(), r#"{"seats":3}"#, Some("alice"))
@@ -192,7 +39,10 @@ async fn booking_answers_201_stores_the_booking_and_announces_it() {
         answer.body
     );
     assert_eq!(
-        app.get(&format!("/events/{event}/bookings")).await.body,
+        app.http
+            .get(&format!("/events/{event}/bookings"))
+            .await
+            .body,
         json!([answer.body])
     );
     assert_eq!(
@@ -227,23 +77,22 @@ async fn booking_answers_201_stores_the_booking_and_announces_it() {
 
 #[tokio::test]
 async fn a_booking_without_a_user_is_anonymous_and_json_bodies_work_too() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::in_memory().await;
     let event = app.announce_event(10).await;
-    let response = app
-        .client
-        .post(format!("{}/events/{event}/bookings", app.url))
-        .json(&json!({"Seats": 1}))
-        .send()
-        .await
-        .expect("request");
-    let answer = Answer::read(response).await;
+    let answer = app
+        .post_bookings(
+            &event,
+            &[("content-type", "application/json")],
+            json!({"Seats": 1}).to_string(),
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     assert_eq!(answer.body["UserID"], "anonymous");
 }
 
 #[tokio::test]
 async fn booking_until_sold_out_then_409_and_never_below_zero() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::in_memory().await;
     let event = app.announce_event(5).await.to_string();
     assert_eq!(
         app.book(&event, r#"{"seats":4}"#, None).await.status,
@@ -261,6 +110,7 @@ async fn booking_until_sold_out_then_409_and_never_below_zero() {
         StatusCode::CONFLICT,
     );
     let booked: i64 = app
+        .http
         .get(&format!("/events/{event}/bookings"))
         .await
         .body
@@ -274,7 +124,7 @@ async fn booking_until_sold_out_then_409_and_never_below_zero() {
 
 #[tokio::test]
 async fn bad_seats_bodies_users_and_ids_get_problems() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::in_memory().await;
     let event = app.announce_event(100).await.to_string();
     for body in [
         r#"{"seats":0}"#,
@@ -297,24 +147,20 @@ async fn bad_seats_bodies_users_and_ids_get_problems() {
             .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     );
-    let xml = app
-        .client
-        .post(format!("{}/events/{event}/bookings", app.url))
-        .header("content-type", "application/xml")
-        .body("<seats>1</seats>")
-        .send()
-        .await
-        .expect("request");
-    Answer::read(xml)
-        .await
-        .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    app.post_bookings(
+        &event,
+        &[("content-type", "application/xml")],
+        "<seats>1</seats>",
+    )
+    .await
+    .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     for path in [
         "/bookings/000000000000000000000000",
         "/bookings/nope",
         "/events/000000000000000000000000/bookings",
         "/events/nope/bookings",
     ] {
-        assert_problem(&app.get(path).await, StatusCode::NOT_FOUND);
+        assert_problem(&app.http.get(path).await, StatusCode::NOT_FOUND);
     }
     assert_problem(
         &app.book("000000000000000000000000", r#"{"seats":1}"#, None)
@@ -326,11 +172,12 @@ async fn bad_seats_bodies_users_and_ids_get_problems() {
         StatusCode::NOT_FOUND,
     );
     assert_problem(
-        &app.get("/events/{event}/bookings?limit=abc").await,
+        &app.http.get("/events/{event}/bookings?limit=abc").await,
         StatusCode::NOT_FOUND,
     );
     assert_problem(
-        &app.get(&format!("/events/{event}/bookings?limit=abc"))
+        &app.http
+            .get(&format!("/events/{event}/bookings?limit=abc"))
             .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     );
@@ -338,22 +185,23 @@ async fn bad_seats_bodies_users_and_ids_get_problems() {
 
 #[tokio::test]
 async fn the_frontends_exact_booking_request_gets_cors_headers() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::in_memory().await;
     let event = app.announce_event(10).await;
     // What the reference frontend's fetch() sends: no Content-Type set by the script, so the browser
     // sends text/plain, plus the page's Origin.
-    let response = app
-        .client
-        .post(format!("{}/events/{event}/bookings", app.url))
-        .header("Origin", "http://localhost")
-        .header("Content-Type", "text/plain;charset=UTF-8")
-        .body(r#"{"seats":1}"#)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    let exposed = response.headers()["access-control-expose-headers"]
+    let answer = app
+        .post_bookings(
+            &event,
+            &[
+                ("origin", "http://localhost"),
+                ("content-type", "text/plain;charset=UTF-8"),
+            ],
+            r#"{"seats":1}"#,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    assert_eq!(answer.headers["access-control-allow-origin"], "*");
+    let exposed = answer.headers["access-control-expose-headers"]
         .to_str()
         .expect("header")
         .to_owned();
@@ -362,7 +210,7 @@ async fn the_frontends_exact_booking_request_gets_cors_headers() {
 
 #[tokio::test]
 async fn a_redelivered_event_created_keeps_the_remaining_seats() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::in_memory().await;
     let event = app.announce_event(3).await;
     assert_eq!(
         app.book(&event.to_string(), r#"{"seats":2}"#, None)
@@ -371,21 +219,7 @@ async fn a_redelivered_event_created_keeps_the_remaining_seats() {
         StatusCode::CREATED
     );
     // The same announcement again (a redelivery): the event must not get its seats back.
-    let again = DomainEvent::EventCreated(EventCreated {
-        id: event,
-        name: "opera aida".to_owned(),
-        location_id: None,
-        start_date: chrono::DateTime::from_timestamp(1_768_000_000, 0).expect("time"),
-        end_date: chrono::DateTime::from_timestamp(1_768_007_200, 0).expect("time"),
-        capacity: Some(3),
-        hall: None,
-        location_name: None,
-        organiser: Some("anonymous".to_owned()),
-    });
-    app.broker
-        .publish(&Message::new(again.name(), again.key(), again.to_json()))
-        .await
-        .expect("publish");
+    app.publish(&event_created(event, 3, "anonymous")).await;
     // A second, fresh event published after it proves the redelivery was consumed.
     let marker = app.announce_event(1).await;
     assert_eq!(
@@ -408,11 +242,9 @@ async fn a_redelivered_event_created_keeps_the_remaining_seats() {
 
 #[tokio::test]
 async fn an_undecodable_message_is_dead_lettered_and_consumption_goes_on() {
-    let app = TestApp::spawn().await;
-    app.broker
-        .publish(&Message::new("eventCreated", "k", b"{not json".to_vec()))
-        .await
-        .expect("publish");
+    let app = TestApp::in_memory().await;
+    app.publish_raw(Message::new("eventCreated", "k", b"{not json".to_vec()))
+        .await;
     let event = app.announce_event(2).await;
     assert_eq!(
         app.book(&event.to_string(), r#"{"seats":1}"#, None)
@@ -424,6 +256,7 @@ async fn an_undecodable_message_is_dead_lettered_and_consumption_goes_on() {
     let subscription = Subscription::new(&app.queue, myevents_booking_service::consumer::CONSUMES);
     let _dead_letters = app
         .broker
+        .subscriber
         .subscribe(&subscription.dead_letters(), recorder)
         .await
         .expect("subscribe to dead letters");
@@ -434,63 +267,28 @@ async fn an_undecodable_message_is_dead_lettered_and_consumption_goes_on() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_one_seat_bookings_of_fifty_seats_sell_exactly_fifty() {
-    let app = Arc::new(TestApp::spawn().await);
-    let event = app.announce_event(50).await.to_string();
-    let requests: Vec<_> = (0..200)
-        .map(|i| {
-            let app = Arc::clone(&app);
-            let event = event.clone();
-            tokio::spawn(async move {
-                app.book(&event, r#"{"seats":1}"#, Some(&format!("user{i}")))
-                    .await
-                    .status
-            })
-        })
-        .collect();
-    let mut created = 0;
-    let mut conflicts = 0;
-    for request in requests {
-        match request.await.expect("task") {
-            StatusCode::CREATED => created += 1,
-            StatusCode::CONFLICT => conflicts += 1,
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert_eq!((created, conflicts), (50, 150));
-
-    // What is stored, read straight from the database.
-    use myevents_store::BookingRepository;
-    let store = myevents_store::mongo::MongoStore::start(&app.mongo, Vec::new())
-        .await
-        .expect("store");
-    let repository = myevents_store::mongo::MongoBookingRepository::new(&store);
-    let id = EventId::parse(&event).expect("id");
-    let inventory = repository
-        .inventory(id)
-        .await
-        .expect("read")
-        .expect("known");
-    assert_eq!(inventory.remaining.get(), 0);
-    let stored = repository
-        .bookings_for_event(id, myevents_store::PageRequest::first(1000))
-        .await
-        .expect("list");
-    assert_eq!(stored.len(), 50);
+    two_hundred_one_seat_bookings_of_fifty_seats_sell_fifty(TestApp::in_memory().await).await;
 }
 
 #[tokio::test]
 async fn the_user_who_booked_cancels_once_and_the_seats_go_back_on_sale() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::in_memory().await;
     let event = app.announce_event(4).await.to_string();
     let booked = app.book(&event, r#"{"seats":3}"#, Some("alice")).await;
     assert_eq!(booked.status, StatusCode::CREATED);
     let id = booked.body["ID"].as_str().expect("ID").to_owned();
-    let cancel = |user: Option<&'static str>, id: String| {
-        let mut request = app.client.delete(format!("{}/bookings/{id}", app.url));
-        if let Some(user) = user {
-            request = request.header("x-user-id", user);
-        }
-        async move { Answer::read(request.send().await.expect("request")).await }
+    let app_ref = &app;
+    let cancel = |user: Option<&'static str>, id: String| async move {
+        let user = user.map(|user| ("x-user-id", user));
+        app_ref
+            .http
+            .request(
+                "DELETE",
+                &format!("/bookings/{id}"),
+                user.as_slice(),
+                Body::empty(),
+            )
+            .await
     };
     // To anyone else the booking does not exist.
     assert_problem(
@@ -545,7 +343,7 @@ async fn the_user_who_booked_cancels_once_and_the_seats_go_back_on_sale() {
 
 #[tokio::test]
 async fn the_same_request_sent_twenty_times_at_once_with_one_key_books_once_and_announces_once() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::in_memory().await;
     let app_ref = &app;
     let event = app.announce_event(10).await.to_string();
     let attempts = (0..20).map(|_| {
@@ -589,7 +387,7 @@ async fn the_same_request_sent_twenty_times_at_once_with_one_key_books_once_and_
     let stored = app.stored_bookings(&event).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id.to_string(), id);
-    let inventory = app.get(&format!("/events/{event}/bookings")).await;
+    let inventory = app.http.get(&format!("/events/{event}/bookings")).await;
     assert_eq!(inventory.body.as_array().expect("list").len(), 1);
 
     // One eventBooked: the next message after it is the one of a later, different booking.
@@ -608,7 +406,7 @@ async fn the_same_request_sent_twenty_times_at_once_with_one_key_books_once_and_
 
 #[tokio::test]
 async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_changed_body_gets_422() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::in_memory().await;
     let event = app.announce_event(3).await.to_string();
     let first = app
         .book_with_key(&event, r#"{"seats":2}"#, Some("alice"), Some("k1"))
@@ -662,33 +460,18 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
         .await;
     malformed.assert_problem(StatusCode::BAD_REQUEST);
 
-    // Another replica (here: a second process of the service on the same database) replays it too.
-    let queue = unique("booking");
-    let config = BookingServiceConfig {
-        host: HostConfig::ephemeral(queue),
-        max_seats_per_booking: 4,
-        default_capacity: None,
-        reconcile_every: std::time::Duration::from_secs(60),
-        reconcile_grace: std::time::Duration::from_secs(30),
-        fault: None,
-    };
-    let memory = myevents_broker::memory::InMemoryBroker::default();
-    let store = StoreConfig::MongoDb(app.mongo.clone());
-    let deps = Dependencies::from_config(&store, Broker::in_memory(&memory))
-        .await
-        .expect("store");
-    let replica = Application::build(&config, deps).await.expect("build");
-    let replica_url = format!("http://{}", replica.local_addr());
-    tokio::spawn(replica.run_until_stopped(std::future::pending()));
-    let from_replica = Answer::read(
-        app.client
-            .post(format!("{replica_url}/events/{event}/bookings"))
-            .header("x-user-id", "alice")
-            .header("idempotency-key", "k1")
-            .json(&json!({"seats": 2}))
-            .send()
-            .await
-            .expect("request"),
+    // Another replica (a second instance of the service on the same store) replays it too.
+    let replica = app.replica().await;
+    let from_replica = Answer::call(
+        &replica,
+        "POST",
+        &format!("/events/{event}/bookings"),
+        &[
+            ("x-user-id", "alice"),
+            ("idempotency-key", "k1"),
+            ("content-type", "application/json"),
+        ],
+        json!({"seats": 2}).to_string(),
     )
     .await;
     assert_eq!(
@@ -699,58 +482,4 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
     );
     assert_eq!(from_replica.body, first.body);
     assert_eq!(app.stored_bookings(&event).await.len(), 2);
-}
-
-#[tokio::test]
-async fn the_reconciliation_finishes_a_seat_return_a_crash_interrupted() {
-    use mongodb::bson::doc;
-    use myevents_store::BookingRepository;
-    let app = TestApp::spawn().await;
-    let event = app.announce_event(4).await;
-    let booked = app
-        .book(&event.to_string(), r#"{"seats":3}"#, Some("alice"))
-        .await;
-    assert_eq!(booked.status, StatusCode::CREATED);
-    let id = booked.body["ID"].as_str().expect("ID");
-
-    // What a crash right after marking the booking cancelled leaves: the seats not yet back.
-    let store = myevents_store::mongo::MongoStore::start(&app.mongo, Vec::new())
-        .await
-        .expect("store");
-    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
-    store
-        .database()
-        .collection::<mongodb::bson::Document>("bookings")
-        .update_one(
-            doc! {"_id": mongodb::bson::oid::ObjectId::parse_str(id).expect("oid")},
-            doc! {"$set": {
-                "cancelled_at": mongodb::bson::DateTime::from_millis(an_hour_ago.timestamp_millis()),
-                "returning": true,
-            }},
-        )
-        .await
-        .expect("simulate the interrupted cancellation");
-    let repository = myevents_store::mongo::MongoBookingRepository::new(&store);
-    let remaining = || async {
-        repository
-            .inventory(event)
-            .await
-            .expect("read")
-            .expect("known")
-            .remaining
-            .get()
-    };
-    assert!(
-        eventually(WAIT, || async { remaining().await == 4 }).await,
-        "the reconciliation gave the seats back"
-    );
-    // Once: later runs leave it at 4 while a new booking takes seats again.
-    assert_eq!(
-        app.book(&event.to_string(), r#"{"seats":4}"#, Some("bob"))
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(remaining().await, 0);
 }

@@ -1,0 +1,49 @@
+//! The request's W3C trace context (`traceparent`): continued from the client's or started here,
+//! and handed to handlers for the messages a request causes.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use myevents_platform::trace::{TRACEPARENT_HEADER, TraceContext};
+
+/// The request's W3C `traceparent` (set by [`crate::layers::with_common_layers`]: the client's trace continued with a
+/// span of ours, or a new trace), to store with the messages the request causes.
+pub fn trace_parent(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Axum extractor of the request's W3C `traceparent` (see [`trace_parent`]); never rejects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceParent(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(trace_parent(&parts.headers)))
+    }
+}
+
+/// Continues the client's trace (`traceparent`, W3C Trace Context) with a span of ours, or starts a
+/// new trace, and puts the result in the request's `traceparent` header (for the handlers) and its
+/// extensions (for the request span).
+pub(crate) async fn continue_trace(mut request: Request, next: Next) -> Response {
+    let ours = request
+        .headers()
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse)
+        .map_or_else(TraceContext::new_root, |incoming| incoming.child());
+    if let Ok(value) = HeaderValue::from_str(&ours.to_string()) {
+        request.headers_mut().insert(TRACEPARENT_HEADER, value);
+    }
+    request.extensions_mut().insert(ours);
+    next.run(request).await
+}

@@ -1,0 +1,504 @@
+//! Checks on [`BookingRepository`], the outbox and relay claim of its store included.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::seats::SeatCount;
+
+use super::{
+    StoreUnderTest, pending_ids, place_booking, place_sample, sample_booking, sample_message, time,
+};
+use crate::{BookingRepository, Cancellation, PageRequest, PlaceBookingError, Settled};
+
+fn inventory(seats: u32) -> SeatInventory {
+    SeatInventory::new(
+        EventId::generate(),
+        "opera aida".to_owned(),
+        SeatCount::new(seats),
+    )
+    .organised_by(UserId::parse("organiser-1").ok())
+}
+
+/// The inventory of `event_id` as `repo` stores it.
+///
+/// # Panics
+/// When it cannot be read or is not there.
+async fn stored_inventory(repo: &dyn BookingRepository, event_id: EventId) -> SeatInventory {
+    repo.inventory(event_id).await.expect("get").expect("known")
+}
+
+/// Adding an inventory twice keeps the first and its remaining seats.
+pub async fn adding_an_inventory_is_idempotent(repo: Arc<dyn BookingRepository>) {
+    let inv = inventory(10);
+    assert!(repo.add_inventory(&inv).await.expect("add"));
+    place_sample(repo.as_ref(), inv.event_id, "alice", 4)
+        .await
+        .expect("place");
+    assert!(!repo.add_inventory(&inv).await.expect("add again"));
+    let stored = stored_inventory(repo.as_ref(), inv.event_id).await;
+    assert_eq!(stored.remaining, SeatCount::new(6));
+    assert_eq!(stored.capacity, SeatCount::new(10));
+    assert_eq!(stored.organiser, inv.organiser);
+    assert_eq!(
+        repo.inventory(EventId::generate()).await.expect("get"),
+        None
+    );
+}
+
+/// Placing takes seats and stores the booking; asking for more than remain changes nothing.
+pub async fn placing_takes_seats_until_sold_out(repo: Arc<dyn BookingRepository>) {
+    let inv = inventory(5);
+    repo.add_inventory(&inv).await.expect("add");
+    let booking = sample_booking(inv.event_id, "alice", 3);
+    assert_eq!(
+        place_booking(repo.as_ref(), &booking, &sample_message()).await,
+        Ok(SeatCount::new(2))
+    );
+    assert_eq!(repo.booking(booking.id).await.expect("get"), Some(booking));
+    let too_many = sample_booking(inv.event_id, "bob", 3);
+    assert_eq!(
+        place_booking(repo.as_ref(), &too_many, &sample_message()).await,
+        Err(PlaceBookingError::SoldOut {
+            remaining: SeatCount::new(2)
+        })
+    );
+    assert_eq!(repo.booking(too_many.id).await.expect("get"), None);
+    assert_eq!(
+        place_sample(repo.as_ref(), inv.event_id, "bob", 2).await,
+        Ok(SeatCount::new(0))
+    );
+    let stored = stored_inventory(repo.as_ref(), inv.event_id).await;
+    assert_eq!(stored.remaining, SeatCount::new(0));
+}
+
+/// A placed booking's message waits in the outbox; a refused booking leaves none.
+pub async fn announces_placed_bookings_only(store: StoreUnderTest<dyn BookingRepository>) {
+    let inv = inventory(1);
+    store.repo.add_inventory(&inv).await.expect("add");
+    let placed = sample_message();
+    place_booking(
+        store.repo.as_ref(),
+        &sample_booking(inv.event_id, "alice", 1),
+        &placed,
+    )
+    .await
+    .expect("place");
+    let refused = place_sample(store.repo.as_ref(), inv.event_id, "bob", 1).await;
+    assert!(matches!(refused, Err(PlaceBookingError::SoldOut { .. })));
+    let unknown = place_sample(store.repo.as_ref(), EventId::generate(), "bob", 1).await;
+    assert_eq!(unknown, Err(PlaceBookingError::EventNotFound));
+    assert_eq!(
+        pending_ids(store.outbox.as_ref()).await,
+        std::slice::from_ref(&placed.id)
+    );
+    store
+        .outbox
+        .mark_published(std::slice::from_ref(&placed.id))
+        .await
+        .expect("mark");
+    assert!(pending_ids(store.outbox.as_ref()).await.is_empty());
+}
+
+/// A booking for an event the repository does not know is refused.
+pub async fn placing_for_an_unknown_event_is_refused(repo: Arc<dyn BookingRepository>) {
+    let booking = sample_booking(EventId::generate(), "alice", 1);
+    assert_eq!(
+        place_booking(repo.as_ref(), &booking, &sample_message()).await,
+        Err(PlaceBookingError::EventNotFound)
+    );
+    assert_eq!(repo.booking(booking.id).await.expect("get"), None);
+}
+
+/// 200 concurrent one-seat bookings of a 50-seat event: exactly 50 succeed, 0 seats remain.
+pub async fn concurrent_bookings_never_oversell(repo: Arc<dyn BookingRepository>) {
+    let inv = inventory(50);
+    repo.add_inventory(&inv).await.expect("add");
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let repo = Arc::clone(&repo);
+            let booking = sample_booking(inv.event_id, &format!("user{i}"), 1);
+            tokio::spawn(
+                async move { place_booking(repo.as_ref(), &booking, &sample_message()).await },
+            )
+        })
+        .collect();
+    let mut placed = 0;
+    let mut sold_out = 0;
+    for result in futures_util::future::join_all(tasks).await {
+        match result.expect("task") {
+            Ok(_) => placed += 1,
+            Err(PlaceBookingError::SoldOut { .. }) => sold_out += 1,
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!((placed, sold_out), (50, 150));
+    let stored = stored_inventory(repo.as_ref(), inv.event_id).await;
+    assert_eq!(stored.remaining, SeatCount::new(0));
+    let listed = repo
+        .bookings_for_event(inv.event_id, PageRequest::first(1000))
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 50);
+}
+
+/// Bookings placed while the event's inventory is being added are placed or find no event, but are
+/// never refused as sold out while seats remain.
+pub async fn an_inventory_appearing_mid_booking_is_never_reported_sold_out(
+    repo: Arc<dyn BookingRepository>,
+) {
+    for _ in 0..20 {
+        let inv = inventory(10);
+        let adding = {
+            let repo = Arc::clone(&repo);
+            let inv = inv.clone();
+            tokio::spawn(async move { repo.add_inventory(&inv).await })
+        };
+        let placing: Vec<_> = (0..4)
+            .map(|_| {
+                let repo = Arc::clone(&repo);
+                let booking = sample_booking(inv.event_id, "alice", 1);
+                tokio::spawn(async move {
+                    place_booking(repo.as_ref(), &booking, &sample_message()).await
+                })
+            })
+            .collect();
+        adding.await.expect("task").expect("add");
+        for result in futures_util::future::join_all(placing).await {
+            match result.expect("task") {
+                Ok(_) | Err(PlaceBookingError::EventNotFound) => {}
+                Err(other) => panic!("refused while seats remained: {other}"),
+            }
+        }
+    }
+}
+
+async fn remaining(repo: &dyn BookingRepository, event_id: EventId) -> u32 {
+    repo.inventory(event_id)
+        .await
+        .expect("inventory")
+        .expect("known")
+        .remaining
+        .get()
+}
+
+/// A booking interrupted between holding its seats and being stored is listed as a stale hold; a
+/// retry under the same id finds the hold instead of taking seats again; storing it (by the
+/// retry, then again by the reconciler) settles it once.
+pub async fn an_interrupted_booking_is_finished_from_its_hold_once(
+    store: StoreUnderTest<dyn BookingRepository>,
+) {
+    let repo = store.repo.as_ref();
+    let inv = inventory(10);
+    repo.add_inventory(&inv).await.expect("add");
+    let booking = sample_booking(inv.event_id, "alice", 3);
+    let hold = repo.hold_seats(&booking).await.expect("hold");
+    assert!(hold.fresh);
+    assert_eq!(hold.remaining, SeatCount::new(7));
+    // The process dies here: the seats are held, no booking is stored.
+    assert_eq!(repo.booking(booking.id).await.expect("get"), None);
+    let now = Utc::now() + chrono::TimeDelta::seconds(1);
+    let stale = repo.stale_holds(now).await.expect("stale");
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].booking, booking);
+    assert_eq!(stale[0].attempt, hold.attempt);
+    assert!(
+        repo.stale_holds(hold.held_at)
+            .await
+            .expect("stale")
+            .is_empty(),
+        "a hold is stale only before the cut-off"
+    );
+    // The retry (same booking id, a later time) finds the hold and takes nothing.
+    let retry = Booking {
+        booked_at: booking.booked_at + chrono::TimeDelta::seconds(5),
+        ..booking.clone()
+    };
+    let found = repo.hold_seats(&retry).await.expect("hold again");
+    assert!(!found.fresh);
+    assert_eq!(found.attempt, hold.attempt);
+    assert_eq!(found.booking, booking, "the held booking, as first asked");
+    assert_eq!(remaining(repo, inv.event_id).await, 7);
+    let announce = sample_message();
+    assert_eq!(
+        repo.store_held_booking(&found, &announce).await,
+        Ok(Settled::Stored(booking.clone()))
+    );
+    // The reconciler, late, settles the same hold: nothing changes.
+    assert_eq!(
+        repo.store_held_booking(&stale[0], &sample_message()).await,
+        Ok(Settled::Stored(booking.clone()))
+    );
+    assert!(repo.stale_holds(now).await.expect("stale").is_empty());
+    assert_eq!(repo.booking(booking.id).await.expect("get"), Some(booking));
+    assert_eq!(remaining(repo, inv.event_id).await, 7);
+    assert_eq!(pending_ids(store.outbox.as_ref()).await, vec![announce.id]);
+}
+
+/// An attempt that held seats for a booking id another attempt already stored gives its seats
+/// back and answers the stored booking.
+pub async fn a_second_hold_for_a_stored_booking_gives_its_seats_back(
+    repo: Arc<dyn BookingRepository>,
+) {
+    let inv = inventory(10);
+    repo.add_inventory(&inv).await.expect("add");
+    let booking = sample_booking(inv.event_id, "alice", 4);
+    place_booking(repo.as_ref(), &booking, &sample_message())
+        .await
+        .expect("placed");
+    // A stalled twin under the same id, which read "not stored" before the first stored it.
+    let twin = repo.hold_seats(&booking).await.expect("twin hold");
+    assert!(twin.fresh);
+    assert_eq!(remaining(repo.as_ref(), inv.event_id).await, 2);
+    assert_eq!(
+        repo.store_held_booking(&twin, &sample_message()).await,
+        Ok(Settled::AlreadyStored(booking.clone()))
+    );
+    assert_eq!(remaining(repo.as_ref(), inv.event_id).await, 6);
+    let later = Utc::now() + chrono::TimeDelta::seconds(1);
+    assert!(repo.stale_holds(later).await.expect("stale").is_empty());
+}
+
+/// Messages come out of the outbox in the order they were stored, batch after batch, also when
+/// a later message is stored in an older document (a cancellation of an early booking).
+pub async fn the_outbox_keeps_stored_order_across_batches(
+    store: StoreUnderTest<dyn BookingRepository>,
+) {
+    let repo = store.repo.as_ref();
+    let inv = inventory(100);
+    repo.add_inventory(&inv).await.expect("add");
+    let mut stored = Vec::new();
+    let mut bookings = Vec::new();
+    for i in 0..12 {
+        let booking = sample_booking(inv.event_id, "alice", 1);
+        let announce = sample_message();
+        place_booking(repo, &booking, &announce)
+            .await
+            .expect("placed");
+        stored.push(announce.id);
+        bookings.push(booking);
+        if i % 4 == 3 {
+            // Cancel the oldest booking not yet cancelled: its document gets a newer message.
+            let first = bookings.remove(0);
+            let cancel = sample_message();
+            repo.cancel_booking(first.id, Utc::now(), &cancel)
+                .await
+                .expect("cancel");
+            stored.push(cancel.id);
+        }
+    }
+    let mut relayed = Vec::new();
+    loop {
+        let batch = store.outbox.pending(5).await.expect("pending");
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            store
+                .outbox
+                .mark_published(std::slice::from_ref(&message.id))
+                .await
+                .expect("mark");
+            relayed.push(message.id);
+        }
+    }
+    assert_eq!(relayed, stored);
+}
+
+/// A batch of published messages leaves in one call, ids already gone or unknown skipped; the
+/// backlog counts every pending message, not one batch, and knows the oldest.
+pub async fn the_backlog_counts_every_pending_message(
+    store: StoreUnderTest<dyn BookingRepository>,
+) {
+    assert_eq!(
+        store.outbox.backlog().await.expect("backlog"),
+        crate::Backlog::default()
+    );
+    let inv = inventory(100);
+    store.repo.add_inventory(&inv).await.expect("add");
+    let mut stored = Vec::new();
+    for i in 0..12 {
+        let message = sample_message();
+        place_booking(
+            store.repo.as_ref(),
+            &sample_booking(inv.event_id, &format!("user {i}"), 1),
+            &message,
+        )
+        .await
+        .expect("place");
+        stored.push(message);
+    }
+    let backlog = store.outbox.backlog().await.expect("backlog");
+    assert_eq!(backlog.pending, 12);
+    let millis = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
+    assert_eq!(millis(backlog.oldest), millis(Some(stored[0].occurred_at)));
+    let mut batch: Vec<String> = stored[..5].iter().map(|m| m.id.clone()).collect();
+    batch.push(sample_message().id);
+    store.outbox.mark_published(&batch).await.expect("mark");
+    store
+        .outbox
+        .mark_published(&batch)
+        .await
+        .expect("mark again");
+    let left: Vec<String> = stored[5..].iter().map(|m| m.id.clone()).collect();
+    assert_eq!(pending_ids(store.outbox.as_ref()).await, left);
+    let backlog = store.outbox.backlog().await.expect("backlog");
+    assert_eq!(backlog.pending, 7);
+    assert_eq!(millis(backlog.oldest), millis(Some(stored[5].occurred_at)));
+    store.outbox.mark_published(&left).await.expect("mark");
+    assert_eq!(
+        store.outbox.backlog().await.expect("backlog"),
+        crate::Backlog::default()
+    );
+}
+
+/// One relay holds the claim at a time: it renews it, the others are refused until it releases
+/// it or its lease lapses, and then exactly one of them takes over.
+pub async fn one_relay_holds_the_claim_at_a_time(store: StoreUnderTest<dyn BookingRepository>) {
+    let outbox = store.outbox;
+    let long = std::time::Duration::from_secs(60);
+    assert!(outbox.claim("relay a", long).await.expect("claim"));
+    assert!(!outbox.claim("relay b", long).await.expect("claim"));
+    assert!(outbox.claim("relay a", long).await.expect("renew"));
+    outbox
+        .release("relay b")
+        .await
+        .expect("release by a non-holder");
+    assert!(!outbox.claim("relay b", long).await.expect("claim"));
+    outbox.release("relay a").await.expect("release");
+    assert!(outbox.claim("relay b", long).await.expect("take over"));
+    assert!(!outbox.claim("relay a", long).await.expect("claim"));
+    outbox.release("relay b").await.expect("release");
+
+    let short = std::time::Duration::from_millis(300);
+    assert!(outbox.claim("relay c", short).await.expect("claim"));
+    assert!(!outbox.claim("relay d", long).await.expect("claim"));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let contenders = futures_util::future::join_all(
+        ["relay d", "relay e", "relay f"].map(|relay| outbox.claim(relay, long)),
+    )
+    .await;
+    let winners = contenders
+        .into_iter()
+        .map(|won| won.expect("claim"))
+        .filter(|won| *won)
+        .count();
+    assert_eq!(winners, 1, "exactly one relay takes a lapsed claim over");
+    assert!(!outbox.claim("relay c", long).await.expect("claim"));
+}
+
+/// Cancelling gives the seats back once; a second cancel changes nothing; unknown ids are said so.
+pub async fn cancelling_gives_the_seats_back_once(repo: Arc<dyn BookingRepository>) {
+    let inv = inventory(5);
+    repo.add_inventory(&inv).await.expect("add");
+    let booking = sample_booking(inv.event_id, "alice", 3);
+    place_booking(repo.as_ref(), &booking, &sample_message())
+        .await
+        .expect("place");
+    let when = time(1_768_000_200);
+    let mut cancelled = booking.clone();
+    cancelled.cancelled_at = Some(when);
+    assert_eq!(
+        repo.cancel_booking(booking.id, when, &sample_message())
+            .await,
+        Ok(Cancellation::Cancelled(cancelled.clone()))
+    );
+    assert_eq!(
+        repo.cancel_booking(booking.id, time(1_768_000_300), &sample_message())
+            .await,
+        Ok(Cancellation::AlreadyCancelled(cancelled.clone()))
+    );
+    let stored = stored_inventory(repo.as_ref(), inv.event_id).await;
+    assert_eq!(stored.remaining, SeatCount::new(5));
+    assert_eq!(
+        repo.booking(booking.id).await.expect("get"),
+        Some(cancelled)
+    );
+    assert_eq!(
+        repo.cancel_booking(BookingId::generate(), when, &sample_message())
+            .await,
+        Ok(Cancellation::NotFound)
+    );
+    // Nothing is left half returned for the reconciliation.
+    let later = when + chrono::TimeDelta::hours(1);
+    assert_eq!(repo.finish_seat_returns(later).await, Ok(0));
+    // The seats are on sale again.
+    place_sample(repo.as_ref(), inv.event_id, "bob", 5)
+        .await
+        .expect("place");
+}
+
+/// Bookings list by event and by user, in pages.
+pub async fn lists_by_event_and_by_user(repo: Arc<dyn BookingRepository>) {
+    let a = inventory(100);
+    let b = inventory(100);
+    repo.add_inventory(&a).await.expect("add");
+    repo.add_inventory(&b).await.expect("add");
+    let mut alice_on_a = Vec::new();
+    for _ in 0..3 {
+        let booking = sample_booking(a.event_id, "alice", 1);
+        place_booking(repo.as_ref(), &booking, &sample_message())
+            .await
+            .expect("place");
+        alice_on_a.push(booking);
+    }
+    let bob_on_a = sample_booking(a.event_id, "bob", 2);
+    place_booking(repo.as_ref(), &bob_on_a, &sample_message())
+        .await
+        .expect("place");
+    let alice_on_b = sample_booking(b.event_id, "alice", 1);
+    place_booking(repo.as_ref(), &alice_on_b, &sample_message())
+        .await
+        .expect("place");
+
+    let on_a = repo
+        .bookings_for_event(a.event_id, PageRequest::first(100))
+        .await
+        .expect("list");
+    // Listed in id order: by creation second, in no particular order within one (booking ids
+    // are random after their seconds).
+    let mut expected = alice_on_a.clone();
+    expected.push(bob_on_a.clone());
+    expected.sort_by_key(|b| b.id);
+    assert_eq!(on_a, expected);
+
+    let alice = UserId::parse("alice").expect("user");
+    let mut alices = alice_on_a.clone();
+    alices.push(alice_on_b);
+    alices.sort_by_key(|b| b.id);
+    let first = repo
+        .bookings_for_user(&alice, PageRequest::first(2))
+        .await
+        .expect("list");
+    assert_eq!(first, alices[..2]);
+    let rest = repo
+        .bookings_for_user(&alice, PageRequest::new(Some(first[1].id.object_id()), 10))
+        .await
+        .expect("list");
+    assert_eq!(rest, alices[2..]);
+    let nobody = UserId::parse("carol").expect("user");
+    assert!(
+        repo.bookings_for_user(&nobody, PageRequest::first(10))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+/// Expands to one test per [`bookings`](crate::conformance::bookings) check (see
+/// [`location_repository_conformance!`](crate::location_repository_conformance!)).
+#[macro_export]
+macro_rules! booking_repository_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(bookings, $make;
+            adding_an_inventory_is_idempotent, placing_takes_seats_until_sold_out,
+            placing_for_an_unknown_event_is_refused, concurrent_bookings_never_oversell,
+            an_inventory_appearing_mid_booking_is_never_reported_sold_out,
+            cancelling_gives_the_seats_back_once, lists_by_event_and_by_user,
+            a_second_hold_for_a_stored_booking_gives_its_seats_back;
+            announces_placed_bookings_only, an_interrupted_booking_is_finished_from_its_hold_once,
+            the_outbox_keeps_stored_order_across_batches, the_backlog_counts_every_pending_message,
+            one_relay_holds_the_claim_at_a_time);
+    };
+}

@@ -1,0 +1,226 @@
+//! The booking service's repository in memory: seat inventory, seat holds and bookings.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::id::{BookingId, EventId, ObjectId};
+use myevents_domain::messages::OutboxMessage;
+
+use super::{InMemoryOutbox, lock, page};
+use crate::idempotency::new_token;
+use crate::now_millis;
+use crate::{
+    BookingRepository, Cancellation, PageRequest, PlaceBookingError, RepositoryError, SeatHold,
+    Settled,
+};
+
+#[derive(Debug, Default)]
+struct BookingState {
+    inventory: BTreeMap<ObjectId, SeatInventory>,
+    /// Each stored booking with the attempt whose hold it was stored under.
+    bookings: BTreeMap<ObjectId, (Booking, String)>,
+    /// Seat holds not yet settled, oldest first.
+    holds: Vec<SeatHold>,
+}
+
+impl BookingState {
+    fn position_of(&self, hold: &SeatHold) -> Option<usize> {
+        self.holds
+            .iter()
+            .position(|h| h.booking.id == hold.booking.id && h.attempt == hold.attempt)
+    }
+}
+
+/// Seat inventory and bookings in memory, behind one lock. Placing a booking takes the same two steps
+/// as on MongoDB (hold the seats, then store the booking), each under the lock, so a booking
+/// interrupted between them is found and finished here as there.
+#[derive(Debug, Default)]
+pub struct InMemoryBookingRepository {
+    state: Mutex<BookingState>,
+    outbox: InMemoryOutbox,
+}
+
+impl InMemoryBookingRepository {
+    /// A repository whose messages go to `outbox`.
+    pub fn new(outbox: InMemoryOutbox) -> Self {
+        Self {
+            state: Mutex::default(),
+            outbox,
+        }
+    }
+}
+
+#[async_trait]
+impl BookingRepository for InMemoryBookingRepository {
+    async fn add_inventory(&self, inventory: &SeatInventory) -> Result<bool, RepositoryError> {
+        let mut state = lock(&self.state);
+        let id = inventory.event_id.object_id();
+        if state.inventory.contains_key(&id) {
+            return Ok(false);
+        }
+        state.inventory.insert(id, inventory.clone());
+        Ok(true)
+    }
+
+    async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {
+        Ok(lock(&self.state)
+            .inventory
+            .get(&event_id.object_id())
+            .cloned())
+    }
+
+    async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError> {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let inventory = state
+            .inventory
+            .get_mut(&booking.event_id.object_id())
+            .ok_or(PlaceBookingError::EventNotFound)?;
+        let remaining_now = inventory.remaining;
+        if let Some(earlier) = state.holds.iter().find(|h| h.booking.id == booking.id) {
+            return Ok(SeatHold {
+                fresh: false,
+                remaining: remaining_now,
+                ..earlier.clone()
+            });
+        }
+        let remaining =
+            inventory
+                .reserve(booking.seats)
+                .map_err(|sold_out| PlaceBookingError::SoldOut {
+                    remaining: sold_out.remaining,
+                })?;
+        let hold = SeatHold {
+            booking: booking.clone(),
+            attempt: new_token(),
+            held_at: now_millis(),
+            fresh: true,
+            remaining,
+        };
+        state.holds.push(hold.clone());
+        Ok(hold)
+    }
+
+    async fn store_held_booking(
+        &self,
+        hold: &SeatHold,
+        announce: &OutboxMessage,
+    ) -> Result<Settled, RepositoryError> {
+        let mut state = lock(&self.state);
+        let id = hold.booking.id.object_id();
+        let held = state.position_of(hold);
+        if let Some((stored, attempt)) = state.bookings.get(&id).cloned() {
+            if attempt == hold.attempt {
+                return Ok(Settled::Stored(stored));
+            }
+            if let Some(at) = held {
+                state.holds.remove(at);
+                give_back(&mut state.inventory, &hold.booking);
+            }
+            return Ok(Settled::AlreadyStored(stored));
+        }
+        if let Some(at) = held {
+            state.holds.remove(at);
+        }
+        state
+            .bookings
+            .insert(id, (hold.booking.clone(), hold.attempt.clone()));
+        self.outbox.push(announce);
+        Ok(Settled::Stored(hold.booking.clone()))
+    }
+
+    async fn stale_holds(
+        &self,
+        held_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<SeatHold>, RepositoryError> {
+        Ok(lock(&self.state)
+            .holds
+            .iter()
+            .filter(|hold| hold.held_at < held_before)
+            .take(1000)
+            .map(|hold| SeatHold {
+                fresh: false,
+                ..hold.clone()
+            })
+            .collect())
+    }
+
+    async fn cancel_booking(
+        &self,
+        id: BookingId,
+        cancelled_at: chrono::DateTime<chrono::Utc>,
+        announce: &OutboxMessage,
+    ) -> Result<Cancellation, RepositoryError> {
+        let mut state = lock(&self.state);
+        let Some((booking, _)) = state.bookings.get_mut(&id.object_id()) else {
+            return Ok(Cancellation::NotFound);
+        };
+        if booking.cancelled_at.is_some() {
+            return Ok(Cancellation::AlreadyCancelled(booking.clone()));
+        }
+        booking.cancelled_at = Some(cancelled_at);
+        let booking = booking.clone();
+        give_back(&mut state.inventory, &booking);
+        self.outbox.push(announce);
+        Ok(Cancellation::Cancelled(booking))
+    }
+
+    async fn finish_seat_returns(
+        &self,
+        _cancelled_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, RepositoryError> {
+        // Cancelling is one write under the lock here: no return is ever left half done.
+        Ok(0)
+    }
+
+    async fn booking(&self, id: BookingId) -> Result<Option<Booking>, RepositoryError> {
+        Ok(lock(&self.state)
+            .bookings
+            .get(&id.object_id())
+            .map(|(booking, _)| booking.clone()))
+    }
+
+    async fn bookings_for_event(
+        &self,
+        event_id: EventId,
+        request: PageRequest,
+    ) -> Result<Vec<Booking>, RepositoryError> {
+        Ok(bookings_page(&lock(&self.state), request, |b| {
+            b.event_id == event_id
+        }))
+    }
+
+    async fn bookings_for_user(
+        &self,
+        user_id: &UserId,
+        request: PageRequest,
+    ) -> Result<Vec<Booking>, RepositoryError> {
+        Ok(bookings_page(&lock(&self.state), request, |b| {
+            &b.user_id == user_id
+        }))
+    }
+}
+
+/// Gives `booking`'s seats back to its event's inventory (never above its capacity).
+fn give_back(inventory: &mut BTreeMap<ObjectId, SeatInventory>, booking: &Booking) {
+    if let Some(inventory) = inventory.get_mut(&booking.event_id.object_id()) {
+        inventory.remaining = inventory
+            .remaining
+            .checked_add(booking.seats)
+            .map_or(inventory.capacity, |r| r.min(inventory.capacity));
+    }
+}
+
+/// One page of the stored bookings that `keep` accepts.
+fn bookings_page(
+    state: &BookingState,
+    request: PageRequest,
+    keep: impl Fn(&Booking) -> bool,
+) -> Vec<Booking> {
+    page(&state.bookings, request, |(b, _)| keep(b))
+        .into_iter()
+        .map(|(booking, _)| booking)
+        .collect()
+}

@@ -1,0 +1,169 @@
+//! The event service's repositories in memory: locations, and events with their inbox.
+
+use crate::Cause;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use myevents_domain::event::Event;
+use myevents_domain::id::{EventId, LocationId, ObjectId};
+use myevents_domain::location::Location;
+use myevents_domain::messages::OutboxMessage;
+use myevents_domain::seats::SeatCount;
+
+use super::{InMemoryOutbox, lock, page};
+use crate::idempotency::chrono_duration;
+use crate::{
+    EventRepository, INBOX_RETENTION, InboxKey, LocationRepository, PageRequest, RepositoryError,
+    SeatChange,
+};
+
+fn insert_new<T>(
+    map: &mut BTreeMap<ObjectId, T>,
+    id: ObjectId,
+    value: T,
+) -> Result<(), RepositoryError> {
+    if map.contains_key(&id) {
+        return Err(RepositoryError::Conflict(Cause::msg(format!("id {id}"))));
+    }
+    map.insert(id, value);
+    Ok(())
+}
+
+/// Locations in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryLocationRepository {
+    locations: Mutex<BTreeMap<ObjectId, Location>>,
+    outbox: InMemoryOutbox,
+}
+
+impl InMemoryLocationRepository {
+    /// A repository whose messages go to `outbox`.
+    pub fn new(outbox: InMemoryOutbox) -> Self {
+        Self {
+            locations: Mutex::default(),
+            outbox,
+        }
+    }
+}
+
+#[async_trait]
+impl LocationRepository for InMemoryLocationRepository {
+    async fn insert(
+        &self,
+        location: &Location,
+        announce: &OutboxMessage,
+    ) -> Result<(), RepositoryError> {
+        let mut locations = lock(&self.locations);
+        insert_new(&mut locations, location.id.object_id(), location.clone())?;
+        self.outbox.push(announce);
+        Ok(())
+    }
+
+    async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
+        Ok(lock(&self.locations).get(&id.object_id()).cloned())
+    }
+
+    async fn list(&self, request: PageRequest) -> Result<Vec<Location>, RepositoryError> {
+        Ok(page(&lock(&self.locations), request, |_| true))
+    }
+}
+
+/// The events and the inbox of the messages applied to them, changed together under one lock.
+#[derive(Debug, Default)]
+struct EventState {
+    events: BTreeMap<ObjectId, Event>,
+    inbox: Inbox,
+}
+
+/// Inbox keys with the time each was recorded. Keys older than [`INBOX_RETENTION`] are swept whenever
+/// the number held has doubled since the last sweep (amortised constant time per message).
+#[derive(Debug, Default)]
+struct Inbox {
+    received: HashMap<(String, String), chrono::DateTime<chrono::Utc>>,
+    sweep_at: usize,
+}
+
+impl Inbox {
+    /// Fewest records before the first sweep.
+    const FIRST_SWEEP: usize = 1024;
+
+    fn contains(&self, key: InboxKey<'_>) -> bool {
+        // Owned keys: a lookup by borrowed pair would need a custom `Borrow`; messages are small.
+        self.received
+            .contains_key(&(key.consumer.to_owned(), key.message_id.to_owned()))
+    }
+
+    fn record(&mut self, key: InboxKey<'_>, now: chrono::DateTime<chrono::Utc>) {
+        if self.received.len() >= self.sweep_at.max(Self::FIRST_SWEEP) {
+            let oldest = now - chrono_duration(INBOX_RETENTION);
+            self.received.retain(|_, at| *at > oldest);
+            self.sweep_at = 2 * self.received.len();
+        }
+        self.received
+            .insert((key.consumer.to_owned(), key.message_id.to_owned()), now);
+    }
+}
+
+/// Events in memory, with the inbox of the messages applied to them.
+#[derive(Debug, Default)]
+pub struct InMemoryEventRepository {
+    state: Mutex<EventState>,
+    outbox: InMemoryOutbox,
+}
+
+impl InMemoryEventRepository {
+    /// A repository whose messages go to `outbox`.
+    pub fn new(outbox: InMemoryOutbox) -> Self {
+        Self {
+            state: Mutex::default(),
+            outbox,
+        }
+    }
+}
+
+#[async_trait]
+impl EventRepository for InMemoryEventRepository {
+    async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError> {
+        let mut state = lock(&self.state);
+        insert_new(&mut state.events, event.id.object_id(), event.clone())?;
+        self.outbox.push(announce);
+        Ok(())
+    }
+
+    async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
+        Ok(lock(&self.state).events.get(&id.object_id()).cloned())
+    }
+
+    async fn find_by_name(&self, name: &str) -> Result<Option<Event>, RepositoryError> {
+        Ok(lock(&self.state)
+            .events
+            .values()
+            .find(|event| event.name == name)
+            .cloned())
+    }
+
+    async fn record_booked_seats(
+        &self,
+        id: EventId,
+        key: InboxKey<'_>,
+        seats: i64,
+    ) -> Result<SeatChange, RepositoryError> {
+        let mut state = lock(&self.state);
+        let EventState { events, inbox } = &mut *state;
+        let Some(event) = events.get_mut(&id.object_id()) else {
+            return Ok(SeatChange::UnknownEvent);
+        };
+        if inbox.contains(key) {
+            return Ok(SeatChange::Duplicate);
+        }
+        let booked = i64::from(event.seats_booked.get()).saturating_add(seats);
+        event.seats_booked = SeatCount::new(u32::try_from(booked.max(0)).unwrap_or(u32::MAX));
+        inbox.record(key, chrono::Utc::now());
+        Ok(SeatChange::Applied)
+    }
+
+    async fn list(&self, request: PageRequest) -> Result<Vec<Event>, RepositoryError> {
+        Ok(page(&lock(&self.state).events, request, |_| true))
+    }
+}
