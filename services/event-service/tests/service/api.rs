@@ -1,8 +1,10 @@
 //! API tests of the event service, every route and every error status: the whole application
 //! (middleware, use cases, consumer, outbox relay) over the in-memory adapters, each request sent to
-//! its router in process (`Answer::from_router`). What needs real servers (MongoDB lost and back,
+//! its router in process (`Answer::from_router`), with authentication off and, for the checks of
+//! bearer tokens and rate limits, on. What needs real servers (MongoDB lost and back,
 //! a broker that refuses dead letters) is in the files beside this one and in the suite's tests.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,6 +13,8 @@ use myevents_broker::{Consumer, EventPublisher, EventSubscriber, Message, Subscr
 use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked};
 use myevents_event_service::{Application, Dependencies};
 use myevents_host::HostConfig;
+use myevents_http::auth::{AuthConfig, JwtConfig, KeySource, Secret, mint_token};
+use myevents_http::rate_limit::RateLimit;
 use myevents_messaging::broker::Broker;
 use myevents_testkit::{Answer, InProcess, Recorded, Recorder, unique};
 use reqwest::StatusCode;
@@ -28,7 +32,13 @@ struct TestApp {
 }
 
 impl TestApp {
+    /// The service with every default of the host's (authentication off, no rate limit).
     async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The service with the host's settings as `configure` leaves them.
+    async fn spawn_with(configure: impl FnOnce(&mut HostConfig)) -> Self {
         let broker = InMemoryBroker::default();
         let observer = Subscription::new(unique("observer"), &["eventCreated", "locationCreated"]);
         broker
@@ -40,10 +50,9 @@ impl TestApp {
             .subscribe(&observer, recorder)
             .await
             .expect("observe");
-        let config = myevents_host::Config {
-            host: HostConfig::ephemeral(unique("events-service")),
-            service: (),
-        };
+        let mut host = HostConfig::ephemeral(unique("events-service"));
+        configure(&mut host);
+        let config = myevents_host::Config { host, service: () };
         let deps = Dependencies::in_memory(Broker::in_memory(&broker));
         let app = Application::build(&config, deps).await.expect("build");
         let router = app.router();
@@ -601,4 +610,115 @@ async fn posts_with_an_idempotency_key_create_once_and_replay_the_first_answer()
     let next = app.published.next(WAIT).await;
     let body: Value = serde_json::from_slice(&next.payload).expect("json");
     assert_eq!(body["id"], marker.body["ID"], "{body}");
+}
+
+/// Tokens as an identity provider signs them for the service's `AUTH_MODE=jwt` with an HS256 secret.
+struct Tokens(JwtConfig);
+
+impl Tokens {
+    fn new() -> Self {
+        Self(JwtConfig::new(
+            KeySource::Hs256(Secret::new("an HS256 secret of 32 bytes or more")),
+            "https://id.example",
+            "myevents",
+        ))
+    }
+
+    /// `Authorization: Bearer <token>` for `user` with `roles`, valid for a minute.
+    fn bearer(&self, user: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|role| (*role).to_owned()).collect();
+        let token = mint_token(&self.0, user, &roles, Duration::from_secs(60)).expect("token");
+        format!("Bearer {token}")
+    }
+}
+
+#[tokio::test]
+async fn with_jwt_reads_are_public_and_writes_need_an_organisers_verified_token() {
+    let tokens = Tokens::new();
+    let app = TestApp::spawn_with(|host| host.auth = AuthConfig::Jwt(tokens.0.clone())).await;
+    let post = |headers: Vec<(&'static str, String)>| {
+        let http = app.http.clone();
+        async move {
+            let mut headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            headers.push(("content-type", "application/json"));
+            http.request("POST", "/locations", &headers, west_hall().to_string())
+                .await
+        }
+    };
+    assert_eq!(app.http.get("/events").await.status, StatusCode::OK);
+
+    let anonymous = post(vec![]).await;
+    assert_problem(&anonymous, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anonymous.headers["www-authenticate"],
+        "Bearer realm=\"myevents\""
+    );
+    // X-User-Id names nobody once tokens are on.
+    assert_problem(
+        &post(vec![("x-user-id", "alice".to_owned())]).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let forged = post(vec![("authorization", "Bearer not.a.jwt".to_owned())]).await;
+    assert_problem(&forged, StatusCode::UNAUTHORIZED);
+    let challenge = forged.headers["www-authenticate"].to_str().expect("header");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    let other_secret = Tokens(JwtConfig {
+        keys: KeySource::Hs256(Secret::new("another HS256 secret of 32 bytes!!")),
+        ..tokens.0.clone()
+    });
+    assert_problem(
+        &post(vec![(
+            "authorization",
+            other_secret.bearer("alice", &["organiser"]),
+        )])
+        .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_problem(
+        &post(vec![("authorization", tokens.bearer("alice", &[]))]).await,
+        StatusCode::FORBIDDEN,
+    );
+    let created = post(vec![(
+        "authorization",
+        tokens.bearer("alice", &["organiser"]),
+    )])
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_limit_gets_429_with_retry_after_and_others_go_on() {
+    let tokens = Tokens::new();
+    let app = TestApp::spawn_with(|host| {
+        host.auth = AuthConfig::Jwt(tokens.0.clone());
+        host.server.rate_limit = Some(RateLimit {
+            per_second: NonZeroU32::new(1).expect("1"),
+            burst: NonZeroU32::new(2).expect("2"),
+            trusted_proxy_hops: 0,
+        });
+    })
+    .await;
+    let alice = tokens.bearer("alice", &[]);
+    let bob = tokens.bearer("bob", &[]);
+    let as_alice = [("authorization", alice.as_str())];
+    for _ in 0..2 {
+        assert_eq!(
+            app.http.get_with("/events", &as_alice).await.status,
+            StatusCode::OK
+        );
+    }
+    let refused = app.http.get_with("/events", &as_alice).await;
+    assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers["retry-after"], "1");
+    // Callers are told apart by their token's subject, not their address.
+    assert_eq!(
+        app.http
+            .get_with("/events", &[("authorization", bob.as_str())])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The probes are outside the limit.
+    assert_eq!(app.http.get("/healthz").await.status, StatusCode::OK);
 }
