@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints each crate's graph of top-level modules (which module uses which, through `crate::`
-paths in code; comments and doc links do not count) and fails when a crate's modules form a cycle.
+paths in code, names the crate root re-exports resolved to their module; comments and doc links do
+not count) and fails when a crate's modules form a cycle.
 
 Usage: scripts/module_graph.py [--quiet] [ROOT]   (ROOT: the repository, default this one; exit 1 on a
 cycle)
@@ -29,9 +30,25 @@ def code(path):
     return "\n".join(line.split("//", 1)[0] for line in path.read_text().splitlines())
 
 
+REEXPORT = re.compile(r"pub use (?:self::)?(\w+)::(\{[^;]*\}|\w+);", re.S)
+
+
+def reexports(src, modules):
+    """The names the crate root re-exports, each with the module it comes from."""
+    names = {}
+    for module, items in REEXPORT.findall(code(src / "lib.rs")):
+        if module in modules:
+            for item in items.strip("{}").split(","):
+                name = item.strip().split(" as ")[-1].strip()
+                if name:
+                    names[name] = module
+    return names
+
+
 def graph(src):
     modules = {p.stem for p in src.glob("*.rs") if p.stem not in ("lib", "main")}
     modules |= {p.name for p in src.iterdir() if p.is_dir()}
+    root = reexports(src, modules)
     edges = {m: set() for m in modules}
     for module in modules:
         files = [src / f"{module}.rs"] if (src / f"{module}.rs").exists() else []
@@ -41,7 +58,8 @@ def graph(src):
             names = set(USE.findall(text))
             for group in GROUP.findall(text):
                 names |= {item.strip().split("::")[0] for item in group.split(",")}
-            edges[module] |= {name for name in names if name in modules and name != module}
+            used = {root.get(name, name) for name in names}
+            edges[module] |= {name for name in used if name in modules and name != module}
     return edges
 
 

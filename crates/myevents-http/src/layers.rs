@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -13,16 +15,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, Method, StatusCode, header};
 use myevents_platform::trace::TraceContext;
-use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::util::option_layer;
+use tower::load_shed::LoadShedLayer;
+use tower::{BoxError, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::{OnResponse, TraceLayer};
 
 use crate::auth::{Authenticator, authenticate};
 use crate::config::{CorsOrigins, ServerConfig};
@@ -94,13 +96,14 @@ async fn as_problem(response: Response) -> Response {
     if is_json || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let (parts, body) = response.into_parts();
     let problem = match status {
         StatusCode::PAYLOAD_TOO_LARGE => Problem::body_too_large(),
         StatusCode::SERVICE_UNAVAILABLE => Problem::overloaded(),
         _ => {
             // axum's rejections are one short line of text; a longer body is not read, and the
             // status's reason is the detail instead.
-            let text = axum::body::to_bytes(response.into_body(), 512)
+            let text = axum::body::to_bytes(body, 512)
                 .await
                 .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
                 .unwrap_or_default();
@@ -115,7 +118,10 @@ async fn as_problem(response: Response) -> Response {
             )
         }
     };
-    problem.into_response()
+    // The route template and a server error's cause stay with the answer.
+    let mut answer = problem.into_response();
+    answer.extensions_mut().extend(parts.extensions);
+    answer
 }
 
 /// Logs a server error (5xx) that has a cause once, in the request's span, with the cause its
@@ -131,11 +137,6 @@ fn log_server_error(response: &Response) {
     } else {
         tracing::debug!(status = status.as_u16(), "request not served");
     }
-}
-
-async fn shed(_error: tower::BoxError) -> Response {
-    // Load shedding: answered in problems_for_layer_errors.
-    StatusCode::SERVICE_UNAVAILABLE.into_response()
 }
 
 /// Requests the probe routes (health, readiness, version) may have in flight at once, apart from the
@@ -176,20 +177,99 @@ async fn read_body_first(
     }
 }
 
-/// Load shedding over `limit` requests in flight (503 + `Retry-After`, answered by
-/// [`problems_for_layer_errors`]) and a time-out of `timeout` (503).
-fn limited(router: Router, limit: usize, timeout: Duration) -> Router {
-    router
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(shed))
-                .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(limit)),
-        )
+/// What answers a request that load shedding refused: a bare 503, turned into a problem with
+/// `Retry-After` by [`problems_for_layer_errors`].
+type Shed = fn(BoxError) -> std::future::Ready<Response>;
+
+fn shed(_error: BoxError) -> std::future::Ready<Response> {
+    std::future::ready(StatusCode::SERVICE_UNAVAILABLE.into_response())
+}
+
+/// The layers of [`limits`], outermost first.
+type Limits = Stack<
+    GlobalConcurrencyLimitLayer,
+    Stack<LoadShedLayer, Stack<HandleErrorLayer<Shed, ()>, Stack<TimeoutLayer, Identity>>>,
+>;
+
+/// A time-out of `timeout` (503) and load shedding over `limit` requests in flight (503 +
+/// `Retry-After`, answered by [`problems_for_layer_errors`]).
+fn limits(limit: usize, timeout: Duration) -> ServiceBuilder<Limits> {
+    ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(HandleErrorLayer::new(shed as Shed))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(limit))
+}
+
+/// Per route, around everything else of the route: its template (axum's [`MatchedPath`]) put in
+/// the answer's extensions, where the stack around the router (metrics, the access log) finds it.
+#[derive(Debug, Clone, Copy)]
+struct RecordRouteLayer;
+
+impl<S> tower::Layer<S> for RecordRouteLayer {
+    type Service = RecordRoute<S>;
+
+    fn layer(&self, inner: S) -> RecordRoute<S> {
+        RecordRoute(inner)
+    }
+}
+
+/// See [`RecordRouteLayer`].
+#[derive(Debug, Clone)]
+struct RecordRoute<S>(S);
+
+impl<S, B> tower::Service<Request> for RecordRoute<S>
+where
+    S: tower::Service<Request, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<http::Response<B>, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let answer = self.0.call(request);
+        Box::pin(async move {
+            let mut answer = answer.await?;
+            if let Some(route) = route {
+                answer.extensions_mut().insert(route);
+            }
+            Ok(answer)
+        })
+    }
+}
+
+/// The access log: one line per answer, in the request's span (`method`, `request_id`,
+/// `trace_id`), with `status`, `route` (the route template; `unmatched` for unknown routes) and
+/// `latency_us` (microseconds from the request to the answer's head), at info level.
+#[derive(Debug, Clone, Copy)]
+struct AccessLog;
+
+impl<B> OnResponse<B> for AccessLog {
+    fn on_response(self, answer: &http::Response<B>, latency: Duration, _span: &tracing::Span) {
+        let route = answer
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        tracing::info!(
+            status = answer.status().as_u16(),
+            route,
+            latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            "finished processing request"
+        );
+    }
 }
 
 /// What the shared middleware of [`with_common_layers`] is configured with.
@@ -214,8 +294,8 @@ pub struct Edge<'a> {
 /// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`); the probes get
 /// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
 /// Both get compression, metrics by route template (labelled `service`), one log line per server
-/// error, request ids, a span per request (`method`,
-/// `route`, `request_id`, `trace_id`), W3C trace context, CORS, and problem bodies for every error.
+/// error, request ids, a span per request (`method`, `request_id`, `trace_id`) with an access log
+/// line ([`AccessLog`]), W3C trace context, CORS, and problem bodies for every error.
 pub fn with_common_layers(
     service: &'static str,
     api: Router,
@@ -231,47 +311,52 @@ pub fn with_common_layers(
     let limiter = server
         .rate_limit
         .map(|limit| Limiter::new(limit, metrics.rate_limited.with_label_values(&[service])));
-    let api = limited(
-        api.fallback(route_not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(server.body_limit))
-            .layer(option_layer(limiter.clone().map(|limiter| {
-                middleware::from_fn_with_state(limiter, crate::rate_limit::limit_rate)
-            })))
-            // Inside the concurrency limit: verifying signatures is work the limit bounds. Before
-            // the rate limit, which counts by the token's subject.
-            .layer(middleware::from_fn_with_state(auth.clone(), authenticate))
-            // Refused credentials count by address, as anonymous requests do.
-            .layer(option_layer(limiter.map(|limiter| {
-                middleware::from_fn_with_state(
-                    limiter,
-                    crate::rate_limit::limit_refused_credentials,
-                )
-            }))),
-        server.max_concurrent_requests,
-        server.request_timeout,
-    )
-    .layer(middleware::from_fn_with_state(
-        (server.body_limit, server.body_read_timeout),
-        read_body_first,
-    ))
-    // A `Content-Length` over the limit is refused before the body is read.
-    .layer(RequestBodyLimitLayer::new(server.body_limit));
-    api.merge(limited(probes, MAX_CONCURRENT_PROBES, PROBE_TIMEOUT))
-        .layer(middleware::from_fn(problems_for_layer_errors))
-        .layer(CompressionLayer::new())
-        .layer(middleware::from_fn_with_state(
-            (service, metrics.clone()),
-            crate::metrics::record_http,
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    // Each route gets one layer (one boxed service, cloned per request); the layers that do not
+    // depend on the route are one stack around the router, built once.
+    let api = api
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(RecordRouteLayer)
+                // A `Content-Length` over the limit is refused before the body is read.
+                .layer(RequestBodyLimitLayer::new(server.body_limit))
+                .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
+                .layer(middleware::from_fn_with_state(
+                    (server.body_limit, server.body_read_timeout),
+                    read_body_first,
+                ))
+                .layer(limits(
+                    server.max_concurrent_requests,
+                    server.request_timeout,
+                ))
+                // Refused credentials count by address, as anonymous requests do.
+                .option_layer(limiter.clone().map(|limiter| {
+                    middleware::from_fn_with_state(
+                        limiter,
+                        crate::rate_limit::limit_refused_credentials,
+                    )
+                }))
+                // Inside the concurrency limit: verifying signatures is work the limit bounds.
+                // Before the rate limit, which counts by the token's subject.
+                .layer(middleware::from_fn_with_state(auth.clone(), authenticate))
+                .option_layer(limiter.map(|limiter| {
+                    middleware::from_fn_with_state(limiter, crate::rate_limit::limit_rate)
+                }))
+                .layer(DefaultBodyLimit::max(server.body_limit)),
+        );
+    let probes = probes.layer(
+        ServiceBuilder::new()
+            .layer(RecordRouteLayer)
+            .layer(limits(MAX_CONCURRENT_PROBES, PROBE_TIMEOUT)),
+    );
+    let around = ServiceBuilder::new()
+        .layer(cors_layer(origins))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(continue_trace))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("", MatchedPath::as_str);
                     let request_id = request
                         .headers()
                         .get(REQUEST_ID)
@@ -279,22 +364,25 @@ pub fn with_common_layers(
                         .unwrap_or_default();
                     let context = request.extensions().get::<TraceContext>().copied();
                     let trace_id = context.map(|c| c.trace_id_hex()).unwrap_or_default();
-                    let span = tracing::info_span!("http", method = %request.method(), route,
+                    // The route is known once the router matched one: the access log tells it.
+                    let span = tracing::info_span!("http", method = %request.method(),
                         request_id, trace_id);
                     if let Some(context) = context {
                         context.parent(&span);
                     }
                     span
                 })
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(Level::INFO)
-                        .latency_unit(tower_http::LatencyUnit::Micros),
-                ),
+                .on_response(AccessLog),
         )
-        .layer(middleware::from_fn(continue_trace))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(cors_layer(origins))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn_with_state(
+            (service, metrics.clone()),
+            crate::metrics::record_http,
+        ))
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(problems_for_layer_errors))
+        .service(api.merge(probes));
+    Router::new().fallback_service(around)
 }
 
 #[cfg(test)]

@@ -82,18 +82,21 @@ pub fn method_label(method: &http::Method) -> &'static str {
 }
 
 /// Axum middleware recording [`HttpMetrics::requests`] and [`HttpMetrics::duration`] for the
-/// service its state names, by method (see [`method_label`]), route template (`unmatched` for
-/// requests no route matched) and status code: every label is bounded whatever the clients send.
+/// service its state names, by method (see [`method_label`]), route template (the answer's
+/// [`MatchedPath`]; `unmatched` for requests no route matched) and status code: every label is bounded whatever the clients send.
 pub async fn record_http(
     State((service, metrics)): State<(&'static str, HttpMetrics)>,
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
+    // Set by the router's layer around every route (`crate::layers`); none for unknown routes.
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
     metrics
         .duration
         .with_label_values(&[service, method, route])
