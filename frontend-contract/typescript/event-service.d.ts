@@ -554,6 +554,8 @@ export interface operations {
                 after?: string;
             };
             header?: {
+                /** @description Entity tags of answers the client holds (RFC 9110 section 13.1.2), or `*`: when one of them is still the answer's `ETag`, the answer is 304 without a body. */
+                "If-None-Match"?: string;
                 /** @description A request id to keep (echoed back, and in the service's logs); any value. */
                 "x-request-id"?: components["parameters"]["XRequestId"];
                 /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
@@ -567,6 +569,8 @@ export interface operations {
             /** @description A page of events */
             200: {
                 headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
                     /** @description `<...?limit=N&after=ID>; rel="next"` (RFC 8288) when the page is full: the next page's URL. */
                     Link?: string;
                     "x-request-id": components["headers"]["XRequestId"];
@@ -604,6 +608,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Event"][];
                 };
+            };
+            /** @description Not modified: `If-None-Match` names the answer's `ETag` */
+            304: {
+                headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
             400: {
@@ -883,6 +897,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Entity tags of answers the client holds (RFC 9110 section 13.1.2), or `*`: when one of them is still the answer's `ETag`, the answer is 304 without a body. */
+                "If-None-Match"?: string;
                 /** @description A request id to keep (echoed back, and in the service's logs); any value. */
                 "x-request-id"?: components["parameters"]["XRequestId"];
                 /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
@@ -899,6 +915,8 @@ export interface operations {
             /** @description The event */
             200: {
                 headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
                     "x-request-id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -932,6 +950,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Event"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` names the answer's `ETag` */
+            304: {
+                headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
             400: {
@@ -1161,6 +1189,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Entity tags of answers the client holds (RFC 9110 section 13.1.2), or `*`: when one of them is still the answer's `ETag`, the answer is 304 without a body. */
+                "If-None-Match"?: string;
                 /** @description A request id to keep (echoed back, and in the service's logs); any value. */
                 "x-request-id"?: components["parameters"]["XRequestId"];
                 /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
@@ -1177,6 +1207,8 @@ export interface operations {
             /** @description The event */
             200: {
                 headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
                     "x-request-id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -1210,6 +1242,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Event"];
                 };
+            };
+            /** @description Not modified: `If-None-Match` names the answer's `ETag` */
+            304: {
+                headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
             400: {
@@ -1346,6 +1388,8 @@ export interface operations {
                 after?: string;
             };
             header?: {
+                /** @description Entity tags of answers the client holds (RFC 9110 section 13.1.2), or `*`: when one of them is still the answer's `ETag`, the answer is 304 without a body. */
+                "If-None-Match"?: string;
                 /** @description A request id to keep (echoed back, and in the service's logs); any value. */
                 "x-request-id"?: components["parameters"]["XRequestId"];
                 /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
@@ -1359,6 +1403,8 @@ export interface operations {
             /** @description A page of locations */
             200: {
                 headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
                     /** @description `<...?limit=N&after=ID>; rel="next"` (RFC 8288) when the page is full: the next page's URL. */
                     Link?: string;
                     "x-request-id": components["headers"]["XRequestId"];
@@ -1386,6 +1432,16 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["Location"][];
                 };
+            };
+            /** @description Not modified: `If-None-Match` names the answer's `ETag` */
+            304: {
+                headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
             400: {

@@ -37,7 +37,8 @@ use crate::trace::continue_trace;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// CORS for the APIs: the methods and headers the frontend and API clients use (`Authorization`
-/// included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After`, `x-request-id` and
+/// and `If-None-Match` included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After`, `ETag`,
+/// `x-request-id` and
 /// `Idempotent-Replayed` readable by scripts, preflights cached for 10 minutes.
 pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
@@ -58,6 +59,7 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             HeaderName::from_static("x-user-id"),
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("traceparent"),
+            header::IF_NONE_MATCH,
             REQUEST_ID,
         ])
         .expose_headers([
@@ -65,6 +67,7 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             header::LINK,
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
+            header::ETAG,
             REQUEST_ID,
             HeaderName::from_static("idempotent-replayed"),
         ])
@@ -118,9 +121,22 @@ async fn as_problem(response: Response) -> Response {
             )
         }
     };
-    // The route template and a server error's cause stay with the answer.
+    // The route template, a server error's cause and the headers the problem does not set (the
+    // `Allow` of a 405, say) stay with the answer.
     let mut answer = problem.into_response();
     answer.extensions_mut().extend(parts.extensions);
+    let set: Vec<HeaderName> = answer.headers().keys().cloned().collect();
+    let mut name = None;
+    for (next, value) in parts.headers {
+        name = next.or(name);
+        if let Some(name) = &name
+            && *name != header::CONTENT_TYPE
+            && *name != header::CONTENT_LENGTH
+            && !set.contains(name)
+        {
+            answer.headers_mut().append(name.clone(), value);
+        }
+    }
     answer
 }
 
@@ -517,6 +533,39 @@ mod tests {
             "application/problem+json"
         );
         assert_eq!(body_json(bare).await["status"], 503);
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_method_gets_a_problem_body_that_keeps_allow() {
+        let probes = Router::new().route("/healthz", get(|| async { "ok" }));
+        let app = with_common_layers(
+            "test",
+            Router::new(),
+            probes,
+            &Edge {
+                auth: &Authenticator::off(),
+                cors: &CorsOrigins::Any,
+                server: &ServerConfig::ephemeral(),
+                metrics: &HttpMetrics::registered(),
+            },
+        );
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .method("TRACE")
+                    .uri("/healthz")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()[header::ALLOW], "GET,HEAD");
+        assert_eq!(body_json(response).await["status"], 405);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 //!   or `X-User-Id` with authentication off — as a middleware and the [`auth::Caller`] extractor.
 //! - [`idempotency`]: the `Idempotency-Key` header as a middleware and the [`idempotency::Reserved`]
 //!   extractor (replayed responses, 409 in flight, 422 on reuse).
+//! - [`cache`]: reads kept between changes, with `ETag` and `If-None-Match` (304).
 //! - [`path`]: [`path::IdPath`], a typed id from the URL (404 when it is not one).
 //! - [`paging`]: `limit`/`after` query parameters and `Link: rel="next"` headers of listings.
 //! - [`layers`]: the middleware stack (request id, tracing, CORS, limits, metrics, problem bodies for
@@ -43,6 +44,7 @@
 //! ```
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod idempotency;
 pub mod json;

@@ -48,7 +48,7 @@ pub struct Id(pub String);
 pub const IDEMPOTENCY_KEY_DOC: &str = "Makes the request safe to retry (IETF draft-ietf-httpapi-idempotency-key-header): 1-255 visible ASCII characters, bare or as a structured-field string (`\"abc\"`). A retry with the same key and the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request 422; while the first is in progress 409. Keys are kept per caller for `IDEMPOTENCY_KEY_TTL` (24 h by default).";
 
 /// The descriptions of the response headers that routes name without one.
-const HEADER_DOCS: [(&str, &str); 2] = [
+const HEADER_DOCS: [(&str, &str); 3] = [
     (
         "Link",
         "`<...?limit=N&after=ID>; rel=\"next\"` (RFC 8288) when the page is full: the next page's URL.",
@@ -56,6 +56,10 @@ const HEADER_DOCS: [(&str, &str); 2] = [
     (
         "Idempotent-Replayed",
         "`true` when this is the stored answer of an earlier request with the same `Idempotency-Key`.",
+    ),
+    (
+        "ETag",
+        "A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same.",
     ),
 ];
 

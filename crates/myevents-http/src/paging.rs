@@ -27,6 +27,15 @@ pub struct PageQuery {
     pub after: Option<String>,
 }
 
+/// The 422 answer of a listing whose `limit` or `after` is refused, for its OpenAPI description
+/// (`responses(..., PageRefused)`).
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(
+    status = 422,
+    description = "`limit` outside 1-1000 or `after` not an id"
+)]
+pub struct PageRefused;
+
 /// Reads `limit` and `after`.
 ///
 /// # Errors

@@ -9,7 +9,9 @@ use myevents_messaging::outbox::OutboxWaker;
 use myevents_store::factory::EventStore;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::config::EventServiceConfig;
 use crate::consumer::EventBookedHandler;
+use crate::http::Api;
 use crate::service::EventService;
 
 /// The event service, bound to its listener and ready to serve (see [`myevents_host::Application`]).
@@ -19,7 +21,7 @@ pub type Application = myevents_host::Application<EventServiceSpec>;
 pub type Dependencies = myevents_host::Dependencies<EventStore>;
 
 /// What the event service declares to the host: its routes over [`EventService`] and the
-/// `eventBooked` / `bookingCancelled` consumer; no settings of its own.
+/// `eventBooked` / `bookingCancelled` consumer; its one setting, how long reads are kept.
 #[derive(Debug)]
 pub struct EventServiceSpec;
 
@@ -28,11 +30,11 @@ impl Service for EventServiceSpec {
     const DEFAULTS: HostDefaults = crate::config::DEFAULTS;
     const CONSUMES: &'static [&'static str] = crate::consumer::CONSUMES;
     const ABOUT: About = crate::http::ABOUT;
-    type Config = ();
+    type Config = EventServiceConfig;
     type Store = EventStore;
-    type State = EventService;
+    type State = Api;
 
-    fn routes() -> OpenApiRouter<EventService> {
+    fn routes() -> OpenApiRouter<Api> {
         crate::http::routes()
     }
 
@@ -40,10 +42,14 @@ impl Service for EventServiceSpec {
         crate::http::wire::response_examples()
     }
 
-    fn wire(config: &Config<()>, store: EventStore, waker: OutboxWaker) -> Wiring<EventService> {
+    fn wire(
+        config: &Config<EventServiceConfig>,
+        store: EventStore,
+        waker: OutboxWaker,
+    ) -> Wiring<Api> {
         let events = EventService::new(store.events, store.locations, waker);
         Wiring {
-            state: events.clone(),
+            state: Api::new(events.clone(), config.service.read_cache_max_age),
             handler: Arc::new(EventBookedHandler {
                 events,
                 consumer: config.host.queue.clone(),

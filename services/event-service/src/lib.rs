@@ -7,7 +7,7 @@
 //!
 //! Layout: [`service`] (the use cases: [`EventService::create_event`],
 //! [`EventService::create_location`], …), [`http`] (routes that extract → call a use case → map, the
-//! wire formats, the service's error type), [`consumer`], [`config`] (its defaults), [`app`] (what the
+//! wire formats, the service's error type), [`consumer`], [`config`] (its defaults and its setting), [`app`] (what the
 //! service declares to the host, [`myevents_host`], which binds, serves and shuts down).
 //!
 //! ```no_run
@@ -16,7 +16,7 @@
 //! use myevents_store::config::StoreConfig;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
-//! let config = myevents_host::Config::<()>::from_env(&EventServiceSpec::DEFAULTS)?;
+//! let config = myevents_host::Config::from_env(&EventServiceSpec::DEFAULTS)?;
 //! let broker = myevents_messaging::broker::build(&myevents_broker::config::BrokerConfig::Memory, &[])?;
 //! let deps = Dependencies::from_config(&StoreConfig::Memory, broker).await?;
 //! let app = Application::build(&config, deps).await?;

@@ -3,6 +3,7 @@
 //! announce them, and keeping each event's booked seats, in domain terms only.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use myevents_domain::access::Principal;
 use myevents_domain::event::{Event, EventDraft};
@@ -73,12 +74,13 @@ pub enum CreateError {
     Store(#[from] RepositoryError),
 }
 
-/// The event service's use cases. Cheap to clone.
+/// The event service's use cases. Cheap to clone; clones share the count of changes.
 #[derive(Clone)]
 pub struct EventService {
     events: Arc<dyn EventRepository>,
     locations: Arc<dyn LocationRepository>,
     waker: OutboxWaker,
+    changes: Arc<AtomicU64>,
 }
 
 impl EventService {
@@ -92,7 +94,20 @@ impl EventService {
             events,
             locations,
             waker,
+            changes: Arc::default(),
         }
+    }
+
+    /// How many changes this process has made to the events and locations the reads show (writes,
+    /// and seats counted from consumed messages): it grows after each one, never shrinks. Readers
+    /// keep an answer only while it has not moved (see `myevents_http::cache`).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Counts a change (after it was stored).
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// Stores a validated location with its `locationCreated`, and wakes the relay.
@@ -106,6 +121,7 @@ impl EventService {
         ))
         .in_trace(trace_parent);
         self.locations.insert(location, &announce).await?;
+        self.changed();
         self.waker.wake();
         Ok(())
     }
@@ -172,6 +188,7 @@ impl EventService {
             OutboxMessage::new(DomainEvent::EventCreated(EventCreated::from_event(&event)))
                 .in_trace(command.trace_parent);
         self.events.insert(&event, &announce).await?;
+        self.changed();
         self.waker.wake();
         Ok(event)
     }
@@ -227,7 +244,12 @@ impl EventService {
         key: InboxKey<'_>,
         seats: i64,
     ) -> Result<SeatChange, RepositoryError> {
-        self.events.record_booked_seats(event_id, key, seats).await
+        let change = self
+            .events
+            .record_booked_seats(event_id, key, seats)
+            .await?;
+        self.changed();
+        Ok(change)
     }
 }
 

@@ -107,7 +107,7 @@ impl Suite {
         };
         let event_config = myevents_host::Config {
             host: host(config.event_listen, "events-service", config.server),
-            service: (),
+            service: myevents_event_service::config::EventServiceConfig::default(),
         };
         let booking_server = ServerConfig {
             metrics_listen: None,

@@ -13,7 +13,7 @@ use myevents_http::idempotency::Reserved;
 use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::openapi::{IDEMPOTENCY_KEY_DOC, Id};
-use myevents_http::paging::{Page, PageQuery, link_next};
+use myevents_http::paging::{Page, PageQuery, PageRefused, link_next};
 use myevents_http::path::IdPath;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use utoipa_axum::router::OpenApiRouter;
@@ -144,7 +144,7 @@ fn listing(path: &str, page: myevents_store::PageRequest, bookings: &[Booking]) 
             headers(("Link" = String))),
         (status = 403, description = "The caller is neither the organiser who created the event nor an administrator"),
         (status = 404, description = "No event with this id"),
-        (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
+        PageRefused,
     ))]
 async fn list_for_event(
     State(bookings): State<BookingService>,

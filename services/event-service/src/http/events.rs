@@ -2,7 +2,7 @@
 //! [`EventService`](crate::service::EventService) and maps the result.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn;
 use axum::response::Response;
 use myevents_domain::event::Event;
@@ -11,16 +11,16 @@ use myevents_http::auth::Caller;
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
-use myevents_http::paging::{Page, PageQuery, link_next};
+use myevents_http::paging::{PageQuery, PageRefused};
 use myevents_http::path::IdPath;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ApiError;
 use super::wire::{EventBody, EventInput, LocationInput};
-use crate::service::{CreateError, CreateEvent, EventLocation, EventService};
+use super::{Api, ApiError, Listing, kept_page};
+use crate::service::{CreateError, CreateEvent, EventLocation};
 
-pub(crate) fn routes() -> OpenApiRouter<EventService> {
+pub(crate) fn routes() -> OpenApiRouter<Api> {
     let (schemas, paths, create) = routes!(create);
     let create = create.route_layer(from_fn(
         myevents_http::idempotency::middleware::<(EventId, LocationId)>,
@@ -33,6 +33,7 @@ pub(crate) fn routes() -> OpenApiRouter<EventService> {
         .routes(routes!(read_by_name))
 }
 
+use myevents_http::cache::{IfNoneMatch, NotModified};
 use myevents_http::openapi::IDEMPOTENCY_KEY_DOC;
 
 fn event_answer(event: Option<Event>, what: impl FnOnce() -> String) -> Result<Response, ApiError> {
@@ -68,7 +69,7 @@ fn event_answer(event: Option<Event>, what: impl FnOnce() -> String) -> Result<R
         (status = 422, description = "Invalid fields (one entry each in `errors`; `Location.ID` when no location has that id), or an `Idempotency-Key` used for another request"),
     ))]
 async fn create(
-    State(events): State<EventService>,
+    State(Api { events, .. }): State<Api>,
     caller: Caller,
     reserved: Reserved<(EventId, LocationId)>,
     JsonBody(input): JsonBody<EventInput>,
@@ -95,32 +96,55 @@ async fn create(
     ))
 }
 
+/// The answers of a read of one event by its id.
+#[derive(utoipa::IntoResponses)]
+#[expect(
+    dead_code,
+    clippy::large_enum_variant,
+    reason = "it only describes the answers, which the handler builds"
+)]
+enum EventRead {
+    /// The event.
+    #[response(status = 200, description = "The event", headers(("ETag" = String)))]
+    Found(EventBody),
+    /// No event with this id.
+    #[response(status = 404, description = "No event with this id")]
+    Missing,
+    /// The client's copy is still the answer.
+    #[response(status = 304, description = "Not modified: `If-None-Match` names the answer's `ETag`",
+        headers(("ETag" = String)))]
+    NotModified,
+}
+
 /// One event.
 #[utoipa::path(get, path = "/events/{id}", operation_id = "getEvent", tag = "events",
-    params(("id" = myevents_http::openapi::Id, Path, description = "The event's id")),
-    responses(
-        (status = 200, description = "The event", body = EventBody),
-        (status = 404, description = "No event with this id"),
-    ))]
+    params(("id" = myevents_http::openapi::Id, Path, description = "The event's id"), IfNoneMatch),
+    responses(EventRead))]
 async fn read(
-    State(events): State<EventService>,
+    State(api): State<Api>,
     IdPath(id): IdPath<EventId>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    event_answer(events.event(id).await?, || format!("no event with id {id}"))
+    let read = async {
+        event_answer(api.events.event(id).await?, || {
+            format!("no event with id {id}")
+        })
+    };
+    api.reads
+        .answer(&format!("/events/{id}"), &headers, read)
+        .await
 }
 
 /// One event (the reference's path for `GET /events/{id}`).
 #[utoipa::path(get, path = "/events/id/{id}", operation_id = "getEventByIdPath", tag = "events",
-    params(("id" = myevents_http::openapi::Id, Path, description = "The event's id")),
-    responses(
-        (status = 200, description = "The event", body = EventBody),
-        (status = 404, description = "No event with this id"),
-    ))]
+    params(("id" = myevents_http::openapi::Id, Path, description = "The event's id"), IfNoneMatch),
+    responses(EventRead))]
 async fn read_by_id_path(
-    events: State<EventService>,
+    api: State<Api>,
     id: IdPath<EventId>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    read(events, id).await
+    read(api, id, headers).await
 }
 
 /// One event, by its exact name.
@@ -131,7 +155,7 @@ async fn read_by_id_path(
         (status = 404, description = "No event with this name"),
     ))]
 async fn read_by_name(
-    State(events): State<EventService>,
+    State(Api { events, .. }): State<Api>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     event_answer(events.event_named(&name).await?, || {
@@ -141,17 +165,14 @@ async fn read_by_name(
 
 /// Events, oldest first, a page at a time.
 #[utoipa::path(get, path = "/events", operation_id = "listEvents", tag = "events",
-    params(PageQuery),
+    params(PageQuery, IfNoneMatch),
     responses(
         (status = 200, description = "A page of events", body = Vec<EventBody>,
-            headers(("Link" = String))),
-        (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
+            headers(("Link" = String), ("ETag" = String))),
+        PageRefused,
+        NotModified,
     ))]
-async fn list(State(events): State<EventService>, Page(page): Page) -> Result<Response, ApiError> {
-    let events = events.events(page).await?;
-    let last = events.last().map(|e| e.id.object_id());
-    let body: Vec<EventBody> = events.iter().map(EventBody::from).collect();
-    let mut response = json_response(StatusCode::OK, &body);
-    link_next(&mut response, "/events", page, events.len(), last);
-    Ok(response)
+async fn list(State(api): State<Api>, listing: Listing) -> Result<Response, ApiError> {
+    let read = api.events.events(listing.page);
+    kept_page::<_, EventBody>(&api, "/events", listing, read).await
 }

@@ -7,20 +7,21 @@ use axum::middleware::from_fn;
 use axum::response::Response;
 use myevents_domain::id::LocationId;
 use myevents_http::auth::Caller;
+use myevents_http::cache::{IfNoneMatch, NotModified};
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
 use myevents_http::openapi::IDEMPOTENCY_KEY_DOC;
-use myevents_http::paging::{Page, PageQuery, link_next};
+use myevents_http::paging::{PageQuery, PageRefused};
 use myevents_http::path::IdPath;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ApiError;
 use super::wire::{LocationBody, LocationInput};
-use crate::service::{CreateError, CreateLocation, EventService};
+use super::{Api, ApiError, Listing, kept_page};
+use crate::service::{CreateError, CreateLocation};
 
-pub(crate) fn routes() -> OpenApiRouter<EventService> {
+pub(crate) fn routes() -> OpenApiRouter<Api> {
     let (schemas, paths, create) = routes!(create);
     let create = create.route_layer(from_fn(
         myevents_http::idempotency::middleware::<LocationId>,
@@ -51,7 +52,7 @@ pub(crate) fn routes() -> OpenApiRouter<EventService> {
         (status = 422, description = "Invalid fields (one entry each in `errors`), or an `Idempotency-Key` used for another request"),
     ))]
 async fn create(
-    State(events): State<EventService>,
+    State(Api { events, .. }): State<Api>,
     caller: Caller,
     reserved: Reserved<LocationId>,
     JsonBody(input): JsonBody<LocationInput>,
@@ -78,7 +79,7 @@ async fn create(
         (status = 404, description = "No location with this id"),
     ))]
 async fn read(
-    State(events): State<EventService>,
+    State(Api { events, .. }): State<Api>,
     IdPath(id): IdPath<LocationId>,
 ) -> Result<Response, ApiError> {
     let location = events.location(id).await?;
@@ -92,17 +93,14 @@ async fn read(
 
 /// Locations, oldest first, a page at a time.
 #[utoipa::path(get, path = "/locations", operation_id = "listLocations", tag = "locations",
-    params(PageQuery),
+    params(PageQuery, IfNoneMatch),
     responses(
         (status = 200, description = "A page of locations", body = Vec<LocationBody>,
-            headers(("Link" = String))),
-        (status = 422, description = "`limit` outside 1-1000 or `after` not an id"),
+            headers(("Link" = String), ("ETag" = String))),
+        PageRefused,
+        NotModified,
     ))]
-async fn list(State(events): State<EventService>, Page(page): Page) -> Result<Response, ApiError> {
-    let locations = events.locations(page).await?;
-    let last = locations.last().map(|l| l.id.object_id());
-    let body: Vec<LocationBody> = locations.iter().map(LocationBody::from).collect();
-    let mut response = json_response(StatusCode::OK, &body);
-    link_next(&mut response, "/locations", page, locations.len(), last);
-    Ok(response)
+async fn list(State(api): State<Api>, listing: Listing) -> Result<Response, ApiError> {
+    let read = api.events.locations(listing.page);
+    kept_page::<_, LocationBody>(&api, "/locations", listing, read).await
 }

@@ -1,9 +1,20 @@
 //! The HTTP API: routes over the use cases, the wire formats and the service's error type.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use myevents_domain::event::Event;
+use myevents_domain::id::ObjectId;
+use myevents_domain::location::Location;
+use myevents_http::cache::ReadCache;
+use myevents_http::json::json_response;
 use myevents_http::openapi::About;
+use myevents_http::paging::{Page, link_next};
 use myevents_http::problem::Problem;
+use myevents_store::PageRequest;
 use myevents_store::RepositoryError;
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::service::{CreateError, EventService};
@@ -19,9 +30,103 @@ pub const ABOUT: About = About {
     port: 8181,
 };
 
+/// What the handlers share: the use cases, and the answers of reads kept between changes.
+#[derive(Clone)]
+pub struct Api {
+    /// The event and location use cases.
+    pub events: EventService,
+    /// The answers of `GET /events`, `GET /events/{id}` and `GET /locations`, kept until
+    /// [`EventService::changes`] moves or for at most `READ_CACHE_MAX_AGE`.
+    pub reads: ReadCache,
+}
+
+impl Api {
+    /// The handlers' state over `events`, reads kept for at most `max_age`.
+    pub fn new(events: EventService, max_age: std::time::Duration) -> Self {
+        let counted = events.clone();
+        Self {
+            events,
+            reads: ReadCache::new(max_age, move || counted.changes()),
+        }
+    }
+}
+
+/// What a listing pages by: an item's id.
+trait Listed {
+    /// The item's id.
+    fn object_id(&self) -> ObjectId;
+}
+
+impl Listed for Event {
+    fn object_id(&self) -> ObjectId {
+        self.id.object_id()
+    }
+}
+
+impl Listed for Location {
+    fn object_id(&self) -> ObjectId {
+        self.id.object_id()
+    }
+}
+
+/// A listing's request: its page (`limit`, `after`; a 400 or 422 problem when they are refused)
+/// and the client's headers (`If-None-Match`).
+struct Listing {
+    /// The page asked for.
+    page: PageRequest,
+    /// The request's headers.
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Listing {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Page(page) = Page::from_request_parts(parts, state).await?;
+        Ok(Self {
+            page,
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+/// The page `listing` asks for, which `read` reads (for `listing.page`), as the JSON array of their wire bodies
+/// `B`, with `Link: rel="next"` when the page is full; kept in [`Api::reads`] under `path` and the
+/// page, and revalidated by the client's `If-None-Match`.
+///
+/// # Errors
+/// The store's failure.
+async fn kept_page<T: Listed, B>(
+    api: &Api,
+    path: &'static str,
+    listing: Listing,
+    read: impl Future<Output = Result<Vec<T>, RepositoryError>>,
+) -> Result<Response, ApiError>
+where
+    B: Serialize + for<'a> From<&'a T>,
+{
+    let Listing { page, headers } = listing;
+    let answer = async {
+        let items = read.await?;
+        let body: Vec<B> = items.iter().map(B::from).collect();
+        let mut response = json_response(StatusCode::OK, &body);
+        link_next(
+            &mut response,
+            path,
+            page,
+            items.len(),
+            items.last().map(Listed::object_id),
+        );
+        Ok(response)
+    };
+    api.reads
+        .answer(&format!("{path} {page:?}"), &headers, answer)
+        .await
+}
+
 /// The service's API routes over its use cases, each with its OpenAPI description (the host splits
 /// them into router and document, and adds the probes and the middleware).
-pub fn routes() -> OpenApiRouter<EventService> {
+pub fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
         .merge(events::routes())
         .merge(locations::routes())
@@ -46,7 +151,7 @@ impl IntoResponse for ApiError {
         let problem = match self {
             Self::Create(CreateError::Invalid(error)) => Problem::from(error),
             Self::Create(error @ CreateError::Forbidden) => {
-                Problem::status(axum::http::StatusCode::FORBIDDEN, error.to_string())
+                Problem::status(StatusCode::FORBIDDEN, error.to_string())
             }
             Self::Missing(what) => Problem::not_found(what),
             Self::Store(error) | Self::Create(CreateError::Store(error)) => Problem::from(error),

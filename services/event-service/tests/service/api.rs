@@ -11,11 +11,13 @@ use axum::body::Body;
 use myevents_broker::memory::InMemoryBroker;
 use myevents_broker::{Consumer, EventPublisher, EventSubscriber, Message, Subscription};
 use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked};
+use myevents_event_service::config::EventServiceConfig;
 use myevents_event_service::{Application, Dependencies};
-use myevents_host::HostConfig;
+use myevents_host::{Config, HostConfig};
 use myevents_http::auth::{AuthConfig, JwtConfig, KeySource, Secret, mint_token};
 use myevents_http::rate_limit::RateLimit;
 use myevents_messaging::broker::Broker;
+use myevents_store::factory::{EventStore, ServiceStore};
 use myevents_testkit::{Answer, InProcess, Recorded, Recorder, unique};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -26,19 +28,32 @@ struct TestApp {
     /// The service's router, called in process.
     http: InProcess,
     broker: InMemoryBroker,
+    /// The service's store (shared with [`TestApp::replica`]).
+    store: EventStore,
     /// Every `eventCreated` and `locationCreated` the service published.
     published: Recorded,
     _observer: Consumer,
 }
 
+/// The service's settings for a test: every default of the host's (authentication off, no rate
+/// limit), reads kept for an hour (so that only a change can refresh them).
+fn test_config() -> Config<EventServiceConfig> {
+    Config {
+        host: HostConfig::ephemeral(unique("events-service")),
+        service: EventServiceConfig {
+            read_cache_max_age: Duration::from_secs(3600),
+        },
+    }
+}
+
 impl TestApp {
-    /// The service with every default of the host's (authentication off, no rate limit).
+    /// The service with [`test_config`].
     async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
 
-    /// The service with the host's settings as `configure` leaves them.
-    async fn spawn_with(configure: impl FnOnce(&mut HostConfig)) -> Self {
+    /// The service with [`test_config`] as `configure` leaves it.
+    async fn spawn_with(configure: impl FnOnce(&mut Config<EventServiceConfig>)) -> Self {
         let broker = InMemoryBroker::default();
         let observer = Subscription::new(unique("observer"), &["eventCreated", "locationCreated"]);
         broker
@@ -50,20 +65,26 @@ impl TestApp {
             .subscribe(&observer, recorder)
             .await
             .expect("observe");
-        let mut host = HostConfig::ephemeral(unique("events-service"));
-        configure(&mut host);
-        let config = myevents_host::Config { host, service: () };
-        let deps = Dependencies::in_memory(Broker::in_memory(&broker));
-        let app = Application::build(&config, deps).await.expect("build");
-        let router = app.router();
-        // The consumer and the outbox relay run; the listener is never called.
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let mut config = test_config();
+        configure(&mut config);
+        let store = EventStore::in_memory();
+        let router = start(&config, store.clone(), Broker::in_memory(&broker)).await;
         Self {
             http: InProcess(router),
             broker,
+            store,
             published,
             _observer: observer,
         }
+    }
+
+    /// Another instance of the service on the same store (its own queue and broker), its reads
+    /// kept for at most `max_age`: a second replica.
+    async fn replica(&self, max_age: Duration) -> InProcess {
+        let mut config = test_config();
+        config.service.read_cache_max_age = max_age;
+        let broker = Broker::in_memory(&InMemoryBroker::default());
+        InProcess(start(&config, self.store.clone(), broker).await)
     }
 
     /// Waits until the event at `path` shows `seats` as its `SeatsAvailable`.
@@ -90,11 +111,42 @@ impl TestApp {
             .await
     }
 
+    /// Creates a location and an event named `name` at it; returns the location's id.
+    async fn create_event(&self, name: &str) -> String {
+        let location = self.create_location().await;
+        let location_id = location["ID"].as_str().expect("ID").to_owned();
+        self.create_event_at(&location_id, name).await;
+        location_id
+    }
+
+    /// Creates an event named `name` at the stored location `location_id`.
+    async fn create_event_at(&self, location_id: &str, name: &str) {
+        let mut event = aida(location_id);
+        event["Name"] = json!(name);
+        let created = self.post("/events", &event).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    }
+
     async fn create_location(&self) -> Value {
         let answer = self.post("/locations", &west_hall()).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         answer.body
     }
+}
+
+/// Starts the service with `config` over `store` and `broker`; returns its router. The consumer and
+/// the outbox relay run; the listener is never called.
+async fn start(
+    config: &Config<EventServiceConfig>,
+    store: EventStore,
+    broker: Broker,
+) -> axum::Router {
+    let app = Application::build(config, Dependencies { store, broker })
+        .await
+        .expect("build");
+    let router = app.router();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    router
 }
 
 fn west_hall() -> Value {
@@ -499,6 +551,7 @@ async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_
         .await
         .expect("publish again (a redelivery)");
     app.broker.publish(&booked(2)).await.expect("publish");
+    // Reads are kept for an hour here: the consumer's count shows at once all the same.
     let path = format!("/events/{id}");
     app.await_seats_available(&path, 145).await;
     // The listing says the same.
@@ -574,16 +627,7 @@ async fn posts_with_an_idempotency_key_create_once_and_replay_the_first_answer()
     let changed = post("/events", "ev-1", aida(&location_id)).await;
     assert_problem(&changed, StatusCode::UNPROCESSABLE_ENTITY);
 
-    assert_eq!(
-        app.http
-            .get("/events")
-            .await
-            .body
-            .as_array()
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(listed(&app.http, "/events").await, 1);
     assert_eq!(
         app.http
             .get("/locations")
@@ -635,7 +679,8 @@ impl Tokens {
 #[tokio::test]
 async fn with_jwt_reads_are_public_and_writes_need_an_organisers_verified_token() {
     let tokens = Tokens::new();
-    let app = TestApp::spawn_with(|host| host.auth = AuthConfig::Jwt(tokens.0.clone())).await;
+    let app =
+        TestApp::spawn_with(|config| config.host.auth = AuthConfig::Jwt(tokens.0.clone())).await;
     let post = |headers: Vec<(&'static str, String)>| {
         let http = app.http.clone();
         async move {
@@ -690,9 +735,9 @@ async fn with_jwt_reads_are_public_and_writes_need_an_organisers_verified_token(
 #[tokio::test]
 async fn a_caller_over_its_rate_limit_gets_429_with_retry_after_and_others_go_on() {
     let tokens = Tokens::new();
-    let app = TestApp::spawn_with(|host| {
-        host.auth = AuthConfig::Jwt(tokens.0.clone());
-        host.server.rate_limit = Some(RateLimit {
+    let app = TestApp::spawn_with(|config| {
+        config.host.auth = AuthConfig::Jwt(tokens.0.clone());
+        config.host.server.rate_limit = Some(RateLimit {
             per_second: NonZeroU32::new(1).expect("1"),
             burst: NonZeroU32::new(2).expect("2"),
             trusted_proxy_hops: 0,
@@ -721,4 +766,93 @@ async fn a_caller_over_its_rate_limit_gets_429_with_retry_after_and_others_go_on
     );
     // The probes are outside the limit.
     assert_eq!(app.http.get("/healthz").await.status, StatusCode::OK);
+}
+
+/// How many items the listing at `path` shows.
+async fn listed(http: &InProcess, path: &str) -> usize {
+    http.get(path).await.body.as_array().map_or(0, Vec::len)
+}
+
+/// The `ETag` of `answer`.
+fn etag(answer: &Answer) -> String {
+    answer.headers["etag"].to_str().expect("etag").to_owned()
+}
+
+#[tokio::test]
+async fn reads_carry_an_etag_and_answer_304_while_it_still_matches() {
+    let app = TestApp::spawn().await;
+    let location = app.create_location().await;
+    let location_id = location["ID"].as_str().expect("ID");
+    let event = app.post("/events", &aida(location_id)).await.body;
+    let id = event["ID"].as_str().expect("ID");
+    for path in [
+        "/events".to_owned(),
+        format!("/events/{id}"),
+        format!("/events/id/{id}"),
+        "/locations".to_owned(),
+    ] {
+        let first = app.http.get(&path).await;
+        assert_eq!(first.status, StatusCode::OK, "{path}");
+        let tag = etag(&first);
+        assert!(tag.starts_with('"') && tag.len() == 34, "{path}: {tag}");
+        let weak = format!("W/{tag}");
+        for held in [tag.as_str(), weak.as_str(), "\"other\", *"] {
+            let again = app.http.get_with(&path, &[("if-none-match", held)]).await;
+            assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path} {held}");
+            assert_eq!(etag(&again), tag);
+            assert_eq!(again.body, Value::String(String::new()));
+        }
+        let other = app
+            .http
+            .get_with(&path, &[("if-none-match", "\"other\"")])
+            .await;
+        assert_eq!(other.status, StatusCode::OK);
+        assert_eq!(
+            other.body, first.body,
+            "{path}: the kept answer is the same"
+        );
+        assert_eq!(
+            other.headers["content-type"], first.headers["content-type"],
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_write_on_this_replica_is_served_at_once() {
+    let app = TestApp::spawn().await;
+    let location_id = app.create_event("opera aida").await;
+    let before = app.http.get("/events").await;
+    assert_eq!(listed(&app.http, "/events").await, 1);
+
+    app.create_event_at(&location_id, "opera tosca").await;
+    let after = app
+        .http
+        .get_with("/events", &[("if-none-match", etag(&before).as_str())])
+        .await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.body.as_array().expect("list").len(), 2);
+    assert_ne!(etag(&after), etag(&before));
+}
+
+#[tokio::test]
+async fn another_replica_serves_a_change_within_its_bound() {
+    let app = TestApp::spawn().await;
+    let location_id = app.create_event("opera aida").await;
+    let bound = Duration::from_millis(500);
+    let replica = app.replica(bound).await;
+    assert_eq!(listed(&replica, "/events").await, 1);
+    // A write on the first replica; the second one kept its answer.
+    let written = std::time::Instant::now();
+    app.create_event_at(&location_id, "opera tosca").await;
+    let seen =
+        myevents_testkit::eventually(WAIT, || async { listed(&replica, "/events").await == 2 })
+            .await;
+    assert!(seen, "the second replica shows the new event");
+    // Within the bound (with room for a loaded machine), never an hour's kept copy.
+    assert!(
+        written.elapsed() < bound + Duration::from_secs(5),
+        "seen after {:?}",
+        written.elapsed()
+    );
 }

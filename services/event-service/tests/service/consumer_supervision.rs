@@ -65,7 +65,10 @@ async fn a_consumer_that_cannot_dead_letter_is_restarted_and_healthz_fails_past_
     let limit = Duration::from_secs(5);
     let mut host = HostConfig::ephemeral(unique("events-service"));
     host.consumer_failing_limit = limit;
-    let config = myevents_host::Config { host, service: () };
+    let config = myevents_host::Config {
+        host,
+        service: myevents_event_service::config::EventServiceConfig::default(),
+    };
     let deps = Dependencies::from_config(&StoreConfig::Memory, broker.clone())
         .await
         .expect("store");

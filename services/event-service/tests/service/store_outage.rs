@@ -40,7 +40,7 @@ async fn a_lost_database_gives_503_and_the_service_recovers_by_itself() {
     mongo.connect_timeout = Duration::from_secs(1);
     let config = myevents_host::Config {
         host: HostConfig::ephemeral("events-service"),
-        service: (),
+        service: myevents_event_service::config::EventServiceConfig::default(),
     };
     let deps = Dependencies::from_config(
         &StoreConfig::MongoDb(mongo),

@@ -1,0 +1,324 @@
+//! Conditional and kept reads: a read's answer is kept (its serialised body, `Content-Type`, `Link`
+//! and a strong `ETag`) and served again until the service changes what it shows, or for at most a
+//! bound, whichever comes first; a client that sends the `ETag` back in `If-None-Match` gets
+//! **304 Not Modified** without a body (RFC 9110 sections 8.8.3, 13.1.2 and 15.4.5).
+//!
+//! A change this process makes (a write, a message it consumed) makes every kept answer stale at
+//! once ([`ReadCache::new`]'s `generation`). A change another replica makes is not seen here: its
+//! answers are kept for at most `max_age`, which bounds how old a copy any replica serves after a
+//! change elsewhere.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::time::Duration;
+//!
+//! let changes = Arc::new(AtomicU64::new(0));
+//! let seen = Arc::clone(&changes);
+//! let reads = myevents_http::cache::ReadCache::new(Duration::from_secs(1), move || {
+//!     seen.load(Ordering::Relaxed)
+//! });
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use sha2::{Digest, Sha256};
+
+/// Most answers kept at once; past it the kept answers are dropped and kept again as they are read
+/// (listings can be asked for with any `after` and `limit`).
+pub const MAX_KEPT_ANSWERS: usize = 1024;
+
+/// Most bytes of bodies kept at once (16 MiB); past it the kept answers are dropped likewise.
+pub const MAX_KEPT_BYTES: usize = 16 << 20;
+
+/// Largest body kept, in bytes (1 MiB, more than a page of 1,000 events); a larger one is served
+/// but not kept.
+pub const MAX_KEPT_BODY: usize = 1 << 20;
+
+/// The `If-None-Match` request header of the reads that answer with an `ETag`, for their OpenAPI
+/// description (`params(IfNoneMatch)`); the handler reads the headers themselves.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfNoneMatch {
+    #[doc = "Entity tags of answers the client holds (RFC 9110 section 13.1.2), or `*`: when one of them is still the answer's `ETag`, the answer is 304 without a body."]
+    #[param(rename = "If-None-Match")]
+    pub if_none_match: Option<String>,
+}
+
+/// The 304 answer of a read that answers with an `ETag`, for its OpenAPI description
+/// (`responses(..., NotModified)`).
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(status = 304, description = "Not modified: `If-None-Match` names the answer's `ETag`",
+    headers(("ETag" = String)))]
+pub struct NotModified;
+
+/// An answer kept, and what it was computed from.
+#[derive(Debug, Clone)]
+struct Kept {
+    /// The change count it was computed at.
+    generation: u64,
+    /// When it was computed.
+    at: Instant,
+    etag: HeaderValue,
+    content_type: Option<HeaderValue>,
+    link: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// The answers kept, by key, and the bytes of their bodies.
+#[derive(Default)]
+struct Shelf {
+    answers: HashMap<String, Kept>,
+    bytes: usize,
+}
+
+struct Inner {
+    max_age: Duration,
+    generation: Box<dyn Fn() -> u64 + Send + Sync>,
+    kept: Mutex<Shelf>,
+}
+
+/// The kept answers of a service's reads. Cheap to clone; clones share what is kept.
+#[derive(Clone)]
+pub struct ReadCache(Arc<Inner>);
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache")
+            .field("max_age", &self.0.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadCache {
+    /// Answers kept for at most `max_age` (zero keeps nothing, but answers still carry an `ETag`
+    /// and honour `If-None-Match`), and only while `generation` (a count of the changes this
+    /// process made to what the reads show, never decreasing) has not moved.
+    pub fn new(max_age: Duration, generation: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(Inner {
+            max_age,
+            generation: Box::new(generation),
+            kept: Mutex::new(Shelf::default()),
+        }))
+    }
+
+    /// The answer to a `GET` of `key` (its path and query) from a client that sent `headers`: the
+    /// kept one if it is still fresh, else what `read` answers (kept when it is a 200 with a body of
+    /// at most [`MAX_KEPT_BODY`] bytes); with its `ETag`, or 304 when `If-None-Match` names it.
+    ///
+    /// # Errors
+    /// What `read` returns.
+    pub async fn answer<E, F>(&self, key: &str, headers: &HeaderMap, read: F) -> Result<Response, E>
+    where
+        F: Future<Output = Result<Response, E>>,
+    {
+        let generation = (self.0.generation)();
+        if let Some(kept) = self.fresh(key, generation) {
+            return Ok(kept.to_answer(headers));
+        }
+        let answer = read.await?;
+        if answer.status() != StatusCode::OK {
+            return Ok(answer);
+        }
+        let (mut parts, body) = answer.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, MAX_KEPT_BODY).await else {
+            // Too large to keep (or a body that breaks off): nothing to keep, nothing to send.
+            return Ok(Response::from_parts(parts, Body::empty()));
+        };
+        let kept = Kept {
+            generation,
+            at: Instant::now(),
+            etag: etag_of(&body),
+            content_type: parts.headers.remove(header::CONTENT_TYPE),
+            link: parts.headers.remove(header::LINK),
+            body,
+        };
+        let answer = kept.to_answer(headers);
+        if !self.0.max_age.is_zero() {
+            let mut shelf = self.0.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if shelf.answers.len() >= MAX_KEPT_ANSWERS
+                || shelf.bytes + kept.body.len() > MAX_KEPT_BYTES
+            {
+                *shelf = Shelf::default();
+            }
+            shelf.bytes += kept.body.len();
+            if let Some(replaced) = shelf.answers.insert(key.to_owned(), kept) {
+                shelf.bytes -= replaced.body.len();
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The kept answer of `key`, if it was computed at `generation` less than `max_age` ago.
+    fn fresh(&self, key: &str, generation: u64) -> Option<Kept> {
+        let shelf = self.0.kept.lock().unwrap_or_else(|e| e.into_inner());
+        shelf
+            .answers
+            .get(key)
+            .filter(|kept| kept.generation == generation && kept.at.elapsed() < self.0.max_age)
+            .cloned()
+    }
+}
+
+impl Kept {
+    /// 200 with the body, its `Content-Type`, `Link` and `ETag`, or 304 with the `ETag` alone when
+    /// the client's `If-None-Match` names it.
+    fn to_answer(&self, request: &HeaderMap) -> Response {
+        let mut answer = if none_match(request, &self.etag) {
+            let mut answer = Response::new(Body::empty());
+            *answer.status_mut() = StatusCode::NOT_MODIFIED;
+            answer
+        } else {
+            let mut answer = Response::new(Body::from(self.body.clone()));
+            let headers = answer.headers_mut();
+            if let Some(value) = &self.content_type {
+                headers.insert(header::CONTENT_TYPE, value.clone());
+            }
+            if let Some(value) = &self.link {
+                headers.insert(header::LINK, value.clone());
+            }
+            answer
+        };
+        answer.headers_mut().insert(header::ETAG, self.etag.clone());
+        answer
+    }
+}
+
+/// A strong entity tag of `body`: the first 16 bytes of its SHA-256, in hex, quoted.
+fn etag_of(body: &[u8]) -> HeaderValue {
+    use std::fmt::Write;
+    let digest = Sha256::digest(body);
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    for byte in &digest[..16] {
+        let _ = write!(tag, "{byte:02x}");
+    }
+    tag.push('"');
+    HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// Whether the request's `If-None-Match` names `etag` (or is `*`), by the weak comparison RFC 9110
+/// section 13.1.2 prescribes for it: `W/"x"` matches `"x"`.
+fn none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let ours = etag.as_bytes();
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    fn ok(body: &'static str) -> Result<Response, ()> {
+        let mut answer = Response::new(Body::from(body));
+        answer.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(answer)
+    }
+
+    fn if_none_match(tag: &HeaderValue) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, tag.clone());
+        headers
+    }
+
+    async fn text(answer: Response) -> String {
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_kept_until_a_change_and_revalidated_with_its_etag() {
+        let changes = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&changes);
+        let cache = ReadCache::new(Duration::from_secs(60), move || {
+            seen.load(Ordering::Relaxed)
+        });
+        let first = cache
+            .answer("/events", &HeaderMap::new(), async { ok("[1]") })
+            .await
+            .expect("answer");
+        let etag = first.headers()[header::ETAG].clone();
+        assert_eq!(text(first).await, "[1]");
+        // Kept: the read is not asked again.
+        let again = cache
+            .answer("/events", &HeaderMap::new(), async { ok("[2]") })
+            .await
+            .expect("answer");
+        assert_eq!(again.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(text(again).await, "[1]");
+        for tag in [etag.clone(), HeaderValue::from_static("*")] {
+            let not_modified = cache
+                .answer("/events", &if_none_match(&tag), async { ok("[2]") })
+                .await
+                .expect("answer");
+            assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+            assert_eq!(not_modified.headers()[header::ETAG], etag);
+            assert_eq!(text(not_modified).await, "");
+        }
+        let weak = HeaderValue::from_str(&format!("\"other\", W/{}", etag.to_str().expect("tag")))
+            .expect("tag");
+        let not_modified = cache
+            .answer("/events", &if_none_match(&weak), async { ok("[2]") })
+            .await
+            .expect("answer");
+        assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+
+        changes.fetch_add(1, Ordering::Relaxed);
+        let changed = cache
+            .answer("/events", &if_none_match(&etag), async { ok("[2]") })
+            .await
+            .expect("answer");
+        assert_eq!(changed.status(), StatusCode::OK);
+        assert_ne!(changed.headers()[header::ETAG], etag);
+        assert_eq!(text(changed).await, "[2]");
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_kept_no_longer_than_its_bound_and_errors_are_not_kept() {
+        let cache = ReadCache::new(Duration::from_millis(50), || 0);
+        let first = cache
+            .answer("/events", &HeaderMap::new(), async { ok("[1]") })
+            .await
+            .expect("answer");
+        assert_eq!(text(first).await, "[1]");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let later = cache
+            .answer("/events", &HeaderMap::new(), async { ok("[2]") })
+            .await
+            .expect("answer");
+        assert_eq!(text(later).await, "[2]");
+
+        let missing = cache
+            .answer("/events/x", &HeaderMap::new(), async {
+                let mut answer = Response::new(Body::from("{}"));
+                *answer.status_mut() = StatusCode::NOT_FOUND;
+                Ok::<_, ()>(answer)
+            })
+            .await
+            .expect("answer");
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert!(missing.headers().get(header::ETAG).is_none());
+        let found = cache
+            .answer("/events/x", &HeaderMap::new(), async { ok("{\"ID\":1}") })
+            .await
+            .expect("answer");
+        assert_eq!(text(found).await, "{\"ID\":1}");
+    }
+}
