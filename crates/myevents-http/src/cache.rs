@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sha2::{Digest, Sha256};
 
@@ -126,9 +126,13 @@ impl ReadCache {
             return Ok(answer);
         }
         let (mut parts, body) = answer.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, MAX_KEPT_BODY).await else {
-            // Too large to keep (or a body that breaks off): nothing to keep, nothing to send.
-            return Ok(Response::from_parts(parts, Body::empty()));
+        // A read's answer is a body in memory (serialised JSON): collecting it copies nothing.
+        let body = match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(body) => body,
+            Err(error) => {
+                let cause = format!("the answer's body could not be read: {error}");
+                return Ok(crate::problem::Problem::internal(cause).into_response());
+            }
         };
         let kept = Kept {
             generation,
@@ -139,7 +143,7 @@ impl ReadCache {
             body,
         };
         let answer = kept.to_answer(headers);
-        if !self.0.max_age.is_zero() {
+        if !self.0.max_age.is_zero() && kept.body.len() <= MAX_KEPT_BODY {
             let mut shelf = self.0.kept.lock().unwrap_or_else(|e| e.into_inner());
             if shelf.answers.len() >= MAX_KEPT_ANSWERS
                 || shelf.bytes + kept.body.len() > MAX_KEPT_BYTES
@@ -237,7 +241,7 @@ mod tests {
     }
 
     async fn text(answer: Response) -> String {
-        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+        let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
             .await
             .expect("body");
         String::from_utf8(bytes.to_vec()).expect("utf-8")
@@ -288,6 +292,24 @@ mod tests {
         assert_eq!(changed.status(), StatusCode::OK);
         assert_ne!(changed.headers()[header::ETAG], etag);
         assert_eq!(text(changed).await, "[2]");
+    }
+
+    #[tokio::test]
+    async fn a_body_too_large_to_keep_is_served_whole_and_not_kept() {
+        let cache = ReadCache::new(Duration::from_secs(60), || 0);
+        let large = "x".repeat(MAX_KEPT_BODY + 1);
+        let read = |body: String| async move { Ok::<_, ()>(Response::new(Body::from(body))) };
+        let first = cache
+            .answer("/events", &HeaderMap::new(), read(large.clone()))
+            .await
+            .expect("answer");
+        assert!(first.headers().contains_key(header::ETAG));
+        assert_eq!(text(first).await, large);
+        let again = cache
+            .answer("/events", &HeaderMap::new(), read("[]".to_owned()))
+            .await
+            .expect("answer");
+        assert_eq!(text(again).await, "[]");
     }
 
     #[tokio::test]

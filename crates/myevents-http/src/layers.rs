@@ -38,8 +38,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// CORS for the APIs: the methods and headers the frontend and API clients use (`Authorization`
 /// and `If-None-Match` included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After`, `ETag`,
-/// `x-request-id` and
-/// `Idempotent-Replayed` readable by scripts, preflights cached for 10 minutes.
+/// `x-request-id` and `Idempotent-Replayed` readable by scripts, preflights cached for 10 minutes.
 pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
