@@ -387,7 +387,10 @@ pub fn with_common_layers(
                     }
                     span
                 })
-                .on_response(AccessLog),
+                .on_response(AccessLog)
+                // Server errors are logged once, with their cause, by `problems_for_layer_errors`
+                // (an expected 503 — readiness, load shedding — at debug level), not here again.
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(middleware::from_fn_with_state(
@@ -532,6 +535,57 @@ mod tests {
             "application/problem+json"
         );
         assert_eq!(body_json(bare).await["status"], 503);
+    }
+
+    /// Counts the error-level events of the thread it is the default subscriber of.
+    struct ErrorCount(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl tracing::Subscriber for ErrorCount {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() == tracing::Level::ERROR {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[tokio::test]
+    async fn an_expected_503_is_not_logged_as_an_error_and_a_caused_one_once() {
+        let routes = Router::new()
+            .route("/bare", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+            .route(
+                "/caused",
+                get(|| async { Problem::internal("the disk is gone") }),
+            );
+        let app = layered(routes, &ServerConfig::ephemeral());
+        let errors = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let _default = tracing::subscriber::set_default(ErrorCount(errors.clone()));
+        let bare = app
+            .clone()
+            .oneshot(Request::get("/bare").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(bare.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(errors.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let caused = app
+            .oneshot(
+                Request::get("/caused")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(caused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(errors.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[tokio::test]

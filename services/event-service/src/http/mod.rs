@@ -90,9 +90,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Listing {
     }
 }
 
-/// The page `listing` asks for, which `read` reads (for `listing.page`), as the JSON array of their wire bodies
-/// `B`, with `Link: rel="next"` when the page is full; kept in [`Api::reads`] under `path` and the
-/// page, and revalidated by the client's `If-None-Match`.
+/// The page `listing` asks for, which `read` reads (for `listing.page`), as the JSON array of the
+/// items' wire bodies `B`, with `Link: rel="next"` when the page is full; kept in [`Api::reads`]
+/// under `path` and the page, and revalidated by the client's `If-None-Match`.
 ///
 /// # Errors
 /// The store's failure.
