@@ -86,6 +86,33 @@ async fn the_store_reports_ready_once_its_indexes_exist() {
 }
 
 #[tokio::test]
+async fn every_command_the_store_sends_is_counted_by_database_and_name() {
+    use myevents_store::BookingRepository;
+    let store = store(booking_service_indexes()).await;
+    until_ready(&store).await;
+    let database = store.database().name().to_owned();
+    let commands = myevents_store::mongo::CommandMetrics::registered().commands;
+    let count = |command: &str| commands.with_label_values(&[&database, command]).get();
+    let (updates, finds) = (count("update"), count("find"));
+    let repository = MongoBookingRepository::new(&store);
+    let inventory = myevents_domain::booking::SeatInventory::new(
+        myevents_domain::id::EventId::generate(),
+        "opera aida".to_owned(),
+        myevents_domain::seats::SeatCount::new(10),
+    );
+    assert!(repository.add_inventory(&inventory).await.expect("add"));
+    repository
+        .inventory(inventory.event_id)
+        .await
+        .expect("read")
+        .expect("stored");
+    // The inventory is an upsert (`$setOnInsert`), its read one find.
+    assert_eq!(count("update"), updates + 1, "one update");
+    assert_eq!(count("find"), finds + 1, "one find");
+    store.drop_database().await.expect("drop");
+}
+
+#[tokio::test]
 async fn idempotency_keys_have_a_ttl_index_on_their_expiry_in_both_services() {
     use futures_util::TryStreamExt;
     for indexes in [event_service_indexes(), booking_service_indexes()] {

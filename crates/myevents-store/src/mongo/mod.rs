@@ -59,6 +59,7 @@ use crate::{RepositoryError, StoreHealth};
 
 mod bookings;
 mod circuit;
+mod commands;
 mod documents;
 mod events;
 mod idempotency;
@@ -67,6 +68,7 @@ mod outbox;
 pub use bookings::MongoBookingRepository;
 use circuit::Circuit;
 pub use circuit::{CircuitMetrics, CircuitState};
+pub use commands::CommandMetrics;
 pub use events::{MongoEventRepository, MongoLocationRepository};
 pub use idempotency::MongoIdempotencyRepository;
 pub use outbox::MongoOutbox;
@@ -229,6 +231,8 @@ impl MongoStore {
         options.heartbeat_freq = Some(config.heartbeat_frequency);
         let circuit = Circuit::new(&config.database, &CircuitMetrics::registered());
         options.sdam_event_handler = Some(circuit.handler());
+        options.command_event_handler =
+            Some(CommandMetrics::registered().handler(&config.database));
         options
             .app_name
             .get_or_insert_with(|| "myevents".to_owned());

@@ -38,9 +38,12 @@ async fn exported() -> BTreeSet<String> {
     http.requests
         .with_label_values(&["probe", "GET", "/probe", "200"]);
     http.duration.with_label_values(&["probe", "GET", "/probe"]);
-    // Only a MongoDB store has a circuit breaker; the embedded suite runs in memory.
+    // Only a MongoDB store has a circuit breaker and commands; the embedded suite runs in memory.
     myevents_store::mongo::CircuitMetrics::registered()
         .state
+        .with_label_values(&["probe", "probe"]);
+    myevents_store::mongo::CommandMetrics::registered()
+        .commands
         .with_label_values(&["probe", "probe"]);
     let _ = myevents_platform::metrics::render();
     let mut names = BTreeSet::new();
