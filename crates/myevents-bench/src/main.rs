@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run -p myevents-bench --release -- [--tiny] [--no-build] [--rates=R1,R2,...]
 //!     [--lag-rate=R] [--rate-seconds=S] [--wrk-seconds=S] [--rounds=N] [--sell-out=SEATS]
-//!     <scenario>... | all
+//!     [--store-ops=N] <scenario>... | all
 //! ```
 //!
 //! `--rates` replaces the booking rates (per second) the sustained-rate search tries in turn,
@@ -12,9 +12,10 @@
 //! server that takes tens of bookings per second needs one it can take),
 //! `--rate-seconds` the seconds of each step (30), `--wrk-seconds` the seconds of each `wrk` run (5),
 //! `--rounds` how often each read route and its ceiling are measured in turn (3) and `--sell-out`
-//! the seats of the event sold out (2,000). The `*-mongo` scenarios have a plan of their own, sized
-//! to the MongoDB-wire test server: rates from 5 to 320 per second, the lag at 10 per second, a
-//! sell-out of 200 seats.
+//! the seats of the event sold out (2,000), `--store-ops` the bookings (then cancellations) whose
+//! MongoDB commands the `*-mongo` scenarios count (20; see [`store_cost`]). The `*-mongo`
+//! scenarios have a plan of their own, sized to the MongoDB-wire test server: rates from 5 to 320
+//! per second, the lag at 10 per second, a sell-out of 200 seats.
 //!
 //! Scenarios: `embedded` (`cargo run`: one process, in-process broker, in-memory stores),
 //! `rabbitmq-memory`, `rabbitmq-mongo` (RabbitMQ and the SecantusDB MongoDB-wire test server) and
@@ -33,6 +34,7 @@
 mod ceiling;
 mod load;
 mod stand;
+mod store_cost;
 mod wrk;
 
 use std::fmt::Write as _;
@@ -45,9 +47,9 @@ use crate::load::{HUGE_CAPACITY, RateRun, Target};
 use crate::stand::{Scenario, Stand};
 use crate::wrk::{Wrk, WrkRun};
 
-/// mimalloc, as in the service binaries, so that the ceiling runs on the same allocator.
+/// jemalloc, as in the service binaries, so that the ceiling runs on the same allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// How long and how often each measurement runs.
 #[derive(Debug, Clone)]
@@ -68,6 +70,9 @@ struct Plan {
     new_events: usize,
     /// Seats of the event sold out to check that nothing is oversold.
     sell_out: i64,
+    /// Bookings (then cancellations) whose MongoDB commands are counted, in the `*-mongo`
+    /// scenarios (see [`store_cost`]).
+    store_ops: i64,
 }
 
 impl Plan {
@@ -84,6 +89,7 @@ impl Plan {
             lag_rate: 2000.0,
             new_events: 200,
             sell_out: 2000,
+            store_ops: 20,
         }
     }
 
@@ -111,6 +117,7 @@ impl Plan {
             lag_rate: 100.0,
             new_events: 5,
             sell_out: 50,
+            store_ops: 3,
         }
     }
 }
@@ -155,6 +162,9 @@ fn plan(args: &[String], scenario: Scenario) -> anyhow::Result<Plan> {
     }
     if let Some(seats) = option(args, "--sell-out") {
         plan.sell_out = seats.parse().context("--sell-out=<seats>")?;
+    }
+    if let Some(count) = option(args, "--store-ops") {
+        plan.store_ops = count.parse().context("--store-ops=<bookings>")?;
     }
     Ok(plan)
 }
@@ -260,8 +270,16 @@ struct Bench {
 }
 
 impl Bench {
-    /// Measures `GET base+path` and the ceiling serving the same bytes, alternately.
-    async fn read_route(&self, base: &str, path: &str, label: &str) -> anyhow::Result<ReadRow> {
+    /// Measures `GET base+path` and the ceiling serving the same bytes, alternately. With
+    /// `revalidate`, every request sends the answer's `ETag` back in `If-None-Match` (a 304 without
+    /// a body), and the ceiling serves an empty body.
+    async fn read_route(
+        &self,
+        base: &str,
+        path: &str,
+        label: &str,
+        revalidate: bool,
+    ) -> anyhow::Result<ReadRow> {
         let answer = self
             .target
             .client
@@ -274,14 +292,25 @@ impl Bench {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_owned();
+        let header = match answer.headers().get(reqwest::header::ETAG) {
+            Some(tag) if revalidate => Some(format!("If-None-Match: {}", tag.to_str()?)),
+            None if revalidate => bail!("GET {path} answered no ETag"),
+            _ => None,
+        };
         let body = answer.bytes().await?;
+        let body = if revalidate { Default::default() } else { body };
         let file = self.scratch.join("ceiling-body");
         std::fs::write(&file, &body)?;
         let ceiling = Ceiling::start(&file, &content_type).await?;
         let (mut ours, mut bare) = (Vec::new(), Vec::new());
         for _ in 0..self.plan.rounds {
-            ours.push(self.wrk.get(&format!("{base}{path}")).await?);
-            bare.push(self.wrk.get(&format!("{}{path}", ceiling.url)).await?);
+            let url = format!("{base}{path}");
+            ours.push(self.wrk.get(&url, header.as_deref()).await?);
+            bare.push(
+                self.wrk
+                    .get(&format!("{}{path}", ceiling.url), None)
+                    .await?,
+            );
         }
         Ok(ReadRow {
             route: label.to_owned(),
@@ -398,10 +427,23 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
     let first = load::create_event(target, "bench 0", HUGE_CAPACITY).await?;
     let mut reads = vec![
         bench
-            .read_route(events, "/events", "GET /events (1 event)")
+            .read_route(events, "/events", "GET /events (1 event)", false)
             .await?,
         bench
-            .read_route(events, &format!("/events/{first}"), "GET /events/{id}")
+            .read_route(
+                events,
+                &format!("/events/{first}"),
+                "GET /events/{id}",
+                false,
+            )
+            .await?,
+        bench
+            .read_route(
+                events,
+                "/events",
+                "GET /events (1 event), 304 to `If-None-Match`",
+                true,
+            )
             .await?,
     ];
     let mut many = vec![first.clone()];
@@ -410,7 +452,7 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
     }
     reads.push(
         bench
-            .read_route(events, "/events", "GET /events (100 events)")
+            .read_route(events, "/events", "GET /events (100 events)", false)
             .await?,
     );
 
@@ -448,6 +490,11 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
         .map(|s| s.target)
         .fold(0.0, f64::max);
     let (event_p50, event_p99) = load::event_propagation(target, plan.new_events).await?;
+    let store_cost = if scenario.uses_mongo() {
+        Some(store_cost::measure(target, &stand.processes, plan.store_ops).await?)
+    } else {
+        None
+    };
 
     let after: Vec<f64> = stand
         .processes
@@ -509,6 +556,9 @@ async fn run(scenario: Scenario, plan: Plan) -> anyhow::Result<String> {
         )?;
     }
     writeln!(out, "\n{sold_out}")?;
+    if let Some(table) = &store_cost {
+        writeln!(out, "{table}")?;
+    }
     writeln!(
         out,
         "\n| end to end (open loop, one event, {} s per step) | accepted/s | kept within 1 s | lag p50 ms | lag p99 ms | failed |",

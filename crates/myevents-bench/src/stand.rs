@@ -84,6 +84,8 @@ pub(crate) struct Process {
     pub(crate) urls: Vec<String>,
     /// From spawn to every `/readyz` answering 200, in milliseconds.
     pub(crate) ready_ms: f64,
+    /// Its Prometheus metrics, `http://127.0.0.1:port/metrics`.
+    pub(crate) metrics_url: Option<String>,
 }
 
 impl Process {
@@ -365,10 +367,15 @@ async fn spawn(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+    let metrics_url = env
+        .iter()
+        .find(|(key, _)| *key == "METRICS_LISTEN_URL")
+        .map(|(_, address)| format!("http://{address}/metrics"));
     Ok(Process {
         name,
         child,
         urls,
         ready_ms: started.elapsed().as_secs_f64() * 1000.0,
+        metrics_url,
     })
 }

@@ -54,12 +54,12 @@ end
 "#;
 
 impl Wrk {
-    /// `GET url`.
+    /// `GET url`, with `header` (`Name: value`) when given.
     ///
     /// # Errors
     /// When `wrk` cannot be started or its output is not understood.
-    pub(crate) async fn get(&self, url: &str) -> anyhow::Result<WrkRun> {
-        self.run(url, None, &[]).await
+    pub(crate) async fn get(&self, url: &str, header: Option<&str>) -> anyhow::Result<WrkRun> {
+        self.run(url, None, &[], header).await
     }
 
     /// `POST {"seats":1}` to `base` + one of `paths` at random per request.
@@ -71,8 +71,13 @@ impl Wrk {
             std::env::temp_dir().join(format!("myevents-bench-{}.lua", std::process::id()));
         std::fs::write(&script, POST_SCRIPT).context("writing the wrk script")?;
         let script = script.to_string_lossy().into_owned();
-        self.run(base, Some(&script), &[("BENCH_PATHS", paths.join(" "))])
-            .await
+        self.run(
+            base,
+            Some(&script),
+            &[("BENCH_PATHS", paths.join(" "))],
+            None,
+        )
+        .await
     }
 
     async fn run(
@@ -80,6 +85,7 @@ impl Wrk {
         url: &str,
         script: Option<&str>,
         env: &[(&str, String)],
+        header: Option<&str>,
     ) -> anyhow::Result<WrkRun> {
         let mut command = Command::new("wrk");
         command
@@ -89,6 +95,9 @@ impl Wrk {
             .arg("--latency");
         if let Some(script) = script {
             command.args(["-s", script]);
+        }
+        if let Some(header) = header {
+            command.args(["-H", header]);
         }
         for (key, value) in env {
             command.env(key, value);

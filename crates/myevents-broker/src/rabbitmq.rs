@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, StreamExt};
+use lapin::Connect as _;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -94,6 +95,12 @@ impl RabbitMqConfig {
     }
 }
 
+/// The largest frame asked of RabbitMQ when `AMQP_BROKER_URL` sets none (its `frame_max` query
+/// parameter), in bytes: 16 KiB. lapin keeps a send and a receive buffer of 32 frames for each
+/// connection, so RabbitMQ's default of 128 KiB would hold 8 MiB per connection for messages of
+/// under 1 KiB (a larger message is carried in several frames).
+const FRAME_MAX: u32 = 16 * 1024;
+
 fn unavailable(error: &lapin::Error) -> BrokerError {
     BrokerError::Unavailable(Cause::new(error.clone()))
 }
@@ -139,10 +146,14 @@ impl RabbitMqBroker {
                 cert_chain: self.config.ca_pem.clone(),
             };
             let runtime = lapin::runtime::default_runtime().map_err(|e| unavailable(&e))?;
-            let connection =
-                Connection::connect_with_config(&self.config.url, properties, tls, runtime)
-                    .await
-                    .map_err(|e| unavailable(&e))?;
+            let mut uri: lapin::uri::AMQPUri = self.config.url.parse().map_err(|e: String| {
+                BrokerError::Unavailable(Cause::msg(format!("AMQP_BROKER_URL: {e}")))
+            })?;
+            uri.query.frame_max.get_or_insert(FRAME_MAX);
+            let connection = uri
+                .connect_with_config(properties, tls, runtime)
+                .await
+                .map_err(|e| unavailable(&e))?;
             let channel = connection
                 .create_channel()
                 .await

@@ -73,19 +73,72 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Turns every error answer that is not JSON into a problem body with the same status: the bare
-/// answers of the hardening layers — 413 (body over `HTTP_BODY_LIMIT`, also from `Content-Length`
-/// alone), 503 from load shedding or the request time-out (with `Retry-After: 1`) — and axum's
-/// `text/plain` rejections (e.g. 400 for a path that is not UTF-8), whose text becomes the `detail`.
-/// A JSON answer (a problem body, or `/readyz`'s 503 with its checks) is kept. Every server error is then
-/// logged once (see [`log_server_error`]).
-async fn problems_for_layer_errors(request: Request, next: Next) -> Response {
-    let response = as_problem(next.run(request).await).await;
-    log_server_error(&response);
-    response
+/// Around the router, inside the request's span: turns every error answer that is not JSON into a
+/// problem body with the same status — the bare answers of the hardening layers: 413 (body over
+/// `HTTP_BODY_LIMIT`, also from `Content-Length` alone), 503 from load shedding or the request
+/// time-out (with `Retry-After: 1`) — and axum's `text/plain` rejections (e.g. 400 for a path that
+/// is not UTF-8), whose text becomes the `detail`; a JSON answer (a problem body, or `/readyz`'s 503
+/// with its checks) is kept. Then logs every server error once (see [`log_server_error`]) and counts
+/// the answer in the [`HttpMetrics`] of its service. One step written out, not `from_fn`
+/// middleware: it runs for every request.
+#[derive(Debug, Clone)]
+struct AnswerLayer {
+    service: &'static str,
+    metrics: HttpMetrics,
 }
 
-/// The answer of [`problems_for_layer_errors`]: `response`, or a problem body with its status.
+impl<S> tower::Layer<S> for AnswerLayer {
+    type Service = Answer<S>;
+
+    fn layer(&self, inner: S) -> Answer<S> {
+        Answer {
+            inner,
+            service: self.service,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// See [`AnswerLayer`].
+#[derive(Debug, Clone)]
+struct Answer<S> {
+    inner: S,
+    service: &'static str,
+    metrics: HttpMetrics,
+}
+
+impl<S> tower::Service<Request> for Answer<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let method = crate::metrics::method_label(request.method());
+        let started = std::time::Instant::now();
+        let answer = self.inner.call(request);
+        let (service, metrics) = (self.service, self.metrics.clone());
+        Box::pin(async move {
+            let answer = as_problem(answer.await?).await;
+            log_server_error(&answer);
+            metrics.record(service, method, &answer, started.elapsed());
+            Ok(answer)
+        })
+    }
+}
+
+/// The answer of [`Answer`]: `response`, or a problem body with its status.
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
     let is_json = response
@@ -169,6 +222,10 @@ async fn read_body_first(
     request: Request,
     next: Next,
 ) -> Response {
+    // A request without a body (most reads) has nothing to wait for.
+    if axum::body::HttpBody::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => {
@@ -193,7 +250,7 @@ async fn read_body_first(
 }
 
 /// What answers a request that load shedding refused: a bare 503, turned into a problem with
-/// `Retry-After` by [`problems_for_layer_errors`].
+/// `Retry-After` by [`Answer`].
 type Shed = fn(BoxError) -> std::future::Ready<Response>;
 
 fn shed(_error: BoxError) -> std::future::Ready<Response> {
@@ -207,7 +264,7 @@ type Limits = Stack<
 >;
 
 /// A time-out of `timeout` (503) and load shedding over `limit` requests in flight (503 +
-/// `Retry-After`, answered by [`problems_for_layer_errors`]).
+/// `Retry-After`, answered by [`Answer`]).
 fn limits(limit: usize, timeout: Duration) -> ServiceBuilder<Limits> {
     ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
@@ -367,8 +424,10 @@ pub fn with_common_layers(
     );
     let around = ServiceBuilder::new()
         .layer(cors_layer(origins))
+        // CORS answers preflights itself, with an empty body of the type below it.
+        .map_response(|answer: http::Response<_>| answer.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(middleware::from_fn(continue_trace))
+        .map_request(continue_trace)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -388,17 +447,16 @@ pub fn with_common_layers(
                     span
                 })
                 .on_response(AccessLog)
-                // Server errors are logged once, with their cause, by `problems_for_layer_errors`
+                // Server errors are logged once, with their cause, by `Answer`
                 // (an expected 503 — readiness, load shedding — at debug level), not here again.
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(middleware::from_fn_with_state(
-            (service, metrics.clone()),
-            crate::metrics::record_http,
-        ))
         .layer(CompressionLayer::new())
-        .layer(middleware::from_fn(problems_for_layer_errors))
+        .layer(AnswerLayer {
+            service,
+            metrics: metrics.clone(),
+        })
         .service(api.merge(probes));
     Router::new().fallback_service(around)
 }

@@ -5,10 +5,9 @@
 //! `myevents_http_rate_limited_total{service}`.
 
 use std::sync::LazyLock;
-use std::time::Instant;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::MatchedPath;
 use axum::response::Response;
 use myevents_platform::metrics::registered;
 use prometheus::{HistogramVec, IntCounterVec, register_histogram_vec, register_int_counter_vec};
@@ -81,29 +80,28 @@ pub fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
-/// Axum middleware recording [`HttpMetrics::requests`] and [`HttpMetrics::duration`] for the
-/// service its state names, by method (see [`method_label`]), route template (the answer's
-/// [`MatchedPath`]; `unmatched` for requests no route matched) and status code: every label is bounded whatever the clients send.
-pub async fn record_http(
-    State((service, metrics)): State<(&'static str, HttpMetrics)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    // Set by the router's layer around every route (`crate::layers`); none for unknown routes.
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    metrics
-        .duration
-        .with_label_values(&[service, method, route])
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .with_label_values(&[service, method, route, response.status().as_str()])
-        .inc();
-    response
+impl HttpMetrics {
+    /// Counts an answer of `service` in [`HttpMetrics::requests`] and [`HttpMetrics::duration`]
+    /// (`elapsed` from the request to the answer's head), by method (see [`method_label`]), route
+    /// template (the answer's [`MatchedPath`], which the router's layer around every route puts
+    /// there; `unmatched` for requests no route matched) and status code: every label is bounded
+    /// whatever the clients send.
+    pub fn record(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        answer: &Response,
+        elapsed: Duration,
+    ) {
+        let route = answer
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        self.duration
+            .with_label_values(&[service, method, route])
+            .observe(elapsed.as_secs_f64());
+        self.requests
+            .with_label_values(&[service, method, route, answer.status().as_str()])
+            .inc();
+    }
 }

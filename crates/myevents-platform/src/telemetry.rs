@@ -7,6 +7,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+mod json_lines;
+
 /// Log lines waiting for the writer thread at most; a burst beyond it makes the logging threads wait
 /// (nothing is dropped).
 const BUFFERED_LINES: usize = 16_384;
@@ -65,10 +67,9 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
     let logs = if json {
         tracing_subscriber::fmt::layer()
             .with_writer(writer)
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .with_ansi(false)
+            .fmt_fields(json_lines::SpanFields)
+            .event_format(json_lines::JsonLines)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer().with_writer(writer).boxed()

@@ -7,6 +7,9 @@ use std::fmt;
 /// The header (HTTP and message) that carries the trace context.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
+/// Length of a `traceparent` value of version `00`, in bytes (55).
+pub const TRACEPARENT_LEN: usize = 55;
+
 /// One position in a trace: the trace and the span that is the parent of the next one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
@@ -26,15 +29,13 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// Lower-case hex of `bytes`, in one allocation (this runs for every request and message).
-fn hex(bytes: &[u8]) -> String {
+/// Writes the lower-case hex of `bytes` into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
-    text
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -92,7 +93,20 @@ impl TraceContext {
 
     /// The trace id as 32 lower-case hex digits (what logs show as `trace_id`).
     pub fn trace_id_hex(&self) -> String {
-        hex(&self.trace_id)
+        let mut text = [0u8; 32];
+        hex_into(&self.trace_id, &mut text);
+        text.iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// The `traceparent` value (`00-<trace id>-<parent id>-<flags>`, [`TRACEPARENT_LEN`] ASCII
+    /// bytes), written without allocating: this runs for every request and message.
+    pub fn encoded(&self) -> [u8; TRACEPARENT_LEN] {
+        let mut text = [b'-'; TRACEPARENT_LEN];
+        text[..2].copy_from_slice(b"00");
+        hex_into(&self.trace_id, &mut text[3..35]);
+        hex_into(&self.span_id, &mut text[36..52]);
+        hex_into(&[self.flags], &mut text[53..]);
+        text
     }
 }
 
@@ -123,13 +137,8 @@ impl TraceContext {
 
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            self.flags
-        )
+        let text = self.encoded();
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

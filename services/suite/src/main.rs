@@ -4,9 +4,10 @@ use std::io::Write;
 
 use myevents::{Suite, SuiteConfig};
 
-/// mimalloc: per-thread heaps, no lock contention between the runtime's threads under load.
+/// jemalloc: per-thread caches (no lock contention between the runtime's threads under load), and
+/// memory freed after start-up handed back to the system (BENCHMARKS.md: resident memory).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Runs the suite; a failure (an invalid variable, a port in use) is written to standard error with
 /// its causes, `error: <what>: <why>`, and the process exits with status 1.

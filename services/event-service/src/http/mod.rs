@@ -90,6 +90,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Listing {
     }
 }
 
+/// The key a listing's page is kept under: its path, the id it starts after (`-` for the first
+/// page) and its limit.
+fn page_key(path: &str, page: PageRequest) -> String {
+    match page.after {
+        Some(after) => format!("{path} {after} {}", page.limit),
+        None => format!("{path} - {}", page.limit),
+    }
+}
+
 /// The page `listing` asks for, which `read` reads (for `listing.page`), as the JSON array of the
 /// items' wire bodies `B`, with `Link: rel="next"` when the page is full; kept in [`Api::reads`]
 /// under `path` and the page, and revalidated by the client's `If-None-Match`.
@@ -120,7 +129,7 @@ where
         Ok(response)
     };
     api.reads
-        .answer(&format!("{path} {page:?}"), &headers, answer)
+        .answer(&page_key(path, page), &headers, answer)
         .await
 }
 

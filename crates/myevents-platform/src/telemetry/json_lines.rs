@@ -1,0 +1,212 @@
+//! The JSON log line, as `tracing-subscriber`'s JSON format writes it with `flatten_event(true)`,
+//! `with_current_span(true)` and `with_span_list(false)` — one object per line:
+//! `{"timestamp":…,"level":…,<the event's fields>,"target":…,"span":{<the current span's fields>,"name":…}}`
+//! — in fewer instructions: the library's format keeps a span's fields as the JSON text of an object
+//! and, for every line logged in the span, parses that text back into a map to write it again, and
+//! hands the line over in many small UTF-8-checked pieces. [`JsonLines`] copies the span's text as
+//! it is and serialises each line into one buffer; [`SpanFields`] writes a span's fields straight
+//! into their JSON text.
+
+use std::fmt;
+
+use serde::Serializer as _;
+use serde::ser::SerializeMap;
+use tracing::span::Record;
+use tracing::{Event, Subscriber};
+use tracing_serde::SerdeMapVisitor;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Bytes a line's buffer starts with; the access log's lines take about 300.
+const LINE_CAPACITY: usize = 384;
+
+/// Formats a span's fields as the JSON text of one object (`{"method":"GET","request_id":"…"}`;
+/// `{}` without fields), the way [`JsonFields`] does, without building a map first.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SpanFields;
+
+impl<'writer> FormatFields<'writer> for SpanFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut text = Vec::with_capacity(128);
+        let mut serializer = serde_json::Serializer::new(&mut text);
+        let mut visitor =
+            SerdeMapVisitor::new(serializer.serialize_map(None).map_err(|_| fmt::Error)?);
+        fields.record(&mut visitor);
+        visitor.finish().map_err(|_| fmt::Error)?;
+        writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+
+    /// Fields recorded after the span was created (`Span::record`) are merged into its object as
+    /// [`JsonFields`] merges them (a later value replaces an earlier one).
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &Record<'_>,
+    ) -> fmt::Result {
+        let mut merged = FormattedFields::<JsonFields>::new(std::mem::take(&mut current.fields));
+        let result = JsonFields::new().add_fields(&mut merged, fields);
+        current.fields = merged.fields;
+        result
+    }
+}
+
+/// The JSON event format of the services' logs (see the module's documentation); spans' fields
+/// come from [`SpanFields`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JsonLines;
+
+impl<S> FormatEvent<S, SpanFields> for JsonLines
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, SpanFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut timestamp = String::with_capacity(32);
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let meta = event.metadata();
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        {
+            let mut serializer = serde_json::Serializer::new(&mut line);
+            let mut map = serializer.serialize_map(None).map_err(|_| fmt::Error)?;
+            map.serialize_entry("timestamp", &timestamp)
+                .and_then(|()| map.serialize_entry("level", meta.level().as_str()))
+                .map_err(|_| fmt::Error)?;
+            let mut visitor = SerdeMapVisitor::new(map);
+            event.record(&mut visitor);
+            let mut map = visitor.take_serializer().map_err(|_| fmt::Error)?;
+            map.serialize_entry("target", meta.target())
+                .map_err(|_| fmt::Error)?;
+            // Not ended: the span goes in before the closing brace.
+        }
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            line.extend_from_slice(br#","span":{"#);
+            if let Some(stored) = span.extensions().get::<FormattedFields<SpanFields>>() {
+                // `{"a":1,"b":2}`, or `{}`: copied without its braces.
+                let inner = stored
+                    .fields
+                    .strip_prefix('{')
+                    .and_then(|f| f.strip_suffix('}'))
+                    .unwrap_or_default();
+                if !inner.is_empty() {
+                    line.extend_from_slice(inner.as_bytes());
+                    line.push(b',');
+                }
+            }
+            line.extend_from_slice(br#""name":"#);
+            serde_json::to_writer(&mut line, span.metadata().name()).map_err(|_| fmt::Error)?;
+            line.push(b'}');
+        }
+        line.extend_from_slice(b"}\n");
+        writer.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// What a writer was given, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines `log` writes through `layer`, each parsed.
+    fn lines<L>(layer: impl FnOnce(Captured) -> L, log: impl FnOnce()) -> Vec<serde_json::Value>
+    where
+        L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(layer(captured.clone()));
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = captured.0.lock().expect("lock").clone();
+        String::from_utf8(bytes)
+            .expect("UTF-8")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+            .collect()
+    }
+
+    fn log_in_spans() {
+        tracing::info!(answer = 42, "outside any span");
+        let span = tracing::info_span!("http", method = "GET", request_id = "a\"b", empty = "");
+        let _entered = span.enter();
+        tracing::warn!(
+            status = 200_u64,
+            route = "/events",
+            latency_us = 7_u64,
+            ok = true,
+            "finished"
+        );
+        span.record("request_id", "recorded later");
+        tracing::error!(error = %"broken \u{1F4A5}", "failed");
+        let bare = tracing::info_span!("bare");
+        let _bare = bare.enter();
+        tracing::debug!(ratio = 0.5, "in a span without fields");
+    }
+
+    #[test]
+    fn a_line_is_what_the_librarys_json_format_writes() {
+        let ours = lines(
+            |w| {
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(SpanFields)
+                    .event_format(JsonLines)
+                    .with_writer(move || w.clone())
+            },
+            log_in_spans,
+        );
+        let library = lines(
+            |w| {
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(move || w.clone())
+            },
+            log_in_spans,
+        );
+        assert_eq!(ours.len(), 4, "{ours:?}");
+        let without_time = |lines: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+            lines
+                .into_iter()
+                .map(|mut line| {
+                    let time = line["timestamp"].take();
+                    assert!(time.as_str().is_some_and(|t| t.ends_with('Z')), "{time}");
+                    line
+                })
+                .collect()
+        };
+        assert_eq!(without_time(ours.clone()), without_time(library));
+        assert_eq!(ours[1]["span"]["request_id"], "a\"b");
+        assert_eq!(ours[2]["span"]["request_id"], "recorded later");
+        assert_eq!(ours[3]["span"], serde_json::json!({ "name": "bare" }));
+        assert!(ours[0].get("span").is_none());
+    }
+}
