@@ -52,6 +52,13 @@ impl Scenario {
     }
 }
 
+/// How often the services' reconciliation runs in the bench (`RECONCILE_INTERVAL`, seconds).
+pub(crate) const RECONCILE_INTERVAL_SECONDS: u64 = 1;
+
+/// How old an interrupted booking or seat return must be before the bench's reconciliation
+/// finishes it (`RECONCILE_GRACE`, seconds).
+pub(crate) const RECONCILE_GRACE_SECONDS: u64 = 2;
+
 /// A free TCP port on 127.0.0.1 (bound, then released for a child process to take).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
@@ -332,8 +339,8 @@ async fn spawn(
     command
         .env("AUTH_MODE", "off")
         .env("RATE_LIMIT_PER_SECOND", "off")
-        .env("RECONCILE_INTERVAL", "1")
-        .env("RECONCILE_GRACE", "2")
+        .env("RECONCILE_INTERVAL", RECONCILE_INTERVAL_SECONDS.to_string())
+        .env("RECONCILE_GRACE", RECONCILE_GRACE_SECONDS.to_string())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(log)
         .stderr(Stdio::null())

@@ -87,7 +87,8 @@ fn row(what: &str, name: &str, before: &Counts, after: &Counts, per: f64) -> Str
 }
 
 /// Books `count` single seats of a new event one after the other, waits until the event service
-/// has counted them, cancels them one after the other and waits again; returns a Markdown table of
+/// has counted them, cancels them one after the other and waits again (and for the
+/// reconciliation that retires the seat returns); returns a Markdown table of
 /// the commands per operation and service (the idle background — the outbox relay's polls, the
 /// claim's renewals, the reconciliation — is measured over as long a quiet window and shown apart).
 ///
@@ -137,6 +138,12 @@ pub(crate) async fn measure(
         }
     }
     until_available(target, &event, count).await?;
+    // The reconciliation retires the finished seat returns in bulk once they are older than its
+    // grace: those commands belong to the cancellations too.
+    tokio::time::sleep(Duration::from_secs(
+        crate::stand::RECONCILE_GRACE_SECONDS + 2 * crate::stand::RECONCILE_INTERVAL_SECONDS,
+    ))
+    .await;
     let cancelled = snapshot(target, processes).await?;
     // The same time again with nothing asked: what the services send on their own.
     let busy = started.elapsed();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::{Extension, Router};
+use axum::Extension;
 use myevents_http::auth::Authenticator;
 use myevents_http::config::ServerConfig;
 use myevents_http::idempotency::Idempotency;
@@ -101,7 +101,7 @@ pub struct Application<S> {
     listener: TcpListener,
     tls: Option<TlsTerminator>,
     local_addr: SocketAddr,
-    router: Router,
+    router: myevents_http::layers::App,
     messaging: Messaging,
     metrics: Option<MetricsServer>,
     draining: Draining,
@@ -208,7 +208,7 @@ impl<S: Service> Application<S> {
     }
 
     /// The whole HTTP router, middleware included, for tests that call it without a socket.
-    pub fn router(&self) -> Router {
+    pub fn router(&self) -> myevents_http::layers::App {
         self.router.clone()
     }
 

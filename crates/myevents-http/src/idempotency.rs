@@ -553,9 +553,8 @@ mod tests {
             )
             .route("/small", axum::routing::post(answer(100).layer(layer)))
             .layer(axum::Extension(idempotency))
-            .layer(axum::middleware::from_fn_with_state(
+            .layer(crate::auth::AuthenticateLayer(
                 crate::auth::Authenticator::off(),
-                crate::auth::authenticate,
             ))
     }
 

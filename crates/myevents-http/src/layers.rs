@@ -6,27 +6,30 @@
 
 use std::time::Duration;
 
+use std::convert::Infallible;
 use std::future::Future;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderName, Method, StatusCode, header};
+use futures_util::future::Either;
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use myevents_platform::trace::TraceContext;
 use tower::layer::util::{Identity, Stack};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
-use tower::{BoxError, ServiceBuilder};
+use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_http::compression::CompressionLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{OnResponse, TraceLayer};
 
-use crate::auth::{Authenticator, authenticate};
+use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::metrics::HttpMetrics;
 use crate::problem::{Problem, ServerErrorCause, method_not_allowed, route_not_found};
@@ -49,6 +52,8 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
         ),
     };
     CorsLayer::new()
+        // On every answer, not only CORS ones: see `BrowserCorsLayer`.
+        .vary([])
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([
@@ -71,6 +76,57 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(Duration::from_secs(600))
+}
+
+/// `Vary` of every answer: a CORS answer depends on these request headers (RFC 9110 section 12.5.5),
+/// so that a cache keeps the answers to browsers (which send `Origin`) and to other clients apart.
+const VARY_CORS: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+/// [`cors_layer`]'s CORS for the requests it applies to — those with an `Origin` header, which
+/// browsers send on every cross-origin request (the Fetch standard, section 3.2), and every
+/// `OPTIONS` (a preflight) — and nothing for the others: the CORS headers mean nothing to a client
+/// that sends no `Origin`, and building them per request cost a tenth of a read. The `Vary` CORS
+/// answers depend on is [`VARY_CORS`], on every answer.
+#[derive(Debug, Clone)]
+struct BrowserCorsLayer(CorsLayer);
+
+impl<S> tower::Layer<S> for BrowserCorsLayer {
+    type Service = BrowserCors<S>;
+
+    fn layer(&self, inner: S) -> BrowserCors<S> {
+        BrowserCors(self.0.layer(inner))
+    }
+}
+
+/// See [`BrowserCorsLayer`].
+#[derive(Debug, Clone)]
+struct BrowserCors<S>(Cors<S>);
+
+impl<S, B> tower::Service<Request> for BrowserCors<S>
+where
+    S: tower::Service<Request, Response = http::Response<B>>,
+    B: Default,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
+            Either::Left(self.0.call(request))
+        } else {
+            Either::Right(self.0.get_mut().call(request))
+        }
+    }
 }
 
 /// Around the router, inside the request's span: turns every error answer that is not JSON into a
@@ -109,13 +165,12 @@ struct Answer<S> {
 
 impl<S> tower::Service<Request> for Answer<S>
 where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
 {
     type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+    type Error = Infallible;
+    type Future = Boxed;
 
     fn poll_ready(
         &mut self,
@@ -214,38 +269,86 @@ pub const MAX_CONCURRENT_PROBES: usize = 64;
 /// How long a probe may take before it answers 503 (5 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reads the whole request body (at most `body_limit` bytes, within `body_read_timeout`) before the
-/// request goes on, so that a slow upload holds a connection but no request slot: 408 when the body
-/// is too slow, 413 when it is too large, 400 when it breaks off.
-async fn read_body_first(
-    axum::extract::State((limit, timeout)): axum::extract::State<(usize, Duration)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    // A request without a body (most reads) has nothing to wait for.
-    if axum::body::HttpBody::is_end_stream(request.body()) {
-        return next.run(request).await;
+/// Reads the whole request body (at most `limit` bytes, within `timeout`) before the request goes
+/// on, so that a slow upload holds a connection but no request slot: 408 when the body is too slow,
+/// 413 when it is too large, 400 when it breaks off. A request without a body (most reads) goes on
+/// at once, without a future of its own.
+#[derive(Debug, Clone, Copy)]
+struct ReadBodyFirstLayer {
+    limit: usize,
+    timeout: Duration,
+}
+
+impl<S> tower::Layer<S> for ReadBodyFirstLayer {
+    type Service = ReadBodyFirst<S>;
+
+    fn layer(&self, inner: S) -> ReadBodyFirst<S> {
+        ReadBodyFirst {
+            inner,
+            limit: self.limit,
+            timeout: self.timeout,
+        }
     }
-    let (parts, body) = request.into_parts();
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
+}
+
+/// See [`ReadBodyFirstLayer`].
+#[derive(Debug, Clone)]
+struct ReadBodyFirst<S> {
+    inner: S,
+    limit: usize,
+    timeout: Duration,
+}
+
+/// A boxed answer of the layers written out here.
+type Boxed = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> tower::Service<Request> for ReadBodyFirst<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, Boxed>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if axum::body::HttpBody::is_end_stream(request.body()) {
+            return Either::Left(self.inner.call(request));
         }
-        Ok(Err(error)) => {
-            let too_large =
-                std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                StatusCode::PAYLOAD_TOO_LARGE.into_response()
-            } else {
-                Problem::malformed(format!("the request body could not be read: {error}"))
-                    .into_response()
+        // The request goes on once its body is read: the inner layers (the request slot among
+        // them) are asked for readiness then, by a clone of them.
+        let (inner, limit, timeout) = (self.inner.clone(), self.limit, self.timeout);
+        let (parts, body) = request.into_parts();
+        Either::Right(Box::pin(async move {
+            match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+                Ok(Ok(bytes)) => {
+                    inner
+                        .oneshot(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                        .await
+                }
+                Ok(Err(error)) => {
+                    let too_large = std::iter::successors(
+                        Some(&error as &(dyn std::error::Error + 'static)),
+                        |e| e.source(),
+                    )
+                    .any(|e| e.is::<http_body_util::LengthLimitError>());
+                    Ok(if too_large {
+                        StatusCode::PAYLOAD_TOO_LARGE.into_response()
+                    } else {
+                        Problem::malformed(format!("the request body could not be read: {error}"))
+                            .into_response()
+                    })
+                }
+                Err(_) => Ok(Problem::body_timeout().into_response()),
             }
-        }
-        Err(_) => Problem::body_timeout().into_response(),
+        }))
     }
 }
 
@@ -344,6 +447,11 @@ impl<B> OnResponse<B> for AccessLog {
     }
 }
 
+/// A service's whole HTTP application, middleware included, as [`with_common_layers`] builds it:
+/// what [`crate::serve::serve`] serves, and what tests call without a socket (`tower::ServiceExt`).
+/// Cheap to clone (one clone per request).
+pub type App = tower::util::BoxCloneSyncService<Request, Response, Infallible>;
+
 /// What the shared middleware of [`with_common_layers`] is configured with.
 #[derive(Debug, Clone, Copy)]
 pub struct Edge<'a> {
@@ -359,7 +467,7 @@ pub struct Edge<'a> {
 
 /// Puts a service's API routes (`api`) and its probe routes (`probes`: health, readiness, version)
 /// behind the shared middleware. The API gets authentication by `edge.auth` (see
-/// [`crate::auth::authenticate`]: 401 for credentials that do not verify, the caller for the
+/// [`AuthenticateLayer`]: 401 for credentials that do not verify, the caller for the
 /// [`crate::auth::Caller`] extractor), the rate limit per caller of `edge.server` (429, see
 /// [`crate::rate_limit`]), the 404/405 problem fallbacks, a body read in full
 /// first (see [`ServerConfig::body_read_timeout`]; 413 from `Content-Length` alone), load shedding
@@ -373,7 +481,7 @@ pub fn with_common_layers(
     api: Router,
     probes: Router,
     edge: &Edge<'_>,
-) -> Router {
+) -> App {
     let Edge {
         auth,
         cors: origins,
@@ -394,10 +502,10 @@ pub fn with_common_layers(
                 // A `Content-Length` over the limit is refused before the body is read.
                 .layer(RequestBodyLimitLayer::new(server.body_limit))
                 .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
-                .layer(middleware::from_fn_with_state(
-                    (server.body_limit, server.body_read_timeout),
-                    read_body_first,
-                ))
+                .layer(ReadBodyFirstLayer {
+                    limit: server.body_limit,
+                    timeout: server.body_read_timeout,
+                })
                 .layer(limits(
                     server.max_concurrent_requests,
                     server.request_timeout,
@@ -411,7 +519,7 @@ pub fn with_common_layers(
                 }))
                 // Inside the concurrency limit: verifying signatures is work the limit bounds.
                 // Before the rate limit, which counts by the token's subject.
-                .layer(middleware::from_fn_with_state(auth.clone(), authenticate))
+                .layer(AuthenticateLayer(auth.clone()))
                 .option_layer(limiter.map(|limiter| {
                     middleware::from_fn_with_state(limiter, crate::rate_limit::limit_rate)
                 }))
@@ -423,7 +531,9 @@ pub fn with_common_layers(
             .layer(limits(MAX_CONCURRENT_PROBES, PROBE_TIMEOUT)),
     );
     let around = ServiceBuilder::new()
-        .layer(cors_layer(origins))
+        // Preflights, which CORS answers itself, included.
+        .layer(SetResponseHeaderLayer::appending(header::VARY, VARY_CORS))
+        .layer(BrowserCorsLayer(cors_layer(origins)))
         // CORS answers preflights itself, with an empty body of the type below it.
         .map_response(|answer: http::Response<_>| answer.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -439,8 +549,12 @@ pub fn with_common_layers(
                     let context = request.extensions().get::<TraceContext>().copied();
                     let trace_id = context.map(|c| c.trace_id_hex()).unwrap_or_default();
                     // The route is known once the router matched one: the access log tells it.
-                    let span = tracing::info_span!("http", method = %request.method(),
-                        request_id, trace_id);
+                    let span = tracing::info_span!(
+                        "http",
+                        method = request.method().as_str(),
+                        request_id,
+                        trace_id
+                    );
                     if let Some(context) = context {
                         context.parent(&span);
                     }
@@ -458,7 +572,7 @@ pub fn with_common_layers(
             metrics: metrics.clone(),
         })
         .service(api.merge(probes));
-    Router::new().fallback_service(around)
+    App::new(around)
 }
 
 #[cfg(test)]
@@ -468,7 +582,7 @@ mod tests {
     use axum::routing::{get, post};
     use tower::ServiceExt;
 
-    fn app(server: &ServerConfig) -> Router {
+    fn app(server: &ServerConfig) -> App {
         let routes = Router::new()
             .route(
                 "/slow",
@@ -483,7 +597,7 @@ mod tests {
     }
 
     /// `routes` behind the shared middleware, authentication off, any origin.
-    fn layered(routes: Router, server: &ServerConfig) -> Router {
+    fn layered(routes: Router, server: &ServerConfig) -> App {
         with_common_layers(
             "test",
             routes,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
+use crate::layers::App;
 use crate::tls::TlsTerminator;
 
 /// Whether the service is shutting down (readiness then answers 503). Cloning shares it.
@@ -37,7 +37,7 @@ pub struct Listener {
     pub tls: Option<TlsTerminator>,
 }
 
-/// Serves `router` on `listener` (HTTP/1.1, hyper; HTTPS when the listener has TLS, each
+/// Serves `app` on `listener` (HTTP/1.1, hyper; HTTPS when the listener has TLS, each
 /// handshake bounded by `server.header_read_timeout`) until `shutdown` resolves; then marks `draining`
 /// (readiness 503), keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in
 /// progress finish, waiting at most [`ServerConfig::request_drain_bound`] after the signal.
@@ -51,7 +51,7 @@ pub struct Listener {
 /// `Result` stays for the callers' sake.
 pub async fn serve(
     listener: Listener,
-    router: Router,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
     draining: Draining,
     server: &ServerConfig,
@@ -94,12 +94,12 @@ pub async fn serve(
             // The peer's address, for the rate limit (as axum's `into_make_service_with_connect_info`).
             let service =
                 hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
-                    router.clone(),
+                    app.clone(),
                     move |mut request: http::Request<hyper::body::Incoming>| {
                         request
                             .extensions_mut()
                             .insert(axum::extract::ConnectInfo(peer));
-                        request
+                        request.map(axum::body::Body::new)
                     },
                 ));
             let watcher = graceful.watcher();
@@ -152,14 +152,14 @@ mod tests {
     use super::*;
     use axum::routing::get;
 
-    fn app() -> Router {
-        Router::new().route(
+    fn app() -> App {
+        App::new(axum::Router::new().route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 "done"
             }),
-        )
+        ))
     }
 
     #[tokio::test]

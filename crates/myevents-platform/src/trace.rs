@@ -95,7 +95,9 @@ impl TraceContext {
     pub fn trace_id_hex(&self) -> String {
         let mut text = [0u8; 32];
         hex_into(&self.trace_id, &mut text);
-        text.iter().map(|&b| char::from(b)).collect()
+        std::str::from_utf8(&text)
+            .map(str::to_owned)
+            .unwrap_or_default()
     }
 
     /// The `traceparent` value (`00-<trace id>-<parent id>-<flags>`, [`TRACEPARENT_LEN`] ASCII

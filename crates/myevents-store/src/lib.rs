@@ -397,6 +397,8 @@ pub trait BookingRepository: Send + Sync {
 
     /// Finishes giving back the seats of bookings cancelled before `cancelled_before` whose return a
     /// crash interrupted (up to 1000 per call), each at most once; returns how many it finished. A
+    /// store that marks a cancellation's return in progress clears the marks of the returns that
+    /// finished (MongoDB: every such booking in two commands, not one write per cancellation). A
     /// store whose cancellation is one atomic write (memory) never has any.
     ///
     /// # Errors

@@ -207,7 +207,7 @@ async fn an_unreachable_server_is_unavailable_not_a_crash() {
 
 #[tokio::test]
 async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
-    use mongodb::bson::doc;
+    use mongodb::bson::{Document, doc, oid::ObjectId};
     use myevents_domain::booking::{Booking, SeatInventory, UserId};
     use myevents_domain::id::{BookingId, EventId};
     use myevents_domain::seats::SeatCount;
@@ -215,6 +215,7 @@ async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
 
     let store = store(booking_service_indexes()).await;
     let repo = MongoBookingRepository::new(&store);
+    let bookings = store.database().collection::<Document>("bookings");
     let event_id = EventId::generate();
     let capacity = SeatCount::new(10);
     repo.add_inventory(&SeatInventory {
@@ -226,17 +227,20 @@ async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
     })
     .await
     .expect("inventory");
-    let booking = Booking {
+    let booking = |user: &str, seats: u32| Booking {
         id: BookingId::generate(),
         event_id,
-        user_id: UserId::parse("alice").expect("user"),
-        seats: SeatCount::new(3),
+        user_id: UserId::parse(user).expect("user"),
+        seats: SeatCount::new(seats),
         booked_at: chrono::Utc::now(),
         cancelled_at: None,
     };
-    myevents_store::conformance::place_booking(&repo, &booking, &sample_message())
-        .await
-        .expect("place");
+    let (finished, interrupted) = (booking("alice", 3), booking("bob", 2));
+    for booking in [&finished, &interrupted] {
+        myevents_store::conformance::place_booking(&repo, booking, &sample_message())
+            .await
+            .expect("place");
+    }
     let remaining = || async {
         repo.inventory(event_id)
             .await
@@ -245,30 +249,52 @@ async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
             .remaining
             .get()
     };
-    assert_eq!(remaining().await, 7);
+    let flagged = |booking: &Booking| {
+        let (bookings, id) = (
+            bookings.clone(),
+            ObjectId::from_bytes(booking.id.object_id().bytes()),
+        );
+        async move {
+            bookings
+                .find_one(doc! {"_id": id})
+                .await
+                .expect("read")
+                .expect("stored")
+                .contains_key("returning")
+        }
+    };
+    assert_eq!(remaining().await, 5);
 
-    // What a crash right after step 1 of a cancellation leaves: cancelled, seats not yet back.
+    // A cancellation that ran to its end gives the seats back and leaves its flag to the sweep.
     let cancelled_at = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
-    store
-        .database()
-        .collection::<mongodb::bson::Document>("bookings")
+    repo.cancel_booking(finished.id, cancelled_at, &sample_message())
+        .await
+        .expect("cancel");
+    assert_eq!(remaining().await, 8);
+    assert!(flagged(&finished).await);
+    // What a crash right after step 1 of a cancellation leaves: cancelled, seats not yet back.
+    bookings
         .update_one(
-            doc! {"_id": mongodb::bson::oid::ObjectId::from_bytes(booking.id.object_id().bytes())},
+            doc! {"_id": ObjectId::from_bytes(interrupted.id.object_id().bytes())},
             doc! {"$set": {"cancelled_at": mongodb::bson::DateTime::from_millis(cancelled_at.timestamp_millis()), "returning": true}},
         )
         .await
         .expect("simulate the interrupted cancellation");
 
-    // Too recent for the sweep's cut-off: left to the cancellation still running.
+    // Too recent for the sweep's cut-off: left to the cancellations still running.
     assert_eq!(repo.finish_seat_returns(cancelled_at).await, Ok(0));
-    assert_eq!(remaining().await, 7);
+    assert_eq!(remaining().await, 8);
+    assert!(flagged(&finished).await && flagged(&interrupted).await);
+    // Past it: the interrupted return is finished (and counted), the finished one is not given
+    // back twice, and both flags are cleared.
     let now = chrono::Utc::now();
     assert_eq!(repo.finish_seat_returns(now).await, Ok(1));
     assert_eq!(remaining().await, 10);
+    assert!(!flagged(&finished).await && !flagged(&interrupted).await);
     assert_eq!(repo.finish_seat_returns(now).await, Ok(0));
     // A repeated cancel afterwards changes nothing either.
     let again = repo
-        .cancel_booking(booking.id, now, &sample_message())
+        .cancel_booking(interrupted.id, now, &sample_message())
         .await
         .expect("cancel");
     assert!(matches!(

@@ -77,7 +77,7 @@ impl Answer {
     /// # Panics
     /// When the method, path or a header is malformed, or as [`Answer::from_router`].
     pub async fn call(
-        router: &axum::Router,
+        router: &App,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
@@ -96,10 +96,7 @@ impl Answer {
     /// # Panics
     /// When the router fails (it never does: axum routers are infallible) or the body cannot be
     /// read.
-    pub async fn from_router(
-        router: &axum::Router,
-        mut request: http::Request<axum::body::Body>,
-    ) -> Self {
+    pub async fn from_router(router: &App, mut request: http::Request<axum::body::Body>) -> Self {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
         request
@@ -175,10 +172,18 @@ pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// A service's HTTP application, middleware included: the type `myevents_http::layers::App` names
+/// (the services' `Application::router`), or any router boxed as one (`App::new(router)`).
+pub type App = tower::util::BoxCloneSyncService<
+    http::Request<axum::body::Body>,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
+
 /// A service's router called in process, as a client would call the service (see
 /// [`Answer::call`]). Cheap to clone.
 #[derive(Clone)]
-pub struct InProcess(pub axum::Router);
+pub struct InProcess(pub App);
 
 impl InProcess {
     /// `method path` with `headers` and `body`, through the whole router.

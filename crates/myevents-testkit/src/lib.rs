@@ -57,7 +57,8 @@ pub use env::{
 pub use env::{rabbitmq_broker, rabbitmq_broker_on};
 // `self::`: the `http` crate has the same name.
 pub use self::http::{
-    Answer, InProcess, eventually_answers, get_json, listed_seats, metric_value, post_json, scrape,
+    Answer, App, InProcess, eventually_answers, get_json, listed_seats, metric_value, post_json,
+    scrape,
 };
 pub use messaging::{
     Recorded, Recorder, an_event_is_booked_across, announce_event, create_event_across,

@@ -104,33 +104,95 @@ impl Authenticator {
     /// [`AuthError`] for credentials that do not verify; with authentication off, a
     /// [`ValidationError`] (422) for an `X-User-Id` that is not a user id.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Response> {
-        let Some(verifier) = &self.0 else {
+        match self
+            .credentials(headers)
+            .map_err(IntoResponse::into_response)?
+        {
+            Credentials::Known(identity) => Ok(identity),
+            Credentials::Token(token) => self.verify(token).await,
+        }
+    }
+
+    /// What `headers` say without waiting: the [`Identity`] when nothing needs verifying
+    /// (authentication off, or no `Authorization` header), else the bearer token to [`verify`].
+    ///
+    /// [`verify`]: Authenticator::verify
+    ///
+    /// # Errors
+    /// As [`Authenticator::authenticate`], for what can be told without verifying a signature.
+    pub(crate) fn credentials<'h>(
+        &self,
+        headers: &'h HeaderMap,
+    ) -> Result<Credentials<'h>, Refusal> {
+        if self.0.is_none() {
             return from_user_header(headers)
                 .map(|user| {
-                    Identity(Some(Principal::new(
+                    Credentials::Known(Identity(Some(Principal::new(
                         user,
                         Roles {
                             organiser: true,
                             admin: false,
                         },
-                    )))
+                    ))))
                 })
-                .map_err(|e| Problem::from(e).into_response());
-        };
+                .map_err(Refusal::UserId);
+        }
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let Some(value) = values.next() else {
-            return Ok(Identity(None));
+            return Ok(Credentials::Known(Identity(None)));
         };
         if values.next().is_some() {
-            return Err(AuthError::Malformed.into_response());
+            return Err(Refusal::Token(AuthError::Malformed));
         }
-        let token = bearer_token(value).map_err(IntoResponse::into_response)?;
+        bearer_token(value)
+            .map(Credentials::Token)
+            .map_err(Refusal::Token)
+    }
+
+    /// The caller a bearer `token` names, once its signature and claims verify (which may wait for
+    /// the key set, `AUTH_JWKS_URL`).
+    ///
+    /// # Errors
+    /// [`AuthError`] for a token that does not verify; with authentication off, none is verified
+    /// and every token is refused.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Identity, Response> {
+        let Some(verifier) = &self.0 else {
+            return Err(AuthError::Malformed.into_response());
+        };
         verifier
             .verify(token)
             .await
             .map(|principal| Identity(Some(principal)))
             .map_err(IntoResponse::into_response)
     }
+}
+
+/// Why [`Authenticator::credentials`] refused a request's credentials without verifying anything.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// A bearer token that cannot be one (401, or 400 for a malformed header).
+    Token(AuthError),
+    /// With authentication off, an `X-User-Id` that is not a user id (422).
+    UserId(ValidationError),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Token(error) => error.into_response(),
+            Self::UserId(error) => Problem::from(error).into_response(),
+        }
+    }
+}
+
+/// What a request's headers say about its caller before any signature is verified (see
+/// [`Authenticator::credentials`]).
+#[derive(Debug)]
+pub(crate) enum Credentials<'h> {
+    /// The caller is known (or known to be nobody).
+    Known(Identity),
+    /// A bearer token, to verify.
+    Token(&'h str),
 }
 
 fn from_user_header(headers: &HeaderMap) -> Result<UserId, ValidationError> {

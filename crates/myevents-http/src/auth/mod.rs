@@ -7,7 +7,7 @@
 //! - `config`: [`AuthConfig`], the mode and the keys (`AUTH_*` variables), validated at start-up.
 //! - `keys`: where the keys come from — a static key, or a JWKS fetched and refetched.
 //! - `authenticator`: [`Authenticator`], which verifies a request's credentials.
-//! - `middleware`: [`authenticate`], the middleware that puts the result in the request's
+//! - `middleware`: [`AuthenticateLayer`], the middleware that puts the result in the request's
 //!   extensions (401 with `WWW-Authenticate` for a bad token), and [`Caller`], the extractor of the
 //!   authenticated caller (401 without one) with the request's trace context.
 //! - `error`: [`AuthError`] (why credentials were refused, and its answer) and [`AuthSetupError`].
@@ -30,7 +30,9 @@ pub use authenticator::{Authenticator, MAX_TOKEN_BYTES};
 pub use config::{AuthConfig, AuthMode, JwtConfig, KeySource, MIN_SECRET_BYTES, Secret};
 pub use error::{AuthError, AuthSetupError, REALM};
 pub use keys::JWKS_REFETCH_COOLDOWN;
-pub use middleware::{Caller, CredentialsRefused, Identity, TokenSubject, authenticate};
+pub use middleware::{
+    Authenticate, AuthenticateLayer, Caller, CredentialsRefused, Identity, TokenSubject,
+};
 pub use mint::{MintError, mint_token};
 
 /// The header naming the caller when authentication is off (lower case, as `http` spells it).

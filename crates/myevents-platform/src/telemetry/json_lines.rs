@@ -7,7 +7,8 @@
 //! it is and serialises each line into one buffer; [`SpanFields`] writes a span's fields straight
 //! into their JSON text.
 
-use std::fmt;
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 
 use serde::Serializer as _;
 use serde::ser::SerializeMap;
@@ -57,6 +58,41 @@ impl<'writer> FormatFields<'writer> for SpanFields {
     }
 }
 
+thread_local! {
+    /// The second (since the Unix epoch) this thread formatted last, and its text up to the seconds
+    /// (`2026-12-06T21:33:00`).
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `now` as the line's `timestamp`: UTC, RFC 3339 with microseconds (`2026-12-06T21:33:00.123456Z`),
+/// as `tracing-subscriber`'s [`SystemTime`] writes it, with the date and time of day formatted once
+/// per second and thread (formatting them for every line cost a twentieth of a read). `None` for a
+/// time before 1970 or beyond what `chrono` represents.
+fn timestamp(now: std::time::SystemTime) -> Option<String> {
+    let since = now.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let (seconds, micros) = (since.as_secs(), since.subsec_micros());
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != seconds {
+            let at = chrono::DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0)?;
+            text.clear();
+            write!(text, "{}", at.format("%Y-%m-%dT%H:%M:%S")).ok()?;
+            *second = seconds;
+        }
+        let mut digits = [b'0'; 6];
+        let mut rest = micros;
+        for digit in digits.iter_mut().rev() {
+            *digit += u8::try_from(rest % 10).ok()?;
+            rest /= 10;
+        }
+        let mut stamp = String::with_capacity(text.len() + 8);
+        stamp.push_str(text);
+        stamp.push('.');
+        stamp.push_str(std::str::from_utf8(&digits).ok()?);
+        stamp.push('Z');
+        Some(stamp)
+    })
+}
+
 /// The JSON event format of the services' logs (see the module's documentation); spans' fields
 /// come from [`SpanFields`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,8 +108,14 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut timestamp = String::with_capacity(32);
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let timestamp = match timestamp(std::time::SystemTime::now()) {
+            Some(timestamp) => timestamp,
+            None => {
+                let mut timestamp = String::with_capacity(32);
+                SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+                timestamp
+            }
+        };
         let meta = event.metadata();
         let mut line = Vec::with_capacity(LINE_CAPACITY);
         {
@@ -119,6 +161,44 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc_3339_with_microseconds_in_utc() {
+        use chrono::{SecondsFormat, TimeZone};
+        let expected = |t: std::time::SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(SecondsFormat::Micros, true)
+        };
+        let second = chrono::Utc
+            .with_ymd_and_hms(2026, 12, 6, 21, 33, 59)
+            .single()
+            .expect("a time");
+        let at = |micros: u64| {
+            std::time::SystemTime::from(second) + std::time::Duration::from_micros(micros)
+        };
+        // The same second twice (its text kept), the next one, a leap day, the epoch.
+        let leap_day = chrono::Utc
+            .with_ymd_and_hms(2028, 2, 29, 0, 0, 0)
+            .single()
+            .expect("a time");
+        for t in [
+            at(0),
+            at(123_456),
+            at(999_999),
+            at(1_000_007),
+            std::time::SystemTime::from(leap_day) + std::time::Duration::from_nanos(5_999),
+            std::time::UNIX_EPOCH,
+        ] {
+            assert_eq!(timestamp(t).as_deref(), Some(expected(t).as_str()));
+        }
+        assert_eq!(
+            timestamp(at(7)).as_deref(),
+            Some("2026-12-06T21:33:59.000007Z")
+        );
+        assert_eq!(
+            timestamp(std::time::UNIX_EPOCH - std::time::Duration::from_secs(1)),
+            None
+        );
+    }
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::layer::SubscriberExt;
 

@@ -5,7 +5,7 @@ use crate::Cause;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::Collection;
-use mongodb::bson::doc;
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
 use myevents_domain::id::{BookingId, EventId};
@@ -43,19 +43,13 @@ pub struct MongoBookingRepository {
 
 impl MongoBookingRepository {
     /// Gives a cancelled booking's seats back to its event's inventory at most once (the inventory
-    /// lists the bookings it took back), then clears the booking's `returning` flag.
+    /// lists the bookings it took back). The booking's `returning` flag stays: the reconciliation
+    /// clears the flags of many returns in one write (see
+    /// [`BookingRepository::finish_seat_returns`]).
     async fn give_seats_back(&self, booking: &Booking) -> Result<(), RepositoryError> {
-        let bid = to_bson_id(booking.id.object_id());
-        let seats = i64::from(booking.seats.get());
+        let (filter, update) = seat_return(booking);
         self.inventory
-            .update_one(
-                doc! {"_id": to_bson_id(booking.event_id.object_id()), "returned": {"$ne": bid}},
-                doc! {"$inc": {"remaining": seats}, "$push": {"returned": bid}},
-            )
-            .await
-            .map_err(map_error)?;
-        self.bookings
-            .update_one(doc! {"_id": bid}, doc! {"$unset": {"returning": ""}})
+            .update_one(filter, update)
             .await
             .map_err(map_error)?;
         Ok(())
@@ -69,6 +63,16 @@ impl MongoBookingRepository {
             bookings: store.database().collection(BOOKINGS),
         }
     }
+}
+
+/// The inventory update that gives `booking`'s seats back unless its inventory lists the booking as
+/// given back already: `(filter, update)`.
+fn seat_return(booking: &Booking) -> (Document, Document) {
+    let bid = to_bson_id(booking.id.object_id());
+    (
+        doc! {"_id": to_bson_id(booking.event_id.object_id()), "returned": {"$ne": bid}},
+        doc! {"$inc": {"remaining": i64::from(booking.seats.get())}, "$push": {"returned": bid}},
+    )
 }
 
 #[async_trait]
@@ -264,8 +268,8 @@ impl BookingRepository for MongoBookingRepository {
                 None => return Ok(Cancellation::NotFound),
             },
         };
-        // 2. Give the seats back, once per booking, and clear the flag. A crash in between leaves the
-        //    flag: a repeated cancel, or the sweep (`finish_seat_returns`), finishes it.
+        // 2. Give the seats back, once per booking. The flag stays until the reconciliation clears
+        //    it with others in one write; a crash before this write leaves the seats to it too.
         if document.returning {
             let booking = Booking::try_from(document)?;
             self.give_seats_back(&booking).await?;
@@ -283,20 +287,56 @@ impl BookingRepository for MongoBookingRepository {
         cancelled_before: chrono::DateTime<chrono::Utc>,
     ) -> Result<usize, RepositoryError> {
         self.store.ensure_initialised()?;
-        let mut interrupted = self
+        let flagged: Vec<BookingDoc> = self
             .bookings
             .find(doc! {"returning": true, "cancelled_at": {"$lt": to_bson_date(cancelled_before)}})
             .limit(1000)
             .await
+            .map_err(map_error)?
+            .try_collect()
+            .await
             .map_err(map_error)?;
-        let mut finished = 0;
-        while let Some(document) = interrupted.try_next().await.map_err(map_error)? {
-            let booking = Booking::try_from(document)?;
-            self.give_seats_back(&booking).await?;
-            tracing::warn!(booking_id = %booking.id, event_id = %booking.event_id,
-                seats = booking.seats.get(), "finished giving back the seats of a cancelled booking");
-            finished += 1;
+        if flagged.is_empty() {
+            return Ok(0);
         }
+        let mut ids = Vec::with_capacity(flagged.len());
+        let mut returns = Vec::with_capacity(flagged.len());
+        for document in flagged {
+            let booking = Booking::try_from(document)?;
+            ids.push(to_bson_id(booking.id.object_id()));
+            let (q, u) = seat_return(&booking);
+            returns.push(doc! {"q": q, "u": u});
+        }
+        // Every return in one `update` command (a statement per booking): most were finished by
+        // their cancellation and match nothing; the ones a crash interrupted are finished now.
+        let reply = self
+            .store
+            .database()
+            .run_command(doc! {"update": INVENTORY, "updates": returns, "ordered": false})
+            .await
+            .map_err(map_error)?;
+        if let Some(errors) = reply
+            .get_array("writeErrors")
+            .ok()
+            .filter(|e| !e.is_empty())
+        {
+            return Err(RepositoryError::Unexpected(Cause::msg(format!(
+                "giving back the seats of cancelled bookings failed: {errors:?}"
+            ))));
+        }
+        let finished = match reply.get("nModified") {
+            Some(Bson::Int32(n)) => usize::try_from(*n).unwrap_or(0),
+            Some(Bson::Int64(n)) => usize::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        // Every one of them is finished now: their flags go, in one write.
+        self.bookings
+            .update_many(
+                doc! {"_id": {"$in": ids}},
+                doc! {"$unset": {"returning": ""}},
+            )
+            .await
+            .map_err(map_error)?;
         Ok(finished)
     }
 

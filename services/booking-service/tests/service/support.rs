@@ -75,7 +75,7 @@ impl TestApp {
 
     /// Another instance of the service on the same store (its own queue and in-memory broker): what
     /// a second replica, or the service after a restart, answers.
-    pub(crate) async fn replica(&self) -> axum::Router {
+    pub(crate) async fn replica(&self) -> myevents_http::layers::App {
         let broker = Broker::in_memory(&InMemoryBroker::default());
         start(&unique("booking"), self.store.clone(), broker).await
     }
@@ -175,7 +175,7 @@ impl TestApp {
 
 /// Starts the service on `queue` over `store` and `broker`; returns its router. The consumer, the
 /// relay and the reconciliation (every second) run; the listener is never called.
-async fn start(queue: &str, store: BookingStore, broker: Broker) -> axum::Router {
+async fn start(queue: &str, store: BookingStore, broker: Broker) -> myevents_http::layers::App {
     let config = Config {
         host: HostConfig::ephemeral(queue),
         service: BookingServiceConfig {

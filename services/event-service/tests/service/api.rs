@@ -140,7 +140,7 @@ async fn start(
     config: &Config<EventServiceConfig>,
     store: EventStore,
     broker: Broker,
-) -> axum::Router {
+) -> myevents_http::layers::App {
     let app = Application::build(config, Dependencies { store, broker })
         .await
         .expect("build");
@@ -484,6 +484,14 @@ async fn cors_answers_the_frontend_from_another_origin() {
         .await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.headers["access-control-allow-origin"], "*");
+    let vary = "origin, access-control-request-method, access-control-request-headers";
+    assert_eq!(response.headers["vary"], vary);
+    // A client that sends no `Origin` gets no CORS headers, and the same `Vary`, so that a cache
+    // keeps its answer apart from a browser's.
+    let plain = app.http.get("/events").await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(!plain.headers.contains_key("access-control-allow-origin"));
+    assert_eq!(plain.headers["vary"], vary);
 
     let preflight = app
         .http
@@ -500,6 +508,7 @@ async fn cors_answers_the_frontend_from_another_origin() {
         .await;
     assert!(preflight.status.is_success());
     assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+    assert_eq!(preflight.headers["vary"], vary);
     let methods = preflight.headers["access-control-allow-methods"]
         .to_str()
         .expect("methods")
