@@ -147,6 +147,7 @@ impl<S: Service> Application<S> {
         let idempotency = Idempotency::new(shared.idempotency, host.idempotency);
         let wiring = S::wire(config, store, waker.clone());
         let (api, _) = S::routes().split_for_parts();
+        let reads = wiring.reads;
         let api = api.layer(Extension(idempotency)).with_state(wiring.state);
         let parts = MessagingParts {
             subscription: subscription::<S>(host),
@@ -181,6 +182,7 @@ impl<S: Service> Application<S> {
                 cors: &host.cors,
                 server: &host.server,
                 metrics: &HttpMetrics::registered(),
+                reads: reads.as_ref(),
             },
         );
         Ok(Self {
@@ -355,6 +357,7 @@ mod tests {
                     started: Arc::clone(&config.service.0),
                 }),
                 periodic: Vec::new(),
+                reads: None,
             }
         }
     }

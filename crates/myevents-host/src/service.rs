@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use myevents_broker::{MessageHandler, Subscription};
+use myevents_http::cache::ReadCache;
 use myevents_http::openapi::{About, ResponseExample};
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_store::factory::ServiceStore;
@@ -36,6 +37,9 @@ pub struct Wiring<State> {
     pub handler: Arc<dyn MessageHandler>,
     /// Jobs to run periodically.
     pub periodic: Vec<Periodic>,
+    /// The answers of its reads it keeps, if any: served in front of the routes
+    /// (`myevents_http::cache::KeptAnswerLayer`).
+    pub reads: Option<ReadCache>,
 }
 
 /// What one service declares to run in the host: names, defaults, its settings, its store, its

@@ -21,12 +21,16 @@
 //! ```
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use futures_util::future::Either;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use sha2::{Digest, Sha256};
 
 /// Most answers kept at once; past it the kept answers are dropped and kept again as they are read
@@ -58,7 +62,7 @@ pub struct IfNoneMatch {
 pub struct NotModified;
 
 /// An answer kept, and what it was computed from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Kept {
     /// The change count it was computed at.
     generation: u64,
@@ -118,8 +122,8 @@ impl ReadCache {
         F: Future<Output = Result<Response, E>>,
     {
         let generation = (self.0.generation)();
-        if let Some(kept) = self.fresh(key, generation) {
-            return Ok(kept.to_answer(headers));
+        if let Some(answer) = self.fresh(key, generation, |kept| kept.to_answer(headers)) {
+            return Ok(answer);
         }
         let answer = read.await?;
         if answer.status() != StatusCode::OK {
@@ -158,37 +162,117 @@ impl ReadCache {
         Ok(answer)
     }
 
-    /// The kept answer of `key`, if it was computed at `generation` less than `max_age` ago.
-    fn fresh(&self, key: &str, generation: u64) -> Option<Kept> {
+    /// `answer` of the kept answer of `key`, if it was computed at `generation` less than
+    /// `max_age` ago.
+    fn fresh<T>(&self, key: &str, generation: u64, answer: impl FnOnce(&Kept) -> T) -> Option<T> {
         let shelf = self.0.kept.lock().unwrap_or_else(|e| e.into_inner());
         shelf
             .answers
             .get(key)
             .filter(|kept| kept.generation == generation && kept.at.elapsed() < self.0.max_age)
-            .cloned()
+            .map(answer)
     }
+
+    /// The kept answer to a request that needs nothing but it: a `GET` of `key` (its path and
+    /// query, as [`ReadCache::answer`] was given it) without credentials (`Authorization`,
+    /// `X-User-Id`) whose answer is kept and fresh — 200 with the body, or 304 when
+    /// `If-None-Match` names its `ETag`; `None` for any other request, which goes its whole way.
+    fn kept_answer(&self, request: &Request) -> Option<Response> {
+        let headers = request.headers();
+        if request.method() != Method::GET
+            || headers.contains_key(header::AUTHORIZATION)
+            || headers.contains_key(crate::auth::USER_HEADER)
+        {
+            return None;
+        }
+        let key = request_key(request.uri());
+        self.fresh(key, (self.0.generation)(), |kept| kept.to_answer(headers))
+    }
+}
+
+/// The key a read's answer is kept under: the request's path and query as it came (a listing's
+/// page is in its query).
+pub fn request_key(uri: &Uri) -> &str {
+    uri.path_and_query()
+        .map_or_else(|| uri.path(), http::uri::PathAndQuery::as_str)
+}
+
+/// Kept answers served in front of a route (see [`ReadCache`]): a `GET` without credentials whose
+/// answer is kept and fresh gets it at once (200, or 304 to a matching `If-None-Match`) — before
+/// the request slot, the time-out, authentication, the rate limit and the handler, which cost more
+/// than the answer and can change nothing in it: it is public, and kept only while it is the one
+/// the handler would compute. So kept reads go on while the service sheds load, and cost a client
+/// nothing of its rate limit. Every other request goes its whole way, as every request does without
+/// kept answers (`None`: a service whose reads are not kept).
+#[derive(Debug, Clone)]
+pub struct KeptAnswerLayer(pub Option<ReadCache>);
+
+impl<S> tower::Layer<S> for KeptAnswerLayer {
+    type Service = KeptAnswer<S>;
+
+    fn layer(&self, inner: S) -> KeptAnswer<S> {
+        KeptAnswer {
+            inner,
+            reads: self.0.clone(),
+        }
+    }
+}
+
+/// See [`KeptAnswerLayer`].
+#[derive(Debug, Clone)]
+pub struct KeptAnswer<S> {
+    inner: S,
+    reads: Option<ReadCache>,
+}
+
+impl<S> tower::Service<Request> for KeptAnswer<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<std::future::Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self
+            .reads
+            .as_ref()
+            .and_then(|reads| reads.kept_answer(&request))
+        {
+            Some(answer) => Either::Left(std::future::ready(Ok(answer))),
+            None => Either::Right(self.inner.call(request)),
+        }
+    }
+}
+
+/// 304 Not Modified with `etag`.
+fn not_modified(etag: &HeaderValue) -> Response {
+    let mut answer = Response::new(Body::empty());
+    *answer.status_mut() = StatusCode::NOT_MODIFIED;
+    answer.headers_mut().insert(header::ETAG, etag.clone());
+    answer
 }
 
 impl Kept {
     /// 200 with the body, its `Content-Type`, `Link` and `ETag`, or 304 with the `ETag` alone when
     /// the client's `If-None-Match` names it.
     fn to_answer(&self, request: &HeaderMap) -> Response {
-        let mut answer = if none_match(request, &self.etag) {
-            let mut answer = Response::new(Body::empty());
-            *answer.status_mut() = StatusCode::NOT_MODIFIED;
-            answer
-        } else {
-            let mut answer = Response::new(Body::from(self.body.clone()));
-            let headers = answer.headers_mut();
-            if let Some(value) = &self.content_type {
-                headers.insert(header::CONTENT_TYPE, value.clone());
-            }
-            if let Some(value) = &self.link {
-                headers.insert(header::LINK, value.clone());
-            }
-            answer
-        };
-        answer.headers_mut().insert(header::ETAG, self.etag.clone());
+        if none_match(request, &self.etag) {
+            return not_modified(&self.etag);
+        }
+        let mut answer = Response::new(Body::from(self.body.clone()));
+        let headers = answer.headers_mut();
+        if let Some(value) = &self.content_type {
+            headers.insert(header::CONTENT_TYPE, value.clone());
+        }
+        if let Some(value) = &self.link {
+            headers.insert(header::LINK, value.clone());
+        }
+        headers.insert(header::ETAG, self.etag.clone());
         answer
     }
 }

@@ -30,6 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{OnResponse, TraceLayer};
 
 use crate::auth::{AuthenticateLayer, Authenticator};
+use crate::cache::{KeptAnswerLayer, ReadCache};
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::metrics::HttpMetrics;
 use crate::problem::{Problem, ServerErrorCause, method_not_allowed, route_not_found};
@@ -463,6 +464,9 @@ pub struct Edge<'a> {
     pub server: &'a ServerConfig,
     /// The series the stack counts in.
     pub metrics: &'a HttpMetrics,
+    /// The service's kept read answers, if it keeps any: they are served in front of the routes
+    /// ([`KeptAnswerLayer`]).
+    pub reads: Option<&'a ReadCache>,
 }
 
 /// Puts a service's API routes (`api`) and its probe routes (`probes`: health, readiness, version)
@@ -471,7 +475,8 @@ pub struct Edge<'a> {
 /// [`crate::auth::Caller`] extractor), the rate limit per caller of `edge.server` (429, see
 /// [`crate::rate_limit`]), the 404/405 problem fallbacks, a body read in full
 /// first (see [`ServerConfig::body_read_timeout`]; 413 from `Content-Length` alone), load shedding
-/// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`); the probes get
+/// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`), all after the
+/// answers `edge.reads` keeps (see [`KeptAnswerLayer`]); the probes get
 /// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
 /// Both get compression, metrics by route template (labelled `service`), one log line per server
 /// error, request ids, a span per request (`method`, `request_id`, `trace_id`) with an access log
@@ -487,6 +492,7 @@ pub fn with_common_layers(
         cors: origins,
         server,
         metrics,
+        reads,
     } = *edge;
     let limiter = server
         .rate_limit
@@ -502,6 +508,7 @@ pub fn with_common_layers(
                 // A `Content-Length` over the limit is refused before the body is read.
                 .layer(RequestBodyLimitLayer::new(server.body_limit))
                 .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
+                .layer(KeptAnswerLayer(reads.cloned()))
                 .layer(ReadBodyFirstLayer {
                     limit: server.body_limit,
                     timeout: server.body_read_timeout,
@@ -607,6 +614,7 @@ mod tests {
                 cors: &CorsOrigins::Any,
                 server,
                 metrics: &HttpMetrics::registered(),
+                reads: None,
             },
         )
     }
@@ -772,6 +780,7 @@ mod tests {
                 cors: &CorsOrigins::Any,
                 server: &ServerConfig::ephemeral(),
                 metrics: &HttpMetrics::registered(),
+                reads: None,
             },
         );
         let response = app

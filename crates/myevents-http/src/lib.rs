@@ -39,6 +39,7 @@
 //!         cors: &CorsOrigins::Any,
 //!         server: &ServerConfig::with_metrics(None),
 //!         metrics: &myevents_http::metrics::HttpMetrics::registered(),
+//!         reads: None,
 //!     },
 //! );
 //! ```

@@ -69,6 +69,7 @@ impl Service for BookingServiceSpec {
                     Box::pin(async move { bookings.reconcile(grace).await })
                 }),
             }],
+            reads: None,
         }
     }
 }

@@ -48,8 +48,10 @@ impl Service for EventServiceSpec {
         waker: OutboxWaker,
     ) -> Wiring<Api> {
         let events = EventService::new(store.events, store.locations, waker);
+        let api = Api::new(events.clone(), config.service.read_cache_max_age);
         Wiring {
-            state: Api::new(events.clone(), config.service.read_cache_max_age),
+            reads: Some(api.reads.clone()),
+            state: api,
             handler: Arc::new(EventBookedHandler {
                 events,
                 consumer: config.host.queue.clone(),

@@ -5,16 +5,14 @@
 //! and, for every line logged in the span, parses that text back into a map to write it again, and
 //! hands the line over in many small UTF-8-checked pieces. [`JsonLines`] copies the span's text as
 //! it is and serialises each line into one buffer; [`SpanFields`] writes a span's fields straight
-//! into their JSON text.
+//! into their JSON text. Both write fields through [`Members`], which copies the strings that need
+//! no escaping as they are, and the timestamp's date and time of day are formatted once a second.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
-use serde::Serializer as _;
-use serde::ser::SerializeMap;
 use tracing::span::Record;
 use tracing::{Event, Subscriber};
-use tracing_serde::SerdeMapVisitor;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -36,11 +34,9 @@ impl<'writer> FormatFields<'writer> for SpanFields {
         fields: R,
     ) -> fmt::Result {
         let mut text = Vec::with_capacity(128);
-        let mut serializer = serde_json::Serializer::new(&mut text);
-        let mut visitor =
-            SerdeMapVisitor::new(serializer.serialize_map(None).map_err(|_| fmt::Error)?);
-        fields.record(&mut visitor);
-        visitor.finish().map_err(|_| fmt::Error)?;
+        text.push(b'{');
+        fields.record(&mut Members::new(&mut text));
+        text.push(b'}');
         writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 
@@ -55,6 +51,91 @@ impl<'writer> FormatFields<'writer> for SpanFields {
         let result = JsonFields::new().add_fields(&mut merged, fields);
         current.fields = merged.fields;
         result
+    }
+}
+
+/// Writes the fields it is shown as the members of a JSON object (`"name":value`, separated by
+/// commas) into a buffer, as `tracing-serde`'s map visitor serialises them: strings as JSON strings,
+/// numbers and booleans as JSON numbers and booleans (a float that is not finite as `null`), and
+/// any other value as the JSON string of its `Debug` text. Strings that need no escaping (the
+/// usual ones: ids, routes, messages) are copied at once.
+struct Members<'b> {
+    out: &'b mut Vec<u8>,
+    first: bool,
+}
+
+impl<'b> Members<'b> {
+    /// Members appended to `out`, which holds an object's opening brace.
+    fn new(out: &'b mut Vec<u8>) -> Self {
+        Self { out, first: true }
+    }
+
+    /// `"name":` (after a comma unless it is the first member).
+    fn name(&mut self, name: &str) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        json_string(self.out, name);
+        self.out.push(b':');
+    }
+
+    /// `"name":"value"`.
+    fn str(&mut self, name: &str, value: &str) {
+        self.name(name);
+        json_string(self.out, value);
+    }
+
+    /// `"name":value`, with `value` as `serde_json` writes it.
+    fn value(&mut self, name: &str, value: impl serde::Serialize) {
+        self.name(name);
+        if serde_json::to_writer(&mut *self.out, &value).is_err() {
+            self.out.extend_from_slice(b"null");
+        }
+    }
+}
+
+impl tracing::field::Visit for Members<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.str(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.value(field.name(), value);
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.value(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.value(field.name(), value);
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.value(field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        let mut text = String::new();
+        let _ = write!(text, "{value:?}");
+        self.str(field.name(), &text);
+    }
+}
+
+/// `text` as a JSON string (RFC 8259 section 7): copied between quotes when nothing in it needs
+/// escaping, else escaped by `serde_json`.
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    // Every byte checked (no early exit) into one byte: the compiler makes this a few wide
+    // comparisons per 16 bytes.
+    let escaped = text.bytes().fold(0_u8, |escaped, b| {
+        escaped | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
+    });
+    if escaped == 0 {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"null");
     }
 }
 
@@ -118,17 +199,13 @@ where
         };
         let meta = event.metadata();
         let mut line = Vec::with_capacity(LINE_CAPACITY);
+        line.push(b'{');
         {
-            let mut serializer = serde_json::Serializer::new(&mut line);
-            let mut map = serializer.serialize_map(None).map_err(|_| fmt::Error)?;
-            map.serialize_entry("timestamp", &timestamp)
-                .and_then(|()| map.serialize_entry("level", meta.level().as_str()))
-                .map_err(|_| fmt::Error)?;
-            let mut visitor = SerdeMapVisitor::new(map);
-            event.record(&mut visitor);
-            let mut map = visitor.take_serializer().map_err(|_| fmt::Error)?;
-            map.serialize_entry("target", meta.target())
-                .map_err(|_| fmt::Error)?;
+            let mut members = Members::new(&mut line);
+            members.str("timestamp", &timestamp);
+            members.str("level", meta.level().as_str());
+            event.record(&mut members);
+            members.str("target", meta.target());
             // Not ended: the span goes in before the closing brace.
         }
         let span = event
@@ -150,7 +227,7 @@ where
                 }
             }
             line.extend_from_slice(br#""name":"#);
-            serde_json::to_writer(&mut line, span.metadata().name()).map_err(|_| fmt::Error)?;
+            json_string(&mut line, span.metadata().name());
             line.push(b'}');
         }
         line.extend_from_slice(b"}\n");
@@ -234,7 +311,12 @@ mod tests {
 
     fn log_in_spans() {
         tracing::info!(answer = 42, "outside any span");
-        let span = tracing::info_span!("http", method = "GET", request_id = "a\"b", empty = "");
+        let span = tracing::info_span!(
+            "http",
+            method = "GET",
+            request_id = "a\"b\\c\n\u{1}",
+            empty = ""
+        );
         let _entered = span.enter();
         tracing::warn!(
             status = 200_u64,
@@ -284,7 +366,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(without_time(ours.clone()), without_time(library));
-        assert_eq!(ours[1]["span"]["request_id"], "a\"b");
+        assert_eq!(ours[1]["span"]["request_id"], "a\"b\\c\n\u{1}");
         assert_eq!(ours[2]["span"]["request_id"], "recorded later");
         assert_eq!(ours[3]["span"], serde_json::json!({ "name": "bare" }));
         assert!(ours[0].get("span").is_none());

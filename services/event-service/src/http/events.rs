@@ -2,12 +2,13 @@
 //! [`EventService`](crate::service::EventService) and maps the result.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::from_fn;
 use axum::response::Response;
 use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
 use myevents_http::auth::Caller;
+use myevents_http::cache::request_key;
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
@@ -123,6 +124,7 @@ enum EventRead {
 async fn read(
     State(api): State<Api>,
     IdPath(id): IdPath<EventId>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let read = async {
@@ -130,9 +132,7 @@ async fn read(
             format!("no event with id {id}")
         })
     };
-    api.reads
-        .answer(&format!("/events/{id}"), &headers, read)
-        .await
+    api.reads.answer(request_key(&uri), &headers, read).await
 }
 
 /// One event (the reference's path for `GET /events/{id}`).
@@ -142,9 +142,10 @@ async fn read(
 async fn read_by_id_path(
     api: State<Api>,
     id: IdPath<EventId>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    read(api, id, headers).await
+    read(api, id, uri, headers).await
 }
 
 /// One event, by its exact name.

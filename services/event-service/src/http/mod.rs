@@ -69,11 +69,13 @@ impl Listed for Location {
     }
 }
 
-/// A listing's request: its page (`limit`, `after`; a 400 or 422 problem when they are refused)
-/// and the client's headers (`If-None-Match`).
+/// A listing's request: its page (`limit`, `after`; a 400 or 422 problem when they are refused),
+/// the key its answer is kept under and the client's headers (`If-None-Match`).
 struct Listing {
     /// The page asked for.
     page: PageRequest,
+    /// The request's path and query ([`myevents_http::cache::request_key`]).
+    key: String,
     /// The request's headers.
     headers: HeaderMap,
 }
@@ -85,23 +87,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Listing {
         let Page(page) = Page::from_request_parts(parts, state).await?;
         Ok(Self {
             page,
+            key: myevents_http::cache::request_key(&parts.uri).to_owned(),
             headers: parts.headers.clone(),
         })
     }
 }
 
-/// The key a listing's page is kept under: its path, the id it starts after (`-` for the first
-/// page) and its limit.
-fn page_key(path: &str, page: PageRequest) -> String {
-    match page.after {
-        Some(after) => format!("{path} {after} {}", page.limit),
-        None => format!("{path} - {}", page.limit),
-    }
-}
-
 /// The page `listing` asks for, which `read` reads (for `listing.page`), as the JSON array of the
 /// items' wire bodies `B`, with `Link: rel="next"` when the page is full; kept in [`Api::reads`]
-/// under `path` and the page, and revalidated by the client's `If-None-Match`.
+/// under the request's path and query, and revalidated by the client's `If-None-Match`.
 ///
 /// # Errors
 /// The store's failure.
@@ -114,7 +108,7 @@ async fn kept_page<T: Listed, B>(
 where
     B: Serialize + for<'a> From<&'a T>,
 {
-    let Listing { page, headers } = listing;
+    let Listing { page, key, headers } = listing;
     let answer = async {
         let items = read.await?;
         let body: Vec<B> = items.iter().map(B::from).collect();
@@ -128,9 +122,7 @@ where
         );
         Ok(response)
     };
-    api.reads
-        .answer(&page_key(path, page), &headers, answer)
-        .await
+    api.reads.answer(&key, &headers, answer).await
 }
 
 /// The service's API routes over its use cases, each with its OpenAPI description (the host splits

@@ -828,6 +828,69 @@ async fn reads_carry_an_etag_and_answer_304_while_it_still_matches() {
 }
 
 #[tokio::test]
+async fn a_kept_answer_is_served_before_the_rate_limit_and_nothing_else_is() {
+    let app = TestApp::spawn_with(|config| {
+        config.host.server.rate_limit = Some(RateLimit {
+            per_second: NonZeroU32::new(1).expect("1"),
+            burst: NonZeroU32::new(4).expect("4"),
+            trusted_proxy_hops: 0,
+        });
+    })
+    .await;
+    // The address's whole burst: a location, an event and two reads, whose answers are kept.
+    let location_id = app.create_event("opera aida").await;
+    let read = app.http.get("/events").await;
+    assert_eq!(read.status, StatusCode::OK);
+    let tag = etag(&read);
+    assert_eq!(
+        app.http.get("/events?limit=10").await.status,
+        StatusCode::OK
+    );
+    assert_problem(
+        &app.http.get("/events?limit=7").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    // Kept answers cost less than the limit's own bookkeeping: served, and revalidated.
+    for _ in 0..3 {
+        let again = app.http.get("/events").await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body, read.body);
+        assert_eq!(etag(&again), tag);
+        assert_eq!(again.headers["content-type"], read.headers["content-type"]);
+        let not_modified = app
+            .http
+            .get_with("/events", &[("if-none-match", tag.as_str())])
+            .await;
+        assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+        assert_eq!(etag(&not_modified), tag);
+    }
+    assert_eq!(
+        app.http.get("/events?limit=10").await.status,
+        StatusCode::OK
+    );
+    // Anything else goes its whole way: a page not kept, credentials, a write.
+    for (path, headers) in [
+        ("/events?limit=7", vec![]),
+        ("/events", vec![("x-user-id", "alice")]),
+        ("/events", vec![("authorization", "Bearer x.y.z")]),
+    ] {
+        let refused = app.http.get_with(path, &headers).await;
+        assert_problem(&refused, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_problem(
+        &app.post("/events", &aida(&location_id)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    // A change on this replica ends the kept answers at once.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.create_event_at(&location_id, "opera tosca").await;
+    assert_problem(
+        &app.http.get("/events").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+}
+
+#[tokio::test]
 async fn a_write_on_this_replica_is_served_at_once() {
     let app = TestApp::spawn().await;
     let location_id = app.create_event("opera aida").await;
