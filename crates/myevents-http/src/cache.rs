@@ -6,7 +6,8 @@
 //! A change this process makes (a write, a message it consumed) makes every kept answer stale at
 //! once ([`ReadCache::new`]'s `generation`). A change another replica makes is not seen here: its
 //! answers are kept for at most `max_age`, which bounds how old a copy any replica serves after a
-//! change elsewhere.
+//! change elsewhere. [`KeptAnswerLayer`] serves kept answers to anonymous `GET`s in front of the
+//! route, before anything that costs more than the answer.
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -61,7 +61,8 @@ pub struct Authenticate<S> {
 }
 
 /// The answer of [`Authenticate`]: the route's, or a refusal; boxed only when a token is verified.
-type Answer<F> = Either<F, Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>>;
+type Authenticated<F> =
+    Either<F, Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>>;
 
 impl<S> tower::Service<Request> for Authenticate<S>
 where
@@ -70,7 +71,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Answer<S::Future>;
+    type Future = Authenticated<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
