@@ -300,8 +300,9 @@ struct ReadBodyFirst<S> {
     timeout: Duration,
 }
 
-/// A boxed answer of the layers written out here.
-type Boxed = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+/// A boxed answer of the tower steps written out in this crate.
+pub(crate) type Boxed =
+    std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 impl<S> tower::Service<Request> for ReadBodyFirst<S>
 where

@@ -1,8 +1,6 @@
 //! The [`AuthenticateLayer`] middleware and the [`Caller`] extractor.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
@@ -61,8 +59,7 @@ pub struct Authenticate<S> {
 }
 
 /// The answer of [`Authenticate`]: the route's, or a refusal; boxed only when a token is verified.
-type Authenticated<F> =
-    Either<F, Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>>;
+type Authenticated<F> = Either<F, crate::layers::Boxed>;
 
 impl<S> tower::Service<Request> for Authenticate<S>
 where
