@@ -171,7 +171,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Boxed;
+    type Future = crate::Boxed;
 
     fn poll_ready(
         &mut self,
@@ -300,10 +300,6 @@ struct ReadBodyFirst<S> {
     timeout: Duration,
 }
 
-/// A boxed answer of the tower steps written out in this crate.
-pub(crate) type Boxed =
-    std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
 impl<S> tower::Service<Request> for ReadBodyFirst<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -311,7 +307,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<S::Future, Boxed>;
+    type Future = Either<S::Future, crate::Boxed>;
 
     fn poll_ready(
         &mut self,

@@ -59,3 +59,9 @@ pub mod rate_limit;
 pub mod serve;
 pub mod tls;
 pub mod trace;
+
+/// A boxed answer future of the tower steps written out in this crate (authentication, the
+/// whole-body read), shared so that neither module depends on the other for it.
+pub(crate) type Boxed = std::pin::Pin<
+    Box<dyn Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send>,
+>;

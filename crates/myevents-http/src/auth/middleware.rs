@@ -59,7 +59,7 @@ pub struct Authenticate<S> {
 }
 
 /// The answer of [`Authenticate`]: the route's, or a refusal; boxed only when a token is verified.
-type Authenticated<F> = Either<F, crate::layers::Boxed>;
+type Authenticated<F> = Either<F, crate::Boxed>;
 
 impl<S> tower::Service<Request> for Authenticate<S>
 where
