@@ -163,6 +163,12 @@ export interface components {
         /** @description A booking on the wire. */
         Booking: {
             /**
+             * @description Why it was cancelled, when its buyer did not cancel it: `the event was cancelled`, and the
+             *     organiser's reason after `: ` when one was given. Absent otherwise.
+             * @example the event was cancelled: the soloist is ill
+             */
+            CancelReason?: string;
+            /**
              * Format: int64
              * @description When it was cancelled, Unix seconds; absent while it stands.
              * @example 1768003600
@@ -823,6 +829,16 @@ export interface operations {
             };
             /** @description Not enough seats left (`sold-out`), or a request with this `Idempotency-Key` still in progress (`Retry-After`) */
             409: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event was cancelled (`event-cancelled`): nothing more is booked */
+            410: {
                 headers: {
                     "x-request-id": components["headers"]["XRequestId"];
                     [name: string]: unknown;

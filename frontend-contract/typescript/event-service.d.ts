@@ -93,6 +93,38 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
+        /**
+         * Change an event (its organiser, or an administrator).
+         * @description The fields given replace the stored ones; the others stay. The capacity grows, or shrinks down
+         *     to the seats booked. Announced as `eventUpdated`: the booking service moves the seats on sale by
+         *     the difference. With `If-Match` (the `ETag` of the copy read), nothing changes when someone
+         *     else changed the event since (412), so no change overwrites another unseen; `SeatsAvailable` is
+         *     part of the copy, so a booking in between asks for a fresh read too.
+         */
+        patch: operations["changeEvent"];
+        trace?: never;
+    };
+    "/events/{id}/cancellation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an event (its organiser, or an administrator).
+         * @description The event stays listed, with `CancelledAt` (and `CancellationReason`), refuses bookings (the
+         *     booking service answers 410) and changes (409), and has no seats on sale. Announced as
+         *     `eventCancelled`: the booking service cancels every booking of the event, each with its
+         *     reason, and sells none of the seats again. Cancelling a cancelled event answers it as it is.
+         *     `If-Match` as for a change.
+         */
+        post: operations["cancelEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
         patch?: never;
         trace?: never;
     };
@@ -229,8 +261,29 @@ export interface components {
              */
             version: string;
         };
+        /** @description An event's cancellation in a request (lower-cased keys). */
+        CancellationInput: {
+            /**
+             * @description Why, shown with the event and in each cancelled booking (optional).
+             * @example the soloist is ill
+             */
+            Reason?: string | null;
+        };
         /** @description An event on the wire. */
         Event: {
+            /**
+             * @description Why it was called off, as its organiser said it; omitted while it is on, or when no reason
+             *     was given.
+             * @example the soloist is ill
+             */
+            CancellationReason?: string;
+            /**
+             * Format: int64
+             * @description When the event was called off, Unix seconds; omitted while it is on. A cancelled event
+             *     refuses bookings and changes; its bookings are cancelled.
+             * @example 1768003600
+             */
+            CancelledAt?: number;
             /**
              * Format: int32
              * @description Seats on sale.
@@ -265,7 +318,8 @@ export interface components {
             Name: string;
             /**
              * Format: int32
-             * @description Seats not yet booked, as the booking service last announced (eventually consistent).
+             * @description Seats not yet booked, as the booking service last announced (eventually consistent); 0 once
+             *     the event is cancelled.
              * @example 100
              */
             SeatsAvailable: number;
@@ -314,6 +368,41 @@ export interface components {
              * @example 1768000000
              */
             StartDate: number;
+        };
+        /**
+         * @description A change of an event in a request (lower-cased keys): each field given replaces the stored one,
+         *     an absent (or `null`) field keeps it.
+         */
+        EventPatchInput: {
+            /**
+             * Format: int32
+             * @description New number of seats on sale: more, or fewer down to the seats booked (fewer is 409).
+             * @example 120
+             */
+            Capacity?: number | null;
+            /**
+             * Format: int32
+             * @description New length, minutes.
+             * @example 150
+             */
+            Duration?: number | null;
+            /**
+             * Format: int64
+             * @description New end, Unix seconds, not before the start.
+             * @example 1768095400
+             */
+            EndDate?: number | null;
+            /**
+             * @description New name.
+             * @example opera tosca
+             */
+            Name?: string | null;
+            /**
+             * Format: int64
+             * @description New start, Unix seconds.
+             * @example 1768086400
+             */
+            StartDate?: number | null;
         };
         /** @description A hall on the wire. */
         Hall: {
@@ -1296,6 +1385,415 @@ export interface operations {
             };
             /** @description The request body is larger than the server accepts */
             413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    changeEvent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the copy the change was made to (RFC 9110 section 13.1.1), or `*`: when it is no longer the resource's `ETag` (someone changed it since), nothing changes and the answer is 412. Without it the change applies to the resource as it is. */
+                "If-Match"?: string;
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The event's id */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        /** @description The fields to change; keys match case-insensitively, unknown keys are ignored. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "Capacity": 120,
+                 *       "Name": "opera tosca"
+                 *     }
+                 */
+                "application/json": components["schemas"]["EventPatchInput"];
+            };
+        };
+        responses: {
+            /** @description The event as changed */
+            200: {
+                headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "Capacity": 100,
+                     *       "Duration": 120,
+                     *       "EndDate": 1768007200,
+                     *       "Hall": "A",
+                     *       "ID": "6b026ab2686c822a56b0fe36",
+                     *       "Location": {
+                     *         "Address": "1 Main St",
+                     *         "CloseTime": 22,
+                     *         "Country": "DE",
+                     *         "Halls": [
+                     *           {
+                     *             "capacity": 100,
+                     *             "location": "1st floor",
+                     *             "name": "A"
+                     *           }
+                     *         ],
+                     *         "ID": "6b026aaf686c822a56b0fe35",
+                     *         "Name": "West Hall",
+                     *         "OpenTime": 8
+                     *       },
+                     *       "Name": "opera tosca",
+                     *       "SeatsAvailable": 98,
+                     *       "StartDate": 1768000000
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Event"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is neither the organiser who created the event nor an administrator */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No event with this id */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event is cancelled (it changes no more), the capacity asked for is below the seats booked, or other changes of the event kept coming first (try again) */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` names a copy of the event that is no longer the stored one: read it again (its `ETag`) and redo the change */
+            412: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A body of a media type the API does not read */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (one entry each in `errors`) */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelEvent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the copy the change was made to (RFC 9110 section 13.1.1), or `*`: when it is no longer the resource's `ETag` (someone changed it since), nothing changes and the answer is 412. Without it the change applies to the resource as it is. */
+                "If-Match"?: string;
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The event's id */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        /** @description Optional: why (keys match case-insensitively). An empty body gives no reason. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "Reason": "the soloist is ill"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CancellationInput"];
+            };
+        };
+        responses: {
+            /** @description The event as changed */
+            200: {
+                headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "CancellationReason": "the soloist is ill",
+                     *       "CancelledAt": 1768003600,
+                     *       "Capacity": 100,
+                     *       "Duration": 120,
+                     *       "EndDate": 1768007200,
+                     *       "Hall": "A",
+                     *       "ID": "6b026ab2686c822a56b0fe36",
+                     *       "Location": {
+                     *         "Address": "1 Main St",
+                     *         "CloseTime": 22,
+                     *         "Country": "DE",
+                     *         "Halls": [
+                     *           {
+                     *             "capacity": 100,
+                     *             "location": "1st floor",
+                     *             "name": "A"
+                     *           }
+                     *         ],
+                     *         "ID": "6b026aaf686c822a56b0fe35",
+                     *         "Name": "West Hall",
+                     *         "OpenTime": 8
+                     *       },
+                     *       "Name": "opera tosca",
+                     *       "SeatsAvailable": 0,
+                     *       "StartDate": 1768000000
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Event"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is neither the organiser who created the event nor an administrator */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No event with this id */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event is cancelled (it changes no more), the capacity asked for is below the seats booked, or other changes of the event kept coming first (try again) */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` names a copy of the event that is no longer the stored one: read it again (its `ETag`) and redo the change */
+            412: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A body of a media type the API does not read */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (one entry each in `errors`) */
+            422: {
                 headers: {
                     "x-request-id": components["headers"]["XRequestId"];
                     [name: string]: unknown;

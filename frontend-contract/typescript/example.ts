@@ -63,3 +63,31 @@ export async function book(
     await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
   }
 }
+
+/**
+ * Applies `change` to event `eventId` (its organiser, or an administrator) without overwriting
+ * anyone else's change: reads the event and its `ETag`, sends the change with `If-Match`, and on
+ * 412 (someone changed it since) reads again and retries.
+ */
+export async function changeEvent(
+  baseUrl: string,
+  eventId: string,
+  change: (current: Event) => { Name?: string; Capacity?: number; StartDate?: number; EndDate?: number },
+  caller: Caller,
+): Promise<Event> {
+  const client = createClient<EventPaths>({ baseUrl });
+  for (let attempt = 1; ; attempt++) {
+    const read = await client.GET("/events/{id}", { params: { path: { id: eventId } } });
+    if (read.data === undefined) throw new Error(`${read.response.status}: no event ${eventId}`);
+    const etag = read.response.headers.get("ETag") ?? "*";
+    const { data, error, response } = await client.PATCH("/events/{id}", {
+      params: { path: { id: eventId }, header: { "If-Match": etag } },
+      headers: callerHeaders(caller),
+      body: change(read.data),
+    });
+    if (data !== undefined) return data;
+    if (response.status !== 412 || attempt >= 5) {
+      throw new Error(`${error.status} ${error.title}: ${error.detail ?? ""}`);
+    }
+  }
+}

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use myevents_booking_service::BookingServiceSpec;
 use myevents_domain::id::{BookingId, EventId, LocationId};
 use myevents_domain::messages::{
-    BOOKING_CANCELLED, BookingCancelled, DomainEvent, EVENT_BOOKED, EVENT_CREATED, EventBooked,
-    EventCreated, HallMessage, LOCATION_CREATED, LocationCreated,
+    BOOKING_CANCELLED, BookingCancelled, DomainEvent, EVENT_BOOKED, EVENT_CANCELLED, EVENT_CREATED,
+    EVENT_UPDATED, EventBooked, EventCancelled, EventCreated, EventUpdated, HallMessage,
+    LOCATION_CREATED, LocationCreated,
 };
 use myevents_event_service::EventServiceSpec;
 use myevents_host::Service;
@@ -40,9 +41,11 @@ pub struct Document {
 }
 
 /// The domain events, in the order the documents list them, with who publishes them.
-const MESSAGES: [(&str, &str); 4] = [
+const MESSAGES: [(&str, &str); 6] = [
     (LOCATION_CREATED, EventServiceSpec::NAME),
     (EVENT_CREATED, EventServiceSpec::NAME),
+    (EVENT_UPDATED, EventServiceSpec::NAME),
+    (EVENT_CANCELLED, EventServiceSpec::NAME),
     (EVENT_BOOKED, BookingServiceSpec::NAME),
     (BOOKING_CANCELLED, BookingServiceSpec::NAME),
 ];
@@ -152,6 +155,8 @@ pub fn message_schema(name: &str) -> Option<Value> {
     };
     let schema = match name {
         EVENT_CREATED => generator().into_root_schema_for::<EventCreated>(),
+        EVENT_UPDATED => generator().into_root_schema_for::<EventUpdated>(),
+        EVENT_CANCELLED => generator().into_root_schema_for::<EventCancelled>(),
         LOCATION_CREATED => generator().into_root_schema_for::<LocationCreated>(),
         EVENT_BOOKED => generator().into_root_schema_for::<EventBooked>(),
         BOOKING_CANCELLED => generator().into_root_schema_for::<BookingCancelled>(),
@@ -171,6 +176,19 @@ pub fn example(name: &str) -> Option<DomainEvent> {
     let location_id = LocationId::from(id("6b026aaf686c822a56b0fe35")?);
     let booking_id = BookingId::from(id("a3f1c29e0b7d4c5e8f901234")?);
     let at = |seconds| chrono::DateTime::from_timestamp(seconds, 0);
+    let created = || {
+        Some(EventCreated {
+            id: event_id,
+            name: "opera aida".to_owned(),
+            location_id: Some(location_id),
+            start_date: at(1_768_000_000)?,
+            end_date: at(1_768_007_200)?,
+            capacity: Some(100),
+            hall: Some("A".to_owned()),
+            location_name: Some("West Hall".to_owned()),
+            organiser: Some("someOrganiserID".to_owned()),
+        })
+    };
     Some(match name {
         LOCATION_CREATED => DomainEvent::LocationCreated(LocationCreated {
             id: location_id,
@@ -183,16 +201,20 @@ pub fn example(name: &str) -> Option<DomainEvent> {
                 capacity: 100,
             }],
         }),
-        EVENT_CREATED => DomainEvent::EventCreated(EventCreated {
+        EVENT_CREATED => DomainEvent::EventCreated(created()?),
+        EVENT_UPDATED => DomainEvent::EventUpdated(EventUpdated {
+            event: EventCreated {
+                name: "opera tosca".to_owned(),
+                capacity: Some(120),
+                ..created()?
+            },
+            revision: 1,
+        }),
+        EVENT_CANCELLED => DomainEvent::EventCancelled(EventCancelled {
             id: event_id,
-            name: "opera aida".to_owned(),
-            location_id: Some(location_id),
-            start_date: at(1_768_000_000)?,
-            end_date: at(1_768_007_200)?,
-            capacity: Some(100),
-            hall: Some("A".to_owned()),
-            location_name: Some("West Hall".to_owned()),
-            organiser: Some("someOrganiserID".to_owned()),
+            revision: 2,
+            cancelled_at: at(1_768_003_600)?,
+            reason: "the soloist is ill".to_owned(),
         }),
         EVENT_BOOKED => DomainEvent::EventBooked(EventBooked {
             event_id,
@@ -207,6 +229,7 @@ pub fn example(name: &str) -> Option<DomainEvent> {
             user_id: "someUserID".to_owned(),
             seats: 2,
             cancelled_at: at(1_768_003_600)?,
+            reason: None,
         }),
         _ => return None,
     })
@@ -228,9 +251,15 @@ fn summary(name: &str) -> &'static str {
     match name {
         LOCATION_CREATED => "A location was created, with its halls.",
         EVENT_CREATED => "An event was created: the booking service starts selling its seats.",
+        EVENT_UPDATED => {
+            "An event's organiser changed it (the whole event after the change, with its revision): the booking service moves the seats on sale by the capacity's difference, never below the seats booked and held, and applies each revision once and never an older one over a newer one."
+        }
+        EVENT_CANCELLED => {
+            "An event was called off: the booking service books nothing more for it and cancels every booking of it (each announced as `bookingCancelled` with its reason); the seats are not sold again."
+        }
         EVENT_BOOKED => "Seats of an event were booked: the event service counts them.",
         BOOKING_CANCELLED => {
-            "A booking was cancelled and its seats went back on sale: the event service gives them back."
+            "A booking was cancelled and its seats went back on sale (or, with a `reason`, its event was called off): the event service gives them back."
         }
         _ => "",
     }

@@ -2,8 +2,8 @@
 //! the domain, not to a transport.
 //!
 //! - Reading events and locations is public.
-//! - Creating locations and events needs the organiser role; an event's bookings are listed to the
-//!   organiser who created it (and to administrators).
+//! - Creating locations and events needs the organiser role; an event is edited and cancelled, and
+//!   its bookings are listed, by the organiser who created it (and by administrators).
 //! - A booking is its buyer's: only the buyer, or an administrator, may read, list or cancel it.
 
 use crate::booking::UserId;
@@ -47,10 +47,16 @@ impl Principal {
         self.roles.organiser
     }
 
-    /// Whether the caller may list the bookings of an event `organiser` organises: that organiser
+    /// Whether the caller may list the bookings of an event `organiser` organises: the same callers
+    /// as [`Principal::may_manage_event`].
+    pub fn may_see_bookings_of(&self, organiser: Option<&UserId>) -> bool {
+        self.may_manage_event(organiser)
+    }
+
+    /// Whether the caller may edit and cancel an event `organiser` organises: that organiser
     /// (holding the organiser role), or an administrator; nobody else, and for an event without a
     /// known organiser only administrators.
-    pub fn may_see_bookings_of(&self, organiser: Option<&UserId>) -> bool {
+    pub fn may_manage_event(&self, organiser: Option<&UserId>) -> bool {
         self.roles.admin || (self.roles.organiser && organiser == Some(&self.user))
     }
 

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::cancellation::EventCancellation;
 use crate::id::{BookingId, EventId};
 use crate::seats::SeatCount;
 use crate::validation::ValidationError;
@@ -102,11 +103,31 @@ pub struct Booking {
     pub seats: SeatCount,
     /// When it was booked, UTC (whole seconds on the HTTP wire).
     pub booked_at: DateTime<Utc>,
-    /// When it was cancelled, if it was; its seats are then back on sale.
+    /// When it was cancelled, if it was; its seats are then back on sale, unless its event was
+    /// cancelled.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled when its buyer did not cancel it: [`EVENT_CANCELLED_REASON`] and the
+    /// organiser's reason, when its event was called off. `None` for a booking its buyer (or an
+    /// administrator) cancelled, and for one that is not cancelled.
+    pub cancel_reason: Option<String>,
 }
 
-/// The booking service's copy of an event: what it learned from `eventCreated`, plus the seats that remain.
+/// What a booking's [`Booking::cancel_reason`] starts with when its event was called off; the
+/// organiser's reason follows after `": "`, when one was given.
+pub const EVENT_CANCELLED_REASON: &str = "the event was cancelled";
+
+/// The cancellation reason of the bookings of an event called off for `reason` (see
+/// [`EVENT_CANCELLED_REASON`]).
+pub fn event_cancelled_reason(reason: &str) -> String {
+    if reason.is_empty() {
+        EVENT_CANCELLED_REASON.to_owned()
+    } else {
+        format!("{EVENT_CANCELLED_REASON}: {reason}")
+    }
+}
+
+/// The booking service's copy of an event: what it learned from `eventCreated` and the changes
+/// after it (`eventUpdated`, `eventCancelled`), plus the seats that remain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatInventory {
     /// The event.
@@ -120,6 +141,12 @@ pub struct SeatInventory {
     /// The event's organiser (from `eventCreated`), who alone with administrators may list its
     /// bookings; `None` when the announcement named none.
     pub organiser: Option<UserId>,
+    /// The event's revision this copy holds (see `Event::revision`): a change message of a revision
+    /// not above it is one applied already, or older than one applied.
+    pub revision: u64,
+    /// When and why the event was called off (the organiser's reason); then nothing more is
+    /// booked.
+    pub cancelled: Option<EventCancellation>,
 }
 
 impl SeatInventory {
@@ -131,7 +158,27 @@ impl SeatInventory {
             capacity,
             remaining: capacity,
             organiser: None,
+            revision: 0,
+            cancelled: None,
         }
+    }
+
+    /// Seats booked or held: capacity minus remaining.
+    pub fn taken(&self) -> SeatCount {
+        self.capacity
+            .checked_sub(self.remaining)
+            .unwrap_or(SeatCount::new(0))
+    }
+
+    /// Sets the capacity to `capacity`, moving the remaining seats by the difference, but never
+    /// below the seats taken: a capacity below them becomes the seats taken, with none remaining.
+    pub fn resize(&mut self, capacity: SeatCount) {
+        let taken = self.taken();
+        self.capacity = capacity.max(taken);
+        self.remaining = self
+            .capacity
+            .checked_sub(taken)
+            .unwrap_or(SeatCount::new(0));
     }
 
     /// The same inventory, of an event `organiser` organises.
@@ -189,6 +236,28 @@ mod tests {
             })
         );
         assert_eq!(inv.remaining, SeatCount::new(1));
+    }
+
+    #[test]
+    fn resizing_moves_the_remaining_seats_and_never_below_the_seats_taken() {
+        let mut inv = SeatInventory::new(EventId::generate(), "x".into(), SeatCount::new(10));
+        inv.reserve(SeatCount::new(6)).expect("seats");
+        inv.resize(SeatCount::new(15));
+        assert_eq!(
+            (inv.capacity, inv.remaining),
+            (SeatCount::new(15), SeatCount::new(9))
+        );
+        inv.resize(SeatCount::new(8));
+        assert_eq!(
+            (inv.capacity, inv.remaining),
+            (SeatCount::new(8), SeatCount::new(2))
+        );
+        inv.resize(SeatCount::new(2));
+        assert_eq!(
+            (inv.capacity, inv.remaining),
+            (SeatCount::new(6), SeatCount::new(0))
+        );
+        assert_eq!(inv.taken(), SeatCount::new(6));
     }
 
     #[test]

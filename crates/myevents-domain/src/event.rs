@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::booking::UserId;
+pub use crate::cancellation::{EventCancellation, MAX_REASON_CHARS};
 use crate::id::EventId;
 use crate::location::{Location, check_text};
 use crate::seats::SeatCount;
@@ -30,19 +31,131 @@ pub struct Event {
     /// Seats booked, as the booking service announced them (eventually consistent).
     pub seats_booked: SeatCount,
     /// The organiser who created it (the creator's user id: a token's `sub`, or `X-User-Id` with
-    /// authentication off), who alone with administrators sees its bookings; `None` for events
-    /// stored before organisers were recorded.
+    /// authentication off), who alone with administrators sees its bookings, edits or cancels it;
+    /// `None` for events stored before organisers were recorded (then administrators only).
     pub organiser: Option<UserId>,
+    /// How many times it was changed since it was created: 0 when created, one more per edit and
+    /// for its cancellation. Orders the `eventUpdated` and `eventCancelled` messages of one event,
+    /// so a consumer applies each change once and never an older one over a newer one.
+    pub revision: u64,
+    /// When and why it was called off; `None` while it is on. A cancelled event is listed, refuses
+    /// bookings and changes, and has no seats on sale.
+    pub cancelled: Option<EventCancellation>,
 }
 
 impl Event {
     /// Seats still on sale as far as the event service knows: capacity minus seats booked, never
-    /// below zero.
+    /// below zero; none once the event is cancelled.
     pub fn seats_available(&self) -> SeatCount {
+        if self.cancelled.is_some() {
+            return SeatCount::new(0);
+        }
         self.capacity
             .checked_sub(self.seats_booked)
             .unwrap_or(SeatCount::new(0))
     }
+
+    /// The event after its organiser's `patch`: the fields the patch names changed, validated by
+    /// the rules of a new event (see [`EventDraft::validate`]; the capacity stays an explicit
+    /// number of seats), one revision later. The seats booked, the location, the hall and the
+    /// organiser stay.
+    ///
+    /// # Errors
+    /// [`ChangeRefused::Cancelled`] for a cancelled event; [`ChangeRefused::BelowBooked`] for a
+    /// capacity below the seats booked; [`ChangeRefused::Invalid`] naming each broken field.
+    pub fn patched(&self, patch: EventPatch) -> Result<Self, ChangeRefused> {
+        if self.cancelled.is_some() {
+            return Err(ChangeRefused::Cancelled);
+        }
+        let seconds = |time: DateTime<Utc>| Some(time.timestamp());
+        let draft = EventDraft {
+            name: patch.name.or_else(|| Some(self.name.clone())),
+            duration: patch
+                .duration
+                .or_else(|| Some(i64::from(self.duration_minutes))),
+            start_date: patch.start_date.or_else(|| seconds(self.start)),
+            end_date: patch.end_date.or_else(|| seconds(self.end)),
+            hall: self.hall.clone(),
+            capacity: patch
+                .capacity
+                .or_else(|| Some(i64::from(self.capacity.get()))),
+        };
+        let changed = draft.validate(self.id, self.location.clone())?;
+        if changed.capacity < self.seats_booked {
+            return Err(ChangeRefused::BelowBooked {
+                booked: self.seats_booked,
+            });
+        }
+        Ok(Self {
+            seats_booked: self.seats_booked,
+            organiser: self.organiser.clone(),
+            revision: self.revision + 1,
+            cancelled: None,
+            ..changed
+        })
+    }
+
+    /// The event called off at `at` for `reason`, one revision later.
+    ///
+    /// # Errors
+    /// [`ChangeRefused::Cancelled`] when it is cancelled already; [`ChangeRefused::Invalid`] on the
+    /// field `Reason` when the reason is longer than [`MAX_REASON_CHARS`] characters or holds
+    /// control characters.
+    pub fn cancelled(&self, at: DateTime<Utc>, reason: String) -> Result<Self, ChangeRefused> {
+        if self.cancelled.is_some() {
+            return Err(ChangeRefused::Cancelled);
+        }
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(ValidationError::field(
+                "Reason",
+                format!("must have at most {MAX_REASON_CHARS} characters"),
+            )
+            .into());
+        }
+        if reason.chars().any(char::is_control) {
+            return Err(
+                ValidationError::field("Reason", "must not contain control characters").into(),
+            );
+        }
+        Ok(Self {
+            revision: self.revision + 1,
+            cancelled: Some(EventCancellation { at, reason }),
+            ..self.clone()
+        })
+    }
+}
+
+/// Why an organiser's change of an event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeRefused {
+    /// The change breaks a rule (one entry per field).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The event is cancelled: it changes no more.
+    #[error("the event is cancelled and changes no more")]
+    Cancelled,
+    /// The capacity asked for is below the seats booked.
+    #[error("{booked} seats are booked: the capacity cannot go below that")]
+    BelowBooked {
+        /// Seats booked (as the event service knows them).
+        booked: SeatCount,
+    },
+}
+
+/// An organiser's change of an event, before validation: each field given replaces the stored
+/// one, an absent field keeps it. Units as in [`EventDraft`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPatch {
+    /// New name (non-empty).
+    pub name: Option<String>,
+    /// New length in minutes.
+    pub duration: Option<i64>,
+    /// New start, Unix seconds.
+    pub start_date: Option<i64>,
+    /// New end, Unix seconds (`>=` the start).
+    pub end_date: Option<i64>,
+    /// New capacity in seats (at least the seats booked).
+    pub capacity: Option<i64>,
 }
 
 /// An event as a client describes it, before validation. Times are Unix seconds; numbers are wide so
@@ -182,6 +295,8 @@ impl EventDraft {
             capacity,
             seats_booked: SeatCount::new(0),
             organiser: None,
+            revision: 0,
+            cancelled: None,
         })
     }
 }
@@ -282,6 +397,80 @@ mod tests {
             )
             .expect_err("too many seats");
         assert_eq!(fields(&err), ["Capacity"]);
+    }
+
+    fn booked(seats: u32) -> Event {
+        let mut event = draft()
+            .validate(EventId::generate(), location(&[("A", 100)]))
+            .expect("valid");
+        event.seats_booked = SeatCount::new(seats);
+        event
+    }
+
+    #[test]
+    fn a_patch_changes_the_fields_it_names_one_revision_later() {
+        let event = booked(30);
+        let changed = event
+            .patched(EventPatch {
+                name: Some("opera tosca".into()),
+                capacity: Some(40),
+                ..EventPatch::default()
+            })
+            .expect("valid");
+        assert_eq!(changed.name, "opera tosca");
+        assert_eq!(changed.capacity, SeatCount::new(40));
+        assert_eq!(changed.seats_available(), SeatCount::new(10));
+        assert_eq!((changed.start, changed.end), (event.start, event.end));
+        assert_eq!(changed.revision, event.revision + 1);
+        assert_eq!(changed.location, event.location);
+    }
+
+    #[test]
+    fn a_patch_below_the_seats_booked_or_breaking_a_rule_or_of_a_cancelled_event_is_refused() {
+        let event = booked(30);
+        let shrink = EventPatch {
+            capacity: Some(29),
+            ..EventPatch::default()
+        };
+        assert_eq!(
+            event.patched(shrink),
+            Err(ChangeRefused::BelowBooked {
+                booked: SeatCount::new(30)
+            })
+        );
+        let exact = EventPatch {
+            capacity: Some(30),
+            ..EventPatch::default()
+        };
+        assert_eq!(
+            event.patched(exact).map(|e| e.seats_available()),
+            Ok(SeatCount::new(0))
+        );
+        let backwards = EventPatch {
+            end_date: Some(event.start.timestamp() - 1),
+            ..EventPatch::default()
+        };
+        assert!(matches!(
+            event.patched(backwards),
+            Err(ChangeRefused::Invalid(e)) if fields(&e) == ["EndDate"]
+        ));
+        let cancelled = event
+            .cancelled(Utc::now(), "storm".into())
+            .expect("cancelled");
+        assert_eq!(cancelled.revision, event.revision + 1);
+        assert_eq!(cancelled.seats_available(), SeatCount::new(0));
+        assert_eq!(
+            cancelled.patched(EventPatch::default()),
+            Err(ChangeRefused::Cancelled)
+        );
+        assert_eq!(
+            cancelled.cancelled(Utc::now(), String::new()),
+            Err(ChangeRefused::Cancelled)
+        );
+        assert!(matches!(
+            event.cancelled(Utc::now(), "x".repeat(MAX_REASON_CHARS + 1)),
+            Err(ChangeRefused::Invalid(_))
+        ));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod booking;
+pub mod cancellation;
 pub mod event;
 pub mod id;
 pub mod location;

@@ -34,6 +34,10 @@ use crate::location::Location;
 
 /// Wire name of [`EventCreated`].
 pub const EVENT_CREATED: &str = "eventCreated";
+/// Wire name of [`EventUpdated`].
+pub const EVENT_UPDATED: &str = "eventUpdated";
+/// Wire name of [`EventCancelled`].
+pub const EVENT_CANCELLED: &str = "eventCancelled";
 /// Wire name of [`LocationCreated`].
 pub const LOCATION_CREATED: &str = "locationCreated";
 /// Wire name of [`EventBooked`].
@@ -56,11 +60,12 @@ pub struct Subscriber {
     pub consumes: &'static [&'static str],
 }
 
-/// The booking service's subscription: [`EVENT_CREATED`] (the events it sells and their capacity).
+/// The booking service's subscription: [`EVENT_CREATED`], [`EVENT_UPDATED`] and
+/// [`EVENT_CANCELLED`] (the events it sells, their capacity, and which are called off).
 pub const BOOKING_SERVICE_SUBSCRIBER: Subscriber = Subscriber {
     queue_variable: "BOOKING_QUEUE",
     queue: "booking",
-    consumes: &[EVENT_CREATED],
+    consumes: &[EVENT_CREATED, EVENT_UPDATED, EVENT_CANCELLED],
 };
 
 /// The event service's subscription: [`EVENT_BOOKED`] and [`BOOKING_CANCELLED`] (the seats taken).
@@ -125,6 +130,46 @@ impl EventCreated {
                 .map(|user| user.as_str().to_owned()),
         }
     }
+}
+
+/// An event's organiser changed it (published by the event service): the event as it is after the
+/// change, in [`EventCreated`]'s fields, and its `revision` (1 after the first change, one more per
+/// change; see `Event::revision`). Body: `{"id","name","location_id","start_date","end_date",
+/// "capacity","hall"?,"location_name","organiser"?,"revision"}`. A consumer applies a revision
+/// above the one it holds and ignores the others (repeated or overtaken); one that has not heard
+/// of the event yet learns it from this message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EventUpdated {
+    /// The event after the change.
+    #[serde(flatten)]
+    pub event: EventCreated,
+    /// The event's revision after the change.
+    pub revision: u64,
+}
+
+impl EventUpdated {
+    /// The message announcing a stored change of `event`.
+    pub fn from_event(event: &Event) -> Self {
+        Self {
+            event: EventCreated::from_event(event),
+            revision: event.revision,
+        }
+    }
+}
+
+/// An event was called off (published by the event service): every booking of it is cancelled and
+/// nothing more is sold. Body: `{"id","revision","cancelled_at"[,"reason"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EventCancelled {
+    /// The event's id.
+    pub id: EventId,
+    /// The event's revision after its cancellation.
+    pub revision: u64,
+    /// When, RFC 3339 UTC.
+    pub cancelled_at: DateTime<Utc>,
+    /// Why, as the organiser said it; omitted when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 fn lenient_location_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LocationId>, D::Error> {
@@ -205,8 +250,9 @@ pub struct EventBooked {
     pub booked_at: Option<DateTime<Utc>>,
 }
 
-/// A booking was cancelled and its seats went back on sale (published by the booking service). Body:
-/// `{"bookingId","eventId","userId","seats","cancelledAt"}`.
+/// A booking was cancelled (published by the booking service): its seats went back on sale, unless
+/// its event was called off (then `reason` says so). Body:
+/// `{"bookingId","eventId","userId","seats","cancelledAt"[,"reason"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingCancelled {
@@ -220,6 +266,10 @@ pub struct BookingCancelled {
     pub seats: u32,
     /// When, RFC 3339 UTC.
     pub cancelled_at: DateTime<Utc>,
+    /// Why, when its buyer did not cancel it (its event was called off: see
+    /// `myevents_domain::booking::EVENT_CANCELLED_REASON`); omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Why a message body is not a domain event.
@@ -243,6 +293,10 @@ pub enum DecodeError {
 pub enum DomainEvent {
     /// See [`EventCreated`].
     EventCreated(EventCreated),
+    /// See [`EventUpdated`].
+    EventUpdated(EventUpdated),
+    /// See [`EventCancelled`].
+    EventCancelled(EventCancelled),
     /// See [`LocationCreated`].
     LocationCreated(LocationCreated),
     /// See [`EventBooked`].
@@ -256,6 +310,8 @@ impl DomainEvent {
     pub fn name(&self) -> &'static str {
         match self {
             Self::EventCreated(_) => EVENT_CREATED,
+            Self::EventUpdated(_) => EVENT_UPDATED,
+            Self::EventCancelled(_) => EVENT_CANCELLED,
             Self::LocationCreated(_) => LOCATION_CREATED,
             Self::EventBooked(_) => EVENT_BOOKED,
             Self::BookingCancelled(_) => BOOKING_CANCELLED,
@@ -267,6 +323,8 @@ impl DomainEvent {
     pub fn key(&self) -> String {
         match self {
             Self::EventCreated(m) => m.id.to_string(),
+            Self::EventUpdated(m) => m.event.id.to_string(),
+            Self::EventCancelled(m) => m.id.to_string(),
             Self::LocationCreated(m) => m.id.to_string(),
             Self::EventBooked(m) => m.event_id.to_string(),
             Self::BookingCancelled(m) => m.event_id.to_string(),
@@ -277,6 +335,8 @@ impl DomainEvent {
     pub fn to_json(&self) -> Vec<u8> {
         let body = match self {
             Self::EventCreated(m) => serde_json::to_vec(m),
+            Self::EventUpdated(m) => serde_json::to_vec(m),
+            Self::EventCancelled(m) => serde_json::to_vec(m),
             Self::LocationCreated(m) => serde_json::to_vec(m),
             Self::EventBooked(m) => serde_json::to_vec(m),
             Self::BookingCancelled(m) => serde_json::to_vec(m),
@@ -298,6 +358,12 @@ impl DomainEvent {
         match name {
             EVENT_CREATED => serde_json::from_slice(body)
                 .map(Self::EventCreated)
+                .map_err(malformed),
+            EVENT_UPDATED => serde_json::from_slice(body)
+                .map(Self::EventUpdated)
+                .map_err(malformed),
+            EVENT_CANCELLED => serde_json::from_slice(body)
+                .map(Self::EventCancelled)
                 .map_err(malformed),
             LOCATION_CREATED => serde_json::from_slice(body)
                 .map(Self::LocationCreated)
@@ -384,6 +450,26 @@ mod tests {
         assert_eq!(msg.location_id, None);
         assert_eq!(msg.start_date.timestamp(), 1_768_000_000);
         assert_eq!(msg.capacity, None);
+    }
+
+    #[test]
+    fn event_updated_is_event_created_with_a_revision_and_event_cancelled_omits_an_empty_reason() {
+        let body = br#"{"id":"6b026ab2686c822a56b0fe36","name":"opera aida","location_id":"6b026aaf686c822a56b0fe35","start_date":"2026-01-09T23:06:40Z","end_date":"2026-01-10T01:06:40Z","capacity":90,"revision":2}"#;
+        let decoded = DomainEvent::from_json(EVENT_UPDATED, body).expect("decodes");
+        let DomainEvent::EventUpdated(update) = &decoded else {
+            panic!("wrong variant");
+        };
+        assert_eq!((update.revision, update.event.capacity), (2, Some(90)));
+        assert_eq!(decoded.to_json(), body.to_vec());
+        assert_eq!(decoded.key(), "6b026ab2686c822a56b0fe36");
+        let without_revision = String::from_utf8_lossy(body).replace(r#","revision":2"#, "");
+        assert!(matches!(
+            DomainEvent::from_json(EVENT_UPDATED, without_revision.as_bytes()),
+            Err(DecodeError::Malformed { .. })
+        ));
+        let body = br#"{"id":"6b026ab2686c822a56b0fe36","revision":3,"cancelled_at":"2026-01-09T23:06:40Z"}"#;
+        let decoded = DomainEvent::from_json(EVENT_CANCELLED, body).expect("decodes");
+        assert_eq!(decoded.to_json(), body.to_vec());
     }
 
     #[test]

@@ -278,8 +278,9 @@ impl Kept {
     }
 }
 
-/// A strong entity tag of `body`: the first 16 bytes of its SHA-256, in hex, quoted.
-fn etag_of(body: &[u8]) -> HeaderValue {
+/// A strong entity tag of `body` (the `ETag` a kept read answers with): the first 16 bytes of its
+/// SHA-256, in hex, quoted (RFC 9110 section 8.8.3).
+pub fn etag_of(body: &[u8]) -> HeaderValue {
     use std::fmt::Write;
     let digest = Sha256::digest(body);
     let mut tag = String::with_capacity(34);
@@ -304,6 +305,34 @@ fn none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
         .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == ours)
 }
 
+/// Whether a write's precondition `If-Match` (RFC 9110 section 13.1.1) holds for a resource whose
+/// current `ETag` is `etag`: true without the header, for `*`, or when one of its tags is `etag` by
+/// the strong comparison (a weak tag `W/"…"` never matches).
+pub fn if_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let mut tags = request
+        .get_all(header::IF_MATCH)
+        .iter()
+        .map(|value| value.to_str().unwrap_or_default())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty())
+        .peekable();
+    if tags.peek().is_none() && !request.contains_key(header::IF_MATCH) {
+        return true;
+    }
+    tags.any(|tag| tag == "*" || tag.as_bytes() == etag.as_bytes())
+}
+
+/// The `If-Match` request header of the writes that honour it, for their OpenAPI description
+/// (`params(IfMatch)`); the handler reads the headers themselves.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatch {
+    #[doc = "The `ETag` of the copy the change was made to (RFC 9110 section 13.1.1), or `*`: when it is no longer the resource's `ETag` (someone changed it since), nothing changes and the answer is 412. Without it the change applies to the resource as it is."]
+    #[param(rename = "If-Match")]
+    pub if_match: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -317,6 +346,27 @@ mod tests {
             HeaderValue::from_static("application/json"),
         );
         Ok(answer)
+    }
+
+    #[test]
+    fn if_match_compares_strongly_and_holds_without_the_header() {
+        let etag = etag_of(b"[1]");
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::IF_MATCH,
+                HeaderValue::from_str(value).expect("value"),
+            );
+            headers
+        };
+        let ours = etag.to_str().expect("tag").to_owned();
+        assert!(if_match(&HeaderMap::new(), &etag));
+        assert!(if_match(&headers("*"), &etag));
+        assert!(if_match(&headers(&ours), &etag));
+        assert!(if_match(&headers(&format!("\"x\", {ours}")), &etag));
+        assert!(!if_match(&headers(&format!("W/{ours}")), &etag));
+        assert!(!if_match(&headers("\"x\""), &etag));
+        assert!(!if_match(&headers(""), &etag));
     }
 
     fn if_none_match(tag: &HeaderValue) -> HeaderMap {

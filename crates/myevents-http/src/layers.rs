@@ -40,8 +40,8 @@ use crate::trace::continue_trace;
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// CORS for the APIs: the methods and headers the frontend and API clients use (`Authorization`
-/// and `If-None-Match` included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After`, `ETag`,
+/// CORS for the APIs: the methods and headers the frontend and API clients use (`PATCH`,
+/// `Authorization`, `If-None-Match` and `If-Match` included), `Location`, `Link`, `WWW-Authenticate`, `Retry-After`, `ETag`,
 /// `x-request-id` and `Idempotent-Replayed` readable by scripts, preflights cached for 10 minutes.
 pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
@@ -56,7 +56,13 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
         // On every answer, not only CORS ones: see `BrowserCorsLayer`.
         .vary([])
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             header::CONTENT_TYPE,
             header::ACCEPT,
@@ -65,6 +71,7 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("traceparent"),
             header::IF_NONE_MATCH,
+            header::IF_MATCH,
             REQUEST_ID,
         ])
         .expose_headers([

@@ -22,7 +22,7 @@
 
 use async_trait::async_trait;
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
-use myevents_domain::event::Event;
+use myevents_domain::event::{Event, EventCancellation};
 use myevents_domain::id::{BookingId, EventId, LocationId, ObjectId};
 use myevents_domain::location::Location;
 use myevents_domain::messages::OutboxMessage;
@@ -98,6 +98,9 @@ pub enum PlaceBookingError {
         /// Seats that remain.
         remaining: SeatCount,
     },
+    /// The event was called off: nothing more is booked.
+    #[error("the event is cancelled")]
+    EventCancelled,
     /// The store failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
@@ -231,6 +234,44 @@ pub enum Cancellation {
     NotFound,
 }
 
+/// An organiser's change of an event, as the booking service applies it to the event's inventory
+/// (see [`BookingRepository::change_inventory`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryChange {
+    /// The event after an edit (`eventUpdated`): its name, capacity and organiser.
+    Edited {
+        /// The event's name.
+        name: String,
+        /// Seats on sale in all.
+        capacity: SeatCount,
+        /// The event's organiser, when the message named one.
+        organiser: Option<UserId>,
+    },
+    /// The event was called off (`eventCancelled`), when and why.
+    Cancelled(EventCancellation),
+}
+
+/// What [`BookingRepository::change_inventory`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryChanged {
+    /// The change was applied; the inventory as it is after it.
+    Applied(SeatInventory),
+    /// The inventory holds this revision or a later one: the change was applied before, or a later
+    /// one overtook it. Nothing changed.
+    Stale(SeatInventory),
+}
+
+/// What [`BookingRepository::cancel_event_bookings`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventBookingsCancelled {
+    /// The bookings cancelled by this call, as stored afterwards.
+    pub cancelled: Vec<Booking>,
+    /// Whether the event's bookings are all cancelled and none can be stored any more (no seat
+    /// hold is left to become one): then the event is no longer among
+    /// [`BookingRepository::unsettled_cancelled_events`].
+    pub settled: bool,
+}
+
 /// What [`EventRepository::record_booked_seats`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeatChange {
@@ -328,6 +369,21 @@ pub trait EventRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
     async fn list(&self, page: PageRequest) -> Result<Vec<Event>, RepositoryError>;
+
+    /// Stores an organiser's change of an event — `event` as it is after the change (name, times,
+    /// duration, capacity, cancellation), with its `revision` one above the stored one — and, in the
+    /// same atomic write, `announce` in the outbox; only when the stored event is still at
+    /// `event.revision - 1` (optimistic concurrency: the change was made to what is stored). The
+    /// seats booked are the store's, never overwritten. `Ok(true)` when stored; `Ok(false)` when
+    /// nothing was (another change came first, or no such event).
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (nothing is stored then).
+    async fn update(
+        &self,
+        event: &Event,
+        announce: &OutboxMessage,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// The booking service's seat inventory and bookings.
@@ -339,6 +395,49 @@ pub trait BookingRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
     async fn add_inventory(&self, inventory: &SeatInventory) -> Result<bool, RepositoryError>;
+
+    /// Applies an organiser's change of event `event_id` at `revision` to its inventory, when the
+    /// inventory holds an older revision (else [`InventoryChanged::Stale`], nothing changed). An edit
+    /// sets the name and organiser and resizes the capacity (see [`SeatInventory::resize`]: the
+    /// remaining seats move by the difference, never below the seats booked and held); a
+    /// cancellation marks the event cancelled, after which [`BookingRepository::hold_seats`]
+    /// refuses it. An event not known yet is learned from the change (an edit: its seats all
+    /// remaining; a cancellation: no seats), and its `eventCreated`, arriving later, changes nothing.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn change_inventory(
+        &self,
+        event_id: EventId,
+        revision: u64,
+        change: &InventoryChange,
+    ) -> Result<InventoryChanged, RepositoryError>;
+
+    /// Cancels the bookings of the cancelled event `event_id` that are not cancelled yet (up to
+    /// 1000 per call), each at `cancelled_at` with `reason` and, in the same atomic write, the
+    /// message `announce` makes of it (the booking as cancelled) in the outbox; each booking at most
+    /// once. Their seats are not given back: the event sells nothing more. When nothing is left
+    /// (no booking to cancel, no seat hold that could still become a booking) the event is marked
+    /// settled.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (some bookings may be cancelled: calling again
+    /// finishes the others).
+    async fn cancel_event_bookings(
+        &self,
+        event_id: EventId,
+        cancelled_at: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+        announce: &(dyn for<'b> Fn(&'b Booking) -> OutboxMessage + Send + Sync),
+    ) -> Result<EventBookingsCancelled, RepositoryError>;
+
+    /// Cancelled events not settled yet (up to 1000), for the reconciliation to finish with
+    /// [`BookingRepository::cancel_event_bookings`]: a crash, or a booking whose seats were held
+    /// before the cancellation and stored after it, leaves one.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn unsettled_cancelled_events(&self) -> Result<Vec<SeatInventory>, RepositoryError>;
 
     /// The inventory of one event, if known.
     ///
@@ -353,8 +452,9 @@ pub trait BookingRepository: Send + Sync {
     /// returned instead (`fresh: false`) and no seat is taken again.
     ///
     /// # Errors
-    /// [`PlaceBookingError::EventNotFound`], [`PlaceBookingError::SoldOut`] (nothing changed), or a
-    /// repository error (the hold may have been recorded: a retry finds it).
+    /// [`PlaceBookingError::EventNotFound`], [`PlaceBookingError::EventCancelled`],
+    /// [`PlaceBookingError::SoldOut`] (nothing changed), or a repository error (the hold may have
+    /// been recorded: a retry finds it).
     async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError>;
 
     /// Stores the booking of `hold` with `announce` in its outbox and releases the hold: its seats

@@ -224,6 +224,8 @@ async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
         capacity,
         remaining: capacity,
         organiser: None,
+        revision: 0,
+        cancelled: None,
     })
     .await
     .expect("inventory");
@@ -234,6 +236,7 @@ async fn a_seat_return_a_crash_interrupted_is_finished_once_by_the_sweep() {
         seats: SeatCount::new(seats),
         booked_at: chrono::Utc::now(),
         cancelled_at: None,
+        cancel_reason: None,
     };
     let (finished, interrupted) = (booking("alice", 3), booking("bob", 2));
     for booking in [&finished, &interrupted] {

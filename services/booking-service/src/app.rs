@@ -10,7 +10,7 @@ use myevents_store::factory::BookingStore;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::BookingServiceConfig;
-use crate::consumer::EventCreatedHandler;
+use crate::consumer::EventMessagesHandler;
 use crate::metrics::BookingMetrics;
 use crate::service::BookingService;
 
@@ -60,7 +60,7 @@ impl Service for BookingServiceSpec {
         let grace = settings.reconcile_grace;
         Wiring {
             state: bookings.clone(),
-            handler: Arc::new(EventCreatedHandler { bookings }),
+            handler: Arc::new(EventMessagesHandler { bookings }),
             periodic: vec![Periodic {
                 name: "reconciliation",
                 every: settings.reconcile_every,

@@ -6,16 +6,21 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use myevents_domain::access::Principal;
-use myevents_domain::booking::{Booking, BookingSeats, SeatInventory, UserId};
+use myevents_domain::booking::{
+    Booking, BookingSeats, SeatInventory, UserId, event_cancelled_reason,
+};
+use myevents_domain::event::EventCancellation;
 use myevents_domain::id::{BookingId, EventId};
 use myevents_domain::messages::{
-    BookingCancelled, DomainEvent, EventBooked, EventCreated, OutboxMessage,
+    BookingCancelled, DomainEvent, EventBooked, EventCancelled, EventCreated, EventUpdated,
+    OutboxMessage,
 };
 use myevents_domain::seats::SeatCount;
 use myevents_domain::validation::ValidationError;
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_store::{
-    BookingRepository, Cancellation, PageRequest, RepositoryError, SeatHold, Settled,
+    BookingRepository, Cancellation, InventoryChange, InventoryChanged, PageRequest,
+    RepositoryError, SeatHold, Settled,
 };
 
 use crate::metrics::BookingMetrics;
@@ -47,6 +52,9 @@ pub enum PlaceError {
     /// No inventory for this event: not announced (yet), or unknown.
     #[error("no event with id {0} is open for booking")]
     EventNotFound(EventId),
+    /// The event was called off: nothing more is booked.
+    #[error("event {0} was cancelled: nothing more is booked")]
+    EventCancelled(EventId),
     /// Fewer seats remain than requested.
     #[error("{requested} seats requested, {remaining} remain")]
     SoldOut {
@@ -197,6 +205,7 @@ impl BookingService {
             seats,
             booked_at: now_seconds(),
             cancelled_at: None,
+            cancel_reason: None,
         };
         let hold = match self.bookings.hold_seats(&booking).await {
             Ok(hold) => hold,
@@ -209,6 +218,9 @@ impl BookingService {
             }
             Err(myevents_store::PlaceBookingError::EventNotFound) => {
                 return Err(PlaceError::EventNotFound(event_id));
+            }
+            Err(myevents_store::PlaceBookingError::EventCancelled) => {
+                return Err(PlaceError::EventCancelled(event_id));
             }
             Err(myevents_store::PlaceBookingError::Repository(error)) => return Err(error.into()),
         };
@@ -279,6 +291,7 @@ impl BookingService {
             user_id: booking.user_id.to_string(),
             seats: booking.seats.get(),
             cancelled_at,
+            reason: None,
         }))
         .in_trace(command.trace_parent);
         match self
@@ -363,14 +376,7 @@ impl BookingService {
     /// # Errors
     /// The store's failure.
     pub async fn record_event(&self, created: EventCreated) -> Result<bool, RepositoryError> {
-        let capacity = created
-            .capacity
-            .or(self.rules.default_capacity)
-            .unwrap_or_else(|| {
-                tracing::warn!(event_id = %created.id, "eventCreated without capacity and no \
-                DEFAULT_EVENT_CAPACITY: the event is recorded with 0 seats");
-                0
-            });
+        let capacity = self.capacity_of(created.id, created.capacity);
         let (event_id, name) = (created.id, created.name);
         // A value that cannot be a user id names nobody: then administrators only list the event.
         let organiser = created.organiser.and_then(|text| UserId::parse(&text).ok());
@@ -381,11 +387,118 @@ impl BookingService {
         Ok(added)
     }
 
+    /// The seats on sale of an event whose announcement states `capacity`: it, else the configured
+    /// default, else 0 (logged).
+    fn capacity_of(&self, event_id: EventId, capacity: Option<u32>) -> u32 {
+        capacity.or(self.rules.default_capacity).unwrap_or_else(|| {
+            tracing::warn!(%event_id, "an event announced without capacity and no \
+                DEFAULT_EVENT_CAPACITY: the event is recorded with 0 seats");
+            0
+        })
+    }
+
+    /// Applies an organiser's edit of an event (`eventUpdated`) to its inventory: its name,
+    /// organiser and capacity (the seats on sale move by the difference, never below the seats
+    /// booked and held). A revision applied before, or older than one applied, changes nothing;
+    /// an event not known yet is learned from it. Returns whether it was applied.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn record_change(&self, updated: EventUpdated) -> Result<bool, RepositoryError> {
+        let event = updated.event;
+        let capacity = SeatCount::new(self.capacity_of(event.id, event.capacity));
+        let change = InventoryChange::Edited {
+            name: event.name,
+            capacity,
+            organiser: event.organiser.and_then(|text| UserId::parse(&text).ok()),
+        };
+        let changed = self
+            .bookings
+            .change_inventory(event.id, updated.revision, &change)
+            .await?;
+        let applied = matches!(changed, InventoryChanged::Applied(_));
+        let (InventoryChanged::Applied(inventory) | InventoryChanged::Stale(inventory)) = changed;
+        tracing::info!(event_id = %event.id, revision = updated.revision, applied,
+            capacity = inventory.capacity.get(), remaining = inventory.remaining.get(),
+            "event change recorded for booking");
+        Ok(applied)
+    }
+
+    /// Applies an event's cancellation (`eventCancelled`): nothing more is booked, and every
+    /// booking of the event is cancelled with the organiser's reason and its own
+    /// `bookingCancelled`, once (also when the message comes again: a crash may have cut the
+    /// cancellations short). Returns how many bookings this call cancelled.
+    ///
+    /// # Errors
+    /// The store's failure (a redelivery, or the reconciliation, finishes the work).
+    pub async fn record_cancellation(
+        &self,
+        cancelled: EventCancelled,
+    ) -> Result<usize, RepositoryError> {
+        let change = InventoryChange::Cancelled(EventCancellation {
+            at: cancelled.cancelled_at,
+            reason: cancelled.reason,
+        });
+        let changed = self
+            .bookings
+            .change_inventory(cancelled.id, cancelled.revision, &change)
+            .await?;
+        let (InventoryChanged::Applied(inventory) | InventoryChanged::Stale(inventory)) = changed;
+        match inventory.cancelled {
+            Some(cancellation) => self.cancel_bookings_of(cancelled.id, &cancellation).await,
+            // An older revision than one applied, and the event is not cancelled: nothing to do.
+            None => Ok(0),
+        }
+    }
+
+    /// Cancels the bookings of the event `event_id`, called off as `cancellation` says, that are not
+    /// cancelled yet, each with its `bookingCancelled` and the reason
+    /// [`event_cancelled_reason`] makes of the organiser's (see
+    /// [`BookingRepository::cancel_event_bookings`]), page after page. Returns how many it
+    /// cancelled.
+    async fn cancel_bookings_of(
+        &self,
+        event_id: EventId,
+        cancellation: &EventCancellation,
+    ) -> Result<usize, RepositoryError> {
+        let (at, reason) = (
+            cancellation.at,
+            &event_cancelled_reason(&cancellation.reason),
+        );
+        let announce = |booking: &Booking| {
+            OutboxMessage::new(DomainEvent::BookingCancelled(BookingCancelled {
+                booking_id: booking.id,
+                event_id: booking.event_id,
+                user_id: booking.user_id.to_string(),
+                seats: booking.seats.get(),
+                cancelled_at: at,
+                reason: Some(reason.to_owned()),
+            }))
+        };
+        let mut count = 0;
+        loop {
+            let done = self
+                .bookings
+                .cancel_event_bookings(event_id, at, reason, &announce)
+                .await?;
+            count += done.cancelled.len();
+            if !done.cancelled.is_empty() {
+                self.waker.wake();
+            }
+            if done.settled || done.cancelled.is_empty() {
+                break;
+            }
+        }
+        tracing::info!(%event_id, cancelled = count, "bookings of a cancelled event cancelled");
+        Ok(count)
+    }
+
     /// Reconciles the inventory with the bookings: finishes the seat returns of cancellations and
     /// the bookings whose seats are held but which were never stored, each interrupted (by a crash
     /// or a lost store) at least `grace` ago; younger ones are left to the request still running.
     /// Each is finished once whoever else tries (see [`BookingRepository::store_held_booking`]).
-    /// Failures are logged and left to the next run.
+    /// Then cancels the bookings of cancelled events that are left (stored from a hold taken before
+    /// the cancellation, or cut short by a crash). Failures are logged and left to the next run.
     pub async fn reconcile(&self, grace: std::time::Duration) {
         let cut_off = Utc::now() - chrono::TimeDelta::from_std(grace).unwrap_or_default();
         match self.bookings.finish_seat_returns(cut_off).await {
@@ -415,6 +528,26 @@ impl BookingService {
                     tracing::warn!(booking_id = %id, %error, "reconciliation of a seat hold failed; next time");
                     return;
                 }
+            }
+        }
+        let cancelled = match self.bookings.unsettled_cancelled_events().await {
+            Ok(cancelled) => cancelled,
+            Err(error) => {
+                tracing::warn!(%error, "reconciliation of cancelled events failed; next time");
+                return;
+            }
+        };
+        for inventory in cancelled {
+            let Some(cancellation) = &inventory.cancelled else {
+                continue;
+            };
+            if let Err(error) = self
+                .cancel_bookings_of(inventory.event_id, cancellation)
+                .await
+            {
+                tracing::warn!(event_id = %inventory.event_id, %error,
+                    "reconciliation of a cancelled event failed; next time");
+                return;
             }
         }
     }
@@ -501,6 +634,172 @@ mod tests {
                 remaining: 1,
                 requested: 2
             })
+        ));
+    }
+
+    fn updated(id: EventId, revision: u64, capacity: u32) -> EventUpdated {
+        EventUpdated {
+            event: EventCreated {
+                id,
+                capacity: Some(capacity),
+                ..created(None)
+            },
+            revision,
+        }
+    }
+
+    fn cancelled(id: EventId, revision: u64) -> EventCancelled {
+        EventCancelled {
+            id,
+            revision,
+            cancelled_at: DateTime::from_timestamp(1_768_000_500, 0).expect("time"),
+            reason: "storm".to_owned(),
+        }
+    }
+
+    async fn remaining(service: &BookingService, id: EventId) -> u32 {
+        service
+            .bookings
+            .inventory(id)
+            .await
+            .expect("read")
+            .expect("known")
+            .remaining
+            .get()
+    }
+
+    #[tokio::test]
+    async fn a_capacity_change_moves_the_seats_on_sale_once_and_in_revision_order() {
+        let Fixture { service, .. } = fixture();
+        let event_id = event(&service, 10).await;
+        service
+            .place(place(event_id, "alice", 4))
+            .await
+            .expect("placed");
+        assert!(
+            service
+                .record_change(updated(event_id, 2, 20))
+                .await
+                .expect("applied")
+        );
+        assert_eq!(remaining(&service, event_id).await, 16);
+        // Redelivered, or overtaken by revision 2: nothing changes.
+        assert!(
+            !service
+                .record_change(updated(event_id, 2, 20))
+                .await
+                .expect("again")
+        );
+        assert!(
+            !service
+                .record_change(updated(event_id, 1, 5))
+                .await
+                .expect("older")
+        );
+        assert_eq!(remaining(&service, event_id).await, 16);
+        assert!(
+            service
+                .record_change(updated(event_id, 3, 2))
+                .await
+                .expect("shrunk")
+        );
+        assert_eq!(
+            remaining(&service, event_id).await,
+            0,
+            "never below the 4 booked"
+        );
+        // An update before its creation teaches the event; the creation adds nothing.
+        let early = updated(EventId::generate(), 1, 7);
+        let early_id = early.event.id;
+        assert!(service.record_change(early).await.expect("learned"));
+        assert!(
+            !service
+                .record_event(EventCreated {
+                    id: early_id,
+                    ..created(Some(100))
+                })
+                .await
+                .expect("created later")
+        );
+        assert_eq!(remaining(&service, early_id).await, 7);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_event_cancels_each_booking_once_and_refuses_more() {
+        let Fixture { service, outbox } = fixture();
+        let event_id = event(&service, 10).await;
+        let mut booked = Vec::new();
+        for user in ["alice", "bob"] {
+            booked.push(
+                service
+                    .place(place(event_id, user, 2))
+                    .await
+                    .expect("placed"),
+            );
+        }
+        assert_eq!(
+            service
+                .record_cancellation(cancelled(event_id, 1))
+                .await
+                .expect("cancelled"),
+            2
+        );
+        assert_eq!(
+            service
+                .record_cancellation(cancelled(event_id, 1))
+                .await
+                .expect("again"),
+            0
+        );
+        let refused = service.place(place(event_id, "carol", 1)).await;
+        assert!(
+            matches!(refused, Err(PlaceError::EventCancelled(id)) if id == event_id),
+            "{refused:?}"
+        );
+        let alice = service
+            .bookings
+            .booking(booked[0].id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(
+            alice.cancel_reason.as_deref(),
+            Some("the event was cancelled: storm")
+        );
+        let reasons: Vec<Option<String>> = outbox
+            .pending(100)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter_map(|m| match m.event {
+                DomainEvent::BookingCancelled(c) => Some(c.reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reasons.len(), 2, "one bookingCancelled per booking");
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.as_deref() == Some("the event was cancelled: storm"))
+        );
+        // A cancellation before the creation: the event is known as cancelled.
+        let early = EventId::generate();
+        service
+            .record_cancellation(cancelled(early, 1))
+            .await
+            .expect("learned");
+        assert!(
+            !service
+                .record_event(EventCreated {
+                    id: early,
+                    ..created(Some(10))
+                })
+                .await
+                .expect("created later")
+        );
+        assert!(matches!(
+            service.place(place(early, "dave", 1)).await,
+            Err(PlaceError::EventCancelled(_))
         ));
     }
 

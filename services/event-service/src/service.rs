@@ -1,15 +1,18 @@
 //! The event service's use cases, between its inbound adapters (HTTP handlers, the `eventBooked` /
 //! `bookingCancelled` consumer) and its store: creating locations and events with the messages that
-//! announce them, and keeping each event's booked seats, in domain terms only.
+//! announce them, changing and cancelling events, and keeping each event's booked seats, in domain
+//! terms only.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use myevents_domain::access::Principal;
-use myevents_domain::event::{Event, EventDraft};
+use myevents_domain::event::{ChangeRefused, Event, EventDraft, EventPatch};
 use myevents_domain::id::{EventId, LocationId};
 use myevents_domain::location::{Location, LocationDraft};
-use myevents_domain::messages::{DomainEvent, EventCreated, LocationCreated, OutboxMessage};
+use myevents_domain::messages::{
+    DomainEvent, EventCancelled, EventCreated, EventUpdated, LocationCreated, OutboxMessage,
+};
 use myevents_domain::validation::ValidationError;
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_store::{
@@ -73,6 +76,56 @@ pub enum CreateError {
     #[error(transparent)]
     Store(#[from] RepositoryError),
 }
+
+/// What an organiser changes in an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventChange {
+    /// Edit its name, times or capacity (announced as `eventUpdated`).
+    Edit(EventPatch),
+    /// Call it off, for this reason (may be empty; announced as `eventCancelled`). Cancelling a
+    /// cancelled event answers it as it is.
+    Cancel(String),
+}
+
+/// Change an event on behalf of a caller.
+#[derive(Debug, Clone)]
+pub struct ChangeEvent {
+    /// The event.
+    pub id: EventId,
+    /// The change.
+    pub change: EventChange,
+    /// Who asks: the event's organiser or an administrator (see [`Principal::may_manage_event`]).
+    pub by: Principal,
+    /// The W3C `traceparent` the message continues.
+    pub trace_parent: Option<String>,
+}
+
+/// Why an event was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// No event with this id.
+    #[error("no event with id {0}")]
+    NotFound(EventId),
+    /// The caller is neither the event's organiser nor an administrator.
+    #[error("an event is changed by the organiser who created it and administrators only")]
+    Forbidden,
+    /// The caller's copy of the event is not the stored one (`If-Match`).
+    #[error("the event changed since the copy the request names (If-Match): read it again")]
+    Stale,
+    /// The change breaks a rule: invalid fields, a cancelled event, a capacity below the seats
+    /// booked.
+    #[error(transparent)]
+    Refused(#[from] ChangeRefused),
+    /// Other changes of the event kept coming first; nothing was changed.
+    #[error("the event was changed by others {0} times while this change was tried: try again")]
+    Contended(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+}
+
+/// How often a change is tried over a fresh read when another change of the same event came first.
+const CHANGE_ATTEMPTS: usize = 5;
 
 /// The event service's use cases. Cheap to clone; clones share the count of changes.
 #[derive(Clone)]
@@ -191,6 +244,65 @@ impl EventService {
         self.changed();
         self.waker.wake();
         Ok(event)
+    }
+
+    /// Changes an event (see [`EventChange`]) and announces the change, atomically, when
+    /// `precondition` holds for the stored event (the caller's copy is the stored one: `If-Match`;
+    /// `|_| true` for none). Another change stored between this one's read and write makes it start
+    /// over from a fresh read, so no change overwrites another unseen. Answers the event as
+    /// changed.
+    ///
+    /// # Errors
+    /// [`ChangeError`]: no such event, a caller who may not change it, a stale copy, a refused
+    /// change, contention, or the store's failure.
+    pub async fn change_event(
+        &self,
+        command: ChangeEvent,
+        precondition: impl Fn(&Event) -> bool + Send,
+    ) -> Result<Event, ChangeError> {
+        let id = command.id;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let stored = self
+                .events
+                .get(id)
+                .await?
+                .ok_or(ChangeError::NotFound(id))?;
+            if !command.by.may_manage_event(stored.organiser.as_ref()) {
+                return Err(ChangeError::Forbidden);
+            }
+            if !precondition(&stored) {
+                return Err(ChangeError::Stale);
+            }
+            let (changed, message) = match &command.change {
+                EventChange::Edit(patch) => {
+                    let changed = stored.patched(patch.clone())?;
+                    let message = DomainEvent::EventUpdated(EventUpdated::from_event(&changed));
+                    (changed, message)
+                }
+                EventChange::Cancel(_) if stored.cancelled.is_some() => return Ok(stored),
+                EventChange::Cancel(reason) => {
+                    let at = chrono::Utc::now();
+                    let at = chrono::DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+                    let changed = stored.cancelled(at, reason.clone())?;
+                    let message = DomainEvent::EventCancelled(EventCancelled {
+                        id,
+                        revision: changed.revision,
+                        cancelled_at: at,
+                        reason: reason.clone(),
+                    });
+                    (changed, message)
+                }
+            };
+            let announce = OutboxMessage::new(message).in_trace(command.trace_parent.clone());
+            if self.events.update(&changed, &announce).await? {
+                self.changed();
+                self.waker.wake();
+                tracing::info!(event_id = %id, revision = changed.revision,
+                    event_name = announce.event.name(), "event changed");
+                return Ok(changed);
+            }
+        }
+        Err(ChangeError::Contended(CHANGE_ATTEMPTS))
     }
 
     /// One event.
@@ -421,6 +533,125 @@ mod tests {
             .expect("resumed");
         assert_eq!(again, stored);
         assert_eq!(names(&outbox).await.len(), 2);
+    }
+
+    fn change(id: EventId, change: EventChange, by: Principal) -> ChangeEvent {
+        ChangeEvent {
+            id,
+            change,
+            by,
+            trace_parent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_organiser_edits_and_cancels_and_each_change_is_announced_once() {
+        let (service, outbox) = service();
+        let event = service
+            .create_event(create_event(EventLocation::New(location_draft())))
+            .await
+            .expect("created");
+        let grow = EventChange::Edit(EventPatch {
+            capacity: Some(400),
+            ..EventPatch::default()
+        });
+        let changed = service
+            .change_event(change(event.id, grow, organiser()), |_| true)
+            .await
+            .expect("edited");
+        assert_eq!((changed.capacity.get(), changed.revision), (400, 1));
+        let cancel = || EventChange::Cancel("storm".to_owned());
+        let cancelled = service
+            .change_event(change(event.id, cancel(), organiser()), |_| true)
+            .await
+            .expect("cancelled");
+        assert_eq!(cancelled.revision, 2);
+        let again = service
+            .change_event(change(event.id, cancel(), organiser()), |_| true)
+            .await
+            .expect("cancelled again");
+        assert_eq!(again, cancelled, "cancelling again changes nothing");
+        assert_eq!(
+            names(&outbox).await,
+            [
+                "locationCreated",
+                "eventCreated",
+                "eventUpdated",
+                "eventCancelled"
+            ]
+        );
+        let refused = service
+            .change_event(
+                change(
+                    event.id,
+                    EventChange::Edit(EventPatch::default()),
+                    organiser(),
+                ),
+                |_| true,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(ChangeError::Refused(ChangeRefused::Cancelled))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn strangers_stale_copies_and_unknown_events_change_nothing() {
+        let (service, outbox) = service();
+        let event = service
+            .create_event(create_event(EventLocation::New(location_draft())))
+            .await
+            .expect("created");
+        let edit = || {
+            EventChange::Edit(EventPatch {
+                name: Some("renamed".to_owned()),
+                ..EventPatch::default()
+            })
+        };
+        let other_organiser = Principal::new(
+            UserId::parse("other").expect("user"),
+            Roles {
+                organiser: true,
+                admin: false,
+            },
+        );
+        let refused = service
+            .change_event(change(event.id, edit(), other_organiser), |_| true)
+            .await;
+        assert!(
+            matches!(refused, Err(ChangeError::Forbidden)),
+            "{refused:?}"
+        );
+        let refused = service
+            .change_event(change(event.id, edit(), organiser()), |_| false)
+            .await;
+        assert!(matches!(refused, Err(ChangeError::Stale)), "{refused:?}");
+        let unknown = EventId::generate();
+        let refused = service
+            .change_event(change(unknown, edit(), organiser()), |_| true)
+            .await;
+        assert!(
+            matches!(refused, Err(ChangeError::NotFound(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            service.event(event.id).await.expect("read"),
+            Some(event.clone())
+        );
+        assert_eq!(names(&outbox).await.len(), 2);
+        let admin = Principal::new(
+            UserId::parse("root").expect("user"),
+            Roles {
+                organiser: false,
+                admin: true,
+            },
+        );
+        let renamed = service
+            .change_event(change(event.id, edit(), admin), |stored| stored == &event)
+            .await
+            .expect("an administrator edits any event");
+        assert_eq!(renamed.name, "renamed");
     }
 
     #[tokio::test]

@@ -4,13 +4,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::event::EventCancellation;
 use myevents_domain::id::{BookingId, EventId};
 use myevents_domain::seats::SeatCount;
 
 use super::{
     StoreUnderTest, pending_ids, place_booking, place_sample, sample_booking, sample_message, time,
 };
-use crate::{BookingRepository, Cancellation, PageRequest, PlaceBookingError, Settled};
+use crate::{
+    BookingRepository, Cancellation, InventoryChange, InventoryChanged, PageRequest,
+    PlaceBookingError, Settled,
+};
 
 fn inventory(seats: u32) -> SeatInventory {
     SeatInventory::new(
@@ -486,6 +490,213 @@ pub async fn lists_by_event_and_by_user(repo: Arc<dyn BookingRepository>) {
     );
 }
 
+fn storm() -> EventCancellation {
+    EventCancellation {
+        at: time(1_768_000_500),
+        reason: "storm".to_owned(),
+    }
+}
+
+fn edited(capacity: u32) -> InventoryChange {
+    InventoryChange::Edited {
+        name: "opera tosca".to_owned(),
+        capacity: SeatCount::new(capacity),
+        organiser: UserId::parse("organiser-1").ok(),
+    }
+}
+
+/// An edit moves the remaining seats by the capacity's difference, never below the seats booked
+/// and held; a revision applies once, and an older one after a newer one not at all.
+pub async fn an_edit_resizes_the_inventory_never_below_the_seats_taken(
+    repo: Arc<dyn BookingRepository>,
+) {
+    let inv = inventory(10);
+    repo.add_inventory(&inv).await.expect("add");
+    place_sample(repo.as_ref(), inv.event_id, "alice", 4)
+        .await
+        .expect("place");
+    // Seats held for a booking not stored yet are taken too.
+    repo.hold_seats(&sample_booking(inv.event_id, "bob", 2))
+        .await
+        .expect("hold");
+    let grown = repo
+        .change_inventory(inv.event_id, 1, &edited(15))
+        .await
+        .expect("change");
+    let InventoryChanged::Applied(grown) = grown else {
+        panic!("not applied: {grown:?}");
+    };
+    assert_eq!(
+        (grown.capacity, grown.remaining, grown.revision),
+        (SeatCount::new(15), SeatCount::new(9), 1)
+    );
+    assert_eq!(grown.event_name, "opera tosca");
+    assert!(matches!(
+        repo.change_inventory(inv.event_id, 1, &edited(20)).await,
+        Ok(InventoryChanged::Stale(_))
+    ));
+    let shrunk = repo
+        .change_inventory(inv.event_id, 3, &edited(2))
+        .await
+        .expect("change");
+    assert!(matches!(shrunk, InventoryChanged::Applied(_)), "{shrunk:?}");
+    let stored = stored_inventory(repo.as_ref(), inv.event_id).await;
+    assert_eq!(
+        (stored.capacity, stored.remaining, stored.revision),
+        (SeatCount::new(6), SeatCount::new(0), 3),
+        "never below the 6 seats booked and held"
+    );
+    assert!(matches!(
+        repo.change_inventory(inv.event_id, 2, &edited(100)).await,
+        Ok(InventoryChanged::Stale(_))
+    ));
+    assert_eq!(stored_inventory(repo.as_ref(), inv.event_id).await, stored);
+    assert!(matches!(
+        place_sample(repo.as_ref(), inv.event_id, "carol", 1).await,
+        Err(PlaceBookingError::SoldOut { .. })
+    ));
+}
+
+/// A change of an event not known yet teaches it (an edit with all its seats; a cancellation with
+/// none), and its creation, arriving later, changes nothing.
+pub async fn a_change_before_the_creation_teaches_the_event(repo: Arc<dyn BookingRepository>) {
+    let inv = inventory(10);
+    let learned = repo
+        .change_inventory(inv.event_id, 2, &edited(50))
+        .await
+        .expect("change");
+    assert!(
+        matches!(learned, InventoryChanged::Applied(_)),
+        "{learned:?}"
+    );
+    assert!(!repo.add_inventory(&inv).await.expect("created later"));
+    let stored = stored_inventory(repo.as_ref(), inv.event_id).await;
+    assert_eq!(
+        (stored.capacity, stored.remaining, stored.revision),
+        (SeatCount::new(50), SeatCount::new(50), 2)
+    );
+    let other = inventory(10);
+    let cancellation = storm();
+    repo.change_inventory(
+        other.event_id,
+        1,
+        &InventoryChange::Cancelled(cancellation.clone()),
+    )
+    .await
+    .expect("cancel");
+    assert!(!repo.add_inventory(&other).await.expect("created later"));
+    assert_eq!(
+        stored_inventory(repo.as_ref(), other.event_id)
+            .await
+            .cancelled,
+        Some(cancellation)
+    );
+    assert_eq!(
+        place_sample(repo.as_ref(), other.event_id, "alice", 1).await,
+        Err(PlaceBookingError::EventCancelled)
+    );
+}
+
+/// A cancelled event refuses bookings; its bookings are cancelled once each, with the reason and
+/// a message each, their seats not sold again; a booking held before the cancellation and stored
+/// after it keeps the event unsettled until it is cancelled too.
+pub async fn cancelling_an_event_cancels_each_booking_once(
+    store: StoreUnderTest<dyn BookingRepository>,
+) {
+    let repo = store.repo;
+    let inv = inventory(10);
+    repo.add_inventory(&inv).await.expect("add");
+    let alice = sample_booking(inv.event_id, "alice", 2);
+    let bob = sample_booking(inv.event_id, "bob", 3);
+    for booking in [&alice, &bob] {
+        place_booking(repo.as_ref(), booking, &sample_message())
+            .await
+            .expect("place");
+    }
+    let late = sample_booking(inv.event_id, "carol", 1);
+    let hold = repo.hold_seats(&late).await.expect("hold");
+    let at = storm().at;
+    let applied = repo
+        .change_inventory(inv.event_id, 1, &InventoryChange::Cancelled(storm()))
+        .await
+        .expect("cancel");
+    assert!(
+        matches!(applied, InventoryChanged::Applied(_)),
+        "{applied:?}"
+    );
+    assert_eq!(
+        place_sample(repo.as_ref(), inv.event_id, "dave", 1).await,
+        Err(PlaceBookingError::EventCancelled)
+    );
+    let announced = std::sync::Mutex::new(Vec::new());
+    let announce = |booking: &Booking| {
+        let message = sample_message();
+        announced
+            .lock()
+            .expect("lock")
+            .push((booking.id, message.id.clone()));
+        message
+    };
+    let first = repo
+        .cancel_event_bookings(inv.event_id, at, "storm", &announce)
+        .await
+        .expect("cancel bookings");
+    let mut ids: Vec<BookingId> = first.cancelled.iter().map(|b| b.id).collect();
+    ids.sort();
+    let mut expected = vec![alice.id, bob.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(!first.settled, "carol's hold may still become a booking");
+    let unsettled = repo.unsettled_cancelled_events().await.expect("unsettled");
+    assert_eq!(
+        unsettled.iter().map(|i| i.event_id).collect::<Vec<_>>(),
+        [inv.event_id]
+    );
+    repo.store_held_booking(&hold, &sample_message())
+        .await
+        .expect("stored late");
+    let second = repo
+        .cancel_event_bookings(inv.event_id, at, "storm", &announce)
+        .await
+        .expect("cancel bookings");
+    assert_eq!(
+        second.cancelled.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [late.id]
+    );
+    assert!(second.settled);
+    assert!(
+        repo.unsettled_cancelled_events()
+            .await
+            .expect("unsettled")
+            .is_empty()
+    );
+    let third = repo
+        .cancel_event_bookings(inv.event_id, at, "storm", &announce)
+        .await
+        .expect("again");
+    assert!(third.cancelled.is_empty());
+    let stored = repo.booking(alice.id).await.expect("get").expect("stored");
+    assert_eq!(stored.cancelled_at, Some(at));
+    assert_eq!(stored.cancel_reason.as_deref(), Some("storm"));
+    // One message per booking, each in the outbox.
+    let announced = announced.into_inner().expect("lock");
+    assert_eq!(announced.len(), 3);
+    let pending = pending_ids(store.outbox.as_ref()).await;
+    assert!(announced.iter().all(|(_, id)| pending.contains(id)));
+    // The seats are not sold again; a buyer's own cancellation now changes nothing.
+    assert_eq!(
+        stored_inventory(repo.as_ref(), inv.event_id)
+            .await
+            .remaining,
+        SeatCount::new(4)
+    );
+    assert!(matches!(
+        repo.cancel_booking(alice.id, time(1_768_000_600), &sample_message())
+            .await,
+        Ok(Cancellation::AlreadyCancelled(_))
+    ));
+}
+
 /// Expands to one test per [`bookings`](crate::conformance::bookings) check (see
 /// [`location_repository_conformance!`](crate::location_repository_conformance!)).
 #[macro_export]
@@ -496,8 +707,10 @@ macro_rules! booking_repository_conformance {
             placing_for_an_unknown_event_is_refused, concurrent_bookings_never_oversell,
             an_inventory_appearing_mid_booking_is_never_reported_sold_out,
             cancelling_gives_the_seats_back_once, lists_by_event_and_by_user,
-            a_second_hold_for_a_stored_booking_gives_its_seats_back;
-            announces_placed_bookings_only, an_interrupted_booking_is_finished_from_its_hold_once,
+            a_second_hold_for_a_stored_booking_gives_its_seats_back,
+            an_edit_resizes_the_inventory_never_below_the_seats_taken,
+            a_change_before_the_creation_teaches_the_event;
+            announces_placed_bookings_only, cancelling_an_event_cancels_each_booking_once, an_interrupted_booking_is_finished_from_its_hold_once,
             the_outbox_keeps_stored_order_across_batches, the_backlog_counts_every_pending_message,
             one_relay_holds_the_claim_at_a_time);
     };

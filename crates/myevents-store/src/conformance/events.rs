@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use myevents_domain::id::EventId;
 use myevents_domain::seats::SeatCount;
 
-use super::{StoreUnderTest, pending_ids, sample_event, sample_message};
+use super::{StoreUnderTest, pending_ids, sample_event, sample_message, time};
 use crate::{EventRepository, InboxKey, PageRequest, RepositoryError, SeatChange};
 
 /// A stored event (with its embedded location) reads back equal; an unknown id reads as `None`.
@@ -202,6 +202,59 @@ pub async fn lists_in_pages(repo: Arc<dyn EventRepository>) {
     assert_eq!(rest, all[3..]);
 }
 
+/// A change is stored only over the revision it was made to, with its message in the same write;
+/// the seats booked meanwhile stay; a cancellation is kept.
+pub async fn a_change_is_stored_over_its_revision_only(store: StoreUnderTest<dyn EventRepository>) {
+    let repo = store.repo;
+    let event = sample_event("opera aida");
+    repo.insert(&event, &sample_message())
+        .await
+        .expect("insert");
+    let key = InboxKey {
+        consumer: "events-service",
+        message_id: "m1",
+    };
+    repo.record_booked_seats(event.id, key, 7)
+        .await
+        .expect("seats");
+    let mut renamed = event.clone();
+    renamed.name = "opera tosca".to_owned();
+    renamed.capacity = SeatCount::new(120);
+    renamed.revision = 1;
+    let announce = sample_message();
+    assert_eq!(repo.update(&renamed, &announce).await, Ok(true));
+    let stored = repo.get(event.id).await.expect("get").expect("stored");
+    assert_eq!(
+        (stored.name.as_str(), stored.capacity, stored.revision),
+        ("opera tosca", SeatCount::new(120), 1)
+    );
+    assert_eq!(stored.seats_booked, SeatCount::new(7), "seats booked stay");
+    assert!(
+        pending_ids(store.outbox.as_ref())
+            .await
+            .contains(&announce.id)
+    );
+    // Another change made to revision 0 comes second: refused, nothing stored or announced.
+    let mut stale = event.clone();
+    stale.name = "lost".to_owned();
+    stale.revision = 1;
+    let lost = sample_message();
+    assert_eq!(repo.update(&stale, &lost).await, Ok(false));
+    assert!(!pending_ids(store.outbox.as_ref()).await.contains(&lost.id));
+    let mut skipping = renamed.clone();
+    skipping.revision = 3;
+    assert_eq!(repo.update(&skipping, &sample_message()).await, Ok(false));
+    let cancelled = stored
+        .cancelled(time(1_768_000_500), "storm".to_owned())
+        .expect("cancel");
+    assert_eq!(repo.update(&cancelled, &sample_message()).await, Ok(true));
+    let stored = repo.get(event.id).await.expect("get").expect("stored");
+    assert_eq!(stored, cancelled);
+    let mut unknown = sample_event("nowhere");
+    unknown.revision = 1;
+    assert_eq!(repo.update(&unknown, &sample_message()).await, Ok(false));
+}
+
 /// Expands to one test per [`events`](crate::conformance::events) check (see
 /// [`location_repository_conformance!`](crate::location_repository_conformance!)).
 #[macro_export]
@@ -211,6 +264,6 @@ macro_rules! event_repository_conformance {
             stores_and_reads_back, rejects_a_duplicate_id, finds_the_oldest_by_exact_name,
             lists_in_pages, records_booked_seats_once_per_message, concurrent_duplicates_count_once,
             an_old_message_after_five_thousand_newer_counts_once;
-            announces_through_the_outbox);
+            announces_through_the_outbox, a_change_is_stored_over_its_revision_only);
     };
 }

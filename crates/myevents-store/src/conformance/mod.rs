@@ -141,6 +141,8 @@ pub fn sample_event(name: &str) -> Event {
         capacity: SeatCount::new(100),
         seats_booked: SeatCount::new(0),
         organiser: UserId::parse("organiser-1").ok(),
+        revision: 0,
+        cancelled: None,
     }
 }
 
@@ -153,6 +155,7 @@ pub fn sample_booking(event_id: EventId, user: &str, seats: u32) -> Booking {
         seats: SeatCount::new(seats),
         booked_at: time(1_768_000_100),
         cancelled_at: None,
+        cancel_reason: None,
     }
 }
 

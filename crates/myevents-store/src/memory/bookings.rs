@@ -7,18 +7,21 @@ use async_trait::async_trait;
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
 use myevents_domain::id::{BookingId, EventId, ObjectId};
 use myevents_domain::messages::OutboxMessage;
+use myevents_domain::seats::SeatCount;
 
 use super::{InMemoryOutbox, lock, page};
 use crate::idempotency::new_token;
 use crate::now_millis;
 use crate::{
-    BookingRepository, Cancellation, PageRequest, PlaceBookingError, RepositoryError, SeatHold,
-    Settled,
+    BookingRepository, Cancellation, EventBookingsCancelled, InventoryChange, InventoryChanged,
+    PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
 };
 
 #[derive(Debug, Default)]
 struct BookingState {
     inventory: BTreeMap<ObjectId, SeatInventory>,
+    /// Cancelled events whose bookings are all cancelled, with no seat hold left.
+    settled: std::collections::BTreeSet<ObjectId>,
     /// Each stored booking with the attempt whose hold it was stored under.
     bookings: BTreeMap<ObjectId, (Booking, String)>,
     /// Seat holds not yet settled, oldest first.
@@ -64,6 +67,80 @@ impl BookingRepository for InMemoryBookingRepository {
         Ok(true)
     }
 
+    async fn change_inventory(
+        &self,
+        event_id: EventId,
+        revision: u64,
+        change: &InventoryChange,
+    ) -> Result<InventoryChanged, RepositoryError> {
+        let mut state = lock(&self.state);
+        let inventory = state
+            .inventory
+            .entry(event_id.object_id())
+            .or_insert_with(|| SeatInventory::new(event_id, String::new(), SeatCount::new(0)));
+        if inventory.revision >= revision {
+            return Ok(InventoryChanged::Stale(inventory.clone()));
+        }
+        inventory.revision = revision;
+        match change {
+            InventoryChange::Edited {
+                name,
+                capacity,
+                organiser,
+            } => {
+                inventory.event_name.clone_from(name);
+                inventory.organiser.clone_from(organiser);
+                inventory.resize(*capacity);
+            }
+            InventoryChange::Cancelled(cancellation) => {
+                inventory
+                    .cancelled
+                    .get_or_insert_with(|| cancellation.clone());
+            }
+        }
+        Ok(InventoryChanged::Applied(inventory.clone()))
+    }
+
+    async fn cancel_event_bookings(
+        &self,
+        event_id: EventId,
+        cancelled_at: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+        announce: &(dyn for<'b> Fn(&'b Booking) -> OutboxMessage + Send + Sync),
+    ) -> Result<EventBookingsCancelled, RepositoryError> {
+        let mut state = lock(&self.state);
+        let mut cancelled = Vec::new();
+        for (booking, _) in state.bookings.values_mut() {
+            if booking.event_id == event_id && booking.cancelled_at.is_none() {
+                booking.cancelled_at = Some(cancelled_at);
+                booking.cancel_reason = Some(reason.to_owned());
+                self.outbox.push(&announce(booking));
+                cancelled.push(booking.clone());
+            }
+        }
+        let held = state.holds.iter().any(|h| h.booking.event_id == event_id);
+        let settled = !held
+            && state
+                .inventory
+                .get(&event_id.object_id())
+                .is_some_and(|inventory| inventory.cancelled.is_some());
+        if settled {
+            state.settled.insert(event_id.object_id());
+        }
+        Ok(EventBookingsCancelled { cancelled, settled })
+    }
+
+    async fn unsettled_cancelled_events(&self) -> Result<Vec<SeatInventory>, RepositoryError> {
+        let state = lock(&self.state);
+        Ok(state
+            .inventory
+            .iter()
+            .filter(|(id, inventory)| inventory.cancelled.is_some() && !state.settled.contains(*id))
+            .map(|(_, inventory)| inventory.clone())
+            .take(1000)
+            .collect())
+    }
+
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {
         Ok(lock(&self.state)
             .inventory
@@ -78,6 +155,9 @@ impl BookingRepository for InMemoryBookingRepository {
             .inventory
             .get_mut(&booking.event_id.object_id())
             .ok_or(PlaceBookingError::EventNotFound)?;
+        if inventory.cancelled.is_some() {
+            return Err(PlaceBookingError::EventCancelled);
+        }
         let remaining_now = inventory.remaining;
         if let Some(earlier) = state.holds.iter().find(|h| h.booking.id == booking.id) {
             return Ok(SeatHold {

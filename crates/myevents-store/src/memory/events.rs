@@ -166,4 +166,24 @@ impl EventRepository for InMemoryEventRepository {
     async fn list(&self, request: PageRequest) -> Result<Vec<Event>, RepositoryError> {
         Ok(page(&lock(&self.state).events, request, |_| true))
     }
+
+    async fn update(
+        &self,
+        event: &Event,
+        announce: &OutboxMessage,
+    ) -> Result<bool, RepositoryError> {
+        let mut state = lock(&self.state);
+        let Some(stored) = state.events.get_mut(&event.id.object_id()) else {
+            return Ok(false);
+        };
+        if event.revision != stored.revision + 1 {
+            return Ok(false);
+        }
+        *stored = Event {
+            seats_booked: stored.seats_booked,
+            ..event.clone()
+        };
+        self.outbox.push(announce);
+        Ok(true)
+    }
 }

@@ -12,14 +12,16 @@ use myevents_domain::id::{BookingId, EventId};
 use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
-use super::documents::{BookingDoc, HoldDoc, InventoryDoc, OutboxDoc, to_bson_date, to_bson_id};
+use super::documents::{
+    BookingDoc, HoldDoc, InventoryDoc, OutboxDoc, revision, to_bson_date, to_bson_id,
+};
 use super::events::find_page;
 use super::{MongoStore, map_error};
 use crate::idempotency::new_token;
 use crate::now_millis;
 use crate::{
-    BookingRepository, Cancellation, PageRequest, PlaceBookingError, RepositoryError, SeatHold,
-    Settled,
+    BookingRepository, Cancellation, EventBookingsCancelled, InventoryChange, InventoryChanged,
+    PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
 };
 
 pub(crate) const INVENTORY: &str = "inventory";
@@ -65,6 +67,24 @@ impl MongoBookingRepository {
     }
 }
 
+/// How often [`BookingRepository::change_inventory`] reads and tries again when bookings changed
+/// the inventory between its read and its write.
+const CHANGE_ATTEMPTS: usize = 50;
+
+/// The filter of an inventory document still at `revision` (documents stored before revisions were
+/// kept have none: revision 0).
+fn at_revision(id: mongodb::bson::oid::ObjectId, revision: i64) -> Document {
+    if revision == 0 {
+        doc! {"_id": id, "$or": [{"revision": 0_i64}, {"revision": {"$exists": false}}]}
+    } else {
+        doc! {"_id": id, "revision": revision}
+    }
+}
+
+fn bson_of<T: serde::Serialize>(value: &T) -> Result<Bson, RepositoryError> {
+    mongodb::bson::to_bson(value).map_err(|e| RepositoryError::Unexpected(Cause::new(e)))
+}
+
 /// The inventory update that gives `booking`'s seats back unless its inventory lists the booking as
 /// given back already: `(filter, update)`.
 fn seat_return(booking: &Booking) -> (Document, Document) {
@@ -84,6 +104,7 @@ impl BookingRepository for MongoBookingRepository {
             "name": &inventory.event_name,
             "capacity": i64::from(inventory.capacity.get()),
             "remaining": i64::from(inventory.remaining.get()),
+            "revision": revision(inventory.revision)?,
         };
         if let Some(organiser) = &inventory.organiser {
             fields.insert("organiser", organiser.as_str());
@@ -100,6 +121,205 @@ impl BookingRepository for MongoBookingRepository {
             Err(RepositoryError::Conflict(_)) => Ok(false),
             Err(error) => Err(error),
         }
+    }
+
+    async fn change_inventory(
+        &self,
+        event_id: EventId,
+        revision_now: u64,
+        change: &InventoryChange,
+    ) -> Result<InventoryChanged, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let id = to_bson_id(event_id.object_id());
+        let rev = revision(revision_now)?;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let Some(current) = self
+                .inventory
+                .find_one(doc! {"_id": id})
+                .await
+                .map_err(map_error)?
+            else {
+                // Not known yet: learned from the change; `eventCreated`, later, adds nothing.
+                let mut learned = match change {
+                    InventoryChange::Edited {
+                        name,
+                        capacity,
+                        organiser,
+                    } => SeatInventory::new(event_id, name.clone(), *capacity)
+                        .organised_by(organiser.clone()),
+                    InventoryChange::Cancelled(_) => {
+                        SeatInventory::new(event_id, String::new(), SeatCount::new(0))
+                    }
+                };
+                learned.revision = revision_now;
+                let mut fields = doc! {
+                    "name": &learned.event_name,
+                    "capacity": i64::from(learned.capacity.get()),
+                    "remaining": i64::from(learned.remaining.get()),
+                    "revision": rev,
+                };
+                if let Some(organiser) = &learned.organiser {
+                    fields.insert("organiser", organiser.as_str());
+                }
+                if let InventoryChange::Cancelled(cancellation) = change {
+                    learned.cancelled = Some(cancellation.clone());
+                    fields.insert("cancelled_at", to_bson_date(cancellation.at));
+                    fields.insert("cancel_reason", &cancellation.reason);
+                }
+                let inserted = self
+                    .inventory
+                    .update_one(doc! {"_id": id}, doc! {"$setOnInsert": fields})
+                    .upsert(true)
+                    .await
+                    .map_err(map_error);
+                match inserted {
+                    Ok(result) if result.upserted_id.is_some() => {
+                        return Ok(InventoryChanged::Applied(learned));
+                    }
+                    // Created meanwhile (its `eventCreated`, or another replica): read it again.
+                    Ok(_) | Err(RepositoryError::Conflict(_)) => continue,
+                    Err(error) => return Err(error),
+                }
+            };
+            let stored_revision = current.revision;
+            let filter = at_revision(id, stored_revision);
+            let inventory = SeatInventory::try_from(current)?;
+            if stored_revision >= rev {
+                return Ok(InventoryChanged::Stale(inventory));
+            }
+            let (filter, update) = match change {
+                InventoryChange::Cancelled(cancellation) => {
+                    let mut set = doc! {"revision": rev};
+                    if inventory.cancelled.is_none() {
+                        set.insert("cancelled_at", to_bson_date(cancellation.at));
+                        set.insert("cancel_reason", &cancellation.reason);
+                    }
+                    (filter, doc! {"$set": set})
+                }
+                InventoryChange::Edited {
+                    name,
+                    capacity,
+                    organiser,
+                } => {
+                    let mut set = doc! {"name": name, "revision": rev};
+                    if let Some(organiser) = organiser {
+                        set.insert("organiser", organiser.as_str());
+                    }
+                    let (now, wanted) = (
+                        i64::from(inventory.capacity.get()),
+                        i64::from(capacity.get()),
+                    );
+                    let mut filter = filter;
+                    filter.insert("capacity", now);
+                    if wanted >= i64::from(inventory.taken().get()) {
+                        // Bookings may take or give back seats meanwhile: moving both counts by
+                        // the difference stays right while enough seats remain to take it away.
+                        filter.insert("remaining", doc! {"$gte": (now - wanted).max(0)});
+                        (
+                            filter,
+                            doc! {"$set": set, "$inc": {"capacity": wanted - now, "remaining": wanted - now}},
+                        )
+                    } else {
+                        // Below the seats taken: the capacity becomes them, exactly as read.
+                        let mut resized = inventory.clone();
+                        resized.resize(*capacity);
+                        filter.insert("remaining", i64::from(inventory.remaining.get()));
+                        set.insert("capacity", i64::from(resized.capacity.get()));
+                        set.insert("remaining", i64::from(resized.remaining.get()));
+                        (filter, doc! {"$set": set})
+                    }
+                }
+            };
+            let changed = self
+                .inventory
+                .find_one_and_update(filter, update)
+                .return_document(ReturnDocument::After)
+                .await
+                .map_err(map_error)?;
+            if let Some(changed) = changed {
+                return Ok(InventoryChanged::Applied(SeatInventory::try_from(changed)?));
+            }
+            // A booking or another change came between the read and the write: read again.
+        }
+        Err(RepositoryError::Unavailable(Cause::msg(format!(
+            "the inventory of event {event_id} changed under {CHANGE_ATTEMPTS} attempts to apply revision {revision_now}"
+        ))))
+    }
+
+    async fn cancel_event_bookings(
+        &self,
+        event_id: EventId,
+        cancelled_at: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+        announce: &(dyn for<'b> Fn(&'b Booking) -> OutboxMessage + Send + Sync),
+    ) -> Result<EventBookingsCancelled, RepositoryError> {
+        const PAGE: usize = 1000;
+        self.store.ensure_initialised()?;
+        let id = to_bson_id(event_id.object_id());
+        // Holds are read first: a hold gone by now was stored as its booking before, so the
+        // bookings read next include it; no hold can be taken once the event is cancelled.
+        let Some(inventory) = self
+            .inventory
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(map_error)?
+        else {
+            return Ok(EventBookingsCancelled::default());
+        };
+        let open: Vec<BookingDoc> = self
+            .bookings
+            .find(doc! {"event_id": id, "cancelled_at": {"$exists": false}})
+            .limit(i64::try_from(PAGE).unwrap_or(i64::MAX))
+            .await
+            .map_err(map_error)?
+            .try_collect()
+            .await
+            .map_err(map_error)?;
+        let complete = open.len() < PAGE;
+        let mut cancelled = Vec::with_capacity(open.len());
+        for document in open {
+            let mut booking = Booking::try_from(document)?;
+            booking.cancelled_at = Some(cancelled_at);
+            booking.cancel_reason = Some(reason.to_owned());
+            let outbox = bson_of(&OutboxDoc::from(&announce(&booking)))?;
+            let marked = self
+                .bookings
+                .update_one(
+                    doc! {"_id": to_bson_id(booking.id.object_id()), "cancelled_at": {"$exists": false}},
+                    doc! {
+                        "$set": {"cancelled_at": to_bson_date(cancelled_at), "cancel_reason": reason},
+                        "$push": {"outbox": outbox},
+                    },
+                )
+                .await
+                .map_err(map_error)?;
+            // Its buyer may have cancelled it meanwhile (then its seats went back, as any).
+            if marked.modified_count == 1 {
+                cancelled.push(booking);
+            }
+        }
+        let settled = complete && inventory.holds.is_empty() && inventory.cancelled_at.is_some();
+        if settled {
+            self.inventory
+                .update_one(doc! {"_id": id}, doc! {"$set": {"settled": true}})
+                .await
+                .map_err(map_error)?;
+        }
+        Ok(EventBookingsCancelled { cancelled, settled })
+    }
+
+    async fn unsettled_cancelled_events(&self) -> Result<Vec<SeatInventory>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let documents: Vec<InventoryDoc> = self
+            .inventory
+            .find(doc! {"cancelled_at": {"$exists": true}, "settled": {"$ne": true}})
+            .limit(1000)
+            .await
+            .map_err(map_error)?
+            .try_collect()
+            .await
+            .map_err(map_error)?;
+        documents.into_iter().map(SeatInventory::try_from).collect()
     }
 
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {
@@ -131,7 +351,12 @@ impl BookingRepository for MongoBookingRepository {
             let taken = self
                 .inventory
                 .find_one_and_update(
-                    doc! {"_id": event, "remaining": {"$gte": seats}, "holds.booking": {"$ne": bid}},
+                    doc! {
+                        "_id": event,
+                        "remaining": {"$gte": seats},
+                        "holds.booking": {"$ne": bid},
+                        "cancelled_at": {"$exists": false},
+                    },
                     doc! {"$inc": {"remaining": -seats}, "$push": {"holds": hold.clone()}},
                 )
                 .return_document(ReturnDocument::After)
@@ -150,9 +375,13 @@ impl BookingRepository for MongoBookingRepository {
                 },
             };
             let remaining = inventory.remaining;
+            let cancelled = inventory.cancelled_at.is_some();
             if let Some(found) = inventory.holds.into_iter().find(|h| h.booking == bid) {
                 let fresh = fresh || found.attempt == attempt;
                 return Ok(found.into_hold(event, fresh, remaining)?);
+            }
+            if cancelled {
+                return Err(PlaceBookingError::EventCancelled);
             }
             if remaining < seats || attempts >= 5 {
                 return Err(PlaceBookingError::SoldOut {

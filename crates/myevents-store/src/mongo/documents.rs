@@ -4,7 +4,7 @@ use crate::Cause;
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, oid::ObjectId as BsonId};
 use myevents_domain::booking::{Booking, SeatInventory, UserId};
-use myevents_domain::event::Event;
+use myevents_domain::event::{Event, EventCancellation};
 use myevents_domain::id::ObjectId;
 use myevents_domain::location::{Hall, Location};
 use myevents_domain::messages::{DomainEvent, OutboxMessage};
@@ -182,8 +182,39 @@ pub(crate) struct EventDoc {
     /// The organiser's user id; absent in documents stored before organisers were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     organiser: Option<String>,
+    /// Changes since creation (absent: none).
+    #[serde(default)]
+    pub(crate) revision: i64,
+    /// When it was called off, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cancelled_at: Option<bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cancel_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<OutboxDoc>,
+}
+
+/// A revision as stored (`int64`), or an error for one that cannot be.
+pub(crate) fn revision(value: u64) -> Result<i64, RepositoryError> {
+    i64::try_from(value).map_err(|_| RepositoryError::Unexpected(Cause::msg("revision overflow")))
+}
+
+/// The cancellation stored as `cancelled_at` and `cancel_reason`, if any.
+fn cancellation(
+    at: Option<bson::DateTime>,
+    reason: Option<String>,
+) -> Result<Option<EventCancellation>, RepositoryError> {
+    at.map(|at| {
+        Ok(EventCancellation {
+            at: from_date(at)?,
+            reason: reason.unwrap_or_default(),
+        })
+    })
+    .transpose()
+}
+
+fn stored_revision(value: i64) -> Result<u64, RepositoryError> {
+    u64::try_from(value).map_err(|_| corrupt("a negative revision"))
 }
 
 /// The user id of an `organiser` field.
@@ -205,6 +236,9 @@ impl From<&Event> for EventDoc {
             capacity: i64::from(e.capacity.get()),
             booked: i64::from(e.seats_booked.get()),
             organiser: e.organiser.as_ref().map(|u| u.as_str().to_owned()),
+            revision: i64::try_from(e.revision).unwrap_or(i64::MAX),
+            cancelled_at: e.cancelled.as_ref().map(|c| to_date(c.at)),
+            cancel_reason: e.cancelled.as_ref().map(|c| c.reason.clone()),
             outbox: Vec::new(),
         }
     }
@@ -225,6 +259,8 @@ impl TryFrom<EventDoc> for Event {
             capacity: seats(d.capacity)?,
             seats_booked: seats(d.booked.clamp(0, i64::from(u32::MAX)))?,
             organiser: organiser(d.organiser)?,
+            revision: stored_revision(d.revision)?,
+            cancelled: cancellation(d.cancelled_at, d.cancel_reason)?,
         })
     }
 }
@@ -242,6 +278,17 @@ pub(crate) struct InventoryDoc {
     /// Seat holds of bookings not stored yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) holds: Vec<HoldDoc>,
+    /// The event's revision applied last (absent: the one `eventCreated` announced, 0).
+    #[serde(default)]
+    pub(crate) revision: i64,
+    /// When the event was called off, and why (the organiser's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cancelled_at: Option<bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cancel_reason: Option<String>,
+    /// Set once a cancelled event's bookings are all cancelled and no seat hold is left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) settled: bool,
 }
 
 /// A seat hold in an inventory document: `{booking, attempt, user_id, seats, booked_at, held_at}`.
@@ -288,6 +335,7 @@ impl HoldDoc {
                 seats: seats(self.seats)?,
                 booked_at: from_date(self.booked_at)?,
                 cancelled_at: None,
+                cancel_reason: None,
             },
             attempt: self.attempt,
             held_at: from_date(self.held_at)?,
@@ -306,6 +354,8 @@ impl TryFrom<InventoryDoc> for SeatInventory {
             capacity: seats(d.capacity)?,
             remaining: seats(d.remaining)?,
             organiser: organiser(d.organiser)?,
+            revision: stored_revision(d.revision)?,
+            cancelled: cancellation(d.cancelled_at, d.cancel_reason)?,
         })
     }
 }
@@ -320,6 +370,9 @@ pub(crate) struct BookingDoc {
     booked_at: bson::DateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cancelled_at: Option<bson::DateTime>,
+    /// Why it was cancelled, when its buyer did not cancel it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cancel_reason: Option<String>,
     /// Set while a cancellation's seats are being given back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) returning: bool,
@@ -339,6 +392,7 @@ impl From<&Booking> for BookingDoc {
             seats: i64::from(b.seats.get()),
             booked_at: to_date(b.booked_at),
             cancelled_at: b.cancelled_at.map(to_date),
+            cancel_reason: b.cancel_reason.clone(),
             returning: false,
             hold: None,
             outbox: Vec::new(),
@@ -356,6 +410,7 @@ impl TryFrom<BookingDoc> for Booking {
             seats: seats(d.seats)?,
             booked_at: from_date(d.booked_at)?,
             cancelled_at: d.cancelled_at.map(from_date).transpose()?,
+            cancel_reason: d.cancel_reason,
         })
     }
 }

@@ -10,7 +10,7 @@ use myevents_domain::location::Location;
 use myevents_domain::messages::OutboxMessage;
 use serde::de::DeserializeOwned;
 
-use super::documents::{EventDoc, LocationDoc, OutboxDoc, to_bson_id};
+use super::documents::{EventDoc, LocationDoc, OutboxDoc, revision, to_bson_date, to_bson_id};
 use super::{MongoStore, map_error};
 use crate::{
     EventRepository, InboxKey, LocationRepository, PageRequest, RepositoryError, SeatChange,
@@ -210,5 +210,49 @@ impl EventRepository for MongoEventRepository {
     async fn list(&self, page: PageRequest) -> Result<Vec<Event>, RepositoryError> {
         self.store.ensure_initialised()?;
         find_page(&self.events, doc! {}, page).await
+    }
+
+    async fn update(
+        &self,
+        event: &Event,
+        announce: &OutboxMessage,
+    ) -> Result<bool, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let Some(previous) = event.revision.checked_sub(1) else {
+            return Ok(false);
+        };
+        let mut filter = doc! {"_id": to_bson_id(event.id.object_id())};
+        if previous == 0 {
+            // Documents stored before revisions were kept have none: revision 0.
+            filter.insert(
+                "$or",
+                vec![
+                    doc! {"revision": 0_i64},
+                    doc! {"revision": {"$exists": false}},
+                ],
+            );
+        } else {
+            filter.insert("revision", revision(previous)?);
+        }
+        let mut fields = doc! {
+            "name": &event.name,
+            "duration": i64::from(event.duration_minutes),
+            "startdate": to_bson_date(event.start),
+            "enddate": to_bson_date(event.end),
+            "capacity": i64::from(event.capacity.get()),
+            "revision": revision(event.revision)?,
+        };
+        if let Some(cancelled) = &event.cancelled {
+            fields.insert("cancelled_at", to_bson_date(cancelled.at));
+            fields.insert("cancel_reason", &cancelled.reason);
+        }
+        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
+            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let updated = self
+            .events
+            .update_one(filter, doc! {"$set": fields, "$push": {"outbox": outbox}})
+            .await
+            .map_err(map_error)?;
+        Ok(updated.matched_count == 1)
     }
 }

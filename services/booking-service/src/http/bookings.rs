@@ -62,6 +62,7 @@ fn booking_answer(booking: &Booking) -> Response {
             )),
         (status = 404, description = "No event with this id (or not yet known to the booking service)"),
         (status = 409, description = "Not enough seats left (`sold-out`), or a request with this `Idempotency-Key` still in progress (`Retry-After`)"),
+        (status = 410, description = "The event was cancelled (`event-cancelled`): nothing more is booked"),
         (status = 422, description = "`seats` missing, below 1 or above the maximum per booking, or an `Idempotency-Key` used for another request"),
     ))]
 async fn book(

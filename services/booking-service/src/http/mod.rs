@@ -58,6 +58,12 @@ impl IntoResponse for ApiError {
                 Problem::not_found(error.to_string())
             }
             Self::Cancel(error @ CancelError::NotFound(_)) => Problem::not_found(error.to_string()),
+            Self::Place(error @ PlaceError::EventCancelled(_)) => Problem::new(
+                StatusCode::GONE,
+                "event-cancelled",
+                "Event cancelled",
+                error.to_string(),
+            ),
             Self::Place(error @ PlaceError::SoldOut { .. }) => Problem::new(
                 StatusCode::CONFLICT,
                 "sold-out",

@@ -1,6 +1,7 @@
-//! The booking wire format: `{ID, EventID, UserID, Seats, Date[, CancelledAt]}` — the reference's keys,
-//! with `EventID` as the 24-hex id (the reference sent base64 of the hex text, a bug), `Date` in Unix
-//! seconds, and `CancelledAt` (Unix seconds) added once a booking is cancelled.
+//! The booking wire format: `{ID, EventID, UserID, Seats, Date[, CancelledAt[, CancelReason]]}` — the
+//! reference's keys, with `EventID` as the 24-hex id (the reference sent base64 of the hex text, a
+//! bug), `Date` in Unix seconds, `CancelledAt` (Unix seconds) added once a booking is cancelled and
+//! `CancelReason` when its buyer did not cancel it (its event was called off).
 
 use myevents_domain::booking::{Booking, UserId};
 use myevents_domain::id::{BookingId, EventId, ObjectId};
@@ -36,6 +37,14 @@ pub struct BookingBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, example = 1_768_003_600)]
     pub cancelled_at: Option<i64>,
+    /// Why it was cancelled, when its buyer did not cancel it: `the event was cancelled`, and the
+    /// organiser's reason after `: ` when one was given. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        nullable = false,
+        example = "the event was cancelled: the soloist is ill"
+    )]
+    pub cancel_reason: Option<String>,
 }
 
 impl From<&Booking> for BookingBody {
@@ -47,6 +56,7 @@ impl From<&Booking> for BookingBody {
             seats: b.seats.get(),
             date: b.booked_at.timestamp(),
             cancelled_at: b.cancelled_at.map(|t| t.timestamp()),
+            cancel_reason: b.cancel_reason.clone(),
         }
     }
 }
@@ -66,6 +76,7 @@ pub fn response_examples() -> Vec<ResponseExample> {
         seats: SeatCount::new(2),
         booked_at: at(1_768_000_000),
         cancelled_at: None,
+        cancel_reason: None,
     };
     let cancelled = Booking {
         cancelled_at: Some(at(1_768_003_600)),

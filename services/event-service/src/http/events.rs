@@ -1,8 +1,9 @@
-//! `/events`: create, read (by id, by name), list. Each handler extracts, calls a use case of
-//! [`EventService`](crate::service::EventService) and maps the result.
+//! `/events`: create, read (by id, by name), list, change, cancel. Each handler extracts, calls a
+//! use case of [`EventService`](crate::service::EventService) and maps the result.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::from_fn;
 use axum::response::Response;
 use myevents_domain::event::Event;
@@ -17,9 +18,9 @@ use myevents_http::path::IdPath;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::wire::{EventBody, EventInput, LocationInput};
+use super::wire::{CancellationInput, EventBody, EventInput, EventPatchInput, LocationInput};
 use super::{Api, ApiError, Listing, kept_page};
-use crate::service::{CreateError, CreateEvent, EventLocation};
+use crate::service::{ChangeEvent, CreateError, CreateEvent, EventChange, EventLocation};
 
 pub(crate) fn routes() -> OpenApiRouter<Api> {
     let (schemas, paths, create) = routes!(create);
@@ -29,17 +30,138 @@ pub(crate) fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
         .routes((schemas, paths, create))
         .routes(routes!(list))
-        .routes(routes!(read))
+        .routes(routes!(read, change))
+        .routes(routes!(cancel))
         .routes(routes!(read_by_id_path))
         .routes(routes!(read_by_name))
 }
 
-use myevents_http::cache::{IfNoneMatch, NotModified};
+use myevents_http::cache::{IfMatch, IfNoneMatch, NotModified, etag_of, if_match};
 use myevents_http::openapi::IDEMPOTENCY_KEY_DOC;
 
 fn event_answer(event: Option<Event>, what: impl FnOnce() -> String) -> Result<Response, ApiError> {
     let event = event.ok_or_else(|| ApiError::Missing(what()))?;
     Ok(json_response(StatusCode::OK, &EventBody::from(&event)))
+}
+
+/// The `ETag` of `event`'s answer: what `GET /events/{id}` answers with for it.
+fn event_etag(event: &Event) -> HeaderValue {
+    etag_of(&serde_json::to_vec(&EventBody::from(event)).unwrap_or_default())
+}
+
+/// The changed event's answer: 200 with its body and `ETag`.
+fn changed_answer(event: &Event) -> Response {
+    let mut answer = json_response(StatusCode::OK, &EventBody::from(event));
+    answer.headers_mut().insert(header::ETAG, event_etag(event));
+    answer
+}
+
+/// The answers of a change of an event.
+#[derive(utoipa::IntoResponses)]
+#[expect(
+    dead_code,
+    clippy::large_enum_variant,
+    reason = "it only describes the answers, which the handler builds"
+)]
+enum EventChanged {
+    /// The event as changed.
+    #[response(status = 200, description = "The event as changed", headers(("ETag" = String)))]
+    Changed(EventBody),
+    /// The caller is neither the event's organiser nor an administrator.
+    #[response(
+        status = 403,
+        description = "The caller is neither the organiser who created the event nor an administrator"
+    )]
+    Forbidden,
+    /// No event with this id.
+    #[response(status = 404, description = "No event with this id")]
+    Missing,
+    /// The change conflicts with the event's state.
+    #[response(
+        status = 409,
+        description = "The event is cancelled (it changes no more), the capacity asked for is below the seats booked, or other changes of the event kept coming first (try again)"
+    )]
+    Conflict,
+    /// `If-Match` names another copy.
+    #[response(
+        status = 412,
+        description = "`If-Match` names a copy of the event that is no longer the stored one: read it again (its `ETag`) and redo the change"
+    )]
+    PreconditionFailed,
+    /// Invalid fields.
+    #[response(
+        status = 422,
+        description = "Invalid fields (one entry each in `errors`)"
+    )]
+    Invalid,
+}
+
+/// Change an event (its organiser, or an administrator).
+///
+/// The fields given replace the stored ones; the others stay. The capacity grows, or shrinks down
+/// to the seats booked. Announced as `eventUpdated`: the booking service moves the seats on sale by
+/// the difference. With `If-Match` (the `ETag` of the copy read), nothing changes when someone
+/// else changed the event since (412), so no change overwrites another unseen; `SeatsAvailable` is
+/// part of the copy, so a booking in between asks for a fresh read too.
+#[utoipa::path(patch, path = "/events/{id}", operation_id = "changeEvent", tag = "events",
+    params(("id" = myevents_http::openapi::Id, Path, description = "The event's id"), IfMatch),
+    request_body(content = EventPatchInput, description = "The fields to change; keys match case-insensitively, unknown keys are ignored.",
+        example = json!({"Name": "opera tosca", "Capacity": 120})),
+    security(("bearerAuth" = []), ("userIdHeader" = [])),
+    responses(EventChanged))]
+async fn change(
+    State(Api { events, .. }): State<Api>,
+    IdPath(id): IdPath<EventId>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<EventPatchInput>,
+) -> Result<Response, ApiError> {
+    let command = ChangeEvent {
+        id,
+        change: EventChange::Edit(input.into()),
+        by: caller.principal,
+        trace_parent: caller.trace_parent,
+    };
+    let precondition = |stored: &Event| if_match(&headers, &event_etag(stored));
+    let event = events.change_event(command, precondition).await?;
+    Ok(changed_answer(&event))
+}
+
+/// Cancel an event (its organiser, or an administrator).
+///
+/// The event stays listed, with `CancelledAt` (and `CancellationReason`), refuses bookings (the
+/// booking service answers 410) and changes (409), and has no seats on sale. Announced as
+/// `eventCancelled`: the booking service cancels every booking of the event, each with its
+/// reason, and sells none of the seats again. Cancelling a cancelled event answers it as it is.
+/// `If-Match` as for a change.
+#[utoipa::path(post, path = "/events/{id}/cancellation", operation_id = "cancelEvent", tag = "events",
+    params(("id" = myevents_http::openapi::Id, Path, description = "The event's id"), IfMatch),
+    request_body(content = CancellationInput, description = "Optional: why (keys match case-insensitively). An empty body gives no reason.",
+        example = json!({"Reason": "the soloist is ill"})),
+    security(("bearerAuth" = []), ("userIdHeader" = [])),
+    responses(EventChanged))]
+async fn cancel(
+    State(Api { events, .. }): State<Api>,
+    IdPath(id): IdPath<EventId>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: CancellationInput = if body.iter().all(u8::is_ascii_whitespace) {
+        myevents_http::json::accept_media_type(&headers)?;
+        CancellationInput::default()
+    } else {
+        myevents_http::json::parse_body(&headers, &body)?
+    };
+    let command = ChangeEvent {
+        id,
+        change: EventChange::Cancel(input.reason()),
+        by: caller.principal,
+        trace_parent: caller.trace_parent,
+    };
+    let precondition = |stored: &Event| if_match(&headers, &event_etag(stored));
+    let event = events.change_event(command, precondition).await?;
+    Ok(changed_answer(&event))
 }
 
 /// Create an event (organisers).

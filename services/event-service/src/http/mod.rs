@@ -17,7 +17,8 @@ use myevents_store::RepositoryError;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::service::{CreateError, EventService};
+use crate::service::{ChangeError, CreateError, EventService};
+use myevents_domain::event::ChangeRefused;
 
 mod events;
 mod locations;
@@ -139,12 +140,24 @@ pub enum ApiError {
     /// Creating a location or an event failed (422 for invalid input).
     #[error(transparent)]
     Create(#[from] CreateError),
+    /// Changing an event failed.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    /// The request is malformed (its problem body, 4xx).
+    #[error("the request was refused")]
+    Request(Problem),
     /// Nothing stored under the id or name in the path (404); the text says what was looked for.
     #[error("{0}")]
     Missing(String),
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] RepositoryError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Request(problem)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -155,7 +168,23 @@ impl IntoResponse for ApiError {
                 Problem::status(StatusCode::FORBIDDEN, error.to_string())
             }
             Self::Missing(what) => Problem::not_found(what),
-            Self::Store(error) | Self::Create(CreateError::Store(error)) => Problem::from(error),
+            Self::Store(error)
+            | Self::Create(CreateError::Store(error))
+            | Self::Change(ChangeError::Store(error)) => Problem::from(error),
+            Self::Change(ChangeError::Refused(ChangeRefused::Invalid(error))) => {
+                Problem::from(error)
+            }
+            Self::Change(error @ ChangeError::NotFound(_)) => Problem::not_found(error.to_string()),
+            Self::Change(error @ ChangeError::Forbidden) => {
+                Problem::status(StatusCode::FORBIDDEN, error.to_string())
+            }
+            Self::Change(error @ ChangeError::Stale) => {
+                Problem::status(StatusCode::PRECONDITION_FAILED, error.to_string())
+            }
+            Self::Change(error @ (ChangeError::Refused(_) | ChangeError::Contended(_))) => {
+                Problem::status(StatusCode::CONFLICT, error.to_string())
+            }
+            Self::Request(problem) => problem,
         };
         problem.into_response()
     }

@@ -1,16 +1,16 @@
 //! The JSON wire format of the reference MyEvents (Go field names as keys; halls in lower case).
 //!
 //! Output: `Event {ID, Name, Duration (minutes), StartDate, EndDate (Unix seconds), Location, Hall?,
-//! Capacity}`; `Location {ID, Name, Address, Country, OpenTime, CloseTime (hour 0-23), Halls}`;
-//! `Hall {name, location (omitted when empty), capacity}`. `Hall`, `Capacity` and `SeatsAvailable` are
-//! our additions.
+//! Capacity, SeatsAvailable, CancelledAt?, CancellationReason?}`; `Location {ID, Name, Address, Country, OpenTime, CloseTime (hour 0-23), Halls}`;
+//! `Hall {name, location (omitted when empty), capacity}`. `Hall`, `Capacity`, `SeatsAvailable`,
+//! `CancelledAt` and `CancellationReason` are our additions.
 //!
 //! Input: keys match case-insensitively (the body is lower-cased before it reaches these types),
 //! unknown keys are ignored, an id is `"<24hex>"`, `""`, `null` or `{"$oid":"<24hex>"}`, and an
 //! optional field may be `null`, read as absent (as the reference's Go decoding reads it); the
 //! documents say so (`"type": [..., "null"]`).
 
-use myevents_domain::event::{Event, EventDraft};
+use myevents_domain::event::{Event, EventDraft, EventPatch};
 use myevents_domain::id::{EventId, LocationId, ObjectId};
 use myevents_domain::location::{Hall, HallDraft, Location, LocationDraft};
 use myevents_domain::seats::SeatCount;
@@ -96,9 +96,20 @@ pub struct EventBody {
     /// Seats on sale.
     #[schema(minimum = 1, example = 100)]
     pub capacity: u32,
-    /// Seats not yet booked, as the booking service last announced (eventually consistent).
+    /// Seats not yet booked, as the booking service last announced (eventually consistent); 0 once
+    /// the event is cancelled.
     #[schema(example = 100)]
     pub seats_available: u32,
+    /// When the event was called off, Unix seconds; omitted while it is on. A cancelled event
+    /// refuses bookings and changes; its bookings are cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0, example = 1_768_003_600)]
+    pub cancelled_at: Option<i64>,
+    /// Why it was called off, as its organiser said it; omitted while it is on, or when no reason
+    /// was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "the soloist is ill")]
+    pub cancellation_reason: Option<String>,
 }
 
 impl From<&Hall> for HallBody {
@@ -137,6 +148,12 @@ impl From<&Event> for EventBody {
             hall: e.hall.clone(),
             capacity: e.capacity.get(),
             seats_available: e.seats_available().get(),
+            cancelled_at: e.cancelled.as_ref().map(|c| c.at.timestamp()),
+            cancellation_reason: e
+                .cancelled
+                .as_ref()
+                .map(|c| c.reason.clone())
+                .filter(|reason| !reason.is_empty()),
         }
     }
 }
@@ -183,9 +200,21 @@ pub fn response_examples() -> Vec<ResponseExample> {
         capacity: SeatCount::new(100),
         seats_booked: SeatCount::new(2),
         organiser: None,
+        revision: 0,
+        cancelled: None,
     };
+    let renamed = Event {
+        name: "opera tosca".to_owned(),
+        revision: 1,
+        ..event.clone()
+    };
+    let cancelled = renamed
+        .cancelled(at(1_768_003_600), "the soloist is ill".to_owned())
+        .unwrap_or_else(|_| renamed.clone());
     let location = LocationBody::from(&location);
     let event = EventBody::from(&event);
+    let renamed = EventBody::from(&renamed);
+    let cancelled = EventBody::from(&cancelled);
     vec![
         ResponseExample::new("createLocation", "201", &location),
         ResponseExample::new("getLocation", "200", &location),
@@ -195,6 +224,8 @@ pub fn response_examples() -> Vec<ResponseExample> {
         ResponseExample::new("getEventByIdPath", "200", &event),
         ResponseExample::new("getEventByName", "200", &event),
         ResponseExample::new("listEvents", "200", &[&event]),
+        ResponseExample::new("changeEvent", "200", &renamed),
+        ResponseExample::new("cancelEvent", "200", &cancelled),
     ]
 }
 
@@ -275,6 +306,60 @@ pub struct EventInput {
     /// Seats on sale (default: the hall's, else the sum of the location's halls).
     #[schema(required = false, rename = "Capacity", value_type = Option<u32>, minimum = 1, example = 100)]
     capacity: Option<i64>,
+}
+
+/// A change of an event in a request (lower-cased keys): each field given replaces the stored one,
+/// an absent (or `null`) field keeps it.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = EventPatchInput)]
+pub struct EventPatchInput {
+    /// New name.
+    #[schema(required = false, rename = "Name", value_type = Option<String>, min_length = 1,
+        max_length = 256, pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "opera tosca")]
+    name: Option<String>,
+    /// New length, minutes.
+    #[schema(required = false, rename = "Duration", value_type = Option<u32>, example = 150)]
+    duration: Option<i64>,
+    /// New start, Unix seconds.
+    #[schema(required = false, rename = "StartDate", value_type = Option<i64>, minimum = 0,
+        maximum = 253_402_300_799_i64, example = 1_768_086_400)]
+    startdate: Option<i64>,
+    /// New end, Unix seconds, not before the start.
+    #[schema(required = false, rename = "EndDate", value_type = Option<i64>, minimum = 0,
+        maximum = 253_402_300_799_i64, example = 1_768_095_400)]
+    enddate: Option<i64>,
+    /// New number of seats on sale: more, or fewer down to the seats booked (fewer is 409).
+    #[schema(required = false, rename = "Capacity", value_type = Option<u32>, minimum = 1, example = 120)]
+    capacity: Option<i64>,
+}
+
+impl From<EventPatchInput> for EventPatch {
+    fn from(input: EventPatchInput) -> Self {
+        Self {
+            name: input.name,
+            duration: input.duration,
+            start_date: input.startdate,
+            end_date: input.enddate,
+            capacity: input.capacity,
+        }
+    }
+}
+
+/// An event's cancellation in a request (lower-cased keys).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = CancellationInput)]
+pub struct CancellationInput {
+    /// Why, shown with the event and in each cancelled booking (optional).
+    #[schema(required = false, rename = "Reason", value_type = Option<String>, max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", example = "the soloist is ill")]
+    reason: Option<String>,
+}
+
+impl CancellationInput {
+    /// The reason, trimmed (empty when none was given).
+    pub fn reason(self) -> String {
+        self.reason.unwrap_or_default().trim().to_owned()
+    }
 }
 
 /// Reads an id the way the reference does: `"<24hex>"`, `""`/`null`/absent (none), `{"$oid":"<24hex>"}`.

@@ -30,7 +30,8 @@ struct TestApp {
     broker: InMemoryBroker,
     /// The service's store (shared with [`TestApp::replica`]).
     store: EventStore,
-    /// Every `eventCreated` and `locationCreated` the service published.
+    /// Every `eventCreated`, `locationCreated`, `eventUpdated` and `eventCancelled` the service
+    /// published.
     published: Recorded,
     _observer: Consumer,
 }
@@ -55,7 +56,15 @@ impl TestApp {
     /// The service with [`test_config`] as `configure` leaves it.
     async fn spawn_with(configure: impl FnOnce(&mut Config<EventServiceConfig>)) -> Self {
         let broker = InMemoryBroker::default();
-        let observer = Subscription::new(unique("observer"), &["eventCreated", "locationCreated"]);
+        let observer = Subscription::new(
+            unique("observer"),
+            &[
+                "eventCreated",
+                "locationCreated",
+                "eventUpdated",
+                "eventCancelled",
+            ],
+        );
         broker
             .declare(&observer)
             .await
@@ -514,6 +523,15 @@ async fn cors_answers_the_frontend_from_another_origin() {
         .expect("methods")
         .to_owned();
     assert!(methods.contains("POST"), "{methods}");
+    assert!(
+        methods.contains("PATCH"),
+        "an edit from a browser: {methods}"
+    );
+    let allowed = preflight.headers["access-control-allow-headers"]
+        .to_str()
+        .expect("headers")
+        .to_owned();
+    assert!(allowed.contains("if-match"), "{allowed}");
 }
 
 #[tokio::test]
@@ -573,6 +591,7 @@ async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_
         user_id: "alice".to_owned(),
         seats: 2,
         cancelled_at: chrono::Utc::now(),
+        reason: None,
     });
     app.broker
         .publish(&Message::new(
@@ -583,6 +602,156 @@ async fn booked_and_cancelled_seats_announced_by_the_booking_service_move_seats_
         .await
         .expect("publish");
     app.await_seats_available(&path, 147).await;
+}
+
+/// Publishes an `eventBooked` of `seats` seats of event `id` to the service's broker.
+async fn announce_booked(app: &TestApp, id: &str, seats: u32) {
+    let body = DomainEvent::EventBooked(EventBooked {
+        event_id: myevents_domain::id::EventId::parse(id).expect("id"),
+        user_id: "alice".to_owned(),
+        booking_id: None,
+        seats: Some(seats),
+        booked_at: None,
+    });
+    app.broker
+        .publish(&Message::new(body.name(), body.key(), body.to_json()))
+        .await
+        .expect("publish");
+}
+
+#[tokio::test]
+async fn an_organiser_changes_an_event_with_if_match_and_bad_changes_are_problems_that_change_nothing()
+ {
+    let mut app = TestApp::spawn().await;
+    let http = app.http.clone();
+    let location = app.create_location().await;
+    let created = app
+        .post("/events", &aida(location["ID"].as_str().expect("ID")))
+        .await;
+    let id = created.body["ID"].as_str().expect("ID").to_owned();
+    let path = format!("/events/{id}");
+    announce_booked(&app, &id, 30).await;
+    app.await_seats_available(&path, 120).await;
+    let read = app.http.get(&path).await;
+    let tag = etag(&read);
+    let patch = |body: Value, headers: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let path = path.clone();
+        async move {
+            let mut all = vec![("content-type", "application/json".to_owned())];
+            all.extend(headers);
+            let borrowed: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http.request("PATCH", &path, &borrowed, body.to_string())
+                .await
+        }
+    };
+    let if_match = |tag: &str| vec![("if-match", tag.to_owned())];
+    // Each of these is a problem, and the event stays as it was.
+    assert_problem(
+        &patch(json!({"Name": "x"}), if_match("\"stale\"")).await,
+        StatusCode::PRECONDITION_FAILED,
+    );
+    assert_problem(
+        &patch(json!({"Name": "x"}), if_match(&format!("W/{tag}"))).await,
+        StatusCode::PRECONDITION_FAILED,
+    );
+    assert_eq!(
+        invalid_fields(&patch(json!({"Name": " ", "EndDate": 1}), if_match(&tag)).await),
+        ["Name", "EndDate"]
+    );
+    let below = patch(json!({"Capacity": 29}), if_match(&tag)).await;
+    assert_problem(&below, StatusCode::CONFLICT);
+    assert!(
+        below.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("30 seats are booked"),
+        "{}",
+        below.body
+    );
+    assert_problem(
+        &patch(
+            json!({"Name": "x"}),
+            vec![("x-user-id", "mallory".to_owned())],
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_problem(
+        &http
+            .request(
+                "PATCH",
+                &format!("/events/{}", myevents_domain::id::EventId::generate()),
+                &[("content-type", "application/json")],
+                "{}",
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(app.http.get(&path).await.body, read.body);
+
+    // A change with the current copy: answered with the new copy and its `ETag`, announced.
+    let changed = patch(
+        json!({"name": "opera tosca", "Capacity": 30}),
+        if_match(&tag),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["Name"], "opera tosca");
+    assert_eq!(changed.body["SeatsAvailable"], 0);
+    let new_tag = etag(&changed);
+    assert_eq!(
+        etag(&app.http.get(&path).await),
+        new_tag,
+        "a read answers the same copy"
+    );
+    assert_eq!(app.http.get(&path).await.body, changed.body);
+    let mut names = Vec::new();
+    while !names.contains(&"eventUpdated".to_owned()) {
+        names.push(app.published.next(WAIT).await.name);
+    }
+
+    // Cancelled: kept and listed as cancelled; changes and a reason with control characters refused.
+    let cancellation = format!("{path}/cancellation");
+    assert_eq!(
+        invalid_fields(
+            &http
+                .request("POST", &cancellation, &[], r#"{"Reason": "a\u0007b"}"#)
+                .await
+        ),
+        ["Reason"]
+    );
+    assert_problem(
+        &http
+            .request("POST", &cancellation, &[("if-match", tag.as_str())], "")
+            .await,
+        StatusCode::PRECONDITION_FAILED,
+    );
+    let cancelled = http
+        .request(
+            "POST",
+            &cancellation,
+            &[("if-match", new_tag.as_str())],
+            r#"{"Reason": "the soloist is ill"}"#,
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["CancellationReason"], "the soloist is ill");
+    assert!(cancelled.body["CancelledAt"].is_i64());
+    assert_eq!(app.http.get("/events").await.body[0], cancelled.body);
+    let again = http.request("POST", &cancellation, &[], "").await;
+    assert_eq!(
+        (again.status, &again.body),
+        (StatusCode::OK, &cancelled.body)
+    );
+    assert_problem(
+        &patch(json!({"Name": "back on"}), Vec::new()).await,
+        StatusCode::CONFLICT,
+    );
+    let mut names = Vec::new();
+    while !names.contains(&"eventCancelled".to_owned()) {
+        names.push(app.published.next(WAIT).await.name);
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod contention;
 mod crash_retry;
 mod dead_letter_replay;
 mod embedded;
+mod event_changes;
 mod hostile_clients;
 mod https;
 mod kafka_and_mongodb_tls;
