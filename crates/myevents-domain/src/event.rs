@@ -98,24 +98,12 @@ impl Event {
     /// The event called off at `at` for `reason`, one revision later.
     ///
     /// # Errors
-    /// [`ChangeRefused::Cancelled`] when it is cancelled already; [`ChangeRefused::Invalid`] on the
-    /// field `Reason` when the reason is longer than [`MAX_REASON_CHARS`] characters or holds
-    /// control characters.
+    /// [`ChangeRefused::Invalid`] on the field `Reason` when the reason is refused by
+    /// [`check_reason`]; else [`ChangeRefused::Cancelled`] when it is cancelled already.
     pub fn cancelled(&self, at: DateTime<Utc>, reason: String) -> Result<Self, ChangeRefused> {
+        check_reason(&reason)?;
         if self.cancelled.is_some() {
             return Err(ChangeRefused::Cancelled);
-        }
-        if reason.chars().count() > MAX_REASON_CHARS {
-            return Err(ValidationError::field(
-                "Reason",
-                format!("must have at most {MAX_REASON_CHARS} characters"),
-            )
-            .into());
-        }
-        if reason.chars().any(char::is_control) {
-            return Err(
-                ValidationError::field("Reason", "must not contain control characters").into(),
-            );
         }
         Ok(Self {
             revision: self.revision + 1,
@@ -123,6 +111,26 @@ impl Event {
             ..self.clone()
         })
     }
+}
+
+/// Checks a cancellation reason: at most [`MAX_REASON_CHARS`] characters, no control characters.
+///
+/// # Errors
+/// [`ValidationError`] on the field `Reason`.
+pub fn check_reason(reason: &str) -> Result<(), ValidationError> {
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ValidationError::field(
+            "Reason",
+            format!("must have at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(ValidationError::field(
+            "Reason",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Why an organiser's change of an event was refused.

@@ -186,10 +186,15 @@ pub trait Outbox: Send + Sync {
     async fn release(&self, relay: &str) -> Result<(), RepositoryError>;
 }
 
-/// Seats taken from an event's inventory for one booking that is not stored yet: the reservation
-/// record written in the same atomic write as the seats are taken, so that a booking interrupted
-/// between taking its seats and being stored is found and finished (see
-/// [`BookingRepository::stale_holds`]) instead of leaking its seats.
+/// Seats taken from an event's inventory for one booking that is not stored yet, recorded in the
+/// same atomic write as the seats are taken. Two kinds:
+///
+/// - a booking's **reservation record** (`expires_at: None`): a booking request holds its seats,
+///   then stores the booking and settles the hold; one interrupted between the two is found and
+///   finished (see [`BookingRepository::stale_holds`]) instead of leaking its seats;
+/// - a **buyer's hold** (`expires_at: Some`): seats kept for a buyer until they confirm it into
+///   the booking (see [`BookingRepository::claim_hold`]), release it, or it lapses at
+///   `expires_at` and its seats go back (see [`BookingRepository::release_hold`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatHold {
     /// The booking the seats are held for, as it will be stored.
@@ -203,6 +208,8 @@ pub struct SeatHold {
     pub fresh: bool,
     /// Seats of the event that remain (right after the hold when `fresh`, else when it was found).
     pub remaining: SeatCount,
+    /// When a buyer's hold lapses (millisecond precision); `None` for a reservation record.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What [`BookingRepository::store_held_booking`] did.
@@ -446,7 +453,8 @@ pub trait BookingRepository: Send + Sync {
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError>;
 
     /// Takes `booking.seats` from the event's remaining seats and, in the same atomic write, records
-    /// a [`SeatHold`] for the booking in the inventory (the reservation record). Under any
+    /// a [`SeatHold`] for the booking in the inventory: the reservation record of a booking being
+    /// placed (`expires_at: None`), or a buyer's hold that lapses at `expires_at`. Under any
     /// concurrency the remaining seats never drop below zero. When a hold for this booking id is
     /// already recorded (an interrupted earlier attempt under the same idempotency key), that hold is
     /// returned instead (`fresh: false`) and no seat is taken again.
@@ -455,25 +463,78 @@ pub trait BookingRepository: Send + Sync {
     /// [`PlaceBookingError::EventNotFound`], [`PlaceBookingError::EventCancelled`],
     /// [`PlaceBookingError::SoldOut`] (nothing changed), or a repository error (the hold may have
     /// been recorded: a retry finds it).
-    async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError>;
+    async fn hold_seats(
+        &self,
+        booking: &Booking,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<SeatHold, PlaceBookingError>;
+
+    /// The hold (of either kind) recorded for booking id `id`, if any.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn seat_hold(&self, id: BookingId) -> Result<Option<SeatHold>, RepositoryError>;
+
+    /// Turns the buyer's hold `hold` into its booking's reservation record (no expiry), in one
+    /// atomic write, when it is still a buyer's hold, lapses after `now` and its event is not
+    /// cancelled: from then on no release and no lapse can give its seats back, and
+    /// [`BookingRepository::store_held_booking`] (or, after a crash, the reconciliation) stores the
+    /// booking. `false` when nothing changed: the hold was released, lapsed, claimed before, or its
+    /// event was cancelled.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (nothing changed, or the claim was made: a retry
+    /// finds the reservation record).
+    async fn claim_hold(
+        &self,
+        hold: &SeatHold,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Gives the seats of the buyer's hold `hold` back to its event and removes the hold, in one
+    /// atomic write, when it is still a buyer's hold (not claimed) — with `lapsed_at`, only when it
+    /// lapsed by then. At most once, whoever calls (the buyer, the lapse job of any replica): `true`
+    /// for the call that gave the seats back, `false` for any other.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (nothing changed, or the seats went back: a
+    /// retry answers `false`).
+    async fn release_hold(
+        &self,
+        hold: &SeatHold,
+        lapsed_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Buyers' holds that lapsed by `now` and were not given back yet (up to 1000), earliest
+    /// first, for the lapse job to release with [`BookingRepository::release_hold`].
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn lapsed_holds(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<SeatHold>, RepositoryError>;
 
     /// Stores the booking of `hold` with `announce` in its outbox and releases the hold: its seats
     /// now belong to the booking. When the booking id is already stored by this very hold (a write the
     /// store applied before it was retried) that counts as success; when it is stored under another
     /// attempt's hold, this hold's seats are given back and the stored booking is returned. Each hold
-    /// is settled once, whoever calls (the request, its retry, the reconciler).
+    /// is settled once, whoever calls (the request, its retry, the reconciler). A buyer's hold is
+    /// stored only as claimed ([`BookingRepository::claim_hold`]; pass it with `expires_at: None`).
     ///
     /// # Errors
-    /// `Unavailable`/`Unexpected` on store failure: the hold stays, for a retry or the reconciler.
+    /// `Unavailable`/`Unexpected` on store failure: the hold stays, for a retry or the reconciler;
+    /// `Unexpected` for a hold with `expires_at` (not claimed).
     async fn store_held_booking(
         &self,
         hold: &SeatHold,
         announce: &OutboxMessage,
     ) -> Result<Settled, RepositoryError>;
 
-    /// Seat holds recorded before `held_before` and not yet settled (up to 1000), oldest first: the
-    /// bookings a crash (or a lost store) interrupted between taking the seats and storing the
-    /// booking, for the reconciler to finish with [`BookingRepository::store_held_booking`].
+    /// Reservation records (holds without expiry) recorded before `held_before` and not yet settled
+    /// (up to 1000), oldest first: the bookings a crash (or a lost store) interrupted between taking
+    /// the seats (or claiming a buyer's hold) and storing the booking, for the reconciler to finish
+    /// with [`BookingRepository::store_held_booking`]. Buyers' holds are not among them.
     ///
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
@@ -533,6 +594,18 @@ pub trait BookingRepository: Send + Sync {
         user_id: &UserId,
         page: PageRequest,
     ) -> Result<Vec<Booking>, RepositoryError>;
+}
+
+/// A buyer's hold becomes a booking only once claimed ([`BookingRepository::claim_hold`]): until
+/// then a release or its lapse may give its seats back.
+pub(crate) fn unclaimed_guard(hold: &SeatHold) -> Result<(), RepositoryError> {
+    match hold.expires_at {
+        None => Ok(()),
+        Some(_) => Err(RepositoryError::Unexpected(Cause::msg(format!(
+            "the buyer's hold {} is stored as a booking only once claimed",
+            hold.booking.id
+        )))),
+    }
 }
 
 /// Now, to the millisecond (what every store keeps).

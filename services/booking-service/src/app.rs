@@ -57,18 +57,31 @@ impl Service for BookingServiceSpec {
         )
         .with_fault(settings.fault);
         let reconciling = bookings.clone();
+        let lapsing = bookings.clone();
         let grace = settings.reconcile_grace;
         Wiring {
             state: bookings.clone(),
             handler: Arc::new(EventMessagesHandler { bookings }),
-            periodic: vec![Periodic {
-                name: "reconciliation",
-                every: settings.reconcile_every,
-                job: Box::new(move || {
-                    let bookings = reconciling.clone();
-                    Box::pin(async move { bookings.reconcile(grace).await })
-                }),
-            }],
+            periodic: vec![
+                Periodic {
+                    name: "reconciliation",
+                    every: settings.reconcile_every,
+                    job: Box::new(move || {
+                        let bookings = reconciling.clone();
+                        Box::pin(async move { bookings.reconcile(grace).await })
+                    }),
+                },
+                Periodic {
+                    name: "lapsed holds",
+                    every: settings.hold_sweep_every,
+                    job: Box::new(move || {
+                        let bookings = lapsing.clone();
+                        Box::pin(async move {
+                            bookings.lapse_holds().await;
+                        })
+                    }),
+                },
+            ],
             reads: None,
         }
     }

@@ -51,13 +51,19 @@ pub struct BookingServiceConfig {
     /// How old an interrupted seat hold or seat return must be before the reconciler finishes it;
     /// younger ones belong to the request still running (`RECONCILE_GRACE`, seconds, default 30).
     pub reconcile_grace: Duration,
+    /// How long a buyer's hold keeps its seats before it lapses (`HOLD_TTL`, seconds, default 600).
+    pub hold_ttl: Duration,
+    /// How often lapsed holds are looked for and their seats given back (`HOLD_SWEEP_INTERVAL`,
+    /// seconds, default 5): a hold's seats are back on sale at most this long after it lapsed.
+    pub hold_sweep_every: Duration,
     /// A fault injected for tests (`FAULT_INJECTION`: `crash-after-seat-hold` or
     /// `drop-after-seat-hold`; unset in production).
     pub fault: Option<Fault>,
 }
 
 /// Every setting at the default its variable documents: 10 seats per booking, no default capacity,
-/// reconciliation every 30 s of what is older than 30 s, no fault.
+/// reconciliation every 30 s of what is older than 30 s, holds kept 10 minutes and looked at every
+/// 5 s once lapsed, no fault.
 impl Default for BookingServiceConfig {
     fn default() -> Self {
         Self {
@@ -65,6 +71,8 @@ impl Default for BookingServiceConfig {
             default_capacity: None,
             reconcile_every: Duration::from_secs(30),
             reconcile_grace: Duration::from_secs(30),
+            hold_ttl: Duration::from_secs(600),
+            hold_sweep_every: Duration::from_secs(5),
             fault: None,
         }
     }
@@ -95,6 +103,8 @@ impl FromEnv for BookingServiceConfig {
             default_capacity,
             reconcile_every: seconds_or("RECONCILE_INTERVAL", defaults.reconcile_every)?,
             reconcile_grace: seconds_or("RECONCILE_GRACE", defaults.reconcile_grace)?,
+            hold_ttl: seconds_or("HOLD_TTL", defaults.hold_ttl)?,
+            hold_sweep_every: seconds_or("HOLD_SWEEP_INTERVAL", defaults.hold_sweep_every)?,
             fault: fault_from_env()?,
         })
     }
@@ -106,6 +116,7 @@ impl BookingServiceConfig {
         BookingRules {
             max_seats_per_booking: self.max_seats_per_booking,
             default_capacity: self.default_capacity,
+            hold_ttl: self.hold_ttl,
         }
     }
 }

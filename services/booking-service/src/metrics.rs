@@ -5,7 +5,9 @@
 //! - `myevents_seats_per_booking`: seats per placed booking (histogram, buckets 1, 2, 3, 4, 5, 10);
 //! - `myevents_sold_out_rejections_total`: bookings refused with 409 because too few seats remained;
 //! - `myevents_reconciled_seat_holds_total`: interrupted bookings the reconciler finished from their
-//!   seat holds (counter; anything above zero means requests died between their two writes).
+//!   seat holds (counter; anything above zero means requests died between their two writes);
+//! - `myevents_holds_total`: buyers' holds taken (counter);
+//! - `myevents_lapsed_holds_total`: buyers' holds that lapsed unconfirmed, their seats given back.
 
 use std::sync::LazyLock;
 
@@ -23,6 +25,10 @@ pub struct BookingMetrics {
     pub sold_out: IntCounter,
     /// Interrupted bookings finished by the reconciler.
     pub reconciled_holds: IntCounter,
+    /// Buyers' holds taken.
+    pub holds: IntCounter,
+    /// Buyers' holds that lapsed unconfirmed.
+    pub lapsed_holds: IntCounter,
 }
 
 impl BookingMetrics {
@@ -55,6 +61,17 @@ impl BookingMetrics {
                 register_int_counter!(
                     "myevents_reconciled_seat_holds_total",
                     "Interrupted bookings the reconciler finished from their seat holds."
+                ),
+            ),
+            holds: registered(
+                "myevents_holds_total",
+                register_int_counter!("myevents_holds_total", "Buyers' holds taken."),
+            ),
+            lapsed_holds: registered(
+                "myevents_lapsed_holds_total",
+                register_int_counter!(
+                    "myevents_lapsed_holds_total",
+                    "Buyers' holds that lapsed unconfirmed; their seats went back on sale."
                 ),
             ),
         });

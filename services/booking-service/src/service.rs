@@ -72,6 +72,41 @@ pub enum PlaceError {
     Store(#[from] RepositoryError),
 }
 
+/// Hold seats of an event for a buyer for [`BookingRules::hold_ttl`], under an id the caller
+/// reserved (the id of the booking the hold becomes once confirmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceHold {
+    /// The hold's id (from the idempotency key's reservation, or fresh).
+    pub hold_id: BookingId,
+    /// The event.
+    pub event_id: EventId,
+    /// Who holds.
+    pub user_id: UserId,
+    /// Seats requested, as the client sent them (validated here: 1 ..= the most per booking).
+    pub seats: Option<i64>,
+}
+
+/// Why a hold was not confirmed, released or shown.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// No such hold the caller may see: never made, someone else's, released, or lapsed and
+    /// given back.
+    #[error("no hold with id {0} (released, lapsed, or never made)")]
+    NotFound(BookingId),
+    /// The hold lapsed before it was confirmed; its seats go back.
+    #[error("hold {0} lapsed before it was confirmed")]
+    Lapsed(BookingId),
+    /// The hold's event was called off.
+    #[error("the event of hold {0} was cancelled: nothing more is booked")]
+    EventCancelled(BookingId),
+    /// Storing the booking failed (see [`PlaceError`]).
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+}
+
 /// Cancel a booking on behalf of a caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelBooking {
@@ -118,6 +153,8 @@ pub struct BookingRules {
     /// Seats on sale for an `eventCreated` message that states no capacity (`None`: such events
     /// are known but sold out).
     pub default_capacity: Option<u32>,
+    /// How long a buyer's hold keeps its seats before it lapses.
+    pub hold_ttl: std::time::Duration,
 }
 
 /// A crash injected between holding a booking's seats and storing the booking (`FAULT_INJECTION`),
@@ -150,6 +187,19 @@ pub struct BookingService {
     rules: BookingRules,
     fault: Option<Fault>,
     metrics: BookingMetrics,
+}
+
+/// A booking of `seats` seats of `event_id` for `user_id` under id `id`, made now.
+fn new_booking(id: BookingId, event_id: EventId, user_id: UserId, seats: SeatCount) -> Booking {
+    Booking {
+        id,
+        event_id,
+        user_id,
+        seats,
+        booked_at: now_seconds(),
+        cancelled_at: None,
+        cancel_reason: None,
+    }
 }
 
 /// Now, to the whole second (the wire's and the store's resolution).
@@ -198,32 +248,8 @@ impl BookingService {
         {
             return Ok(existing);
         }
-        let booking = Booking {
-            id,
-            event_id,
-            user_id: command.user_id,
-            seats,
-            booked_at: now_seconds(),
-            cancelled_at: None,
-            cancel_reason: None,
-        };
-        let hold = match self.bookings.hold_seats(&booking).await {
-            Ok(hold) => hold,
-            Err(myevents_store::PlaceBookingError::SoldOut { remaining }) => {
-                self.metrics.sold_out.inc();
-                return Err(PlaceError::SoldOut {
-                    remaining: remaining.get(),
-                    requested: seats.get(),
-                });
-            }
-            Err(myevents_store::PlaceBookingError::EventNotFound) => {
-                return Err(PlaceError::EventNotFound(event_id));
-            }
-            Err(myevents_store::PlaceBookingError::EventCancelled) => {
-                return Err(PlaceError::EventCancelled(event_id));
-            }
-            Err(myevents_store::PlaceBookingError::Repository(error)) => return Err(error.into()),
-        };
+        let booking = new_booking(id, event_id, command.user_id, seats);
+        let hold = self.take_seats(&booking, None).await?;
         if hold.fresh {
             match self.fault {
                 Some(Fault::CrashAfterSeatHold) => {
@@ -235,6 +261,175 @@ impl BookingService {
             }
         }
         self.store_held(&hold, command.trace_parent).await
+    }
+
+    /// Takes the seats of `booking` (see [`BookingRepository::hold_seats`]): a reservation record,
+    /// or a buyer's hold lapsing at `expires_at`.
+    async fn take_seats(
+        &self,
+        booking: &Booking,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<SeatHold, PlaceError> {
+        let (event_id, seats) = (booking.event_id, booking.seats);
+        match self.bookings.hold_seats(booking, expires_at).await {
+            Ok(hold) => Ok(hold),
+            Err(myevents_store::PlaceBookingError::SoldOut { remaining }) => {
+                self.metrics.sold_out.inc();
+                Err(PlaceError::SoldOut {
+                    remaining: remaining.get(),
+                    requested: seats.get(),
+                })
+            }
+            Err(myevents_store::PlaceBookingError::EventNotFound) => {
+                Err(PlaceError::EventNotFound(event_id))
+            }
+            Err(myevents_store::PlaceBookingError::EventCancelled) => {
+                Err(PlaceError::EventCancelled(event_id))
+            }
+            Err(myevents_store::PlaceBookingError::Repository(error)) => Err(error.into()),
+        }
+    }
+
+    /// Holds seats for a buyer (see [`PlaceHold`]): taken at once, like a booking's, and kept
+    /// until the buyer confirms the hold ([`BookingService::confirm_hold`]) or releases it, or it
+    /// lapses after [`BookingRules::hold_ttl`] ([`BookingService::lapse_holds`]). A hold under an
+    /// id already held is answered as it is (a retry).
+    ///
+    /// # Errors
+    /// [`PlaceError`]: invalid seats, unknown or cancelled event, sold out, or the store's failure.
+    pub async fn hold(&self, command: PlaceHold) -> Result<SeatHold, PlaceError> {
+        let seats = BookingSeats::new(command.seats, self.rules.max_seats_per_booking)?.count();
+        let ttl =
+            chrono::TimeDelta::from_std(self.rules.hold_ttl).unwrap_or(chrono::TimeDelta::MAX);
+        let expires_at = now_seconds()
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let booking = new_booking(command.hold_id, command.event_id, command.user_id, seats);
+        let hold = self.take_seats(&booking, Some(expires_at)).await?;
+        if hold.fresh {
+            self.metrics.holds.inc();
+            tracing::info!(hold_id = %hold.booking.id, event_id = %hold.booking.event_id,
+                seats = seats.get(), %expires_at, "seats held");
+        }
+        Ok(hold)
+    }
+
+    /// The hold `id` as its holder (or an administrator, `by`) sees it; `None` when there is none
+    /// they may see (released, lapsed and given back, confirmed, or someone else's).
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn seat_hold(
+        &self,
+        id: BookingId,
+        by: &Principal,
+    ) -> Result<Option<SeatHold>, RepositoryError> {
+        let hold = self.bookings.seat_hold(id).await?;
+        Ok(hold.filter(|h| h.expires_at.is_some() && by.may_act_for(&h.booking.user_id)))
+    }
+
+    /// Confirms the hold `id` into its booking (same id) for its holder or an administrator `by`:
+    /// claims the hold, so that no lapse can take its seats any more, then stores the booking
+    /// with its `eventBooked`. Idempotent: confirming a confirmed hold answers its booking.
+    /// Returns the booking and whether this call stored it.
+    ///
+    /// # Errors
+    /// [`HoldError`]: no such hold for the caller, a lapsed hold, a cancelled event, or the
+    /// store's failure.
+    pub async fn confirm_hold(
+        &self,
+        id: BookingId,
+        by: &Principal,
+        trace_parent: Option<String>,
+    ) -> Result<(Booking, bool), HoldError> {
+        let confirmed_before = |booking: Option<Booking>| {
+            booking
+                .filter(|b| by.may_act_for(&b.user_id))
+                .map(|b| (b, false))
+        };
+        if let Some(done) = confirmed_before(self.bookings.booking(id).await?) {
+            return Ok(done);
+        }
+        let hold = self
+            .bookings
+            .seat_hold(id)
+            .await?
+            .filter(|h| by.may_act_for(&h.booking.user_id))
+            .ok_or(HoldError::NotFound(id))?;
+        if let Some(expires_at) = hold.expires_at {
+            let now = Utc::now();
+            if !self.bookings.claim_hold(&hold, now).await? {
+                // Confirmed meanwhile by another request, lapsed, released, or called off.
+                if let Some(done) = confirmed_before(self.bookings.booking(id).await?) {
+                    return Ok(done);
+                }
+                let event = self.bookings.inventory(hold.booking.event_id).await?;
+                if event.is_some_and(|e| e.cancelled.is_some()) {
+                    return Err(HoldError::EventCancelled(id));
+                }
+                return Err(if expires_at <= now {
+                    HoldError::Lapsed(id)
+                } else {
+                    HoldError::NotFound(id)
+                });
+            }
+        }
+        // Claimed now, or by a confirmation a crash interrupted: the booking is stored from it.
+        let claimed = SeatHold {
+            expires_at: None,
+            ..hold
+        };
+        let booking = self.store_held(&claimed, trace_parent).await?;
+        Ok((booking, true))
+    }
+
+    /// Releases the hold `id` for its holder or an administrator `by`: its seats go back at once.
+    ///
+    /// # Errors
+    /// [`HoldError::NotFound`] when there is no such hold the caller may release (confirmed,
+    /// released, lapsed, someone else's), or the store's failure.
+    pub async fn release_hold(&self, id: BookingId, by: &Principal) -> Result<(), HoldError> {
+        let hold = self
+            .seat_hold(id, by)
+            .await?
+            .ok_or(HoldError::NotFound(id))?;
+        if !self.bookings.release_hold(&hold, None).await? {
+            return Err(HoldError::NotFound(id));
+        }
+        tracing::info!(hold_id = %id, seats = hold.booking.seats.get(), "hold released");
+        Ok(())
+    }
+
+    /// Gives back the seats of every buyer's hold that lapsed by now, each once whichever replica
+    /// runs this too (see [`BookingRepository::release_hold`]). Returns how many this call gave
+    /// back. Failures are logged and left to the next run.
+    pub async fn lapse_holds(&self) -> usize {
+        let now = Utc::now();
+        let lapsed = match self.bookings.lapsed_holds(now).await {
+            Ok(lapsed) => lapsed,
+            Err(error) => {
+                tracing::warn!(%error, "looking for lapsed holds failed; next time");
+                return 0;
+            }
+        };
+        let mut released = 0;
+        for hold in lapsed {
+            match self.bookings.release_hold(&hold, Some(now)).await {
+                Ok(true) => {
+                    released += 1;
+                    self.metrics.lapsed_holds.inc();
+                    tracing::info!(hold_id = %hold.booking.id, event_id = %hold.booking.event_id,
+                        seats = hold.booking.seats.get(), "hold lapsed; its seats are back on sale");
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(hold_id = %hold.booking.id, %error,
+                        "giving back a lapsed hold failed; next time");
+                    break;
+                }
+            }
+        }
+        released
     }
 
     /// Stores the booking of `hold` (see [`BookingRepository::store_held_booking`]) with its
@@ -574,6 +769,7 @@ mod tests {
             BookingRules {
                 max_seats_per_booking: 4,
                 default_capacity: None,
+                hold_ttl: std::time::Duration::from_secs(600),
             },
             BookingMetrics::registered(),
         );
@@ -666,6 +862,114 @@ mod tests {
             .expect("known")
             .remaining
             .get()
+    }
+
+    fn hold_of(event_id: EventId, user: &str, seats: i64) -> PlaceHold {
+        PlaceHold {
+            hold_id: BookingId::generate(),
+            event_id,
+            user_id: UserId::parse(user).expect("user"),
+            seats: Some(seats),
+        }
+    }
+
+    fn principal(user: &str) -> Principal {
+        Principal::new(UserId::parse(user).expect("user"), Roles::default())
+    }
+
+    #[tokio::test]
+    async fn a_hold_takes_seats_until_its_holder_confirms_or_releases_it_and_only_its_holder() {
+        let Fixture { service, outbox } = fixture();
+        let event_id = event(&service, 5).await;
+        let hold = service
+            .hold(hold_of(event_id, "alice", 3))
+            .await
+            .expect("held");
+        assert!(hold.expires_at.is_some_and(|at| at > Utc::now()));
+        assert_eq!(remaining(&service, event_id).await, 2);
+        let refused = service.place(place(event_id, "bob", 3)).await;
+        assert!(
+            matches!(refused, Err(PlaceError::SoldOut { .. })),
+            "{refused:?}"
+        );
+        let id = hold.booking.id;
+        let bob = principal("bob");
+        assert!(service.seat_hold(id, &bob).await.expect("read").is_none());
+        assert!(matches!(
+            service.confirm_hold(id, &bob, None).await,
+            Err(HoldError::NotFound(_))
+        ));
+        assert!(matches!(
+            service.release_hold(id, &bob).await,
+            Err(HoldError::NotFound(_))
+        ));
+        let alice = principal("alice");
+        let (booking, now) = service
+            .confirm_hold(id, &alice, None)
+            .await
+            .expect("confirmed");
+        assert!(now);
+        assert_eq!((booking.id, booking.seats.get()), (id, 3));
+        let (again, now) = service.confirm_hold(id, &alice, None).await.expect("again");
+        assert_eq!(
+            (again, now),
+            (booking, false),
+            "confirming again answers the booking"
+        );
+        assert!(matches!(
+            service.release_hold(id, &alice).await,
+            Err(HoldError::NotFound(_))
+        ));
+        assert_eq!(remaining(&service, event_id).await, 2);
+        let booked = outbox
+            .pending(10)
+            .await
+            .expect("outbox")
+            .iter()
+            .filter(|m| m.event.name() == "eventBooked")
+            .count();
+        assert_eq!(booked, 1, "one eventBooked, at the confirmation");
+        let other = service
+            .hold(hold_of(event_id, "alice", 2))
+            .await
+            .expect("held");
+        service
+            .release_hold(other.booking.id, &alice)
+            .await
+            .expect("released");
+        assert_eq!(remaining(&service, event_id).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_lapsed_hold_gives_its_seats_back_once_and_cannot_be_confirmed() {
+        let Fixture { service, .. } = fixture();
+        let service = BookingService {
+            rules: BookingRules {
+                hold_ttl: std::time::Duration::ZERO,
+                ..service.rules
+            },
+            ..service
+        };
+        let event_id = event(&service, 5).await;
+        let hold = service
+            .hold(hold_of(event_id, "alice", 4))
+            .await
+            .expect("held");
+        assert_eq!(remaining(&service, event_id).await, 1);
+        let refused = service
+            .confirm_hold(hold.booking.id, &principal("alice"), None)
+            .await;
+        assert!(matches!(refused, Err(HoldError::Lapsed(_))), "{refused:?}");
+        assert_eq!(service.lapse_holds().await, 1);
+        assert_eq!(service.lapse_holds().await, 0, "once");
+        assert_eq!(remaining(&service, event_id).await, 5);
+        let refused = service
+            .confirm_hold(hold.booking.id, &principal("alice"), None)
+            .await;
+        assert!(
+            matches!(refused, Err(HoldError::NotFound(_))),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test]

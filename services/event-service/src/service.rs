@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use myevents_domain::access::Principal;
-use myevents_domain::event::{ChangeRefused, Event, EventDraft, EventPatch};
+use myevents_domain::event::{ChangeRefused, Event, EventDraft, EventPatch, check_reason};
 use myevents_domain::id::{EventId, LocationId};
 use myevents_domain::location::{Location, LocationDraft};
 use myevents_domain::messages::{
@@ -279,7 +279,11 @@ impl EventService {
                     let message = DomainEvent::EventUpdated(EventUpdated::from_event(&changed));
                     (changed, message)
                 }
-                EventChange::Cancel(_) if stored.cancelled.is_some() => return Ok(stored),
+                EventChange::Cancel(reason) if stored.cancelled.is_some() => {
+                    // A reason the first cancellation would have refused is refused again.
+                    check_reason(reason).map_err(ChangeRefused::from)?;
+                    return Ok(stored);
+                }
                 EventChange::Cancel(reason) => {
                     let at = chrono::Utc::now();
                     let at = chrono::DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);

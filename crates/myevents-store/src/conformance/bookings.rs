@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     BookingRepository, Cancellation, InventoryChange, InventoryChanged, PageRequest,
-    PlaceBookingError, Settled,
+    PlaceBookingError, SeatHold, Settled,
 };
 
 fn inventory(seats: u32) -> SeatInventory {
@@ -197,7 +197,7 @@ pub async fn an_interrupted_booking_is_finished_from_its_hold_once(
     let inv = inventory(10);
     repo.add_inventory(&inv).await.expect("add");
     let booking = sample_booking(inv.event_id, "alice", 3);
-    let hold = repo.hold_seats(&booking).await.expect("hold");
+    let hold = repo.hold_seats(&booking, None).await.expect("hold");
     assert!(hold.fresh);
     assert_eq!(hold.remaining, SeatCount::new(7));
     // The process dies here: the seats are held, no booking is stored.
@@ -219,7 +219,7 @@ pub async fn an_interrupted_booking_is_finished_from_its_hold_once(
         booked_at: booking.booked_at + chrono::TimeDelta::seconds(5),
         ..booking.clone()
     };
-    let found = repo.hold_seats(&retry).await.expect("hold again");
+    let found = repo.hold_seats(&retry, None).await.expect("hold again");
     assert!(!found.fresh);
     assert_eq!(found.attempt, hold.attempt);
     assert_eq!(found.booking, booking, "the held booking, as first asked");
@@ -252,7 +252,7 @@ pub async fn a_second_hold_for_a_stored_booking_gives_its_seats_back(
         .await
         .expect("placed");
     // A stalled twin under the same id, which read "not stored" before the first stored it.
-    let twin = repo.hold_seats(&booking).await.expect("twin hold");
+    let twin = repo.hold_seats(&booking, None).await.expect("twin hold");
     assert!(twin.fresh);
     assert_eq!(remaining(repo.as_ref(), inv.event_id).await, 2);
     assert_eq!(
@@ -516,7 +516,7 @@ pub async fn an_edit_resizes_the_inventory_never_below_the_seats_taken(
         .await
         .expect("place");
     // Seats held for a booking not stored yet are taken too.
-    repo.hold_seats(&sample_booking(inv.event_id, "bob", 2))
+    repo.hold_seats(&sample_booking(inv.event_id, "bob", 2), None)
         .await
         .expect("hold");
     let grown = repo
@@ -614,7 +614,7 @@ pub async fn cancelling_an_event_cancels_each_booking_once(
             .expect("place");
     }
     let late = sample_booking(inv.event_id, "carol", 1);
-    let hold = repo.hold_seats(&late).await.expect("hold");
+    let hold = repo.hold_seats(&late, None).await.expect("hold");
     let at = storm().at;
     let applied = repo
         .change_inventory(inv.event_id, 1, &InventoryChange::Cancelled(storm()))
@@ -697,6 +697,145 @@ pub async fn cancelling_an_event_cancels_each_booking_once(
     ));
 }
 
+/// A buyer's hold takes its seats until it is claimed (then stored as the booking), released or
+/// lapsed (its seats back), each at most once whoever tries, also at once; it is never taken for
+/// an interrupted booking, and is stored only once claimed.
+pub async fn a_buyers_hold_is_claimed_released_or_lapses_once(repo: Arc<dyn BookingRepository>) {
+    let inv = inventory(10);
+    repo.add_inventory(&inv).await.expect("add");
+    let expires = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    let expires = DateTime::from_timestamp(expires.timestamp(), 0).expect("time");
+    let hold = |user: &str, seats: u32, expires_at: DateTime<Utc>| {
+        let repo = Arc::clone(&repo);
+        let booking = sample_booking(inv.event_id, user, seats);
+        async move {
+            repo.hold_seats(&booking, Some(expires_at))
+                .await
+                .expect("hold")
+        }
+    };
+    let alice = hold("alice", 3, expires).await;
+    assert!(alice.fresh);
+    assert_eq!(
+        (alice.remaining, alice.expires_at),
+        (SeatCount::new(7), Some(expires))
+    );
+    let found = repo
+        .seat_hold(alice.booking.id)
+        .await
+        .expect("read")
+        .expect("held");
+    assert_eq!(
+        (found.attempt.as_str(), found.expires_at),
+        (alice.attempt.as_str(), Some(expires))
+    );
+    let far = expires + chrono::TimeDelta::days(1);
+    assert!(
+        repo.stale_holds(far).await.expect("stale").is_empty(),
+        "not an interrupted booking"
+    );
+    assert!(
+        repo.store_held_booking(&alice, &sample_message())
+            .await
+            .is_err(),
+        "not claimed"
+    );
+    let now = chrono::Utc::now();
+    assert!(repo.claim_hold(&alice, now).await.expect("claim"));
+    assert!(!repo.claim_hold(&alice, now).await.expect("claim again"));
+    assert!(
+        !repo.release_hold(&alice, None).await.expect("release"),
+        "claimed"
+    );
+    let claimed = SeatHold {
+        expires_at: None,
+        ..alice.clone()
+    };
+    repo.store_held_booking(&claimed, &sample_message())
+        .await
+        .expect("stored");
+    assert!(
+        repo.seat_hold(alice.booking.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        repo.booking(alice.booking.id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+
+    let bob = hold("bob", 2, expires).await;
+    assert!(repo.release_hold(&bob, None).await.expect("release"));
+    assert!(!repo.release_hold(&bob, None).await.expect("again"));
+    assert!(
+        !repo.claim_hold(&bob, now).await.expect("claim"),
+        "released"
+    );
+    assert_eq!(
+        stored_inventory(repo.as_ref(), inv.event_id)
+            .await
+            .remaining,
+        SeatCount::new(7)
+    );
+
+    // A hold lapses at its time, not before; a lapsed hold cannot be claimed.
+    let soon = DateTime::from_timestamp(now.timestamp() + 60, 0).expect("time");
+    let carol = hold("carol", 4, soon).await;
+    let before = soon - chrono::TimeDelta::milliseconds(1);
+    let lapsed_ids =
+        |holds: Vec<SeatHold>| holds.into_iter().map(|h| h.booking.id).collect::<Vec<_>>();
+    assert!(
+        !lapsed_ids(repo.lapsed_holds(before).await.expect("lapsed")).contains(&carol.booking.id)
+    );
+    assert_eq!(
+        lapsed_ids(repo.lapsed_holds(soon).await.expect("lapsed")),
+        [carol.booking.id]
+    );
+    assert!(
+        !repo
+            .release_hold(&carol, Some(before))
+            .await
+            .expect("not lapsed yet")
+    );
+    assert!(
+        !repo.claim_hold(&carol, soon).await.expect("claim"),
+        "lapsed"
+    );
+    // Every replica's lapse job at once: the seats go back once.
+    let releases = futures_util::future::join_all((0..8).map(|_| {
+        let repo = Arc::clone(&repo);
+        let carol = carol.clone();
+        async move {
+            repo.release_hold(&carol, Some(soon))
+                .await
+                .expect("release")
+        }
+    }))
+    .await;
+    assert_eq!(releases.into_iter().filter(|released| *released).count(), 1);
+    assert_eq!(
+        stored_inventory(repo.as_ref(), inv.event_id)
+            .await
+            .remaining,
+        SeatCount::new(7)
+    );
+    assert!(repo.lapsed_holds(far).await.expect("lapsed").is_empty());
+
+    // Its buyer confirming and the lapse job racing at its last moment: one of them wins.
+    let dave = hold("dave", 1, soon).await;
+    let (claimed, released) = tokio::join!(
+        repo.claim_hold(&dave, before),
+        repo.release_hold(&dave, Some(soon))
+    );
+    assert!(
+        claimed.expect("claim") != released.expect("release"),
+        "exactly one wins"
+    );
+}
+
 /// Expands to one test per [`bookings`](crate::conformance::bookings) check (see
 /// [`location_repository_conformance!`](crate::location_repository_conformance!)).
 #[macro_export]
@@ -709,7 +848,8 @@ macro_rules! booking_repository_conformance {
             cancelling_gives_the_seats_back_once, lists_by_event_and_by_user,
             a_second_hold_for_a_stored_booking_gives_its_seats_back,
             an_edit_resizes_the_inventory_never_below_the_seats_taken,
-            a_change_before_the_creation_teaches_the_event;
+            a_change_before_the_creation_teaches_the_event,
+            a_buyers_hold_is_claimed_released_or_lapses_once;
             announces_placed_bookings_only, cancelling_an_event_cancels_each_booking_once, an_interrupted_booking_is_finished_from_its_hold_once,
             the_outbox_keeps_stored_order_across_batches, the_backlog_counts_every_pending_message,
             one_relay_holds_the_claim_at_a_time);

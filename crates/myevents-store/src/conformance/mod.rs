@@ -47,7 +47,7 @@ pub async fn place_booking(
     booking: &Booking,
     announce: &OutboxMessage,
 ) -> Result<SeatCount, PlaceBookingError> {
-    let hold = repo.hold_seats(booking).await?;
+    let hold = repo.hold_seats(booking, None).await?;
     repo.store_held_booking(&hold, announce).await?;
     Ok(hold.remaining)
 }

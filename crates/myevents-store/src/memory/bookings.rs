@@ -118,7 +118,11 @@ impl BookingRepository for InMemoryBookingRepository {
                 cancelled.push(booking.clone());
             }
         }
-        let held = state.holds.iter().any(|h| h.booking.event_id == event_id);
+        // A buyer's hold can no longer be claimed; a reservation record can still be stored.
+        let held = state
+            .holds
+            .iter()
+            .any(|h| h.booking.event_id == event_id && h.expires_at.is_none());
         let settled = !held
             && state
                 .inventory
@@ -148,7 +152,11 @@ impl BookingRepository for InMemoryBookingRepository {
             .cloned())
     }
 
-    async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError> {
+    async fn hold_seats(
+        &self,
+        booking: &Booking,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<SeatHold, PlaceBookingError> {
         let mut guard = lock(&self.state);
         let state = &mut *guard;
         let inventory = state
@@ -178,9 +186,87 @@ impl BookingRepository for InMemoryBookingRepository {
             held_at: now_millis(),
             fresh: true,
             remaining,
+            expires_at,
         };
         state.holds.push(hold.clone());
         Ok(hold)
+    }
+
+    async fn seat_hold(&self, id: BookingId) -> Result<Option<SeatHold>, RepositoryError> {
+        let state = lock(&self.state);
+        Ok(state
+            .holds
+            .iter()
+            .find(|hold| hold.booking.id == id)
+            .map(|hold| SeatHold {
+                fresh: false,
+                remaining: state
+                    .inventory
+                    .get(&hold.booking.event_id.object_id())
+                    .map_or(SeatCount::new(0), |inventory| inventory.remaining),
+                ..hold.clone()
+            }))
+    }
+
+    async fn claim_hold(
+        &self,
+        hold: &SeatHold,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let cancelled = state
+            .inventory
+            .get(&hold.booking.event_id.object_id())
+            .is_none_or(|inventory| inventory.cancelled.is_some());
+        let Some(at) = state.position_of(hold) else {
+            return Ok(false);
+        };
+        let held = &mut state.holds[at];
+        if cancelled || held.expires_at.is_none_or(|expires| expires <= now) {
+            return Ok(false);
+        }
+        held.expires_at = None;
+        held.held_at = now;
+        Ok(true)
+    }
+
+    async fn release_hold(
+        &self,
+        hold: &SeatHold,
+        lapsed_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<bool, RepositoryError> {
+        let mut state = lock(&self.state);
+        let Some(at) = state.position_of(hold) else {
+            return Ok(false);
+        };
+        let releasable = state.holds[at]
+            .expires_at
+            .is_some_and(|expires| lapsed_at.is_none_or(|lapsed| expires <= lapsed));
+        if !releasable {
+            return Ok(false);
+        }
+        let released = state.holds.remove(at);
+        give_back(&mut state.inventory, &released.booking);
+        Ok(true)
+    }
+
+    async fn lapsed_holds(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<SeatHold>, RepositoryError> {
+        let mut lapsed: Vec<SeatHold> = lock(&self.state)
+            .holds
+            .iter()
+            .filter(|hold| hold.expires_at.is_some_and(|expires| expires <= now))
+            .map(|hold| SeatHold {
+                fresh: false,
+                ..hold.clone()
+            })
+            .collect();
+        lapsed.sort_by_key(|hold| hold.expires_at);
+        lapsed.truncate(1000);
+        Ok(lapsed)
     }
 
     async fn store_held_booking(
@@ -188,6 +274,7 @@ impl BookingRepository for InMemoryBookingRepository {
         hold: &SeatHold,
         announce: &OutboxMessage,
     ) -> Result<Settled, RepositoryError> {
+        crate::unclaimed_guard(hold)?;
         let mut state = lock(&self.state);
         let id = hold.booking.id.object_id();
         let held = state.position_of(hold);
@@ -218,7 +305,7 @@ impl BookingRepository for InMemoryBookingRepository {
         Ok(lock(&self.state)
             .holds
             .iter()
-            .filter(|hold| hold.held_at < held_before)
+            .filter(|hold| hold.expires_at.is_none() && hold.held_at < held_before)
             .take(1000)
             .map(|hold| SeatHold {
                 fresh: false,

@@ -332,15 +332,23 @@ impl BookingRepository for MongoBookingRepository {
             .transpose()
     }
 
-    async fn hold_seats(&self, booking: &Booking) -> Result<SeatHold, PlaceBookingError> {
+    async fn hold_seats(
+        &self,
+        booking: &Booking,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<SeatHold, PlaceBookingError> {
         self.store.ensure_initialised()?;
         let event = to_bson_id(booking.event_id.object_id());
         let bid = to_bson_id(booking.id.object_id());
         let seats = i64::from(booking.seats.get());
         let attempt = new_token();
         let held_at = now_millis();
-        let hold = mongodb::bson::to_bson(&HoldDoc::new(booking, &attempt, held_at))
-            .map_err(|e| RepositoryError::Unexpected(Cause::new(e)))?;
+        let hold = bson_of(&HoldDoc::new(booking, &attempt, held_at, expires_at))?;
+        let array = if expires_at.is_some() {
+            "buyer_holds"
+        } else {
+            "holds"
+        };
         // The conditional update takes the seats and records the hold, or matches nothing. Nothing
         // matched can mean an unknown event, too few seats, a hold this booking already has (an
         // earlier attempt, or this update applied once and retried), or an inventory created (or
@@ -355,9 +363,10 @@ impl BookingRepository for MongoBookingRepository {
                         "_id": event,
                         "remaining": {"$gte": seats},
                         "holds.booking": {"$ne": bid},
+                        "buyer_holds.booking": {"$ne": bid},
                         "cancelled_at": {"$exists": false},
                     },
-                    doc! {"$inc": {"remaining": -seats}, "$push": {"holds": hold.clone()}},
+                    doc! {"$inc": {"remaining": -seats}, "$push": {array: hold.clone()}},
                 )
                 .return_document(ReturnDocument::After)
                 .await
@@ -376,7 +385,8 @@ impl BookingRepository for MongoBookingRepository {
             };
             let remaining = inventory.remaining;
             let cancelled = inventory.cancelled_at.is_some();
-            if let Some(found) = inventory.holds.into_iter().find(|h| h.booking == bid) {
+            let mut holds = inventory.holds.into_iter().chain(inventory.buyer_holds);
+            if let Some(found) = holds.find(|h| h.booking == bid) {
                 let fresh = fresh || found.attempt == attempt;
                 return Ok(found.into_hold(event, fresh, remaining)?);
             }
@@ -391,12 +401,115 @@ impl BookingRepository for MongoBookingRepository {
         }
     }
 
+    async fn seat_hold(&self, id: BookingId) -> Result<Option<SeatHold>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let bid = to_bson_id(id.object_id());
+        let found = self
+            .inventory
+            .find_one(doc! {"$or": [{"holds.booking": bid}, {"buyer_holds.booking": bid}]})
+            .await
+            .map_err(map_error)?;
+        let Some(inventory) = found else {
+            return Ok(None);
+        };
+        let (event, remaining) = (inventory.id, inventory.remaining);
+        inventory
+            .holds
+            .into_iter()
+            .chain(inventory.buyer_holds)
+            .find(|hold| hold.booking == bid)
+            .map(|hold| hold.into_hold(event, false, remaining))
+            .transpose()
+    }
+
+    async fn claim_hold(
+        &self,
+        hold: &SeatHold,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let event = to_bson_id(hold.booking.event_id.object_id());
+        let bid = to_bson_id(hold.booking.id.object_id());
+        let claimed = bson_of(&HoldDoc::new(&hold.booking, &hold.attempt, now, None))?;
+        let moved = self
+            .inventory
+            .update_one(
+                doc! {
+                    "_id": event,
+                    "cancelled_at": {"$exists": false},
+                    "buyer_holds": {"$elemMatch": {
+                        "booking": bid,
+                        "attempt": &hold.attempt,
+                        "expires_at": {"$gt": to_bson_date(now)},
+                    }},
+                },
+                doc! {
+                    "$pull": {"buyer_holds": {"booking": bid, "attempt": &hold.attempt}},
+                    "$push": {"holds": claimed},
+                },
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(moved.modified_count == 1)
+    }
+
+    async fn release_hold(
+        &self,
+        hold: &SeatHold,
+        lapsed_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<bool, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let event = to_bson_id(hold.booking.event_id.object_id());
+        let bid = to_bson_id(hold.booking.id.object_id());
+        let mut this_hold = doc! {"booking": bid, "attempt": &hold.attempt};
+        if let Some(at) = lapsed_at {
+            this_hold.insert("expires_at", doc! {"$lte": to_bson_date(at)});
+        }
+        let released = self
+            .inventory
+            .update_one(
+                doc! {"_id": event, "buyer_holds": {"$elemMatch": this_hold}},
+                doc! {
+                    "$inc": {"remaining": i64::from(hold.booking.seats.get())},
+                    "$pull": {"buyer_holds": {"booking": bid, "attempt": &hold.attempt}},
+                },
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(released.modified_count == 1)
+    }
+
+    async fn lapsed_holds(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<SeatHold>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let now = to_bson_date(now);
+        let mut inventories = self
+            .inventory
+            .find(doc! {"buyer_holds.expires_at": {"$lte": now}})
+            .await
+            .map_err(map_error)?;
+        let mut lapsed = Vec::new();
+        while let Some(inventory) = inventories.try_next().await.map_err(map_error)? {
+            for hold in inventory.buyer_holds {
+                if hold.expires_at().is_some_and(|at| at <= now) {
+                    lapsed.push(hold.into_hold(inventory.id, false, inventory.remaining)?);
+                }
+            }
+        }
+        lapsed.sort_by_key(|hold| hold.expires_at);
+        lapsed.truncate(1000);
+        Ok(lapsed)
+    }
+
     async fn store_held_booking(
         &self,
         hold: &SeatHold,
         announce: &OutboxMessage,
     ) -> Result<Settled, RepositoryError> {
         self.store.ensure_initialised()?;
+        crate::unclaimed_guard(hold)?;
         let event = to_bson_id(hold.booking.event_id.object_id());
         let bid = to_bson_id(hold.booking.id.object_id());
         let this_hold = doc! {"booking": bid, "attempt": &hold.attempt};

@@ -275,9 +275,14 @@ pub(crate) struct InventoryDoc {
     /// The event's organiser's user id, when its announcement named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) organiser: Option<String>,
-    /// Seat holds of bookings not stored yet.
+    /// Reservation records of bookings not stored yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) holds: Vec<HoldDoc>,
+    /// Buyers' holds, each with its `expires_at`: apart from the reservation records, so that
+    /// claiming one moves it between the arrays in one update (`$pull` and `$push` of one array
+    /// cannot be one update).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) buyer_holds: Vec<HoldDoc>,
     /// The event's revision applied last (absent: the one `eventCreated` announced, 0).
     #[serde(default)]
     pub(crate) revision: i64,
@@ -291,7 +296,8 @@ pub(crate) struct InventoryDoc {
     pub(crate) settled: bool,
 }
 
-/// A seat hold in an inventory document: `{booking, attempt, user_id, seats, booked_at, held_at}`.
+/// A seat hold in an inventory document: `{booking, attempt, user_id, seats, booked_at, held_at,
+/// expires_at?}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct HoldDoc {
     pub(crate) booking: BsonId,
@@ -300,11 +306,19 @@ pub(crate) struct HoldDoc {
     seats: i64,
     booked_at: bson::DateTime,
     held_at: bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<bson::DateTime>,
 }
 
 impl HoldDoc {
-    /// The hold of `booking` by `attempt`, taken at `held_at`.
-    pub(crate) fn new(booking: &Booking, attempt: &str, held_at: DateTime<Utc>) -> Self {
+    /// The hold of `booking` by `attempt`, taken at `held_at`, lapsing at `expires_at` (a buyer's
+    /// hold) or never (a reservation record).
+    pub(crate) fn new(
+        booking: &Booking,
+        attempt: &str,
+        held_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
         Self {
             booking: to_bson_id(booking.id.object_id()),
             attempt: attempt.to_owned(),
@@ -312,7 +326,13 @@ impl HoldDoc {
             seats: i64::from(booking.seats.get()),
             booked_at: to_date(booking.booked_at),
             held_at: to_date(held_at),
+            expires_at: expires_at.map(to_date),
         }
+    }
+
+    /// When a buyer's hold lapses.
+    pub(crate) fn expires_at(&self) -> Option<bson::DateTime> {
+        self.expires_at
     }
 
     /// When the seats were taken.
@@ -341,6 +361,7 @@ impl HoldDoc {
             held_at: from_date(self.held_at)?,
             fresh,
             remaining: seats(remaining)?,
+            expires_at: self.expires_at.map(from_date).transpose()?,
         })
     }
 }

@@ -7,6 +7,7 @@ use myevents_domain::booking::{Booking, UserId};
 use myevents_domain::id::{BookingId, EventId, ObjectId};
 use myevents_domain::seats::SeatCount;
 use myevents_http::openapi::ResponseExample;
+use myevents_store::SeatHold;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -61,6 +62,51 @@ impl From<&Booking> for BookingBody {
     }
 }
 
+/// A buyer's hold on the wire: `{ID, EventID, UserID, Seats, HeldAt, ExpiresAt}` (Unix seconds).
+/// Its `ID` is the id of the booking it becomes once confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = Hold)]
+pub struct HoldBody {
+    /// 24-hex id: also the id of the booking it becomes.
+    #[serde(rename = "ID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
+    pub id: String,
+    /// The event, 24-hex id.
+    #[serde(rename = "EventID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
+    pub event_id: String,
+    /// Who holds.
+    #[serde(rename = "UserID")]
+    #[schema(example = "someUserID")]
+    pub user_id: String,
+    /// Seats held.
+    #[schema(minimum = 1, example = 2)]
+    pub seats: u32,
+    /// When the seats were taken, Unix seconds.
+    #[schema(example = 1_768_000_000)]
+    pub held_at: i64,
+    /// When the hold lapses unless confirmed, Unix seconds (`HOLD_TTL` after it was taken); its
+    /// seats are back on sale within `HOLD_SWEEP_INTERVAL` after that.
+    #[schema(example = 1_768_000_600)]
+    pub expires_at: i64,
+}
+
+impl From<&SeatHold> for HoldBody {
+    fn from(h: &SeatHold) -> Self {
+        Self {
+            id: h.booking.id.to_string(),
+            event_id: h.booking.event_id.to_string(),
+            user_id: h.booking.user_id.to_string(),
+            seats: h.booking.seats.get(),
+            held_at: h.held_at.timestamp(),
+            expires_at: h
+                .expires_at
+                .map_or(h.held_at.timestamp(), |at| at.timestamp()),
+        }
+    }
+}
+
 /// The document's response examples: a booking of 2 seats and the same booking cancelled, as the
 /// handlers answer them — the same conversion, the same serialiser — with fixed ids and times.
 pub fn response_examples() -> Vec<ResponseExample> {
@@ -82,8 +128,19 @@ pub fn response_examples() -> Vec<ResponseExample> {
         cancelled_at: Some(at(1_768_003_600)),
         ..booking.clone()
     };
+    let hold = HoldBody::from(&SeatHold {
+        booking: booking.clone(),
+        attempt: String::new(),
+        held_at: at(1_768_000_000),
+        fresh: true,
+        remaining: SeatCount::new(98),
+        expires_at: Some(at(1_768_000_600)),
+    });
     let booking = BookingBody::from(&booking);
     vec![
+        ResponseExample::new("holdSeats", "201", &hold),
+        ResponseExample::new("getHold", "200", &hold),
+        ResponseExample::new("confirmHold", "201", &booking),
         ResponseExample::new("bookSeats", "201", &booking),
         ResponseExample::new("getBooking", "200", &booking),
         ResponseExample::new("listEventBookings", "200", &[&booking]),

@@ -483,3 +483,112 @@ async fn a_retried_key_replays_the_first_answer_even_after_a_restart_and_a_chang
     assert_eq!(from_replica.body, first.body);
     assert_eq!(app.stored_bookings(&event).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_hold_is_201_then_confirmed_into_its_booking_once_or_released_and_strangers_get_404() {
+    let app = TestApp::in_memory().await;
+    let event = app.announce_event(5).await;
+    let post = |path: String, body: &'static str, user: &'static str| {
+        let http = app.http.clone();
+        async move {
+            http.request(
+                "POST",
+                &path,
+                &[("content-type", "application/json"), ("x-user-id", user)],
+                body,
+            )
+            .await
+        }
+    };
+    let held = post(format!("/events/{event}/holds"), r#"{"seats":3}"#, "alice").await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let id = held.body["ID"].as_str().expect("ID").to_owned();
+    assert_eq!(held.headers["location"], format!("/holds/{id}").as_str());
+    let (held_at, expires_at) = (
+        held.body["HeldAt"].as_i64().expect("HeldAt"),
+        held.body["ExpiresAt"].as_i64().expect("ExpiresAt"),
+    );
+    assert_eq!(expires_at - held_at, 600, "HOLD_TTL, 10 minutes by default");
+    assert_eq!(app.remaining_seats(event).await, 2);
+    assert_eq!(
+        app.get_as(&format!("/holds/{id}"), Some("alice"))
+            .await
+            .body,
+        held.body
+    );
+    // More seats than remain, or than a booking may have: problems; nothing taken.
+    assert_problem(
+        &post(format!("/events/{event}/holds"), r#"{"seats":3}"#, "bob").await,
+        StatusCode::CONFLICT,
+    );
+    assert_problem(
+        &post(format!("/events/{event}/holds"), r#"{"seats":9}"#, "bob").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    // Someone else's hold does not exist for them.
+    assert_problem(
+        &app.get_as(&format!("/holds/{id}"), Some("bob")).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &post(format!("/holds/{id}/confirmation"), "", "bob").await,
+        StatusCode::NOT_FOUND,
+    );
+    let delete = |path: String, user: &'static str| {
+        let http = app.http.clone();
+        async move {
+            http.request("DELETE", &path, &[("x-user-id", user)], Body::empty())
+                .await
+        }
+    };
+    assert_problem(
+        &delete(format!("/holds/{id}"), "bob").await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(app.remaining_seats(event).await, 2);
+
+    let confirmed = post(format!("/holds/{id}/confirmation"), "", "alice").await;
+    assert_eq!(confirmed.status, StatusCode::CREATED, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.headers["location"],
+        format!("/bookings/{id}").as_str()
+    );
+    assert_eq!(
+        (&confirmed.body["ID"], &confirmed.body["Seats"]),
+        (&json!(id), &json!(3))
+    );
+    let again = post(format!("/holds/{id}/confirmation"), "", "alice").await;
+    assert_eq!(
+        (again.status, &again.body),
+        (StatusCode::OK, &confirmed.body)
+    );
+    assert_eq!(
+        app.get_as(&format!("/bookings/{id}"), Some("alice"))
+            .await
+            .body,
+        confirmed.body
+    );
+    assert_problem(
+        &app.get_as(&format!("/holds/{id}"), Some("alice")).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &delete(format!("/holds/{id}"), "alice").await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(app.remaining_seats(event).await, 2);
+
+    let other = post(format!("/events/{event}/holds"), r#"{"seats":2}"#, "bob").await;
+    let other = other.body["ID"].as_str().expect("ID").to_owned();
+    let released = delete(format!("/holds/{other}"), "bob").await;
+    assert_eq!(released.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.remaining_seats(event).await, 2);
+    assert_problem(
+        &delete(format!("/holds/{other}"), "bob").await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &post(format!("/holds/{other}/confirmation"), "", "bob").await,
+        StatusCode::NOT_FOUND,
+    );
+}

@@ -739,6 +739,15 @@ async fn an_organiser_changes_an_event_with_if_match_and_bad_changes_are_problem
     assert_eq!(cancelled.body["CancellationReason"], "the soloist is ill");
     assert!(cancelled.body["CancelledAt"].is_i64());
     assert_eq!(app.http.get("/events").await.body[0], cancelled.body);
+    assert_eq!(
+        invalid_fields(
+            &http
+                .request("POST", &cancellation, &[], r#"{"Reason": "a\u0007b"}"#)
+                .await
+        ),
+        ["Reason"],
+        "a reason is checked also when the event is cancelled already"
+    );
     let again = http.request("POST", &cancellation, &[], "").await;
     assert_eq!(
         (again.status, &again.body),

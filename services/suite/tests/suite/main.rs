@@ -14,6 +14,7 @@ mod crash_retry;
 mod dead_letter_replay;
 mod embedded;
 mod event_changes;
+mod holds;
 mod hostile_clients;
 mod https;
 mod kafka_and_mongodb_tls;
