@@ -88,6 +88,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events/{id}/waitlist": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join the waitlist of a sold-out event.
+         * @description Seats that come back (a cancelled booking, a released or lapsed hold, a grown capacity) are
+         *     offered to the waiting buyers first come first served, all the seats an entry wants or none:
+         *     each offer is a hold in the buyer's name (`Offer` in the entry), to confirm before it lapses
+         *     (`HOLD_TTL`). While anyone waits, nobody else books the event. At most once per
+         *     `Idempotency-Key`.
+         */
+        post: operations["joinWaitlist"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -200,6 +224,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users/{user_id}/waitlist": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's waitlist entries, oldest first (that user and administrators). */
+        get: operations["listUserWaitlist"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/version": {
         parameters: {
             query?: never;
@@ -212,6 +253,24 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/waitlist/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One waitlist entry, with its place or its offer: for its buyer, or an administrator. */
+        get: operations["getWaitlistEntry"];
+        put?: never;
+        post?: never;
+        /** Leave a waitlist (an offer made stays a hold: release or confirm it). */
+        delete: operations["leaveWaitlist"];
         options?: never;
         head?: never;
         patch?: never;
@@ -379,6 +438,50 @@ export interface components {
             };
             /** @description `ready` or `unavailable`. */
             status: string;
+        };
+        /** @description A waitlist entry on the wire: `{ID, EventID, UserID, Seats, JoinedAt, Place?, Offer?}`. */
+        WaitlistEntry: {
+            /** @description The event waited for, 24-hex id. */
+            EventID: components["schemas"]["Id"];
+            /** @description 24-hex id. */
+            ID: components["schemas"]["Id"];
+            /**
+             * Format: int64
+             * @description When the buyer joined, Unix seconds.
+             * @example 1768000000
+             */
+            JoinedAt: number;
+            /** @description The seats offered: a hold in the buyer's name, to confirm before it lapses. */
+            Offer?: components["schemas"]["WaitlistOffer"];
+            /**
+             * Format: int32
+             * @description The place among the buyers still waiting (1: the next offer is this one's); absent once
+             *     seats were offered.
+             * @example 3
+             */
+            Place?: number;
+            /**
+             * Format: int32
+             * @description Seats wanted: offered all together or not at all.
+             * @example 2
+             */
+            Seats: number;
+            /**
+             * @description Who waits.
+             * @example someUserID
+             */
+            UserID: string;
+        };
+        /** @description Seats offered to a waiting buyer. */
+        WaitlistOffer: {
+            /**
+             * Format: int64
+             * @description When the hold lapses unless confirmed, Unix seconds.
+             * @example 1768000600
+             */
+            ExpiresAt: number;
+            /** @description The hold (`/holds/{id}`; confirm it at `/holds/{id}/confirmation`). */
+            HoldID: components["schemas"]["Id"];
         };
     };
     responses: never;
@@ -1184,6 +1287,184 @@ export interface operations {
             };
         };
     };
+    joinWaitlist: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry (IETF draft-ietf-httpapi-idempotency-key-header): 1-255 visible ASCII characters, bare or as a structured-field string (`"abc"`). A retry with the same key and the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request 422; while the first is in progress 409. Keys are kept per caller for `IDEMPOTENCY_KEY_TTL` (24 h by default). */
+                "Idempotency-Key"?: string;
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The event's id */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        /** @description Seats wanted; keys match case-insensitively. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "seats": 2
+                 *     }
+                 */
+                "application/json": components["schemas"]["BookingInput"];
+            };
+        };
+        responses: {
+            /** @description On the waitlist, with its place */
+            201: {
+                headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same `Idempotency-Key`. */
+                    "Idempotent-Replayed"?: string;
+                    /** @description `/waitlist/{id}` of the entry */
+                    Location: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "EventID": "6b026ab2686c822a56b0fe36",
+                     *       "ID": "6b026ad01122334455667788",
+                     *       "JoinedAt": 1768000000,
+                     *       "Place": 3,
+                     *       "Seats": 2,
+                     *       "UserID": "someUserID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WaitlistEntry"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No event with this id (or not yet known to the booking service) */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The seats are on sale and nobody waits (`seats-available`: book them), or a request with this `Idempotency-Key` still in progress (`Retry-After`) */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event was cancelled (`event-cancelled`) */
+            410: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A body of a media type the API does not read */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `seats` missing, below 1 or above the maximum per booking, or an `Idempotency-Key` used for another request */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getHealth: {
         parameters: {
             query?: never;
@@ -1815,6 +2096,140 @@ export interface operations {
             };
         };
     };
+    listUserWaitlist: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The user's id (a token's `sub`) */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's entries (up to 1,000) */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "EventID": "6b026ab2686c822a56b0fe36",
+                     *         "ID": "6b026ad01122334455667788",
+                     *         "JoinedAt": 1768000000,
+                     *         "Place": 3,
+                     *         "Seats": 2,
+                     *         "UserID": "someUserID"
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["WaitlistEntry"][];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Another user's entries */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a user id */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getVersion: {
         parameters: {
             query?: never;
@@ -1835,6 +2250,238 @@ export interface operations {
                 };
             };
             /** @description Overloaded or not ready */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWaitlistEntry: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The entry's id */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "EventID": "6b026ab2686c822a56b0fe36",
+                     *       "ID": "6b026ad01122334455667788",
+                     *       "JoinedAt": 1768000000,
+                     *       "Place": 3,
+                     *       "Seats": 2,
+                     *       "UserID": "someUserID"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WaitlistEntry"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No entry with this id that the caller may see (left, or its offer lapsed) */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    leaveWaitlist: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The entry's id */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Left */
+            204: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No entry with this id that the caller may remove */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];

@@ -201,6 +201,38 @@ impl SeatInventory {
     }
 }
 
+/// A buyer waiting for seats of a sold-out event: seats that come back (a cancelled booking, a
+/// lapsed or released hold, a grown capacity) are offered to the waiting buyers first come, first
+/// served, each offer a hold in the buyer's name that lapses like any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitlistEntry {
+    /// Its id.
+    pub id: crate::id::WaitlistEntryId,
+    /// The event waited for.
+    pub event_id: EventId,
+    /// Who waits.
+    pub user_id: UserId,
+    /// Seats wanted (at least 1, at most the most per booking): offered all together or not at all.
+    pub seats: SeatCount,
+    /// When the buyer joined, UTC (whole seconds on the wire); the order of the offers.
+    pub joined_at: DateTime<Utc>,
+    /// The offer made, once seats came back for it.
+    pub offer: Option<WaitlistOffer>,
+    /// The entry's place among those still waiting (1: next to be offered seats); `None` once it
+    /// has an offer.
+    pub place: Option<u32>,
+}
+
+/// Seats offered to a waiting buyer: a hold in their name (see `BookingService::hold`), confirmed
+/// into a booking or left to lapse like any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitlistOffer {
+    /// The hold (and the booking it becomes once confirmed).
+    pub hold_id: BookingId,
+    /// When the hold lapses unless confirmed, UTC.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// Fewer seats remain than were asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("only {remaining} seats remain")]

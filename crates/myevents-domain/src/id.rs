@@ -214,6 +214,12 @@ typed_id!(
     BookingId,
     unguessable
 );
+typed_id!(
+    /// The id of a waitlist entry: [`ObjectId::unguessable`], as a booking's (its creation second
+    /// first: entries of one second are in no particular order among themselves).
+    WaitlistEntryId,
+    unguessable
+);
 
 #[cfg(test)]
 mod tests {

@@ -49,7 +49,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use myevents_domain::id::{BookingId, EventId, LocationId};
+use myevents_domain::id::{BookingId, EventId, LocationId, WaitlistEntryId};
 use myevents_store::idempotency::MAX_KEY_LENGTH;
 use myevents_store::{
     Begin, IdempotencyRepository, IdempotencyScope, IdempotentRequest, StoredResponse,
@@ -244,7 +244,7 @@ macro_rules! object_id_resource {
     )*};
 }
 
-object_id_resource!(BookingId, EventId, LocationId);
+object_id_resource!(BookingId, EventId, LocationId, WaitlistEntryId);
 
 /// Two ids, `<first>/<second>`: for a request that may create two resources (an event and the
 /// location it describes inline).

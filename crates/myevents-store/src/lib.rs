@@ -21,9 +21,9 @@
 //! ```
 
 use async_trait::async_trait;
-use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::booking::{Booking, SeatInventory, UserId, WaitlistEntry};
 use myevents_domain::event::{Event, EventCancellation};
-use myevents_domain::id::{BookingId, EventId, LocationId, ObjectId};
+use myevents_domain::id::{BookingId, EventId, LocationId, ObjectId, WaitlistEntryId};
 use myevents_domain::location::Location;
 use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
@@ -101,6 +101,26 @@ pub enum PlaceBookingError {
     /// The event was called off: nothing more is booked.
     #[error("the event is cancelled")]
     EventCancelled,
+    /// The store failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Why a buyer could not join an event's waitlist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinWaitlistError {
+    /// The booking service has not heard of the event.
+    #[error("unknown event")]
+    EventNotFound,
+    /// The event was called off.
+    #[error("the event is cancelled")]
+    EventCancelled,
+    /// The seats wanted are on sale now and nobody waits: book or hold them instead.
+    #[error("{remaining} seats are on sale: book them instead of waiting")]
+    SeatsAvailable {
+        /// Seats on sale.
+        remaining: SeatCount,
+    },
     /// The store failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
@@ -455,7 +475,9 @@ pub trait BookingRepository: Send + Sync {
     /// Takes `booking.seats` from the event's remaining seats and, in the same atomic write, records
     /// a [`SeatHold`] for the booking in the inventory: the reservation record of a booking being
     /// placed (`expires_at: None`), or a buyer's hold that lapses at `expires_at`. Under any
-    /// concurrency the remaining seats never drop below zero. When a hold for this booking id is
+    /// concurrency the remaining seats never drop below zero. While buyers wait on the event's
+    /// waitlist without an offer, no seat is taken (sold out: the seats that come back are theirs
+    /// first). When a hold for this booking id is
     /// already recorded (an interrupted earlier attempt under the same idempotency key), that hold is
     /// returned instead (`fresh: false`) and no seat is taken again.
     ///
@@ -504,6 +526,61 @@ pub trait BookingRepository: Send + Sync {
         hold: &SeatHold,
         lapsed_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<bool, RepositoryError>;
+
+    /// Adds `entry` (without offer) to the end of its event's waitlist, in one atomic write that
+    /// also makes every later booking and hold of the event wait behind it
+    /// ([`BookingRepository::hold_seats`] refuses other buyers while anyone waits without an offer:
+    /// the seats that come back go to the waitlist first). Only when the event cannot give the
+    /// seats now: fewer remain than wanted, or others wait already. An entry with this id already
+    /// on the list (a retry) is answered as it is. The entry answered has its place.
+    ///
+    /// # Errors
+    /// [`JoinWaitlistError`]: unknown or cancelled event, seats on sale now, or the store's failure.
+    async fn join_waitlist(
+        &self,
+        entry: &WaitlistEntry,
+    ) -> Result<WaitlistEntry, JoinWaitlistError>;
+
+    /// The waitlist entry `id`, with its place or its offer, if it is on a list.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn waitlist_entry(
+        &self,
+        id: WaitlistEntryId,
+    ) -> Result<Option<WaitlistEntry>, RepositoryError>;
+
+    /// Every waitlist entry of `user_id` (up to 1000), oldest first, each with its place or offer.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn waitlist_of_user(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<WaitlistEntry>, RepositoryError>;
+
+    /// Removes the waitlist entry `id` (its buyer left); an offer it had stays a hold of its own.
+    /// `false` when it was not on a list.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn leave_waitlist(&self, id: WaitlistEntryId) -> Result<bool, RepositoryError>;
+
+    /// Offers seats that are on sale to the buyers waiting for them, event by event (up to 1000
+    /// events), first come first served: while the first entry still waiting wants no more seats
+    /// than remain, its seats are taken as a buyer's hold in its buyer's name (id: a fresh booking
+    /// id), lapsing at `expires_at`, and the entry records the offer, in one atomic write; an entry
+    /// wanting more than remain stops the offers of its event (no one overtakes it). Entries whose
+    /// offer lapsed by `now` leave their list. Returns the entries offered seats by this call; each
+    /// entry is offered seats once, whoever calls.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (the offers made so far stand).
+    async fn offer_to_waitlists(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<WaitlistEntry>, RepositoryError>;
 
     /// Buyers' holds that lapsed by `now` and were not given back yet (up to 1000), earliest
     /// first, for the lapse job to release with [`BookingRepository::release_hold`].
@@ -606,6 +683,24 @@ pub(crate) fn unclaimed_guard(hold: &SeatHold) -> Result<(), RepositoryError> {
             hold.booking.id
         )))),
     }
+}
+
+/// `list` (one event's waitlist, in the order its buyers joined) with the place of each entry still
+/// waiting: 1, 2, … among those without an offer.
+pub(crate) fn with_places(list: &[WaitlistEntry]) -> Vec<WaitlistEntry> {
+    let mut place = 0;
+    list.iter()
+        .map(|entry| {
+            let waiting = entry.offer.is_none();
+            if waiting {
+                place += 1;
+            }
+            WaitlistEntry {
+                place: waiting.then_some(place),
+                ..entry.clone()
+            }
+        })
+        .collect()
 }
 
 /// Now, to the millisecond (what every store keeps).

@@ -72,12 +72,14 @@ impl Service for BookingServiceSpec {
                     }),
                 },
                 Periodic {
-                    name: "lapsed holds",
+                    name: "lapsed holds and waitlist offers",
                     every: settings.hold_sweep_every,
                     job: Box::new(move || {
                         let bookings = lapsing.clone();
                         Box::pin(async move {
+                            // Seats a lapse gave back are offered to the waitlists at once.
                             bookings.lapse_holds().await;
+                            bookings.offer_to_waitlists().await;
                         })
                     }),
                 },

@@ -7,7 +7,8 @@
 //! - `myevents_reconciled_seat_holds_total`: interrupted bookings the reconciler finished from their
 //!   seat holds (counter; anything above zero means requests died between their two writes);
 //! - `myevents_holds_total`: buyers' holds taken (counter);
-//! - `myevents_lapsed_holds_total`: buyers' holds that lapsed unconfirmed, their seats given back.
+//! - `myevents_lapsed_holds_total`: buyers' holds that lapsed unconfirmed, their seats given back;
+//! - `myevents_waitlist_offers_total`: seats offered to waiting buyers (holds in their name).
 
 use std::sync::LazyLock;
 
@@ -29,6 +30,8 @@ pub struct BookingMetrics {
     pub holds: IntCounter,
     /// Buyers' holds that lapsed unconfirmed.
     pub lapsed_holds: IntCounter,
+    /// Offers made to waiting buyers.
+    pub waitlist_offers: IntCounter,
 }
 
 impl BookingMetrics {
@@ -72,6 +75,13 @@ impl BookingMetrics {
                 register_int_counter!(
                     "myevents_lapsed_holds_total",
                     "Buyers' holds that lapsed unconfirmed; their seats went back on sale."
+                ),
+            ),
+            waitlist_offers: registered(
+                "myevents_waitlist_offers_total",
+                register_int_counter!(
+                    "myevents_waitlist_offers_total",
+                    "Seats offered to waiting buyers, each a hold in their name."
                 ),
             ),
         });

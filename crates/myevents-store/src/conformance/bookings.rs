@@ -3,17 +3,17 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::booking::{Booking, SeatInventory, UserId, WaitlistEntry};
 use myevents_domain::event::EventCancellation;
-use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::id::{BookingId, EventId, WaitlistEntryId};
 use myevents_domain::seats::SeatCount;
 
 use super::{
     StoreUnderTest, pending_ids, place_booking, place_sample, sample_booking, sample_message, time,
 };
 use crate::{
-    BookingRepository, Cancellation, InventoryChange, InventoryChanged, PageRequest,
-    PlaceBookingError, SeatHold, Settled,
+    BookingRepository, Cancellation, InventoryChange, InventoryChanged, JoinWaitlistError,
+    PageRequest, PlaceBookingError, SeatHold, Settled,
 };
 
 fn inventory(seats: u32) -> SeatInventory {
@@ -836,6 +836,176 @@ pub async fn a_buyers_hold_is_claimed_released_or_lapses_once(repo: Arc<dyn Book
     );
 }
 
+fn waiting(event_id: EventId, user: &str, seats: u32) -> WaitlistEntry {
+    WaitlistEntry {
+        id: WaitlistEntryId::generate(),
+        event_id,
+        user_id: UserId::parse(user).expect("user"),
+        seats: SeatCount::new(seats),
+        joined_at: time(1_768_000_100),
+        offer: None,
+        place: None,
+    }
+}
+
+/// A waitlist takes buyers only while the seats they want are not on sale; seats that come back
+/// are offered first come first served (each offer a buyer's hold, made once), and nobody
+/// overtakes the first buyer still waiting; until then nobody else books; an entry can leave, and
+/// one whose offer lapsed leaves its list.
+pub async fn the_waitlist_is_offered_seats_first_come_first_served(
+    repo: Arc<dyn BookingRepository>,
+) {
+    let inv = inventory(5);
+    repo.add_inventory(&inv).await.expect("add");
+    let open = inventory(10);
+    repo.add_inventory(&open).await.expect("add");
+    assert!(matches!(
+        repo.join_waitlist(&waiting(open.event_id, "bob", 2)).await,
+        Err(JoinWaitlistError::SeatsAvailable { .. })
+    ));
+    assert_eq!(
+        repo.join_waitlist(&waiting(EventId::generate(), "bob", 2))
+            .await,
+        Err(JoinWaitlistError::EventNotFound)
+    );
+    let alice = sample_booking(inv.event_id, "alice", 5);
+    place_booking(repo.as_ref(), &alice, &sample_message())
+        .await
+        .expect("sold out");
+    let mut entries = Vec::new();
+    for (user, seats) in [("bob", 2), ("carol", 3), ("dave", 1)] {
+        let entry = waiting(inv.event_id, user, seats);
+        let joined = repo.join_waitlist(&entry).await.expect("join");
+        assert_eq!(
+            joined.place,
+            Some(u32::try_from(entries.len() + 1).expect("place"))
+        );
+        entries.push(entry);
+    }
+    let again = repo.join_waitlist(&entries[0]).await.expect("again");
+    assert_eq!(again.place, Some(1), "a retry is answered, not added twice");
+    let now = chrono::Utc::now();
+    let expires = now + chrono::TimeDelta::minutes(10);
+    let expires = DateTime::from_timestamp(expires.timestamp(), 0).expect("time");
+    assert!(
+        repo.offer_to_waitlists(now, expires)
+            .await
+            .expect("offer")
+            .is_empty()
+    );
+
+    // Alice's 5 seats come back: bob (2) and carol (3) are offered them, dave waits on.
+    repo.cancel_booking(alice.id, time(1_768_000_200), &sample_message())
+        .await
+        .expect("cancel");
+    let offered = repo.offer_to_waitlists(now, expires).await.expect("offer");
+    let ids: Vec<_> = offered.iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        [entries[0].id, entries[1].id],
+        "in the order they joined"
+    );
+    let bob_offer = offered[0].offer.clone().expect("offer");
+    assert_eq!(bob_offer.expires_at, expires);
+    let hold = repo
+        .seat_hold(bob_offer.hold_id)
+        .await
+        .expect("read")
+        .expect("a hold in bob's name");
+    assert_eq!(
+        (hold.booking.user_id.as_str(), hold.booking.seats),
+        ("bob", SeatCount::new(2))
+    );
+    assert_eq!(hold.expires_at, Some(expires));
+    assert!(
+        repo.offer_to_waitlists(now, expires)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+    let dave = repo
+        .waitlist_entry(entries[2].id)
+        .await
+        .expect("read")
+        .expect("on the list");
+    assert_eq!((dave.place, &dave.offer), (Some(1), &None));
+    let bob = repo
+        .waitlist_entry(entries[0].id)
+        .await
+        .expect("read")
+        .expect("on the list");
+    assert_eq!((bob.place, &bob.offer), (None, &Some(bob_offer)));
+    assert_eq!(
+        repo.waitlist_of_user(&UserId::parse("dave").expect("user"))
+            .await
+            .expect("list"),
+        [dave]
+    );
+    // While dave waits, nobody else books.
+    assert!(matches!(
+        place_sample(repo.as_ref(), inv.event_id, "erin", 1).await,
+        Err(PlaceBookingError::SoldOut { .. })
+    ));
+
+    // Bob lets his offer go: dave gets one seat of it, then others book again.
+    assert!(repo.release_hold(&hold, None).await.expect("release"));
+    let offered = repo.offer_to_waitlists(now, expires).await.expect("offer");
+    assert_eq!(
+        offered.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [entries[2].id]
+    );
+    place_sample(repo.as_ref(), inv.event_id, "erin", 1)
+        .await
+        .expect("nobody waits any more");
+
+    assert!(repo.leave_waitlist(entries[1].id).await.expect("leave"));
+    assert!(!repo.leave_waitlist(entries[1].id).await.expect("again"));
+    // Once its offer lapsed, an entry leaves its list.
+    let later = expires + chrono::TimeDelta::seconds(1);
+    repo.offer_to_waitlists(later, later + chrono::TimeDelta::minutes(10))
+        .await
+        .expect("sweep");
+    assert!(
+        repo.waitlist_entry(entries[0].id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    // The first buyer waiting is not overtaken by a smaller wish.
+    let small = inventory(3);
+    repo.add_inventory(&small).await.expect("add");
+    let one = sample_booking(small.event_id, "frank", 1);
+    place_booking(repo.as_ref(), &one, &sample_message())
+        .await
+        .expect("place");
+    place_sample(repo.as_ref(), small.event_id, "gina", 2)
+        .await
+        .expect("place");
+    let big = waiting(small.event_id, "hugo", 3);
+    let little = waiting(small.event_id, "ivy", 1);
+    for entry in [&big, &little] {
+        repo.join_waitlist(entry).await.expect("join");
+    }
+    repo.cancel_booking(one.id, time(1_768_000_300), &sample_message())
+        .await
+        .expect("cancel");
+    assert!(
+        repo.offer_to_waitlists(now, expires)
+            .await
+            .expect("offer")
+            .is_empty()
+    );
+    assert_eq!(
+        repo.waitlist_entry(little.id)
+            .await
+            .expect("read")
+            .expect("on the list")
+            .place,
+        Some(2)
+    );
+}
+
 /// Expands to one test per [`bookings`](crate::conformance::bookings) check (see
 /// [`location_repository_conformance!`](crate::location_repository_conformance!)).
 #[macro_export]
@@ -849,7 +1019,8 @@ macro_rules! booking_repository_conformance {
             a_second_hold_for_a_stored_booking_gives_its_seats_back,
             an_edit_resizes_the_inventory_never_below_the_seats_taken,
             a_change_before_the_creation_teaches_the_event,
-            a_buyers_hold_is_claimed_released_or_lapses_once;
+            a_buyers_hold_is_claimed_released_or_lapses_once,
+            the_waitlist_is_offered_seats_first_come_first_served;
             announces_placed_bookings_only, cancelling_an_event_cancels_each_booking_once, an_interrupted_booking_is_finished_from_its_hold_once,
             the_outbox_keeps_stored_order_across_batches, the_backlog_counts_every_pending_message,
             one_relay_holds_the_claim_at_a_time);

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use myevents_domain::booking::{Booking, SeatInventory, UserId};
-use myevents_domain::id::{BookingId, EventId, ObjectId};
+use myevents_domain::booking::{Booking, SeatInventory, UserId, WaitlistEntry, WaitlistOffer};
+use myevents_domain::id::{BookingId, EventId, ObjectId, WaitlistEntryId};
 use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
@@ -14,7 +14,8 @@ use crate::idempotency::new_token;
 use crate::now_millis;
 use crate::{
     BookingRepository, Cancellation, EventBookingsCancelled, InventoryChange, InventoryChanged,
-    PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
+    JoinWaitlistError, PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
+    with_places,
 };
 
 #[derive(Debug, Default)]
@@ -22,6 +23,8 @@ struct BookingState {
     inventory: BTreeMap<ObjectId, SeatInventory>,
     /// Cancelled events whose bookings are all cancelled, with no seat hold left.
     settled: std::collections::BTreeSet<ObjectId>,
+    /// Each event's waitlist, in the order its buyers joined (places are computed on reading).
+    waitlists: BTreeMap<ObjectId, Vec<WaitlistEntry>>,
     /// Each stored booking with the attempt whose hold it was stored under.
     bookings: BTreeMap<ObjectId, (Booking, String)>,
     /// Seat holds not yet settled, oldest first.
@@ -29,6 +32,20 @@ struct BookingState {
 }
 
 impl BookingState {
+    /// Whether anyone waits for seats of `event` without an offer yet.
+    fn anyone_waits(&self, event: EventId) -> bool {
+        self.waitlists
+            .get(&event.object_id())
+            .is_some_and(|list| list.iter().any(|entry| entry.offer.is_none()))
+    }
+
+    /// The entry `id` with its place, if it is on a list.
+    fn entry(&self, id: WaitlistEntryId) -> Option<WaitlistEntry> {
+        self.waitlists
+            .values()
+            .find_map(|list| with_places(list).into_iter().find(|entry| entry.id == id))
+    }
+
     fn position_of(&self, hold: &SeatHold) -> Option<usize> {
         self.holds
             .iter()
@@ -159,6 +176,7 @@ impl BookingRepository for InMemoryBookingRepository {
     ) -> Result<SeatHold, PlaceBookingError> {
         let mut guard = lock(&self.state);
         let state = &mut *guard;
+        let waits = state.anyone_waits(booking.event_id);
         let inventory = state
             .inventory
             .get_mut(&booking.event_id.object_id())
@@ -172,6 +190,11 @@ impl BookingRepository for InMemoryBookingRepository {
                 fresh: false,
                 remaining: remaining_now,
                 ..earlier.clone()
+            });
+        }
+        if waits {
+            return Err(PlaceBookingError::SoldOut {
+                remaining: remaining_now,
             });
         }
         let remaining =
@@ -249,6 +272,121 @@ impl BookingRepository for InMemoryBookingRepository {
         let released = state.holds.remove(at);
         give_back(&mut state.inventory, &released.booking);
         Ok(true)
+    }
+
+    async fn join_waitlist(
+        &self,
+        entry: &WaitlistEntry,
+    ) -> Result<WaitlistEntry, JoinWaitlistError> {
+        let mut state = lock(&self.state);
+        if let Some(found) = state.entry(entry.id) {
+            return Ok(found);
+        }
+        let inventory = state
+            .inventory
+            .get(&entry.event_id.object_id())
+            .ok_or(JoinWaitlistError::EventNotFound)?;
+        if inventory.cancelled.is_some() {
+            return Err(JoinWaitlistError::EventCancelled);
+        }
+        if inventory.remaining >= entry.seats && !state.anyone_waits(entry.event_id) {
+            return Err(JoinWaitlistError::SeatsAvailable {
+                remaining: inventory.remaining,
+            });
+        }
+        state
+            .waitlists
+            .entry(entry.event_id.object_id())
+            .or_default()
+            .push(WaitlistEntry {
+                offer: None,
+                place: None,
+                ..entry.clone()
+            });
+        state
+            .entry(entry.id)
+            .ok_or_else(|| RepositoryError::Unexpected(crate::Cause::msg("entry lost")).into())
+    }
+
+    async fn waitlist_entry(
+        &self,
+        id: WaitlistEntryId,
+    ) -> Result<Option<WaitlistEntry>, RepositoryError> {
+        Ok(lock(&self.state).entry(id))
+    }
+
+    async fn waitlist_of_user(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<WaitlistEntry>, RepositoryError> {
+        let state = lock(&self.state);
+        let mut entries: Vec<WaitlistEntry> = state
+            .waitlists
+            .values()
+            .flat_map(|list| with_places(list))
+            .filter(|entry| &entry.user_id == user_id)
+            .collect();
+        entries.sort_by_key(|entry| (entry.joined_at, entry.id));
+        entries.truncate(1000);
+        Ok(entries)
+    }
+
+    async fn leave_waitlist(&self, id: WaitlistEntryId) -> Result<bool, RepositoryError> {
+        let mut state = lock(&self.state);
+        for list in state.waitlists.values_mut() {
+            if let Some(at) = list.iter().position(|entry| entry.id == id) {
+                list.remove(at);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn offer_to_waitlists(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<WaitlistEntry>, RepositoryError> {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let mut offered = Vec::new();
+        for (event, list) in &mut state.waitlists {
+            list.retain(|entry| entry.offer.as_ref().is_none_or(|o| o.expires_at > now));
+            let Some(inventory) = state.inventory.get_mut(event) else {
+                continue;
+            };
+            if inventory.cancelled.is_some() {
+                continue;
+            }
+            for entry in list.iter_mut().filter(|entry| entry.offer.is_none()) {
+                let Ok(remaining) = inventory.reserve(entry.seats) else {
+                    break;
+                };
+                let booking = Booking {
+                    id: BookingId::generate(),
+                    event_id: entry.event_id,
+                    user_id: entry.user_id.clone(),
+                    seats: entry.seats,
+                    booked_at: now,
+                    cancelled_at: None,
+                    cancel_reason: None,
+                };
+                entry.offer = Some(WaitlistOffer {
+                    hold_id: booking.id,
+                    expires_at,
+                });
+                state.holds.push(SeatHold {
+                    booking,
+                    attempt: new_token(),
+                    held_at: now_millis(),
+                    fresh: true,
+                    remaining,
+                    expires_at: Some(expires_at),
+                });
+                offered.push(entry.clone());
+            }
+        }
+        Ok(offered)
     }
 
     async fn lapsed_holds(

@@ -7,13 +7,14 @@ use futures_util::TryStreamExt;
 use mongodb::Collection;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
-use myevents_domain::booking::{Booking, SeatInventory, UserId};
-use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::booking::{Booking, SeatInventory, UserId, WaitlistEntry, WaitlistOffer};
+use myevents_domain::id::{BookingId, EventId, WaitlistEntryId};
 use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
 use super::documents::{
-    BookingDoc, HoldDoc, InventoryDoc, OutboxDoc, revision, to_bson_date, to_bson_id,
+    BookingDoc, HoldDoc, InventoryDoc, OutboxDoc, WaitDoc, revision, to_bson_date, to_bson_id,
+    waitlist_entries,
 };
 use super::events::find_page;
 use super::{MongoStore, map_error};
@@ -21,7 +22,7 @@ use crate::idempotency::new_token;
 use crate::now_millis;
 use crate::{
     BookingRepository, Cancellation, EventBookingsCancelled, InventoryChange, InventoryChanged,
-    PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
+    JoinWaitlistError, PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
 };
 
 pub(crate) const INVENTORY: &str = "inventory";
@@ -365,6 +366,7 @@ impl BookingRepository for MongoBookingRepository {
                         "holds.booking": {"$ne": bid},
                         "buyer_holds.booking": {"$ne": bid},
                         "cancelled_at": {"$exists": false},
+                        "waiting": {"$not": {"$gt": 0}},
                     },
                     doc! {"$inc": {"remaining": -seats}, "$push": {array: hold.clone()}},
                 )
@@ -393,7 +395,7 @@ impl BookingRepository for MongoBookingRepository {
             if cancelled {
                 return Err(PlaceBookingError::EventCancelled);
             }
-            if remaining < seats || attempts >= 5 {
+            if remaining < seats || inventory.waiting > 0 || attempts >= 5 {
                 return Err(PlaceBookingError::SoldOut {
                     remaining: SeatCount::new(u32::try_from(remaining.max(0)).unwrap_or(0)),
                 });
@@ -477,6 +479,232 @@ impl BookingRepository for MongoBookingRepository {
             .await
             .map_err(map_error)?;
         Ok(released.modified_count == 1)
+    }
+
+    async fn join_waitlist(
+        &self,
+        entry: &WaitlistEntry,
+    ) -> Result<WaitlistEntry, JoinWaitlistError> {
+        self.store.ensure_initialised()?;
+        let event = to_bson_id(entry.event_id.object_id());
+        let eid = to_bson_id(entry.id.object_id());
+        let seats = i64::from(entry.seats.get());
+        let document = bson_of(&WaitDoc::from(&WaitlistEntry {
+            offer: None,
+            ..entry.clone()
+        }))?;
+        let joined = self
+            .inventory
+            .find_one_and_update(
+                doc! {
+                    "_id": event,
+                    "cancelled_at": {"$exists": false},
+                    "waitlist.id": {"$ne": eid},
+                    "$or": [{"remaining": {"$lt": seats}}, {"waiting": {"$gt": 0}}],
+                },
+                doc! {"$push": {"waitlist": document}, "$inc": {"waiting": 1}},
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(map_error)?;
+        let inventory = match joined {
+            Some(inventory) => inventory,
+            None => self
+                .inventory
+                .find_one(doc! {"_id": event})
+                .await
+                .map_err(map_error)?
+                .ok_or(JoinWaitlistError::EventNotFound)?,
+        };
+        let (cancelled, remaining) = (inventory.cancelled_at.is_some(), inventory.remaining);
+        if let Some(found) = waitlist_entries(inventory.id, inventory.waitlist)?
+            .into_iter()
+            .find(|e| e.id == entry.id)
+        {
+            return Ok(found);
+        }
+        if cancelled {
+            return Err(JoinWaitlistError::EventCancelled);
+        }
+        Err(JoinWaitlistError::SeatsAvailable {
+            remaining: SeatCount::new(u32::try_from(remaining.max(0)).unwrap_or(0)),
+        })
+    }
+
+    async fn waitlist_entry(
+        &self,
+        id: WaitlistEntryId,
+    ) -> Result<Option<WaitlistEntry>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let eid = to_bson_id(id.object_id());
+        let Some(inventory) = self
+            .inventory
+            .find_one(doc! {"waitlist.id": eid})
+            .await
+            .map_err(map_error)?
+        else {
+            return Ok(None);
+        };
+        Ok(waitlist_entries(inventory.id, inventory.waitlist)?
+            .into_iter()
+            .find(|entry| entry.id == id))
+    }
+
+    async fn waitlist_of_user(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<WaitlistEntry>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let mut inventories = self
+            .inventory
+            .find(doc! {"waitlist.user_id": user_id.as_str()})
+            .await
+            .map_err(map_error)?;
+        let mut entries = Vec::new();
+        while let Some(inventory) = inventories.try_next().await.map_err(map_error)? {
+            entries.extend(
+                waitlist_entries(inventory.id, inventory.waitlist)?
+                    .into_iter()
+                    .filter(|entry| &entry.user_id == user_id),
+            );
+        }
+        entries.sort_by_key(|entry| (entry.joined_at, entry.id));
+        entries.truncate(1000);
+        Ok(entries)
+    }
+
+    async fn leave_waitlist(&self, id: WaitlistEntryId) -> Result<bool, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let eid = to_bson_id(id.object_id());
+        // Waiting without an offer, it counts among those waiting; with one, no more. An offer
+        // made between the two updates is found by the second.
+        for (matches, update) in [
+            (
+                doc! {"waitlist": {"$elemMatch": {"id": eid, "offer": {"$exists": false}}}},
+                doc! {"$pull": {"waitlist": {"id": eid}}, "$inc": {"waiting": -1}},
+            ),
+            (
+                doc! {"waitlist": {"$elemMatch": {"id": eid, "offer": {"$exists": true}}}},
+                doc! {"$pull": {"waitlist": {"id": eid}}},
+            ),
+        ] {
+            let left = self
+                .inventory
+                .update_one(matches, update)
+                .await
+                .map_err(map_error)?;
+            if left.modified_count == 1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn offer_to_waitlists(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<WaitlistEntry>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let at = to_bson_date(now);
+        let lists: Vec<InventoryDoc> = self
+            .inventory
+            .find(doc! {"$or": [
+                {"waiting": {"$gt": 0}},
+                {"waitlist.offer.expires_at": {"$lte": at}},
+            ]})
+            .limit(1000)
+            .await
+            .map_err(map_error)?
+            .try_collect()
+            .await
+            .map_err(map_error)?;
+        let mut offered = Vec::new();
+        for inventory in lists {
+            let event = inventory.id;
+            let lapsed: Vec<_> = inventory
+                .waitlist
+                .iter()
+                .filter(|entry| entry.offer.as_ref().is_some_and(|o| o.expires_at <= at))
+                .map(|entry| entry.id)
+                .collect();
+            if !lapsed.is_empty() {
+                self.inventory
+                    .update_one(
+                        doc! {"_id": event},
+                        doc! {"$pull": {"waitlist": {"id": {"$in": lapsed}}}},
+                    )
+                    .await
+                    .map_err(map_error)?;
+            }
+            let mut current = Some(inventory);
+            // Each pass offers the first entry still waiting, or stops: at most one pass per entry,
+            // and a few more for reads that another replica's offer made stale.
+            for _ in 0..1000 {
+                let Some(inventory) = current.take() else {
+                    break;
+                };
+                if inventory.cancelled_at.is_some() {
+                    break;
+                }
+                let Some(head) = inventory.waitlist.iter().find(|e| e.offer.is_none()) else {
+                    break;
+                };
+                if head.seats > inventory.remaining {
+                    break;
+                }
+                let entry = waitlist_entries(event, vec![head.clone()])?
+                    .pop()
+                    .ok_or_else(|| RepositoryError::Unexpected(Cause::msg("entry lost")))?;
+                let booking = Booking {
+                    id: BookingId::generate(),
+                    event_id: entry.event_id,
+                    user_id: entry.user_id.clone(),
+                    seats: entry.seats,
+                    booked_at: now,
+                    cancelled_at: None,
+                    cancel_reason: None,
+                };
+                let hold = bson_of(&HoldDoc::new(&booking, &new_token(), now, Some(expires_at)))?;
+                let offer = doc! {"hold": to_bson_id(booking.id.object_id()), "expires_at": to_bson_date(expires_at)};
+                // An `update` command, and a read after it: the MongoDB-wire test server refuses the
+                // positional operator in `findAndModify` (scripts/repro/secantus_positional_find_and_modify.py).
+                let made = self
+                    .inventory
+                    .update_one(
+                        doc! {
+                            "_id": event,
+                            "cancelled_at": {"$exists": false},
+                            "remaining": {"$gte": head.seats},
+                            "waitlist": {"$elemMatch": {"id": head.id, "offer": {"$exists": false}}},
+                        },
+                        doc! {
+                            "$set": {"waitlist.$.offer": offer},
+                            "$inc": {"remaining": -head.seats, "waiting": -1},
+                            "$push": {"buyer_holds": hold},
+                        },
+                    )
+                    .await
+                    .map_err(map_error)?;
+                if made.modified_count == 1 {
+                    offered.push(WaitlistEntry {
+                        offer: Some(WaitlistOffer {
+                            hold_id: booking.id,
+                            expires_at,
+                        }),
+                        place: None,
+                        ..entry
+                    });
+                }
+                // The next entry, after this offer (or after another replica's, or seats gone).
+                current = self
+                    .inventory
+                    .find_one(doc! {"_id": event})
+                    .await
+                    .map_err(map_error)?;
+            }
+        }
+        Ok(offered)
     }
 
     async fn lapsed_holds(

@@ -3,7 +3,7 @@
 use crate::Cause;
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, oid::ObjectId as BsonId};
-use myevents_domain::booking::{Booking, SeatInventory, UserId};
+use myevents_domain::booking::{Booking, SeatInventory, UserId, WaitlistEntry, WaitlistOffer};
 use myevents_domain::event::{Event, EventCancellation};
 use myevents_domain::id::ObjectId;
 use myevents_domain::location::{Hall, Location};
@@ -291,9 +291,86 @@ pub(crate) struct InventoryDoc {
     pub(crate) cancelled_at: Option<bson::DateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) cancel_reason: Option<String>,
+    /// The event's waitlist, in the order its buyers joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) waitlist: Vec<WaitDoc>,
+    /// How many of the waitlist's entries wait without an offer (absent: none).
+    #[serde(default)]
+    pub(crate) waiting: i64,
     /// Set once a cancelled event's bookings are all cancelled and no seat hold is left.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) settled: bool,
+}
+
+/// A waitlist entry in an inventory document: `{id, user_id, seats, joined_at, offer?: {hold,
+/// expires_at}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WaitDoc {
+    pub(crate) id: BsonId,
+    pub(crate) user_id: String,
+    pub(crate) seats: i64,
+    joined_at: bson::DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) offer: Option<OfferDoc>,
+}
+
+/// The offer of a waitlist entry: the hold made for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OfferDoc {
+    pub(crate) hold: BsonId,
+    pub(crate) expires_at: bson::DateTime,
+}
+
+impl From<&WaitlistEntry> for WaitDoc {
+    fn from(e: &WaitlistEntry) -> Self {
+        Self {
+            id: to_bson_id(e.id.object_id()),
+            user_id: e.user_id.as_str().to_owned(),
+            seats: i64::from(e.seats.get()),
+            joined_at: to_date(e.joined_at),
+            offer: e.offer.as_ref().map(|o| OfferDoc {
+                hold: to_bson_id(o.hold_id.object_id()),
+                expires_at: to_date(o.expires_at),
+            }),
+        }
+    }
+}
+
+impl WaitDoc {
+    /// The entry of event `event_id`, its place `place`.
+    fn into_entry(
+        self,
+        event_id: BsonId,
+        place: Option<u32>,
+    ) -> Result<WaitlistEntry, RepositoryError> {
+        Ok(WaitlistEntry {
+            id: from_bson_id(self.id).into(),
+            event_id: from_bson_id(event_id).into(),
+            user_id: UserId::parse(&self.user_id).map_err(|_| corrupt("an invalid user id"))?,
+            seats: seats(self.seats)?,
+            joined_at: from_date(self.joined_at)?,
+            offer: match self.offer {
+                Some(offer) => Some(WaitlistOffer {
+                    hold_id: from_bson_id(offer.hold).into(),
+                    expires_at: from_date(offer.expires_at)?,
+                }),
+                None => None,
+            },
+            place,
+        })
+    }
+}
+
+/// The entries of an inventory's waitlist, each with its place among those still waiting.
+pub(crate) fn waitlist_entries(
+    event_id: BsonId,
+    waitlist: Vec<WaitDoc>,
+) -> Result<Vec<WaitlistEntry>, RepositoryError> {
+    let entries = waitlist
+        .into_iter()
+        .map(|entry| entry.into_entry(event_id, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::with_places(&entries))
 }
 
 /// A seat hold in an inventory document: `{booking, attempt, user_id, seats, booked_at, held_at,

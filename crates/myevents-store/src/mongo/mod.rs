@@ -466,7 +466,8 @@ pub fn event_service_indexes() -> Vec<IndexSpec> {
 }
 
 /// The indexes of the booking service: bookings by event and by user, in id order; pending outbox
-/// messages; seat returns and seat holds a crash interrupted; idempotency keys.
+/// messages; seat returns and seat holds a crash interrupted; waitlist entries by id and by user;
+/// idempotency keys.
 pub fn booking_service_indexes() -> Vec<IndexSpec> {
     let mut indexes = vec![
         IndexSpec::plain(bookings::BOOKINGS, doc! {"event_id": 1, "_id": 1}),
@@ -474,6 +475,8 @@ pub fn booking_service_indexes() -> Vec<IndexSpec> {
         IndexSpec::pending_outbox(bookings::BOOKINGS),
         IndexSpec::plain(bookings::BOOKINGS, doc! {"returning": 1, "cancelled_at": 1}),
         IndexSpec::plain(bookings::INVENTORY, doc! {"holds.held_at": 1}),
+        IndexSpec::plain(bookings::INVENTORY, doc! {"waitlist.id": 1}),
+        IndexSpec::plain(bookings::INVENTORY, doc! {"waitlist.user_id": 1}),
     ];
     indexes.extend(idempotency_indexes());
     indexes

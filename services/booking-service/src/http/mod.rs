@@ -8,10 +8,13 @@ use myevents_http::problem::Problem;
 use myevents_store::RepositoryError;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::service::{BookingService, CancelError, HoldError, ListError, PlaceError};
+use crate::service::{
+    BookingService, CancelError, HoldError, ListError, PlaceError, WaitlistError,
+};
 
 mod bookings;
 mod holds;
+mod waitlist;
 pub mod wire;
 
 /// What the service's OpenAPI document says about it.
@@ -24,7 +27,9 @@ pub const ABOUT: About = About {
 /// The service's API routes over its use cases, each with its OpenAPI description (the host splits
 /// them into router and document, and adds the probes and the middleware).
 pub fn routes() -> OpenApiRouter<BookingService> {
-    bookings::routes().merge(holds::routes())
+    bookings::routes()
+        .merge(holds::routes())
+        .merge(waitlist::routes())
 }
 
 /// Every way a request can fail; the only place that maps the service's failures to HTTP statuses.
@@ -45,6 +50,9 @@ pub enum ApiError {
     /// Showing, confirming or releasing a hold failed.
     #[error(transparent)]
     Hold(#[from] HoldError),
+    /// Joining, showing or leaving a waitlist failed.
+    #[error(transparent)]
+    Waitlist(#[from] WaitlistError),
     /// Listing bookings failed.
     #[error(transparent)]
     List(#[from] ListError),
@@ -110,6 +118,21 @@ impl ApiError {
             | Self::Hold(HoldError::Store(error))
             | Self::List(ListError::Store(error)) => Problem::from(error),
             Self::Hold(HoldError::Place(error)) => Self::Place(error).problem(),
+            Self::Waitlist(WaitlistError::Invalid(error)) => Problem::from(error),
+            Self::Waitlist(error @ WaitlistError::EventCancelled(_)) => event_cancelled(&error),
+            Self::Waitlist(
+                error @ (WaitlistError::EventNotFound(_) | WaitlistError::NotFound(_)),
+            ) => Problem::not_found(error.to_string()),
+            Self::Waitlist(error @ WaitlistError::SeatsAvailable { .. }) => Problem::new(
+                StatusCode::CONFLICT,
+                "seats-available",
+                "Seats on sale",
+                error.to_string(),
+            ),
+            Self::Waitlist(error @ WaitlistError::Forbidden) => {
+                Problem::status(StatusCode::FORBIDDEN, error.to_string())
+            }
+            Self::Waitlist(WaitlistError::Store(error)) => Problem::from(error),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! bug), `Date` in Unix seconds, `CancelledAt` (Unix seconds) added once a booking is cancelled and
 //! `CancelReason` when its buyer did not cancel it (its event was called off).
 
-use myevents_domain::booking::{Booking, UserId};
+use myevents_domain::booking::{Booking, UserId, WaitlistEntry};
 use myevents_domain::id::{BookingId, EventId, ObjectId};
 use myevents_domain::seats::SeatCount;
 use myevents_http::openapi::ResponseExample;
@@ -107,6 +107,71 @@ impl From<&SeatHold> for HoldBody {
     }
 }
 
+/// A waitlist entry on the wire: `{ID, EventID, UserID, Seats, JoinedAt, Place?, Offer?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = WaitlistEntry)]
+pub struct WaitlistEntryBody {
+    /// 24-hex id.
+    #[serde(rename = "ID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
+    pub id: String,
+    /// The event waited for, 24-hex id.
+    #[serde(rename = "EventID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
+    pub event_id: String,
+    /// Who waits.
+    #[serde(rename = "UserID")]
+    #[schema(example = "someUserID")]
+    pub user_id: String,
+    /// Seats wanted: offered all together or not at all.
+    #[schema(minimum = 1, example = 2)]
+    pub seats: u32,
+    /// When the buyer joined, Unix seconds.
+    #[schema(example = 1_768_000_000)]
+    pub joined_at: i64,
+    /// The place among the buyers still waiting (1: the next offer is this one's); absent once
+    /// seats were offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, example = 3)]
+    pub place: Option<u32>,
+    /// The seats offered: a hold in the buyer's name, to confirm before it lapses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub offer: Option<OfferBody>,
+}
+
+/// Seats offered to a waiting buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = WaitlistOffer)]
+pub struct OfferBody {
+    /// The hold (`/holds/{id}`; confirm it at `/holds/{id}/confirmation`).
+    #[serde(rename = "HoldID")]
+    #[schema(value_type = myevents_http::openapi::Id)]
+    pub hold_id: String,
+    /// When the hold lapses unless confirmed, Unix seconds.
+    #[schema(example = 1_768_000_600)]
+    pub expires_at: i64,
+}
+
+impl From<&WaitlistEntry> for WaitlistEntryBody {
+    fn from(e: &WaitlistEntry) -> Self {
+        Self {
+            id: e.id.to_string(),
+            event_id: e.event_id.to_string(),
+            user_id: e.user_id.to_string(),
+            seats: e.seats.get(),
+            joined_at: e.joined_at.timestamp(),
+            place: e.place,
+            offer: e.offer.as_ref().map(|o| OfferBody {
+                hold_id: o.hold_id.to_string(),
+                expires_at: o.expires_at.timestamp(),
+            }),
+        }
+    }
+}
+
 /// The document's response examples: a booking of 2 seats and the same booking cancelled, as the
 /// handlers answer them — the same conversion, the same serialiser — with fixed ids and times.
 pub fn response_examples() -> Vec<ResponseExample> {
@@ -136,8 +201,23 @@ pub fn response_examples() -> Vec<ResponseExample> {
         remaining: SeatCount::new(98),
         expires_at: Some(at(1_768_000_600)),
     });
+    let entry = WaitlistEntry {
+        id: myevents_domain::id::WaitlistEntryId::from(ObjectId::from_bytes([
+            0x6b, 0x02, 0x6a, 0xd0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+        ])),
+        event_id: booking.event_id,
+        user_id: booking.user_id.clone(),
+        seats: SeatCount::new(2),
+        joined_at: at(1_768_000_000),
+        offer: None,
+        place: Some(3),
+    };
+    let entry = WaitlistEntryBody::from(&entry);
     let booking = BookingBody::from(&booking);
     vec![
+        ResponseExample::new("joinWaitlist", "201", &entry),
+        ResponseExample::new("getWaitlistEntry", "200", &entry),
+        ResponseExample::new("listUserWaitlist", "200", &[&entry]),
         ResponseExample::new("holdSeats", "201", &hold),
         ResponseExample::new("getHold", "200", &hold),
         ResponseExample::new("confirmHold", "201", &booking),

@@ -592,3 +592,77 @@ async fn a_hold_is_201_then_confirmed_into_its_booking_once_or_released_and_stra
         StatusCode::NOT_FOUND,
     );
 }
+
+#[tokio::test]
+async fn waitlist_problems_change_nothing() {
+    let app = TestApp::in_memory().await;
+    let event = app.announce_event(2).await;
+    let join = |event: String, body: &'static str, user: &'static str| {
+        let http = app.http.clone();
+        async move {
+            http.request(
+                "POST",
+                &format!("/events/{event}/waitlist"),
+                &[("content-type", "application/json"), ("x-user-id", user)],
+                body,
+            )
+            .await
+        }
+    };
+    let available = join(event.to_string(), r#"{"seats":2}"#, "bob").await;
+    assert_problem(&available, StatusCode::CONFLICT);
+    assert_eq!(
+        available.body["type"],
+        "urn:myevents:problem:seats-available"
+    );
+    assert_problem(
+        &join(event.to_string(), r#"{"seats":0}"#, "bob").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let unknown = myevents_domain::id::EventId::generate().to_string();
+    assert_problem(
+        &join(unknown, r#"{"seats":1}"#, "bob").await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(
+        app.book(&event.to_string(), r#"{"seats":2}"#, Some("alice"))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let joined = join(event.to_string(), r#"{"seats":1}"#, "bob").await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let id = joined.body["ID"].as_str().expect("ID").to_owned();
+    assert_eq!(
+        joined.headers["location"],
+        format!("/waitlist/{id}").as_str()
+    );
+    assert_eq!(joined.body["Place"], 1);
+    assert_problem(
+        &app.get_as(&format!("/waitlist/{id}"), Some("carol")).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_problem(
+        &app.get_as("/users/bob/waitlist", Some("carol")).await,
+        StatusCode::FORBIDDEN,
+    );
+    let leave = |user: &'static str| {
+        let http = app.http.clone();
+        let path = format!("/waitlist/{id}");
+        async move {
+            http.request("DELETE", &path, &[("x-user-id", user)], Body::empty())
+                .await
+        }
+    };
+    assert_problem(&leave("carol").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get_as("/users/bob/waitlist", Some("bob")).await.body[0]["ID"],
+        id.as_str()
+    );
+    assert_eq!(leave("bob").await.status, StatusCode::NO_CONTENT);
+    assert_problem(&leave("bob").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get_as("/users/bob/waitlist", Some("bob")).await.body,
+        json!([])
+    );
+}

@@ -29,3 +29,4 @@ mod seat_hold_crash;
 mod start_order;
 mod store_circuit;
 mod two_processes;
+mod waitlist;
