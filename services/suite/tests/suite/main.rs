@@ -25,6 +25,7 @@ mod observability;
 mod otlp_export;
 mod outbox_crash;
 mod restart_keeps_data;
+mod seat_conservation;
 mod seat_hold_crash;
 mod start_order;
 mod store_circuit;
