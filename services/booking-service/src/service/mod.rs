@@ -6,24 +6,24 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use myevents_domain::access::Principal;
-use myevents_domain::booking::{
-    Booking, BookingSeats, SeatInventory, UserId, WaitlistEntry, event_cancelled_reason,
-};
-use myevents_domain::event::EventCancellation;
-use myevents_domain::id::{BookingId, EventId, WaitlistEntryId};
-use myevents_domain::messages::{
-    BookingCancelled, DomainEvent, EventBooked, EventCancelled, EventCreated, EventUpdated,
-    OutboxMessage,
-};
+use myevents_domain::booking::{Booking, BookingSeats, UserId};
+use myevents_domain::id::{BookingId, EventId};
+use myevents_domain::messages::{BookingCancelled, DomainEvent, EventBooked, OutboxMessage};
 use myevents_domain::seats::SeatCount;
 use myevents_domain::validation::ValidationError;
 use myevents_messaging::outbox::OutboxWaker;
 use myevents_store::{
-    BookingRepository, Cancellation, InventoryChange, InventoryChanged, JoinWaitlistError,
-    PageRequest, RepositoryError, SeatHold, Settled,
+    BookingRepository, Cancellation, PageRequest, RepositoryError, SeatHold, Settled,
 };
 
 use crate::metrics::BookingMetrics;
+
+mod event_changes;
+mod holds;
+mod waitlist;
+
+pub use holds::{HoldError, PlaceHold};
+pub use waitlist::{JoinWaitlist, WaitlistError};
 
 /// Book `seats` of an event for a user, under an id the caller reserved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,83 +67,6 @@ pub enum PlaceError {
     /// ([`Fault::DropAfterSeatHold`]); the hold is left for a retry or the reconciler.
     #[error("booking {0} was interrupted after its seats were held")]
     Interrupted(BookingId),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] RepositoryError),
-}
-
-/// Hold seats of an event for a buyer for [`BookingRules::hold_ttl`], under an id the caller
-/// reserved (the id of the booking the hold becomes once confirmed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlaceHold {
-    /// The hold's id (from the idempotency key's reservation, or fresh).
-    pub hold_id: BookingId,
-    /// The event.
-    pub event_id: EventId,
-    /// Who holds.
-    pub user_id: UserId,
-    /// Seats requested, as the client sent them (validated here: 1 ..= the most per booking).
-    pub seats: Option<i64>,
-}
-
-/// Why a hold was not confirmed, released or shown.
-#[derive(Debug, thiserror::Error)]
-pub enum HoldError {
-    /// No such hold the caller may see: never made, someone else's, released, or lapsed and
-    /// given back.
-    #[error("no hold with id {0} (released, lapsed, or never made)")]
-    NotFound(BookingId),
-    /// The hold lapsed before it was confirmed; its seats go back.
-    #[error("hold {0} lapsed before it was confirmed")]
-    Lapsed(BookingId),
-    /// The hold's event was called off.
-    #[error("the event of hold {0} was cancelled: nothing more is booked")]
-    EventCancelled(BookingId),
-    /// Storing the booking failed (see [`PlaceError`]).
-    #[error(transparent)]
-    Place(#[from] PlaceError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] RepositoryError),
-}
-
-/// Join an event's waitlist, under an id the caller reserved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinWaitlist {
-    /// The entry's id (from the idempotency key's reservation, or fresh).
-    pub entry_id: WaitlistEntryId,
-    /// The event.
-    pub event_id: EventId,
-    /// Who waits.
-    pub user_id: UserId,
-    /// Seats wanted, as the client sent them (validated here: 1 ..= the most per booking).
-    pub seats: Option<i64>,
-}
-
-/// Why a waitlist entry was not made, shown or removed.
-#[derive(Debug, thiserror::Error)]
-pub enum WaitlistError {
-    /// The seats wanted are not a number from 1 to the most per booking.
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-    /// No inventory for this event: not announced (yet), or unknown.
-    #[error("no event with id {0} is open for booking")]
-    EventNotFound(EventId),
-    /// The event was called off.
-    #[error("event {0} was cancelled: nothing more is booked")]
-    EventCancelled(EventId),
-    /// The seats wanted are on sale and nobody waits: book or hold them instead.
-    #[error("{remaining} seats are on sale and nobody waits: book them instead")]
-    SeatsAvailable {
-        /// Seats on sale.
-        remaining: u32,
-    },
-    /// No such entry the caller may see.
-    #[error("no waitlist entry with id {0}")]
-    NotFound(WaitlistEntryId),
-    /// Another user's entries.
-    #[error("a user's waitlist entries are shown to that user and administrators only")]
-    Forbidden,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] RepositoryError),
@@ -305,6 +228,15 @@ impl BookingService {
         self.store_held(&hold, command.trace_parent).await
     }
 
+    /// When a buyer's hold taken now lapses: [`BookingRules::hold_ttl`] from now (whole seconds).
+    fn hold_expiry(&self) -> DateTime<Utc> {
+        let ttl =
+            chrono::TimeDelta::from_std(self.rules.hold_ttl).unwrap_or(chrono::TimeDelta::MAX);
+        now_seconds()
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// Takes the seats of `booking` (see [`BookingRepository::hold_seats`]): a reservation record,
     /// or a buyer's hold lapsing at `expires_at`.
     async fn take_seats(
@@ -329,262 +261,6 @@ impl BookingService {
                 Err(PlaceError::EventCancelled(event_id))
             }
             Err(myevents_store::PlaceBookingError::Repository(error)) => Err(error.into()),
-        }
-    }
-
-    /// Holds seats for a buyer (see [`PlaceHold`]): taken at once, like a booking's, and kept
-    /// until the buyer confirms the hold ([`BookingService::confirm_hold`]) or releases it, or it
-    /// lapses after [`BookingRules::hold_ttl`] ([`BookingService::lapse_holds`]). A hold under an
-    /// id already held is answered as it is (a retry).
-    ///
-    /// # Errors
-    /// [`PlaceError`]: invalid seats, unknown or cancelled event, sold out, or the store's failure.
-    pub async fn hold(&self, command: PlaceHold) -> Result<SeatHold, PlaceError> {
-        let seats = BookingSeats::new(command.seats, self.rules.max_seats_per_booking)?.count();
-        let ttl =
-            chrono::TimeDelta::from_std(self.rules.hold_ttl).unwrap_or(chrono::TimeDelta::MAX);
-        let expires_at = now_seconds()
-            .checked_add_signed(ttl)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let booking = new_booking(command.hold_id, command.event_id, command.user_id, seats);
-        let hold = self.take_seats(&booking, Some(expires_at)).await?;
-        if hold.fresh {
-            self.metrics.holds.inc();
-            tracing::info!(hold_id = %hold.booking.id, event_id = %hold.booking.event_id,
-                seats = seats.get(), %expires_at, "seats held");
-        }
-        Ok(hold)
-    }
-
-    /// The hold `id` as its holder (or an administrator, `by`) sees it; `None` when there is none
-    /// they may see (released, lapsed and given back, confirmed, or someone else's).
-    ///
-    /// # Errors
-    /// The store's failure.
-    pub async fn seat_hold(
-        &self,
-        id: BookingId,
-        by: &Principal,
-    ) -> Result<Option<SeatHold>, RepositoryError> {
-        let hold = self.bookings.seat_hold(id).await?;
-        Ok(hold.filter(|h| h.expires_at.is_some() && by.may_act_for(&h.booking.user_id)))
-    }
-
-    /// Confirms the hold `id` into its booking (same id) for its holder or an administrator `by`:
-    /// claims the hold, so that no lapse can take its seats any more, then stores the booking
-    /// with its `eventBooked`. Idempotent: confirming a confirmed hold answers its booking.
-    /// Returns the booking and whether this call stored it.
-    ///
-    /// # Errors
-    /// [`HoldError`]: no such hold for the caller, a lapsed hold, a cancelled event, or the
-    /// store's failure.
-    pub async fn confirm_hold(
-        &self,
-        id: BookingId,
-        by: &Principal,
-        trace_parent: Option<String>,
-    ) -> Result<(Booking, bool), HoldError> {
-        let confirmed_before = |booking: Option<Booking>| {
-            booking
-                .filter(|b| by.may_act_for(&b.user_id))
-                .map(|b| (b, false))
-        };
-        if let Some(done) = confirmed_before(self.bookings.booking(id).await?) {
-            return Ok(done);
-        }
-        let hold = self
-            .bookings
-            .seat_hold(id)
-            .await?
-            .filter(|h| by.may_act_for(&h.booking.user_id))
-            .ok_or(HoldError::NotFound(id))?;
-        if let Some(expires_at) = hold.expires_at {
-            let now = Utc::now();
-            if !self.bookings.claim_hold(&hold, now).await? {
-                // Confirmed meanwhile by another request, lapsed, released, or called off.
-                if let Some(done) = confirmed_before(self.bookings.booking(id).await?) {
-                    return Ok(done);
-                }
-                let event = self.bookings.inventory(hold.booking.event_id).await?;
-                if event.is_some_and(|e| e.cancelled.is_some()) {
-                    return Err(HoldError::EventCancelled(id));
-                }
-                return Err(if expires_at <= now {
-                    HoldError::Lapsed(id)
-                } else {
-                    HoldError::NotFound(id)
-                });
-            }
-        }
-        // Claimed now, or by a confirmation a crash interrupted: the booking is stored from it.
-        let claimed = SeatHold {
-            expires_at: None,
-            ..hold
-        };
-        let booking = self.store_held(&claimed, trace_parent).await?;
-        Ok((booking, true))
-    }
-
-    /// Releases the hold `id` for its holder or an administrator `by`: its seats go back at once.
-    ///
-    /// # Errors
-    /// [`HoldError::NotFound`] when there is no such hold the caller may release (confirmed,
-    /// released, lapsed, someone else's), or the store's failure.
-    pub async fn release_hold(&self, id: BookingId, by: &Principal) -> Result<(), HoldError> {
-        let hold = self
-            .seat_hold(id, by)
-            .await?
-            .ok_or(HoldError::NotFound(id))?;
-        if !self.bookings.release_hold(&hold, None).await? {
-            return Err(HoldError::NotFound(id));
-        }
-        tracing::info!(hold_id = %id, seats = hold.booking.seats.get(), "hold released");
-        Ok(())
-    }
-
-    /// Gives back the seats of every buyer's hold that lapsed by now, each once whichever replica
-    /// runs this too (see [`BookingRepository::release_hold`]). Returns how many this call gave
-    /// back. Failures are logged and left to the next run.
-    pub async fn lapse_holds(&self) -> usize {
-        let now = Utc::now();
-        let lapsed = match self.bookings.lapsed_holds(now).await {
-            Ok(lapsed) => lapsed,
-            Err(error) => {
-                tracing::warn!(%error, "looking for lapsed holds failed; next time");
-                return 0;
-            }
-        };
-        let mut released = 0;
-        for hold in lapsed {
-            match self.bookings.release_hold(&hold, Some(now)).await {
-                Ok(true) => {
-                    released += 1;
-                    self.metrics.lapsed_holds.inc();
-                    tracing::info!(hold_id = %hold.booking.id, event_id = %hold.booking.event_id,
-                        seats = hold.booking.seats.get(), "hold lapsed; its seats are back on sale");
-                }
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::warn!(hold_id = %hold.booking.id, %error,
-                        "giving back a lapsed hold failed; next time");
-                    break;
-                }
-            }
-        }
-        released
-    }
-
-    /// Puts the caller on an event's waitlist for `seats` seats (see
-    /// [`BookingRepository::join_waitlist`]): only while the seats cannot be had otherwise.
-    /// Answers the entry with its place; a retry under the same id answers it as it is.
-    ///
-    /// # Errors
-    /// [`WaitlistError`]: invalid seats, unknown or cancelled event, seats on sale, or the
-    /// store's failure.
-    pub async fn join_waitlist(
-        &self,
-        command: JoinWaitlist,
-    ) -> Result<WaitlistEntry, WaitlistError> {
-        let seats = BookingSeats::new(command.seats, self.rules.max_seats_per_booking)?.count();
-        let entry = WaitlistEntry {
-            id: command.entry_id,
-            event_id: command.event_id,
-            user_id: command.user_id,
-            seats,
-            joined_at: now_seconds(),
-            offer: None,
-            place: None,
-        };
-        let joined = self
-            .bookings
-            .join_waitlist(&entry)
-            .await
-            .map_err(|error| match error {
-                JoinWaitlistError::EventNotFound => WaitlistError::EventNotFound(entry.event_id),
-                JoinWaitlistError::EventCancelled => WaitlistError::EventCancelled(entry.event_id),
-                JoinWaitlistError::SeatsAvailable { remaining } => WaitlistError::SeatsAvailable {
-                    remaining: remaining.get(),
-                },
-                JoinWaitlistError::Repository(error) => WaitlistError::Store(error),
-            })?;
-        tracing::info!(entry_id = %joined.id, event_id = %joined.event_id, seats = seats.get(),
-            place = joined.place, "waitlist joined");
-        Ok(joined)
-    }
-
-    /// The waitlist entry `id` for its buyer or an administrator `by`.
-    ///
-    /// # Errors
-    /// [`WaitlistError::NotFound`] when there is none the caller may see, or the store's failure.
-    pub async fn waitlist_entry(
-        &self,
-        id: WaitlistEntryId,
-        by: &Principal,
-    ) -> Result<WaitlistEntry, WaitlistError> {
-        self.bookings
-            .waitlist_entry(id)
-            .await?
-            .filter(|entry| by.may_act_for(&entry.user_id))
-            .ok_or(WaitlistError::NotFound(id))
-    }
-
-    /// The waitlist entries of `user`, for that user or an administrator `by`.
-    ///
-    /// # Errors
-    /// [`WaitlistError::Forbidden`] for anyone else, or the store's failure.
-    pub async fn waitlist_of_user(
-        &self,
-        user: &UserId,
-        by: &Principal,
-    ) -> Result<Vec<WaitlistEntry>, WaitlistError> {
-        if !by.may_act_for(user) {
-            return Err(WaitlistError::Forbidden);
-        }
-        Ok(self.bookings.waitlist_of_user(user).await?)
-    }
-
-    /// Takes the entry `id` off its waitlist, for its buyer or an administrator `by`; an offer it
-    /// had stays a hold of its own (released or confirmed as any).
-    ///
-    /// # Errors
-    /// [`WaitlistError::NotFound`] when there is none the caller may remove, or the store's
-    /// failure.
-    pub async fn leave_waitlist(
-        &self,
-        id: WaitlistEntryId,
-        by: &Principal,
-    ) -> Result<(), WaitlistError> {
-        self.waitlist_entry(id, by).await?;
-        if !self.bookings.leave_waitlist(id).await? {
-            return Err(WaitlistError::NotFound(id));
-        }
-        Ok(())
-    }
-
-    /// Offers the seats on sale to the buyers waiting for them, first come first served, each as
-    /// a hold in their name lapsing after [`BookingRules::hold_ttl`] (see
-    /// [`BookingRepository::offer_to_waitlists`]). Returns how many offers this call made.
-    /// Failures are logged and left to the next run.
-    pub async fn offer_to_waitlists(&self) -> usize {
-        let now = Utc::now();
-        let ttl =
-            chrono::TimeDelta::from_std(self.rules.hold_ttl).unwrap_or(chrono::TimeDelta::MAX);
-        let expires_at = now_seconds()
-            .checked_add_signed(ttl)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        match self.bookings.offer_to_waitlists(now, expires_at).await {
-            Ok(offered) => {
-                for entry in &offered {
-                    self.metrics.waitlist_offers.inc();
-                    tracing::info!(entry_id = %entry.id, event_id = %entry.event_id,
-                        seats = entry.seats.get(), %expires_at, "seats offered to a waiting buyer");
-                }
-                offered.len()
-            }
-            Err(error) => {
-                tracing::warn!(%error, "offering seats to waitlists failed; next time");
-                0
-            }
         }
     }
 
@@ -720,130 +396,6 @@ impl BookingService {
         Ok(self.bookings.bookings_for_user(user, page).await?)
     }
 
-    /// Records the seat inventory of a created event (its capacity, else the configured default, else
-    /// 0 seats). Idempotent: a redelivered `eventCreated` leaves the inventory as it is. Returns
-    /// whether it was new.
-    ///
-    /// # Errors
-    /// The store's failure.
-    pub async fn record_event(&self, created: EventCreated) -> Result<bool, RepositoryError> {
-        let capacity = self.capacity_of(created.id, created.capacity);
-        let (event_id, name) = (created.id, created.name);
-        // A value that cannot be a user id names nobody: then administrators only list the event.
-        let organiser = created.organiser.and_then(|text| UserId::parse(&text).ok());
-        let inventory =
-            SeatInventory::new(event_id, name, SeatCount::new(capacity)).organised_by(organiser);
-        let added = self.bookings.add_inventory(&inventory).await?;
-        tracing::info!(%event_id, capacity, added, "event recorded for booking");
-        Ok(added)
-    }
-
-    /// The seats on sale of an event whose announcement states `capacity`: it, else the configured
-    /// default, else 0 (logged).
-    fn capacity_of(&self, event_id: EventId, capacity: Option<u32>) -> u32 {
-        capacity.or(self.rules.default_capacity).unwrap_or_else(|| {
-            tracing::warn!(%event_id, "an event announced without capacity and no \
-                DEFAULT_EVENT_CAPACITY: the event is recorded with 0 seats");
-            0
-        })
-    }
-
-    /// Applies an organiser's edit of an event (`eventUpdated`) to its inventory: its name,
-    /// organiser and capacity (the seats on sale move by the difference, never below the seats
-    /// booked and held). A revision applied before, or older than one applied, changes nothing;
-    /// an event not known yet is learned from it. Returns whether it was applied.
-    ///
-    /// # Errors
-    /// The store's failure.
-    pub async fn record_change(&self, updated: EventUpdated) -> Result<bool, RepositoryError> {
-        let event = updated.event;
-        let capacity = SeatCount::new(self.capacity_of(event.id, event.capacity));
-        let change = InventoryChange::Edited {
-            name: event.name,
-            capacity,
-            organiser: event.organiser.and_then(|text| UserId::parse(&text).ok()),
-        };
-        let changed = self
-            .bookings
-            .change_inventory(event.id, updated.revision, &change)
-            .await?;
-        let applied = matches!(changed, InventoryChanged::Applied(_));
-        let (InventoryChanged::Applied(inventory) | InventoryChanged::Stale(inventory)) = changed;
-        tracing::info!(event_id = %event.id, revision = updated.revision, applied,
-            capacity = inventory.capacity.get(), remaining = inventory.remaining.get(),
-            "event change recorded for booking");
-        Ok(applied)
-    }
-
-    /// Applies an event's cancellation (`eventCancelled`): nothing more is booked, and every
-    /// booking of the event is cancelled with the organiser's reason and its own
-    /// `bookingCancelled`, once (also when the message comes again: a crash may have cut the
-    /// cancellations short). Returns how many bookings this call cancelled.
-    ///
-    /// # Errors
-    /// The store's failure (a redelivery, or the reconciliation, finishes the work).
-    pub async fn record_cancellation(
-        &self,
-        cancelled: EventCancelled,
-    ) -> Result<usize, RepositoryError> {
-        let change = InventoryChange::Cancelled(EventCancellation {
-            at: cancelled.cancelled_at,
-            reason: cancelled.reason,
-        });
-        let changed = self
-            .bookings
-            .change_inventory(cancelled.id, cancelled.revision, &change)
-            .await?;
-        let (InventoryChanged::Applied(inventory) | InventoryChanged::Stale(inventory)) = changed;
-        match inventory.cancelled {
-            Some(cancellation) => self.cancel_bookings_of(cancelled.id, &cancellation).await,
-            // An older revision than one applied, and the event is not cancelled: nothing to do.
-            None => Ok(0),
-        }
-    }
-
-    /// Cancels the bookings of the event `event_id`, called off as `cancellation` says, that are not
-    /// cancelled yet, each with its `bookingCancelled` and the reason
-    /// [`event_cancelled_reason`] makes of the organiser's (see
-    /// [`BookingRepository::cancel_event_bookings`]), page after page. Returns how many it
-    /// cancelled.
-    async fn cancel_bookings_of(
-        &self,
-        event_id: EventId,
-        cancellation: &EventCancellation,
-    ) -> Result<usize, RepositoryError> {
-        let (at, reason) = (
-            cancellation.at,
-            &event_cancelled_reason(&cancellation.reason),
-        );
-        let announce = |booking: &Booking| {
-            OutboxMessage::new(DomainEvent::BookingCancelled(BookingCancelled {
-                booking_id: booking.id,
-                event_id: booking.event_id,
-                user_id: booking.user_id.to_string(),
-                seats: booking.seats.get(),
-                cancelled_at: at,
-                reason: Some(reason.to_owned()),
-            }))
-        };
-        let mut count = 0;
-        loop {
-            let done = self
-                .bookings
-                .cancel_event_bookings(event_id, at, reason, &announce)
-                .await?;
-            count += done.cancelled.len();
-            if !done.cancelled.is_empty() {
-                self.waker.wake();
-            }
-            if done.settled || done.cancelled.is_empty() {
-                break;
-            }
-        }
-        tracing::info!(%event_id, cancelled = count, "bookings of a cancelled event cancelled");
-        Ok(count)
-    }
-
     /// Reconciles the inventory with the bookings: finishes the seat returns of cancellations and
     /// the bookings whose seats are held but which were never stored, each interrupted (by a crash
     /// or a lost store) at least `grace` ago; younger ones are left to the request still running.
@@ -907,6 +459,7 @@ impl BookingService {
 #[cfg(test)]
 mod tests {
     use myevents_domain::access::Roles;
+    use myevents_domain::messages::{EventCancelled, EventCreated, EventUpdated};
     use myevents_store::memory::{InMemoryBookingRepository, InMemoryOutbox};
     use myevents_store::{MAX_PAGE_LIMIT, Outbox};
 
