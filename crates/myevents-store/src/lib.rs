@@ -232,6 +232,18 @@ pub struct SeatHold {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// One event's seats as its store holds them at one instant (see
+/// [`BookingRepository::inventory_snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventorySnapshot {
+    /// The inventory: capacity and the seats on sale.
+    pub inventory: SeatInventory,
+    /// Every seat hold of the event, of both kinds (`remaining` as in `inventory`).
+    pub holds: Vec<SeatHold>,
+    /// Its waitlist in the order its buyers joined, each entry with its place or offer.
+    pub waitlist: Vec<WaitlistEntry>,
+}
+
 /// What [`BookingRepository::store_held_booking`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
@@ -465,6 +477,18 @@ pub trait BookingRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
     async fn unsettled_cancelled_events(&self) -> Result<Vec<SeatInventory>, RepositoryError>;
+
+    /// The inventory of one event with its seat holds and its waitlist, read together (MongoDB: one
+    /// document), so that the seats on sale and held add up as they did at one instant; `None` for
+    /// an unknown event. For operators and checks: the seats on sale plus held plus booked make
+    /// the capacity.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure.
+    async fn inventory_snapshot(
+        &self,
+        event_id: EventId,
+    ) -> Result<Option<InventorySnapshot>, RepositoryError>;
 
     /// The inventory of one event, if known.
     ///

@@ -941,6 +941,33 @@ pub async fn the_waitlist_is_offered_seats_first_come_first_served(
             .expect("list"),
         [dave]
     );
+    // One snapshot shows it all: on sale + held + booked = capacity, the list in joining order.
+    let snapshot = repo
+        .inventory_snapshot(inv.event_id)
+        .await
+        .expect("read")
+        .expect("known");
+    let held: u32 = snapshot.holds.iter().map(|h| h.booking.seats.get()).sum();
+    assert_eq!(
+        (snapshot.inventory.remaining.get(), held),
+        (0, 5),
+        "bob's and carol's offers hold alice's 5 seats"
+    );
+    let order: Vec<_> = snapshot.waitlist.iter().map(|e| (e.id, e.place)).collect();
+    assert_eq!(
+        order,
+        [
+            (entries[0].id, None),
+            (entries[1].id, None),
+            (entries[2].id, Some(1))
+        ]
+    );
+    assert!(
+        repo.inventory_snapshot(EventId::generate())
+            .await
+            .expect("read")
+            .is_none()
+    );
     // While dave waits, nobody else books.
     assert!(matches!(
         place_sample(repo.as_ref(), inv.event_id, "erin", 1).await,

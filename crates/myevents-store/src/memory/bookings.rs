@@ -14,8 +14,8 @@ use crate::idempotency::new_token;
 use crate::now_millis;
 use crate::{
     BookingRepository, Cancellation, EventBookingsCancelled, InventoryChange, InventoryChanged,
-    JoinWaitlistError, PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
-    with_places,
+    InventorySnapshot, JoinWaitlistError, PageRequest, PlaceBookingError, RepositoryError,
+    SeatHold, Settled, with_places,
 };
 
 #[derive(Debug, Default)]
@@ -160,6 +160,34 @@ impl BookingRepository for InMemoryBookingRepository {
             .map(|(_, inventory)| inventory.clone())
             .take(1000)
             .collect())
+    }
+
+    async fn inventory_snapshot(
+        &self,
+        event_id: EventId,
+    ) -> Result<Option<InventorySnapshot>, RepositoryError> {
+        let state = lock(&self.state);
+        let Some(inventory) = state.inventory.get(&event_id.object_id()) else {
+            return Ok(None);
+        };
+        Ok(Some(InventorySnapshot {
+            inventory: inventory.clone(),
+            holds: state
+                .holds
+                .iter()
+                .filter(|hold| hold.booking.event_id == event_id)
+                .map(|hold| SeatHold {
+                    fresh: false,
+                    remaining: inventory.remaining,
+                    ..hold.clone()
+                })
+                .collect(),
+            waitlist: state
+                .waitlists
+                .get(&event_id.object_id())
+                .map(|list| with_places(list))
+                .unwrap_or_default(),
+        }))
     }
 
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {

@@ -22,7 +22,8 @@ use crate::idempotency::new_token;
 use crate::now_millis;
 use crate::{
     BookingRepository, Cancellation, EventBookingsCancelled, InventoryChange, InventoryChanged,
-    JoinWaitlistError, PageRequest, PlaceBookingError, RepositoryError, SeatHold, Settled,
+    InventorySnapshot, JoinWaitlistError, PageRequest, PlaceBookingError, RepositoryError,
+    SeatHold, Settled,
 };
 
 pub(crate) const INVENTORY: &str = "inventory";
@@ -321,6 +322,34 @@ impl BookingRepository for MongoBookingRepository {
             .await
             .map_err(map_error)?;
         documents.into_iter().map(SeatInventory::try_from).collect()
+    }
+
+    async fn inventory_snapshot(
+        &self,
+        event_id: EventId,
+    ) -> Result<Option<InventorySnapshot>, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let Some(document) = self
+            .inventory
+            .find_one(doc! {"_id": to_bson_id(event_id.object_id())})
+            .await
+            .map_err(map_error)?
+        else {
+            return Ok(None);
+        };
+        let (id, remaining) = (document.id, document.remaining);
+        let holds = document
+            .holds
+            .iter()
+            .chain(&document.buyer_holds)
+            .map(|hold| hold.clone().into_hold(id, false, remaining))
+            .collect::<Result<Vec<_>, _>>()?;
+        let waitlist = waitlist_entries(id, document.waitlist.clone())?;
+        Ok(Some(InventorySnapshot {
+            inventory: SeatInventory::try_from(document)?,
+            holds,
+            waitlist,
+        }))
     }
 
     async fn inventory(&self, event_id: EventId) -> Result<Option<SeatInventory>, RepositoryError> {
