@@ -214,7 +214,8 @@ pub struct WaitlistEntry {
     pub user_id: UserId,
     /// Seats wanted (at least 1, at most the most per booking): offered all together or not at all.
     pub seats: SeatCount,
-    /// When the buyer joined, UTC (whole seconds on the wire); the order of the offers.
+    /// When the buyer asked to join, UTC (whole seconds on the wire). The offers follow the order
+    /// in which the store took the entries, which the clocks of concurrent requests may not show.
     pub joined_at: DateTime<Utc>,
     /// The offer made, once seats came back for it.
     pub offer: Option<WaitlistOffer>,
