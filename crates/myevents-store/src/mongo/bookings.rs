@@ -59,6 +59,25 @@ impl MongoBookingRepository {
         Ok(())
     }
 
+    /// The holds that `keep` accepts among those `array` takes of each inventory `filter` finds
+    /// (reservation records or buyers' holds), unsorted.
+    async fn holds_where(
+        &self,
+        filter: Document,
+        array: impl Fn(InventoryDoc) -> Vec<HoldDoc>,
+        keep: impl Fn(&HoldDoc) -> bool,
+    ) -> Result<Vec<SeatHold>, RepositoryError> {
+        let mut inventories = self.inventory.find(filter).await.map_err(map_error)?;
+        let mut found = Vec::new();
+        while let Some(inventory) = inventories.try_next().await.map_err(map_error)? {
+            let (id, remaining) = (inventory.id, inventory.remaining);
+            for hold in array(inventory).into_iter().filter(|hold| keep(hold)) {
+                found.push(hold.into_hold(id, false, remaining)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// The repository on `store`'s database.
     pub fn new(store: &MongoStore) -> Self {
         Self {
@@ -742,19 +761,13 @@ impl BookingRepository for MongoBookingRepository {
     ) -> Result<Vec<SeatHold>, RepositoryError> {
         self.store.ensure_initialised()?;
         let now = to_bson_date(now);
-        let mut inventories = self
-            .inventory
-            .find(doc! {"buyer_holds.expires_at": {"$lte": now}})
-            .await
-            .map_err(map_error)?;
-        let mut lapsed = Vec::new();
-        while let Some(inventory) = inventories.try_next().await.map_err(map_error)? {
-            for hold in inventory.buyer_holds {
-                if hold.expires_at().is_some_and(|at| at <= now) {
-                    lapsed.push(hold.into_hold(inventory.id, false, inventory.remaining)?);
-                }
-            }
-        }
+        let mut lapsed = self
+            .holds_where(
+                doc! {"buyer_holds.expires_at": {"$lte": now}},
+                |inventory| inventory.buyer_holds,
+                |hold| hold.expires_at().is_some_and(|at| at <= now),
+            )
+            .await?;
         lapsed.sort_by_key(|hold| hold.expires_at);
         lapsed.truncate(1000);
         Ok(lapsed)
@@ -815,20 +828,15 @@ impl BookingRepository for MongoBookingRepository {
     ) -> Result<Vec<SeatHold>, RepositoryError> {
         self.store.ensure_initialised()?;
         let before = to_bson_date(held_before);
-        let mut inventories = self
-            .inventory
-            .find(doc! {"holds.held_at": {"$lt": before}})
-            .await
-            .map_err(map_error)?;
-        let mut stale = Vec::new();
-        while let Some(inventory) = inventories.try_next().await.map_err(map_error)? {
-            for hold in inventory.holds {
-                if hold.held_at() < before && stale.len() < 1000 {
-                    stale.push(hold.into_hold(inventory.id, false, inventory.remaining)?);
-                }
-            }
-        }
+        let mut stale = self
+            .holds_where(
+                doc! {"holds.held_at": {"$lt": before}},
+                |inventory| inventory.holds,
+                |hold| hold.held_at() < before,
+            )
+            .await?;
         stale.sort_by_key(|hold| hold.held_at);
+        stale.truncate(1000);
         Ok(stale)
     }
 
