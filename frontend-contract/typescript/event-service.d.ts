@@ -180,10 +180,25 @@ export interface paths {
         get: operations["getLocation"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a location (the organiser who created it, or an administrator).
+         * @description Only when no event to come takes place there (every event at it has ended or is cancelled;
+         *     else 409 naming the first one to end). Announced as `locationDeleted`; the location is no
+         *     longer read nor listed, and no event can be created at it. Events that took place there keep
+         *     their copy of it. `If-Match` as for a change.
+         */
+        delete: operations["deleteLocation"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Rename or extend a location (the organiser who created it, or an administrator).
+         * @description The fields given replace the stored ones; the others stay. `Halls` is the whole list: the
+         *     stored halls first, in order, each renamed, moved or grown (never shrunk), then new halls.
+         *     Announced as `locationUpdated`. Events keep the copy of the location they were created with.
+         *     With `If-Match` (the `ETag` of the copy read), nothing changes when someone else changed the
+         *     location since (412).
+         */
+        patch: operations["changeLocation"];
         trace?: never;
     };
     "/openapi.json": {
@@ -535,6 +550,44 @@ export interface components {
             /**
              * Format: int32
              * @description Opening hour, 0-23 (default 0).
+             * @example 8
+             */
+            OpenTime?: number | null;
+        };
+        /**
+         * @description A change of a location in a request (lower-cased keys): each field given replaces the stored
+         *     one, an absent (or `null`) field keeps it.
+         */
+        LocationPatchInput: {
+            /**
+             * @description New address.
+             * @example 1 Main St
+             */
+            Address?: string | null;
+            /**
+             * Format: int32
+             * @description New closing hour, 0-23.
+             * @example 23
+             */
+            CloseTime?: number | null;
+            /**
+             * @description New country.
+             * @example DE
+             */
+            Country?: string | null;
+            /**
+             * @description The whole list of halls: the stored halls first, in their order (each may be renamed, moved
+             *     or given more seats, never fewer: 409), then any new ones. Fewer halls than stored is 409.
+             */
+            Halls?: components["schemas"]["HallInput"][] | null;
+            /**
+             * @description New name.
+             * @example West Hall and Annex
+             */
+            Name?: string | null;
+            /**
+             * Format: int32
+             * @description New opening hour, 0-23.
              * @example 8
              */
             OpenTime?: number | null;
@@ -2229,6 +2282,8 @@ export interface operations {
             /** @description The location */
             200: {
                 headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
                     "x-request-id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -2296,6 +2351,345 @@ export interface operations {
             };
             /** @description The request body is larger than the server accepts */
             413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteLocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the copy the change was made to (RFC 9110 section 13.1.1), or `*`: when it is no longer the resource's `ETag` (someone changed it since), nothing changes and the answer is 412. Without it the change applies to the resource as it is. */
+                "If-Match"?: string;
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The location's id */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is neither the organiser who created the location nor an administrator */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No location with this id (or it was deleted) */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A hall would be removed or shrunk, an event to come takes place at the location (deletion), or other changes of the location kept coming first (try again) */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` names a copy of the location that is no longer the stored one: read it again (its `ETag`) and redo the change */
+            412: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (one entry each in `errors`) */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this caller; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed; the cause is logged with the request id */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded, timed out, or a dependency (store, broker) is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    changeLocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the copy the change was made to (RFC 9110 section 13.1.1), or `*`: when it is no longer the resource's `ETag` (someone changed it since), nothing changes and the answer is 412. Without it the change applies to the resource as it is. */
+                "If-Match"?: string;
+                /** @description A request id to keep (echoed back, and in the service's logs); any value. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /** @description W3C Trace Context (section 3.2), `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: the caller's trace, which the service's spans and the messages it publishes join. Any other value starts a new trace. */
+                traceparent?: components["parameters"]["TraceParent"];
+            };
+            path: {
+                /** @description The location's id */
+                id: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        /** @description The fields to change; keys match case-insensitively, unknown keys are ignored. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "Halls": [
+                 *         {
+                 *           "capacity": 100,
+                 *           "location": "1st floor",
+                 *           "name": "A"
+                 *         },
+                 *         {
+                 *           "capacity": 40,
+                 *           "name": "Annex"
+                 *         }
+                 *       ],
+                 *       "Name": "West Hall and Annex"
+                 *     }
+                 */
+                "application/json": components["schemas"]["LocationPatchInput"];
+            };
+        };
+        responses: {
+            /** @description The location as changed */
+            200: {
+                headers: {
+                    /** @description A strong entity tag of the answer (RFC 9110 section 8.8.3): send it back in `If-None-Match` to get 304 while the answer is the same. */
+                    ETag?: string;
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Location"];
+                };
+            };
+            /** @description Malformed request: a body that is not JSON, a query, header or token that cannot be read */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Credentials missing (where the route needs a caller) or not valid: a token that does not verify, has expired, or names another issuer or audience */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is neither the organiser who created the location nor an administrator */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No location with this id (or it was deleted) */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body arrived too slowly */
+            408: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A hall would be removed or shrunk, an event to come takes place at the location (deletion), or other changes of the location kept coming first (try again) */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` names a copy of the location that is no longer the stored one: read it again (its `ETag`) and redo the change */
+            412: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the server accepts */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A body of a media type the API does not read */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (one entry each in `errors`) */
+            422: {
                 headers: {
                     "x-request-id": components["headers"]["XRequestId"];
                     [name: string]: unknown;

@@ -10,6 +10,8 @@ import type { components as bookingComponents, paths as BookingPaths } from "./b
 import type { components as eventComponents, paths as EventPaths } from "./event-service";
 
 export type Event = eventComponents["schemas"]["Event"];
+export type Location = eventComponents["schemas"]["Location"];
+export type Hall = eventComponents["schemas"]["Hall"];
 export type Booking = bookingComponents["schemas"]["Booking"];
 export type Problem = eventComponents["schemas"]["Problem"];
 
@@ -90,4 +92,41 @@ export async function changeEvent(
       throw new Error(`${error.status} ${error.title}: ${error.detail ?? ""}`);
     }
   }
+}
+
+/**
+ * Adds `hall` to location `locationId` (its creator, or an administrator): `Halls` is the whole
+ * list, so it sends the halls it read plus the new one, with `If-Match`, and on 412 reads again.
+ */
+export async function addHall(
+  baseUrl: string,
+  locationId: string,
+  hall: Hall,
+  caller: Caller,
+): Promise<Location> {
+  const client = createClient<EventPaths>({ baseUrl });
+  for (let attempt = 1; ; attempt++) {
+    const read = await client.GET("/locations/{id}", { params: { path: { id: locationId } } });
+    if (read.data === undefined) throw new Error(`${read.response.status}: no location ${locationId}`);
+    const etag = read.response.headers.get("ETag") ?? "*";
+    const { data, error, response } = await client.PATCH("/locations/{id}", {
+      params: { path: { id: locationId }, header: { "If-Match": etag } },
+      headers: callerHeaders(caller),
+      body: { Halls: [...read.data.Halls, hall] },
+    });
+    if (data !== undefined) return data;
+    if (response.status !== 412 || attempt >= 5) {
+      throw new Error(`${error.status} ${error.title}: ${error.detail ?? ""}`);
+    }
+  }
+}
+
+/** Deletes location `locationId`; a 409 names the event to come that keeps it. */
+export async function deleteLocation(baseUrl: string, locationId: string, caller: Caller): Promise<void> {
+  const client = createClient<EventPaths>({ baseUrl });
+  const { error } = await client.DELETE("/locations/{id}", {
+    params: { path: { id: locationId } },
+    headers: callerHeaders(caller),
+  });
+  if (error !== undefined) throw new Error(`${error.status} ${error.title}: ${error.detail ?? ""}`);
 }

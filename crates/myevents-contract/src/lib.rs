@@ -24,7 +24,8 @@ use myevents_domain::id::{BookingId, EventId, LocationId};
 use myevents_domain::messages::{
     BOOKING_CANCELLED, BookingCancelled, DomainEvent, EVENT_BOOKED, EVENT_CANCELLED, EVENT_CREATED,
     EVENT_UPDATED, EventBooked, EventCancelled, EventCreated, EventUpdated, HallMessage,
-    LOCATION_CREATED, LocationCreated,
+    LOCATION_CREATED, LOCATION_DELETED, LOCATION_UPDATED, LocationCreated, LocationDeleted,
+    LocationUpdated,
 };
 use myevents_event_service::EventServiceSpec;
 use myevents_host::Service;
@@ -41,8 +42,10 @@ pub struct Document {
 }
 
 /// The domain events, in the order the documents list them, with who publishes them.
-const MESSAGES: [(&str, &str); 6] = [
+const MESSAGES: [(&str, &str); 8] = [
     (LOCATION_CREATED, EventServiceSpec::NAME),
+    (LOCATION_UPDATED, EventServiceSpec::NAME),
+    (LOCATION_DELETED, EventServiceSpec::NAME),
     (EVENT_CREATED, EventServiceSpec::NAME),
     (EVENT_UPDATED, EventServiceSpec::NAME),
     (EVENT_CANCELLED, EventServiceSpec::NAME),
@@ -158,6 +161,8 @@ pub fn message_schema(name: &str) -> Option<Value> {
         EVENT_UPDATED => generator().into_root_schema_for::<EventUpdated>(),
         EVENT_CANCELLED => generator().into_root_schema_for::<EventCancelled>(),
         LOCATION_CREATED => generator().into_root_schema_for::<LocationCreated>(),
+        LOCATION_UPDATED => generator().into_root_schema_for::<LocationUpdated>(),
+        LOCATION_DELETED => generator().into_root_schema_for::<LocationDeleted>(),
         EVENT_BOOKED => generator().into_root_schema_for::<EventBooked>(),
         BOOKING_CANCELLED => generator().into_root_schema_for::<BookingCancelled>(),
         _ => return None,
@@ -189,17 +194,39 @@ pub fn example(name: &str) -> Option<DomainEvent> {
             organiser: Some("someOrganiserID".to_owned()),
         })
     };
+    let location = || LocationCreated {
+        id: location_id,
+        name: "West Hall".to_owned(),
+        address: "1 Main St".to_owned(),
+        country: "DE".to_owned(),
+        halls: vec![HallMessage {
+            name: "A".to_owned(),
+            location: "1st floor".to_owned(),
+            capacity: 100,
+        }],
+    };
     Some(match name {
-        LOCATION_CREATED => DomainEvent::LocationCreated(LocationCreated {
+        LOCATION_CREATED => DomainEvent::LocationCreated(location()),
+        LOCATION_UPDATED => DomainEvent::LocationUpdated(LocationUpdated {
+            location: LocationCreated {
+                name: "West Hall and Annex".to_owned(),
+                halls: [
+                    location().halls,
+                    vec![HallMessage {
+                        name: "Annex".to_owned(),
+                        location: String::new(),
+                        capacity: 40,
+                    }],
+                ]
+                .concat(),
+                ..location()
+            },
+            revision: 1,
+        }),
+        LOCATION_DELETED => DomainEvent::LocationDeleted(LocationDeleted {
             id: location_id,
-            name: "West Hall".to_owned(),
-            address: "1 Main St".to_owned(),
-            country: "DE".to_owned(),
-            halls: vec![HallMessage {
-                name: "A".to_owned(),
-                location: "1st floor".to_owned(),
-                capacity: 100,
-            }],
+            revision: 2,
+            deleted_at: at(1_768_100_000)?,
         }),
         EVENT_CREATED => DomainEvent::EventCreated(created()?),
         EVENT_UPDATED => DomainEvent::EventUpdated(EventUpdated {
@@ -250,6 +277,12 @@ const EXAMPLE_MESSAGE_ID: &str = "0193a5b2-7c1e-7d3a-9f00-2b4c6d8e0a1f";
 fn summary(name: &str) -> &'static str {
     match name {
         LOCATION_CREATED => "A location was created, with its halls.",
+        LOCATION_UPDATED => {
+            "A location's organiser renamed or extended it (the whole location after the change, with its revision; halls are renamed and grown, never removed). Events keep the copy of the location they were created with."
+        }
+        LOCATION_DELETED => {
+            "A location was deleted; it had no events to come (each had ended or was cancelled). It is no longer read or listed, and no event is created at it."
+        }
         EVENT_CREATED => "An event was created: the booking service starts selling its seats.",
         EVENT_UPDATED => {
             "An event's organiser changed it (the whole event after the change, with its revision): the booking service moves the seats on sale by the capacity's difference, never below the seats booked and held, and applies each revision once and never an older one over a newer one."

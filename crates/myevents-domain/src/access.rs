@@ -60,6 +60,12 @@ impl Principal {
         self.roles.admin || (self.roles.organiser && organiser == Some(&self.user))
     }
 
+    /// Whether the caller may rename, extend and delete a location `organiser` created: as
+    /// [`Principal::may_manage_event`].
+    pub fn may_manage_location(&self, organiser: Option<&UserId>) -> bool {
+        self.may_manage_event(organiser)
+    }
+
     /// Whether the caller may read, list and cancel the bookings of `owner`: its own, or anyone's
     /// for an administrator.
     pub fn may_act_for(&self, owner: &UserId) -> bool {

@@ -331,6 +331,8 @@ mod tests {
                     capacity: SeatCount::new(*seats),
                 })
                 .collect(),
+            organiser: None,
+            revision: 0,
         }
     }
 

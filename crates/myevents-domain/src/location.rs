@@ -1,5 +1,6 @@
 //! Locations (venues) and their halls.
 
+use crate::booking::UserId;
 use crate::id::LocationId;
 use crate::seats::SeatCount;
 use crate::validation::{ValidationError, Validator};
@@ -35,12 +36,67 @@ pub struct Location {
     pub close_time: u8,
     /// Its halls, in the order given.
     pub halls: Vec<Hall>,
+    /// The organiser who created it (the creator's user id), who alone with administrators renames,
+    /// extends or deletes it; `None` for locations stored before creators were recorded (then
+    /// administrators only).
+    pub organiser: Option<UserId>,
+    /// How many times it was changed since it was created: 0 when created, one more per change and
+    /// for its deletion. Orders the `locationUpdated` and `locationDeleted` messages of one
+    /// location.
+    pub revision: u64,
 }
 
 impl Location {
     /// The hall called `name`, compared exactly.
     pub fn hall(&self, name: &str) -> Option<&Hall> {
         self.halls.iter().find(|hall| hall.name == name)
+    }
+
+    /// The location after its organiser's `patch`: the fields the patch names changed, validated by
+    /// the rules of a new location, one revision later. `Halls`, when given, is the whole list: its
+    /// first entries are the stored halls in their order, each of which may be renamed, moved or
+    /// given more seats; entries past them are new halls. The id and the organiser stay.
+    ///
+    /// # Errors
+    /// [`LocationChangeRefused::Invalid`] naming each broken field;
+    /// [`LocationChangeRefused::HallsRemoved`] for fewer halls than stored;
+    /// [`LocationChangeRefused::HallShrunk`] for a stored hall given fewer seats.
+    pub fn patched(&self, patch: LocationPatch) -> Result<Self, LocationChangeRefused> {
+        let hall_draft = |hall: &Hall| HallDraft {
+            name: Some(hall.name.clone()),
+            location: Some(hall.location.clone()),
+            capacity: Some(i64::from(hall.capacity.get())),
+        };
+        let draft = LocationDraft {
+            name: patch.name.or_else(|| Some(self.name.clone())),
+            address: patch.address.or_else(|| Some(self.address.clone())),
+            country: patch.country.or_else(|| Some(self.country.clone())),
+            open_time: patch.open_time.or(Some(i64::from(self.open_time))),
+            close_time: patch.close_time.or(Some(i64::from(self.close_time))),
+            halls: patch
+                .halls
+                .unwrap_or_else(|| self.halls.iter().map(hall_draft).collect()),
+        };
+        let changed = draft.validate(self.id, "")?;
+        if changed.halls.len() < self.halls.len() {
+            return Err(LocationChangeRefused::HallsRemoved {
+                stored: self.halls.len(),
+            });
+        }
+        for (index, (before, after)) in self.halls.iter().zip(&changed.halls).enumerate() {
+            if after.capacity < before.capacity {
+                return Err(LocationChangeRefused::HallShrunk {
+                    index,
+                    hall: before.name.clone(),
+                    capacity: before.capacity,
+                });
+            }
+        }
+        Ok(Self {
+            organiser: self.organiser.clone(),
+            revision: self.revision + 1,
+            ..changed
+        })
     }
 
     /// The sum of the halls' capacities, or `None` if it is more than [`SeatCount::MAX_ON_SALE`].
@@ -52,6 +108,51 @@ impl Location {
             })
             .filter(|total| total.get() <= SeatCount::MAX_ON_SALE)
     }
+}
+
+/// Why an organiser's change of a location was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationChangeRefused {
+    /// The change breaks a rule (one entry per field).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// `Halls` lists fewer halls than are stored: halls are renamed and extended, never removed
+    /// (events were planned in them).
+    #[error("the location has {stored} halls: they are renamed and extended, never removed")]
+    HallsRemoved {
+        /// Halls stored.
+        stored: usize,
+    },
+    /// A stored hall was given fewer seats than it has: halls grow, never shrink.
+    #[error("hall {hall:?} (Halls[{index}]) has {capacity} seats: a hall grows, never shrinks")]
+    HallShrunk {
+        /// Its position in `Halls`, from 0.
+        index: usize,
+        /// Its stored name.
+        hall: String,
+        /// Its stored capacity in seats.
+        capacity: SeatCount,
+    },
+}
+
+/// An organiser's change of a location, before validation: each field given replaces the stored
+/// one, an absent field keeps it. Units as in [`LocationDraft`]; see [`Location::patched`] for
+/// `halls`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocationPatch {
+    /// New name (non-empty).
+    pub name: Option<String>,
+    /// New address.
+    pub address: Option<String>,
+    /// New country.
+    pub country: Option<String>,
+    /// New opening hour, 0-23.
+    pub open_time: Option<i64>,
+    /// New closing hour, 0-23.
+    pub close_time: Option<i64>,
+    /// The whole list of halls: the stored ones first, in order (renamed, moved or grown), then
+    /// new ones.
+    pub halls: Option<Vec<HallDraft>>,
 }
 
 /// A hall as a client describes it, before validation. Numbers are wide so that a negative or huge
@@ -175,6 +276,8 @@ impl LocationDraft {
             open_time,
             close_time,
             halls,
+            organiser: None,
+            revision: 0,
         })
     }
 }
@@ -235,6 +338,75 @@ mod tests {
                 "Location.Halls[1].name"
             ]
         );
+    }
+
+    #[test]
+    fn a_patch_renames_and_extends_but_never_removes_or_shrinks_a_hall() {
+        let location = draft().validate(LocationId::generate(), "").expect("valid");
+        let grown = location
+            .patched(LocationPatch {
+                name: Some("East Hall".into()),
+                halls: Some(vec![
+                    HallDraft {
+                        name: Some("A1".into()),
+                        location: Some("ground floor".into()),
+                        capacity: Some(120),
+                    },
+                    HallDraft {
+                        name: Some("B".into()),
+                        location: None,
+                        capacity: Some(50),
+                    },
+                    HallDraft {
+                        name: Some("C".into()),
+                        location: None,
+                        capacity: Some(10),
+                    },
+                ]),
+                ..LocationPatch::default()
+            })
+            .expect("renamed and extended");
+        assert_eq!(grown.name, "East Hall");
+        assert_eq!(grown.address, "1 Main St", "absent fields stay");
+        assert_eq!(grown.revision, location.revision + 1);
+        assert_eq!(grown.total_capacity(), Some(SeatCount::new(180)));
+        assert_eq!(
+            grown.hall("A1").map(|h| h.location.as_str()),
+            Some("ground floor")
+        );
+
+        let removed = location.patched(LocationPatch {
+            halls: Some(draft().halls[..1].to_vec()),
+            ..LocationPatch::default()
+        });
+        assert_eq!(
+            removed,
+            Err(LocationChangeRefused::HallsRemoved { stored: 2 })
+        );
+        let mut halls = draft().halls;
+        halls[1].capacity = Some(49);
+        let shrunk = location.patched(LocationPatch {
+            halls: Some(halls),
+            ..LocationPatch::default()
+        });
+        assert_eq!(
+            shrunk,
+            Err(LocationChangeRefused::HallShrunk {
+                index: 1,
+                hall: "B".into(),
+                capacity: SeatCount::new(50)
+            })
+        );
+        let invalid = location.patched(LocationPatch {
+            name: Some(" ".into()),
+            close_time: Some(25),
+            ..LocationPatch::default()
+        });
+        let Err(LocationChangeRefused::Invalid(invalid)) = invalid else {
+            panic!("invalid fields refused: {invalid:?}");
+        };
+        let fields: Vec<_> = invalid.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["Name", "CloseTime"]);
     }
 
     #[test]

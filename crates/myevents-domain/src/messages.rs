@@ -40,6 +40,10 @@ pub const EVENT_UPDATED: &str = "eventUpdated";
 pub const EVENT_CANCELLED: &str = "eventCancelled";
 /// Wire name of [`LocationCreated`].
 pub const LOCATION_CREATED: &str = "locationCreated";
+/// Wire name of [`LocationUpdated`].
+pub const LOCATION_UPDATED: &str = "locationUpdated";
+/// Wire name of [`LocationDeleted`].
+pub const LOCATION_DELETED: &str = "locationDeleted";
 /// Wire name of [`EventBooked`].
 pub const EVENT_BOOKED: &str = "eventBooked";
 /// Wire name of [`BookingCancelled`].
@@ -76,7 +80,9 @@ pub const EVENT_SERVICE_SUBSCRIBER: Subscriber = Subscriber {
 };
 
 /// Every subscriber of the suite's messages. ([`LOCATION_CREATED`] has none: the reference
-/// publishes it, nothing consumes it.)
+/// publishes it, nothing consumes it; nor have [`LOCATION_UPDATED`] and [`LOCATION_DELETED`], which
+/// complete it for a subscriber that keeps a copy of the locations. Events keep the copy of their
+/// location they were created with.)
 pub const SUBSCRIBERS: [Subscriber; 2] = [BOOKING_SERVICE_SUBSCRIBER, EVENT_SERVICE_SUBSCRIBER];
 
 /// An event was created (published by the event service). Body:
@@ -230,6 +236,41 @@ impl LocationCreated {
     }
 }
 
+/// A location's organiser renamed or extended it (published by the event service): the location as
+/// it is after the change, in [`LocationCreated`]'s fields, and its `revision` (1 after the first
+/// change, one more per change). Body: `{"id","name","address","country","halls":[...],
+/// "revision"}`. A consumer applies a revision above the one it holds and ignores the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LocationUpdated {
+    /// The location after the change.
+    #[serde(flatten)]
+    pub location: LocationCreated,
+    /// The location's revision after the change.
+    pub revision: u64,
+}
+
+impl LocationUpdated {
+    /// The message announcing a stored change of `location`.
+    pub fn from_location(location: &Location) -> Self {
+        Self {
+            location: LocationCreated::from_location(location),
+            revision: location.revision,
+        }
+    }
+}
+
+/// A location was deleted (published by the event service); it had no events to come. Body:
+/// `{"id","revision","deleted_at"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LocationDeleted {
+    /// The location's id.
+    pub id: LocationId,
+    /// The location's revision after its deletion.
+    pub revision: u64,
+    /// When, RFC 3339 UTC.
+    pub deleted_at: DateTime<Utc>,
+}
+
 /// Seats of an event were booked (published by the booking service). Body:
 /// `{"eventId","userId"[,"bookingId","seats","bookedAt"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -299,6 +340,10 @@ pub enum DomainEvent {
     EventCancelled(EventCancelled),
     /// See [`LocationCreated`].
     LocationCreated(LocationCreated),
+    /// See [`LocationUpdated`].
+    LocationUpdated(LocationUpdated),
+    /// See [`LocationDeleted`].
+    LocationDeleted(LocationDeleted),
     /// See [`EventBooked`].
     EventBooked(EventBooked),
     /// See [`BookingCancelled`].
@@ -313,6 +358,8 @@ impl DomainEvent {
             Self::EventUpdated(_) => EVENT_UPDATED,
             Self::EventCancelled(_) => EVENT_CANCELLED,
             Self::LocationCreated(_) => LOCATION_CREATED,
+            Self::LocationUpdated(_) => LOCATION_UPDATED,
+            Self::LocationDeleted(_) => LOCATION_DELETED,
             Self::EventBooked(_) => EVENT_BOOKED,
             Self::BookingCancelled(_) => BOOKING_CANCELLED,
         }
@@ -326,6 +373,8 @@ impl DomainEvent {
             Self::EventUpdated(m) => m.event.id.to_string(),
             Self::EventCancelled(m) => m.id.to_string(),
             Self::LocationCreated(m) => m.id.to_string(),
+            Self::LocationUpdated(m) => m.location.id.to_string(),
+            Self::LocationDeleted(m) => m.id.to_string(),
             Self::EventBooked(m) => m.event_id.to_string(),
             Self::BookingCancelled(m) => m.event_id.to_string(),
         }
@@ -338,6 +387,8 @@ impl DomainEvent {
             Self::EventUpdated(m) => serde_json::to_vec(m),
             Self::EventCancelled(m) => serde_json::to_vec(m),
             Self::LocationCreated(m) => serde_json::to_vec(m),
+            Self::LocationUpdated(m) => serde_json::to_vec(m),
+            Self::LocationDeleted(m) => serde_json::to_vec(m),
             Self::EventBooked(m) => serde_json::to_vec(m),
             Self::BookingCancelled(m) => serde_json::to_vec(m),
         };
@@ -367,6 +418,12 @@ impl DomainEvent {
                 .map_err(malformed),
             LOCATION_CREATED => serde_json::from_slice(body)
                 .map(Self::LocationCreated)
+                .map_err(malformed),
+            LOCATION_UPDATED => serde_json::from_slice(body)
+                .map(Self::LocationUpdated)
+                .map_err(malformed),
+            LOCATION_DELETED => serde_json::from_slice(body)
+                .map(Self::LocationDeleted)
                 .map_err(malformed),
             EVENT_BOOKED => serde_json::from_slice(body)
                 .map(Self::EventBooked)
@@ -477,6 +534,22 @@ mod tests {
         let body = br#"{"id":"6b026aaf686c822a56b0fe35","name":"West Hall","address":"1 Main St","country":"DE","halls":[{"name":"A","capacity":100}]}"#;
         let decoded = DomainEvent::from_json(LOCATION_CREATED, body).expect("decodes");
         assert_eq!(decoded.to_json(), body.to_vec());
+    }
+
+    #[test]
+    fn location_updated_is_location_created_with_a_revision_keyed_by_the_location() {
+        let updated = br#"{"id":"6b026aaf686c822a56b0fe35","name":"East Hall","address":"1 Main St","country":"DE","halls":[{"name":"A","capacity":120}],"revision":1}"#;
+        let decoded = DomainEvent::from_json(LOCATION_UPDATED, updated).expect("decodes");
+        assert_eq!(decoded.to_json(), updated.to_vec());
+        assert_eq!(decoded.key(), "6b026aaf686c822a56b0fe35");
+        let deleted = br#"{"id":"6b026aaf686c822a56b0fe35","revision":2,"deleted_at":"2026-01-09T23:06:40Z"}"#;
+        let decoded = DomainEvent::from_json(LOCATION_DELETED, deleted).expect("decodes");
+        assert_eq!(decoded.name(), LOCATION_DELETED);
+        assert_eq!(decoded.to_json(), deleted.to_vec());
+        assert!(matches!(
+            DomainEvent::from_json(LOCATION_UPDATED, br#"{"id":"6b026aaf686c822a56b0fe35"}"#),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl From<ValidationError> for Problem {
 }
 
 impl From<RepositoryError> for Problem {
-    /// `Conflict` is 409; `Unavailable` 503 with `Retry-After: 5`; anything else a generic 500. The
+    /// `Conflict` is 409; `Gone` 410; `Unavailable` 503 with `Retry-After: 5`; anything else a generic 500. The
     /// cause of a 5xx goes with the problem to the log, never to the client.
     fn from(error: RepositoryError) -> Self {
         match error {
@@ -285,6 +285,12 @@ impl From<RepositoryError> for Problem {
                 "conflict",
                 "Conflict",
                 format!("already exists: {what}"),
+            ),
+            RepositoryError::Gone(what) => Self::new(
+                StatusCode::GONE,
+                "gone",
+                "Gone",
+                format!("deleted meanwhile: {what}"),
             ),
             error @ RepositoryError::Unavailable(_) => {
                 Self::unavailable("the store is unavailable; retry later", 5).caused_by(error)

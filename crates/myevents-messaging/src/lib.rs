@@ -40,9 +40,9 @@ use myevents_store::RepositoryError;
 pub fn store_failure(error: RepositoryError) -> HandlingError {
     match error {
         RepositoryError::Unavailable(_) => HandlingError::Unavailable(Cause::new(error)),
-        RepositoryError::Conflict(_) | RepositoryError::Unexpected(_) => {
-            HandlingError::Transient(Cause::new(error))
-        }
+        RepositoryError::Conflict(_)
+        | RepositoryError::Gone(_)
+        | RepositoryError::Unexpected(_) => HandlingError::Transient(Cause::new(error)),
     }
 }
 

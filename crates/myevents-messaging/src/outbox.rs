@@ -367,6 +367,8 @@ mod tests {
                 open_time: 0,
                 close_time: 0,
                 halls: Vec::new(),
+                organiser: None,
+                revision: 0,
             };
             locations.insert(&location, &message).await.expect("insert");
             ids.push(message.id);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::config::StoreConfig;
 use crate::memory::{
     InMemoryBookingRepository, InMemoryEventRepository, InMemoryIdempotencyRepository,
-    InMemoryLocationRepository, InMemoryOutbox,
+    InMemoryOutbox,
 };
 use crate::{
     AlwaysReady, BookingRepository, EventRepository, IdempotencyRepository, LocationRepository,
@@ -153,8 +153,9 @@ pub struct EventStore {
 impl ServiceStore for EventStore {
     fn in_memory() -> Self {
         let outbox = InMemoryOutbox::default();
-        let events = Arc::new(InMemoryEventRepository::new(outbox.clone()));
-        let locations = Arc::new(InMemoryLocationRepository::new(outbox.clone()));
+        let events = InMemoryEventRepository::new(outbox.clone());
+        let locations = Arc::new(events.locations());
+        let events = Arc::new(events);
         let shared = Shared::in_memory(outbox);
         Self {
             events,

@@ -81,9 +81,25 @@ pub enum RepositoryError {
     /// The store cannot be reached now; the operation may succeed later (HTTP 503).
     #[error("store unavailable: {0}")]
     Unavailable(Cause),
+    /// What the write depends on was deleted meanwhile (an event's location): nothing is stored.
+    #[error("deleted meanwhile: {0}")]
+    Gone(Cause),
     /// Anything else.
     #[error("unexpected store error: {0}")]
     Unexpected(Cause),
+}
+
+/// How [`LocationRepository::delete`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationDeletion {
+    /// Deleted, and its message stored.
+    Deleted,
+    /// Nothing changed: the stored location is not at the revision the caller read (another
+    /// change came first), or it is gone.
+    Stale,
+    /// Nothing changed: an event to come takes place there (neither cancelled nor ended at the
+    /// time given); this is the one that ends first.
+    InUse(EventId),
 }
 
 /// Why a booking could not be placed.
@@ -359,11 +375,42 @@ pub trait LocationRepository: Send + Sync {
     /// `Unavailable`/`Unexpected` on store failure.
     async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError>;
 
-    /// One page of locations in id order.
+    /// One page of locations in id order (deleted ones are not listed).
     ///
     /// # Errors
     /// `Unavailable`/`Unexpected` on store failure.
     async fn list(&self, page: PageRequest) -> Result<Vec<Location>, RepositoryError>;
+
+    /// Stores an organiser's change of a location — `location` as it is after the change, with its
+    /// `revision` one above the stored one — and, in the same atomic write, `announce` in the
+    /// outbox; only when the stored location is still at `location.revision - 1` (optimistic
+    /// concurrency). Events keep the copy of the location they were created with. `Ok(true)` when
+    /// stored; `Ok(false)` when nothing was (another change came first, or no such location).
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (nothing is stored then).
+    async fn update(
+        &self,
+        location: &Location,
+        announce: &OutboxMessage,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Deletes location `id` as of `now`, when it is still at `revision` (the one the caller read)
+    /// and no event to come takes place there (one neither cancelled nor ended at `now`), and in
+    /// the same atomic write stores `announce`. Atomic with [`EventRepository::insert`]: an event
+    /// created there concurrently either is seen here (then [`LocationDeletion::InUse`]) or is
+    /// refused ([`RepositoryError::Gone`]). A deleted location is neither read nor listed again,
+    /// and its id is not reused.
+    ///
+    /// # Errors
+    /// `Unavailable`/`Unexpected` on store failure (nothing is deleted then).
+    async fn delete(
+        &self,
+        id: LocationId,
+        revision: u64,
+        announce: &OutboxMessage,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LocationDeletion, RepositoryError>;
 }
 
 /// Events of the event service.
@@ -372,7 +419,8 @@ pub trait EventRepository: Send + Sync {
     /// Stores a new event and, in the same atomic write, `announce` in the outbox.
     ///
     /// # Errors
-    /// [`RepositoryError::Conflict`] when its id is taken (nothing is stored then);
+    /// [`RepositoryError::Conflict`] when its id is taken, [`RepositoryError::Gone`] when its
+    /// location was deleted (see [`LocationRepository::delete`]; nothing is stored then);
     /// `Unavailable`/`Unexpected` on store failure.
     async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError>;
 

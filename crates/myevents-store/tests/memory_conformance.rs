@@ -20,6 +20,17 @@ mod locations {
     });
 }
 
+mod location_deletion {
+    use super::*;
+    myevents_store::location_deletion_conformance!(async {
+        let events = InMemoryEventRepository::new(InMemoryOutbox::default());
+        (
+            Arc::new(events.locations()) as Arc<dyn LocationRepository>,
+            Arc::new(events) as Arc<dyn EventRepository>,
+        )
+    });
+}
+
 mod events {
     use super::*;
     myevents_store::event_repository_conformance!(async {

@@ -41,6 +41,17 @@ mod locations {
     });
 }
 
+mod location_deletion {
+    use super::*;
+    myevents_store::location_deletion_conformance!(async {
+        let store = store(event_service_indexes()).await;
+        (
+            Arc::new(MongoLocationRepository::new(&store)) as Arc<dyn LocationRepository>,
+            Arc::new(MongoEventRepository::new(&store)) as Arc<dyn EventRepository>,
+        )
+    });
+}
+
 mod events {
     use super::*;
     myevents_store::event_repository_conformance!(async {

@@ -100,7 +100,7 @@ async fn pending_ids(outbox: &dyn Outbox) -> Vec<String> {
         .collect()
 }
 
-/// A location with two halls (100 and 50 seats) named `name`.
+/// A location with two halls (100 and 50 seats) named `name`, created by `organiser-1`.
 pub fn sample_location(name: &str) -> Location {
     Location {
         id: LocationId::generate(),
@@ -121,6 +121,8 @@ pub fn sample_location(name: &str) -> Location {
                 capacity: SeatCount::new(50),
             },
         ],
+        organiser: UserId::parse("organiser-1").ok(),
+        revision: 0,
     }
 }
 

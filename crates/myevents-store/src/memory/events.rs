@@ -1,8 +1,8 @@
 //! The event service's repositories in memory: locations, and events with their inbox.
 
 use crate::Cause;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use myevents_domain::event::Event;
@@ -14,8 +14,8 @@ use myevents_domain::seats::SeatCount;
 use super::{InMemoryOutbox, lock, page};
 use crate::idempotency::chrono_duration;
 use crate::{
-    EventRepository, INBOX_RETENTION, InboxKey, LocationRepository, PageRequest, RepositoryError,
-    SeatChange,
+    EventRepository, INBOX_RETENTION, InboxKey, LocationDeletion, LocationRepository, PageRequest,
+    RepositoryError, SeatChange,
 };
 
 fn insert_new<T>(
@@ -30,18 +30,19 @@ fn insert_new<T>(
     Ok(())
 }
 
-/// Locations in memory.
+/// Locations in memory. One made by [`InMemoryEventRepository::locations`] shares its events'
+/// lock, so a deletion and an event created at the location are one after the other.
 #[derive(Debug, Default)]
 pub struct InMemoryLocationRepository {
-    locations: Mutex<BTreeMap<ObjectId, Location>>,
+    state: Arc<Mutex<EventState>>,
     outbox: InMemoryOutbox,
 }
 
 impl InMemoryLocationRepository {
-    /// A repository whose messages go to `outbox`.
+    /// A repository whose messages go to `outbox`, with no events of its own.
     pub fn new(outbox: InMemoryOutbox) -> Self {
         Self {
-            locations: Mutex::default(),
+            state: Arc::default(),
             outbox,
         }
     }
@@ -54,24 +55,75 @@ impl LocationRepository for InMemoryLocationRepository {
         location: &Location,
         announce: &OutboxMessage,
     ) -> Result<(), RepositoryError> {
-        let mut locations = lock(&self.locations);
-        insert_new(&mut locations, location.id.object_id(), location.clone())?;
+        let mut state = lock(&self.state);
+        let id = location.id.object_id();
+        if state.deleted_locations.contains(&id) {
+            return Err(RepositoryError::Conflict(Cause::msg(format!("id {id}"))));
+        }
+        insert_new(&mut state.locations, id, location.clone())?;
         self.outbox.push(announce);
         Ok(())
     }
 
     async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
-        Ok(lock(&self.locations).get(&id.object_id()).cloned())
+        Ok(lock(&self.state).locations.get(&id.object_id()).cloned())
     }
 
     async fn list(&self, request: PageRequest) -> Result<Vec<Location>, RepositoryError> {
-        Ok(page(&lock(&self.locations), request, |_| true))
+        Ok(page(&lock(&self.state).locations, request, |_| true))
+    }
+
+    async fn update(
+        &self,
+        location: &Location,
+        announce: &OutboxMessage,
+    ) -> Result<bool, RepositoryError> {
+        let mut state = lock(&self.state);
+        let Some(stored) = state.locations.get_mut(&location.id.object_id()) else {
+            return Ok(false);
+        };
+        if location.revision != stored.revision + 1 {
+            return Ok(false);
+        }
+        *stored = location.clone();
+        self.outbox.push(announce);
+        Ok(true)
+    }
+
+    async fn delete(
+        &self,
+        id: LocationId,
+        revision: u64,
+        announce: &OutboxMessage,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LocationDeletion, RepositoryError> {
+        let mut state = lock(&self.state);
+        let key = id.object_id();
+        if state.locations.get(&key).map(|l| l.revision) != Some(revision) {
+            return Ok(LocationDeletion::Stale);
+        }
+        let upcoming = state
+            .events
+            .values()
+            .filter(|e| e.location.id == id && e.cancelled.is_none() && e.end > now)
+            .min_by_key(|e| (e.end, e.id.object_id()));
+        if let Some(event) = upcoming {
+            return Ok(LocationDeletion::InUse(event.id));
+        }
+        state.locations.remove(&key);
+        state.deleted_locations.insert(key);
+        self.outbox.push(announce);
+        Ok(LocationDeletion::Deleted)
     }
 }
 
-/// The events and the inbox of the messages applied to them, changed together under one lock.
+/// The locations, the events and the inbox of the messages applied to them, changed together
+/// under one lock.
 #[derive(Debug, Default)]
 struct EventState {
+    locations: BTreeMap<ObjectId, Location>,
+    /// The ids of deleted locations, never reused.
+    deleted_locations: BTreeSet<ObjectId>,
     events: BTreeMap<ObjectId, Event>,
     inbox: Inbox,
 }
@@ -108,7 +160,7 @@ impl Inbox {
 /// Events in memory, with the inbox of the messages applied to them.
 #[derive(Debug, Default)]
 pub struct InMemoryEventRepository {
-    state: Mutex<EventState>,
+    state: Arc<Mutex<EventState>>,
     outbox: InMemoryOutbox,
 }
 
@@ -116,8 +168,17 @@ impl InMemoryEventRepository {
     /// A repository whose messages go to `outbox`.
     pub fn new(outbox: InMemoryOutbox) -> Self {
         Self {
-            state: Mutex::default(),
+            state: Arc::default(),
             outbox,
+        }
+    }
+
+    /// The locations of these events: one store, so that a location with events to come cannot
+    /// be deleted (see [`LocationRepository::delete`]).
+    pub fn locations(&self) -> InMemoryLocationRepository {
+        InMemoryLocationRepository {
+            state: Arc::clone(&self.state),
+            outbox: self.outbox.clone(),
         }
     }
 }
@@ -126,6 +187,12 @@ impl InMemoryEventRepository {
 impl EventRepository for InMemoryEventRepository {
     async fn insert(&self, event: &Event, announce: &OutboxMessage) -> Result<(), RepositoryError> {
         let mut state = lock(&self.state);
+        let location = event.location.id;
+        if state.deleted_locations.contains(&location.object_id()) {
+            return Err(RepositoryError::Gone(Cause::msg(format!(
+                "location {location}"
+            ))));
+        }
         insert_new(&mut state.events, event.id.object_id(), event.clone())?;
         self.outbox.push(announce);
         Ok(())
@@ -150,7 +217,7 @@ impl EventRepository for InMemoryEventRepository {
         seats: i64,
     ) -> Result<SeatChange, RepositoryError> {
         let mut state = lock(&self.state);
-        let EventState { events, inbox } = &mut *state;
+        let EventState { events, inbox, .. } = &mut *state;
         let Some(event) = events.get_mut(&id.object_id()) else {
             return Ok(SeatChange::UnknownEvent);
         };

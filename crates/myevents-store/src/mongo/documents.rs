@@ -111,8 +111,34 @@ pub(crate) struct LocationDoc {
     closetime: i32,
     #[serde(default)]
     halls: Vec<HallDoc>,
+    /// The user id of the organiser who created it; absent in documents stored before creators
+    /// were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    organiser: Option<String>,
+    /// Changes since creation (absent: none).
+    #[serde(default)]
+    pub(crate) revision: i64,
+    /// When it was deleted: then it is neither read nor listed, and keeps its outbox until the
+    /// relay has published it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deleted_at: Option<bson::DateTime>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<OutboxDoc>,
+}
+
+impl LocationDoc {
+    /// The halls as stored.
+    pub(crate) fn halls_of(location: &Location) -> Vec<HallDoc> {
+        location
+            .halls
+            .iter()
+            .map(|h| HallDoc {
+                name: h.name.clone(),
+                location: h.location.clone(),
+                capacity: i64::from(h.capacity.get()),
+            })
+            .collect()
+    }
 }
 
 impl From<&Location> for LocationDoc {
@@ -124,15 +150,10 @@ impl From<&Location> for LocationDoc {
             country: l.country.clone(),
             opentime: i32::from(l.open_time),
             closetime: i32::from(l.close_time),
-            halls: l
-                .halls
-                .iter()
-                .map(|h| HallDoc {
-                    name: h.name.clone(),
-                    location: h.location.clone(),
-                    capacity: i64::from(h.capacity.get()),
-                })
-                .collect(),
+            halls: Self::halls_of(l),
+            organiser: l.organiser.as_ref().map(|u| u.as_str().to_owned()),
+            revision: i64::try_from(l.revision).unwrap_or(i64::MAX),
+            deleted_at: None,
             outbox: Vec::new(),
         }
     }
@@ -159,6 +180,8 @@ impl TryFrom<LocationDoc> for Location {
                     })
                 })
                 .collect::<Result<_, RepositoryError>>()?,
+            organiser: organiser(d.organiser)?,
+            revision: stored_revision(d.revision)?,
         })
     }
 }

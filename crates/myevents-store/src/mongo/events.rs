@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use super::documents::{EventDoc, LocationDoc, OutboxDoc, revision, to_bson_date, to_bson_id};
 use super::{MongoStore, map_error};
 use crate::{
-    EventRepository, InboxKey, LocationRepository, PageRequest, RepositoryError, SeatChange,
+    EventRepository, InboxKey, LocationDeletion, LocationRepository, PageRequest, RepositoryError,
+    SeatChange,
 };
 
 pub(crate) const LOCATIONS: &str = "locations";
@@ -84,7 +85,7 @@ impl LocationRepository for MongoLocationRepository {
     async fn get(&self, id: LocationId) -> Result<Option<Location>, RepositoryError> {
         self.store.ensure_initialised()?;
         self.locations
-            .find_one(doc! {"_id": to_bson_id(id.object_id())})
+            .find_one(doc! {"_id": to_bson_id(id.object_id()), "deleted_at": {"$exists": false}})
             .await
             .map_err(map_error)?
             .map(Location::try_from)
@@ -93,9 +94,136 @@ impl LocationRepository for MongoLocationRepository {
 
     async fn list(&self, page: PageRequest) -> Result<Vec<Location>, RepositoryError> {
         self.store.ensure_initialised()?;
-        find_page(&self.locations, doc! {}, page).await
+        find_page(
+            &self.locations,
+            doc! {"deleted_at": {"$exists": false}},
+            page,
+        )
+        .await
+    }
+
+    async fn update(
+        &self,
+        location: &Location,
+        announce: &OutboxMessage,
+    ) -> Result<bool, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let Some(previous) = location.revision.checked_sub(1) else {
+            return Ok(false);
+        };
+        let live =
+            doc! {"_id": to_bson_id(location.id.object_id()), "deleted_at": {"$exists": false}};
+        let filter = at_revision(live, previous)?;
+        let halls = mongodb::bson::to_bson(&LocationDoc::halls_of(location))
+            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let fields = doc! {
+            "name": &location.name,
+            "address": &location.address,
+            "country": &location.country,
+            "opentime": i32::from(location.open_time),
+            "closetime": i32::from(location.close_time),
+            "halls": halls,
+            "revision": revision(location.revision)?,
+        };
+        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
+            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let updated = self
+            .locations
+            .update_one(filter, doc! {"$set": fields, "$push": {"outbox": outbox}})
+            .await
+            .map_err(map_error)?;
+        Ok(updated.matched_count == 1)
+    }
+
+    async fn delete(
+        &self,
+        id: LocationId,
+        expected: u64,
+        announce: &OutboxMessage,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LocationDeletion, RepositoryError> {
+        self.store.ensure_initialised()?;
+        let id = to_bson_id(id.object_id());
+        let filter = at_revision(doc! {"_id": id, "deleted_at": {"$exists": false}}, expected)?;
+        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
+            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let deletion = doc! {
+            "$set": {"deleted_at": to_bson_date(now), "revision": revision(expected + 1)?},
+            "$push": {"outbox": outbox},
+        };
+        let upcoming = doc! {
+            "location._id": id,
+            "cancelled_at": {"$exists": false},
+            "enddate": {"$gt": to_bson_date(now)},
+        };
+        let events: Collection<EventDoc> = self.store.database().collection(EVENTS);
+        let mut session = self
+            .store
+            .database()
+            .client()
+            .start_session()
+            .await
+            .map_err(map_error)?;
+        // The check and the deletion commit together; an event inserted at the location meanwhile
+        // writes the location's document too (see `MongoEventRepository::insert`), so one of the
+        // two transactions meets a write conflict and runs again over what the other stored.
+        let deleted = session
+            .start_transaction()
+            .and_run(
+                (&self.locations, &events, filter, deletion, upcoming),
+                |session, (locations, events, filter, deletion, upcoming)| {
+                    async move {
+                        let first = events
+                            .find_one(upcoming.clone())
+                            .sort(doc! {"enddate": 1, "_id": 1})
+                            .session(&mut *session)
+                            .await?;
+                        if let Some(event) = first {
+                            let event =
+                                Event::try_from(event).map_err(mongodb::error::Error::custom)?;
+                            return Ok(LocationDeletion::InUse(event.id));
+                        }
+                        let updated = locations
+                            .update_one(filter.clone(), deletion.clone())
+                            .session(&mut *session)
+                            .await?;
+                        Ok(if updated.matched_count == 1 {
+                            LocationDeletion::Deleted
+                        } else {
+                            LocationDeletion::Stale
+                        })
+                    }
+                    .boxed()
+                },
+            )
+            .await;
+        deleted.map_err(|error| match error.get_custom::<RepositoryError>() {
+            Some(cause) => RepositoryError::Unexpected(crate::Cause::msg(cause.to_string())),
+            None => map_error(error),
+        })
     }
 }
+
+/// `filter` narrowed to a document at `expected` revision; documents stored before revisions were
+/// kept have none, which is revision 0.
+fn at_revision(mut filter: Document, expected: u64) -> Result<Document, RepositoryError> {
+    if expected == 0 {
+        filter.insert(
+            "$or",
+            vec![
+                doc! {"revision": 0_i64},
+                doc! {"revision": {"$exists": false}},
+            ],
+        );
+    } else {
+        filter.insert("revision", revision(expected)?);
+    }
+    Ok(filter)
+}
+
+/// Why an event insert's transaction stopped: its location was deleted.
+#[derive(Debug)]
+struct LocationGone;
 
 /// Events in MongoDB (each with a copy of its location), and the inbox of the messages applied to
 /// them in a collection of its own (unique per consumer and message id by its `_id`, removed after
@@ -124,8 +252,48 @@ impl EventRepository for MongoEventRepository {
         self.store.ensure_initialised()?;
         let mut document = EventDoc::from(event);
         document.outbox.push(OutboxDoc::from(announce));
-        self.events.insert_one(document).await.map_err(map_error)?;
-        Ok(())
+        let location = to_bson_id(event.location.id.object_id());
+        let locations: Collection<LocationDoc> = self.store.database().collection(LOCATIONS);
+        let mut session = self
+            .store
+            .database()
+            .client()
+            .start_session()
+            .await
+            .map_err(map_error)?;
+        // Counting the event on its location's document writes that document, so a deletion of
+        // the location running at the same time meets a write conflict (see
+        // `MongoLocationRepository::delete`). A location that is not stored (older data) is not
+        // counted.
+        let inserted = session
+            .start_transaction()
+            .and_run(
+                (&locations, &self.events, document),
+                |session, (locations, events, document)| {
+                    async move {
+                        let counted = locations
+                            .find_one_and_update(
+                                doc! {"_id": location},
+                                doc! {"$inc": {"events_created": 1_i64}},
+                            )
+                            .session(&mut *session)
+                            .await?;
+                        if counted.is_some_and(|l| l.deleted_at.is_some()) {
+                            return Err(mongodb::error::Error::custom(LocationGone));
+                        }
+                        events.insert_one(&*document).session(&mut *session).await?;
+                        Ok(())
+                    }
+                    .boxed()
+                },
+            )
+            .await;
+        inserted.map_err(|error| match error.get_custom::<LocationGone>() {
+            Some(_) => {
+                RepositoryError::Gone(crate::Cause::msg(format!("location {}", event.location.id)))
+            }
+            None => map_error(error),
+        })
     }
 
     async fn get(&self, id: EventId) -> Result<Option<Event>, RepositoryError> {
@@ -221,19 +389,7 @@ impl EventRepository for MongoEventRepository {
         let Some(previous) = event.revision.checked_sub(1) else {
             return Ok(false);
         };
-        let mut filter = doc! {"_id": to_bson_id(event.id.object_id())};
-        if previous == 0 {
-            // Documents stored before revisions were kept have none: revision 0.
-            filter.insert(
-                "$or",
-                vec![
-                    doc! {"revision": 0_i64},
-                    doc! {"revision": {"$exists": false}},
-                ],
-            );
-        } else {
-            filter.insert("revision", revision(previous)?);
-        }
+        let filter = at_revision(doc! {"_id": to_bson_id(event.id.object_id())}, previous)?;
         let mut fields = doc! {
             "name": &event.name,
             "duration": i64::from(event.duration_minutes),

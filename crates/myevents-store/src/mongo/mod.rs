@@ -449,11 +449,12 @@ pub fn event_service_schema() -> Schema {
     }
 }
 
-/// The indexes of the event service: events by name (oldest first); pending outbox messages; the
-/// inbox's time to live; idempotency keys.
+/// The indexes of the event service: events by name (oldest first) and by location (by end, for
+/// a location's deletion); pending outbox messages; the inbox's time to live; idempotency keys.
 pub fn event_service_indexes() -> Vec<IndexSpec> {
     let mut indexes = vec![
         IndexSpec::plain(events::EVENTS, doc! {"name": 1, "_id": 1}),
+        IndexSpec::plain(events::EVENTS, doc! {"location._id": 1, "enddate": 1}),
         IndexSpec {
             expire_after: Some(crate::INBOX_RETENTION),
             ..IndexSpec::plain(events::INBOX, doc! {"received_at": 1})

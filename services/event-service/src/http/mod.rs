@@ -17,8 +17,9 @@ use myevents_store::RepositoryError;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::service::{ChangeError, CreateError, EventService};
+use crate::service::{ChangeError, CreateError, EventService, LocationChangeError};
 use myevents_domain::event::ChangeRefused;
+use myevents_domain::location::LocationChangeRefused;
 
 mod events;
 mod locations;
@@ -27,7 +28,7 @@ pub mod wire;
 /// What the service's OpenAPI document says about it.
 pub const ABOUT: About = About {
     title: "MyEvents event service",
-    description: "Locations with their halls, and events at them. Reading is public; creating needs the organiser role. Every location and event created is announced to the other services (`locationCreated`, `eventCreated`; see the AsyncAPI document), and each event's `SeatsAvailable` follows the booking service's `eventBooked` and `bookingCancelled` messages. Errors are `application/problem+json` (RFC 9457).",
+    description: "Locations with their halls, and events at them. Reading is public; creating needs the organiser role, and changing one its creator (or an administrator). Every location and event created or changed is announced to the other services (`locationCreated`, `locationUpdated`, `locationDeleted`, `eventCreated`, `eventUpdated`, `eventCancelled`; see the AsyncAPI document), and each event's `SeatsAvailable` follows the booking service's `eventBooked` and `bookingCancelled` messages. Errors are `application/problem+json` (RFC 9457).",
     port: 8181,
 };
 
@@ -143,6 +144,9 @@ pub enum ApiError {
     /// Changing an event failed.
     #[error(transparent)]
     Change(#[from] ChangeError),
+    /// Changing or deleting a location failed.
+    #[error(transparent)]
+    LocationChange(#[from] LocationChangeError),
     /// The request is malformed (its problem body, 4xx).
     #[error("the request was refused")]
     Request(Problem),
@@ -170,7 +174,8 @@ impl IntoResponse for ApiError {
             Self::Missing(what) => Problem::not_found(what),
             Self::Store(error)
             | Self::Create(CreateError::Store(error))
-            | Self::Change(ChangeError::Store(error)) => Problem::from(error),
+            | Self::Change(ChangeError::Store(error))
+            | Self::LocationChange(LocationChangeError::Store(error)) => Problem::from(error),
             Self::Change(ChangeError::Refused(ChangeRefused::Invalid(error))) => {
                 Problem::from(error)
             }
@@ -184,6 +189,23 @@ impl IntoResponse for ApiError {
             Self::Change(error @ (ChangeError::Refused(_) | ChangeError::Contended(_))) => {
                 Problem::status(StatusCode::CONFLICT, error.to_string())
             }
+            Self::LocationChange(LocationChangeError::Refused(LocationChangeRefused::Invalid(
+                error,
+            ))) => Problem::from(error),
+            Self::LocationChange(error @ LocationChangeError::NotFound(_)) => {
+                Problem::not_found(error.to_string())
+            }
+            Self::LocationChange(error @ LocationChangeError::Forbidden) => {
+                Problem::status(StatusCode::FORBIDDEN, error.to_string())
+            }
+            Self::LocationChange(error @ LocationChangeError::Stale) => {
+                Problem::status(StatusCode::PRECONDITION_FAILED, error.to_string())
+            }
+            Self::LocationChange(
+                error @ (LocationChangeError::Refused(_)
+                | LocationChangeError::InUse(_)
+                | LocationChangeError::Contended(_)),
+            ) => Problem::status(StatusCode::CONFLICT, error.to_string()),
             Self::Request(problem) => problem,
         };
         problem.into_response()

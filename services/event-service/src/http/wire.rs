@@ -12,7 +12,7 @@
 
 use myevents_domain::event::{Event, EventDraft, EventPatch};
 use myevents_domain::id::{EventId, LocationId, ObjectId};
-use myevents_domain::location::{Hall, HallDraft, Location, LocationDraft};
+use myevents_domain::location::{Hall, HallDraft, Location, LocationDraft, LocationPatch};
 use myevents_domain::seats::SeatCount;
 use myevents_domain::validation::ValidationError;
 use myevents_http::openapi::ResponseExample;
@@ -187,6 +187,8 @@ pub fn response_examples() -> Vec<ResponseExample> {
             location: "1st floor".to_owned(),
             capacity: SeatCount::new(100),
         }],
+        organiser: None,
+        revision: 0,
     };
     let at = |seconds| chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
     let event = Event {
@@ -276,6 +278,60 @@ pub struct LocationInput {
     /// Halls.
     #[schema(required = false, rename = "Halls", value_type = Option<Vec<HallInput>>)]
     halls: Option<Vec<HallInput>>,
+}
+
+/// A change of a location in a request (lower-cased keys): each field given replaces the stored
+/// one, an absent (or `null`) field keeps it.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = LocationPatchInput)]
+pub struct LocationPatchInput {
+    /// New name.
+    #[schema(required = false, rename = "Name", value_type = Option<String>, min_length = 1,
+        max_length = 256, pattern = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*$", example = "West Hall and Annex")]
+    name: Option<String>,
+    /// New address.
+    #[schema(required = false, rename = "Address", value_type = Option<String>, max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", example = "1 Main St")]
+    address: Option<String>,
+    /// New country.
+    #[schema(required = false, rename = "Country", value_type = Option<String>, max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", example = "DE")]
+    country: Option<String>,
+    /// New opening hour, 0-23.
+    #[schema(required = false, rename = "OpenTime", value_type = Option<u8>, maximum = 23, example = 8)]
+    opentime: Option<i64>,
+    /// New closing hour, 0-23.
+    #[schema(required = false, rename = "CloseTime", value_type = Option<u8>, maximum = 23, example = 23)]
+    closetime: Option<i64>,
+    /// The whole list of halls: the stored halls first, in their order (each may be renamed, moved
+    /// or given more seats, never fewer: 409), then any new ones. Fewer halls than stored is 409.
+    #[schema(required = false, rename = "Halls", value_type = Option<Vec<HallInput>>)]
+    halls: Option<Vec<HallInput>>,
+}
+
+impl From<HallInput> for HallDraft {
+    fn from(hall: HallInput) -> Self {
+        Self {
+            name: hall.name,
+            location: hall.location,
+            capacity: hall.capacity,
+        }
+    }
+}
+
+impl From<LocationPatchInput> for LocationPatch {
+    fn from(input: LocationPatchInput) -> Self {
+        Self {
+            name: input.name,
+            address: input.address,
+            country: input.country,
+            open_time: input.opentime,
+            close_time: input.closetime,
+            halls: input
+                .halls
+                .map(|halls| halls.into_iter().map(HallDraft::from).collect()),
+        }
+    }
 }
 
 /// An event in a request (lower-cased keys).
@@ -410,11 +466,7 @@ impl LocationInput {
                 .halls
                 .unwrap_or_default()
                 .into_iter()
-                .map(|h| HallDraft {
-                    name: h.name,
-                    location: h.location,
-                    capacity: h.capacity,
-                })
+                .map(HallDraft::from)
                 .collect(),
         }
     }

@@ -30,8 +30,8 @@ struct TestApp {
     broker: InMemoryBroker,
     /// The service's store (shared with [`TestApp::replica`]).
     store: EventStore,
-    /// Every `eventCreated`, `locationCreated`, `eventUpdated` and `eventCancelled` the service
-    /// published.
+    /// Every message the service published: `locationCreated`, `locationUpdated`,
+    /// `locationDeleted`, `eventCreated`, `eventUpdated` and `eventCancelled`.
     published: Recorded,
     _observer: Consumer,
 }
@@ -61,6 +61,8 @@ impl TestApp {
             &[
                 "eventCreated",
                 "locationCreated",
+                "locationUpdated",
+                "locationDeleted",
                 "eventUpdated",
                 "eventCancelled",
             ],
@@ -617,6 +619,187 @@ async fn announce_booked(app: &TestApp, id: &str, seats: u32) {
         .publish(&Message::new(body.name(), body.key(), body.to_json()))
         .await
         .expect("publish");
+}
+
+/// Sends `method` to `path` with `body` (JSON; none for `null`) and `headers`.
+async fn send(
+    http: &InProcess,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> Answer {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    http.request(method, path, &all, body).await
+}
+
+/// The next published message named `name`, skipping others.
+async fn next_published(app: &mut TestApp, name: &str) -> Value {
+    loop {
+        let message = app.published.next(WAIT).await;
+        if message.name == name {
+            return serde_json::from_slice(&message.payload).expect("JSON body");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_organiser_renames_extends_and_deletes_a_location_with_if_match() {
+    let mut app = TestApp::spawn().await;
+    let http = app.http.clone();
+    let location = app.create_location().await;
+    let id = location["ID"].as_str().expect("ID").to_owned();
+    let path = format!("/locations/{id}");
+    let read = http.get(&path).await;
+    let tag = etag(&read);
+    let halls = |a: u32, b: u32| json!([{"name": "A", "location": "1st floor", "capacity": a}, {"name": "B", "capacity": b}]);
+    // Each of these is a problem, and the location stays as it was.
+    let stale = send(
+        &http,
+        "PATCH",
+        &path,
+        &[("if-match", "\"stale\"")],
+        json!({"Name": "x"}),
+    );
+    assert_problem(&stale.await, StatusCode::PRECONDITION_FAILED);
+    let removed = send(
+        &http,
+        "PATCH",
+        &path,
+        &[],
+        json!({"Halls": [halls(100, 50)[0]]}),
+    )
+    .await;
+    assert_problem(&removed, StatusCode::CONFLICT);
+    let shrunk = send(&http, "PATCH", &path, &[], json!({"Halls": halls(100, 49)})).await;
+    assert_problem(&shrunk, StatusCode::CONFLICT);
+    assert!(
+        shrunk.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("\"B\" (Halls[1]) has 50 seats"),
+        "{}",
+        shrunk.body
+    );
+    let invalid = send(
+        &http,
+        "PATCH",
+        &path,
+        &[],
+        json!({"Name": " ", "OpenTime": 24}),
+    )
+    .await;
+    assert_eq!(invalid_fields(&invalid), ["Name", "OpenTime"]);
+    let mallory = [("x-user-id", "mallory")];
+    assert_problem(
+        &send(&http, "PATCH", &path, &mallory, json!({"Name": "x"})).await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_problem(
+        &send(&http, "DELETE", &path, &mallory, Value::Null).await,
+        StatusCode::FORBIDDEN,
+    );
+    let unknown = format!("/locations/{}", myevents_domain::id::LocationId::generate());
+    assert_problem(
+        &send(&http, "PATCH", &unknown, &[], json!({})).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(http.get(&path).await.body, read.body);
+
+    // Renamed, a hall grown and one added: the new copy, its `ETag`, listed, announced.
+    let mut grown = halls(120, 50);
+    grown
+        .as_array_mut()
+        .expect("halls")
+        .push(json!({"name": "Annex", "capacity": 40}));
+    let changed = send(
+        &http,
+        "PATCH",
+        &path,
+        &[("if-match", tag.as_str())],
+        json!({"name": "West Hall and Annex", "halls": grown}),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["Name"], "West Hall and Annex");
+    assert_eq!(changed.body["Halls"][2]["capacity"], 40);
+    assert_eq!(changed.body["Address"], "1 Main St", "absent fields stay");
+    let new_tag = etag(&changed);
+    assert_eq!(etag(&http.get(&path).await), new_tag);
+    assert_eq!(http.get("/locations").await.body[0], changed.body);
+    let updated = next_published(&mut app, "locationUpdated").await;
+    assert_eq!(
+        (&updated["id"], &updated["revision"]),
+        (&json!(id), &json!(1))
+    );
+    assert_eq!(updated["halls"][0]["capacity"], 120);
+
+    // An event to come keeps it; once that event is cancelled, it goes (with the current copy).
+    let mut future = aida(&id);
+    future["StartDate"] = json!(4_000_000_000_i64);
+    future["EndDate"] = json!(4_000_007_200_i64);
+    let event = app.post("/events", &future).await;
+    assert_eq!(event.status, StatusCode::CREATED, "{}", event.body);
+    let event_id = event.body["ID"].as_str().expect("ID");
+    let in_use = send(&http, "DELETE", &path, &[], Value::Null).await;
+    assert_problem(&in_use, StatusCode::CONFLICT);
+    assert!(
+        in_use.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains(event_id),
+        "{}",
+        in_use.body
+    );
+    let cancel = format!("/events/{event_id}/cancellation");
+    let cancelled = send(&http, "POST", &cancel, &[], json!({})).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_problem(
+        &send(
+            &http,
+            "DELETE",
+            &path,
+            &[("if-match", tag.as_str())],
+            Value::Null,
+        )
+        .await,
+        StatusCode::PRECONDITION_FAILED,
+    );
+    let deleted = send(
+        &http,
+        "DELETE",
+        &path,
+        &[("if-match", new_tag.as_str())],
+        Value::Null,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert_problem(&http.get(&path).await, StatusCode::NOT_FOUND);
+    assert_eq!(http.get("/locations").await.body, json!([]));
+    assert_problem(
+        &send(&http, "DELETE", &path, &[], Value::Null).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(
+        invalid_fields(&app.post("/events", &aida(&id)).await),
+        ["Location.ID"]
+    );
+    let deletion = next_published(&mut app, "locationDeleted").await;
+    assert_eq!(
+        (&deletion["id"], &deletion["revision"]),
+        (&json!(id), &json!(2))
+    );
+    assert_eq!(
+        http.get(&format!("/events/{event_id}")).await.body["Location"]["Name"],
+        "West Hall and Annex",
+        "an event keeps its copy of the location"
+    );
 }
 
 #[tokio::test]

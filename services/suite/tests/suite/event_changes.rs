@@ -2,7 +2,8 @@
 //! server, through the two service binaries: an edit with `If-Match` (a stale copy is 412, a
 //! capacity below the seats booked 409) moves the seats the booking service sells by the
 //! difference; a cancellation cancels every booking once, with its reason, which each buyer sees
-//! in their bookings, and the event refuses bookings (410) and changes (409).
+//! in their bookings, and the event refuses bookings (410) and changes (409). Its location is then
+//! extended and, with no event to come, deleted.
 
 use std::time::Duration;
 
@@ -225,6 +226,59 @@ async fn edit_and_cancel(broker_env: Vec<(&str, String)>) {
     assert_eq!(status, StatusCode::GONE, "{problem}");
     // The seats were not given back to sale: the inventory is as it was before the cancellation.
     assert_eq!(remaining().await, Some(0));
+
+    // Its location: extended with If-Match, then deleted (its only event is cancelled), after
+    // which no event is created there.
+    change_and_delete_location(&client, &events, &location).await;
     events.kill().await;
     bookings.kill().await;
+}
+
+/// Adds a hall to `location` with `If-Match` (a stale copy is 412), deletes it, and checks that it
+/// is gone: 404, not listed, no event created at it (422).
+async fn change_and_delete_location(client: &Client, events: &ServiceProcess, location: &Value) {
+    let url = format!(
+        "{}/locations/{}",
+        events.url(),
+        location["ID"].as_str().expect("ID")
+    );
+    let read = client.get(&url).send().await.expect("read");
+    let etag = read.headers()["etag"].to_str().expect("etag").to_owned();
+    let extend = |tag: &str| {
+        client
+            .patch(&url)
+            .header("if-match", tag)
+            .json(&json!({"Halls": [{"name": "Main", "capacity": 10}, {"name": "Side", "capacity": 4}]}))
+            .send()
+    };
+    let extended = extend(&etag).await.expect("request");
+    assert_eq!(extended.status(), StatusCode::OK);
+    let extended: Value = extended.json().await.expect("json");
+    assert_eq!(extended["Halls"][1]["name"], "Side");
+    assert_eq!(get_json(client, &url).await, extended);
+    let stale = extend(&etag).await.expect("request");
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let deleted = client.delete(&url).send().await.expect("request");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let read = client.get(&url).send().await.expect("read");
+    assert_eq!(read.status(), StatusCode::NOT_FOUND);
+    let listed: Value = get_json(client, &format!("{}/locations", events.url())).await;
+    assert!(
+        !listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|l| l["ID"] == location["ID"]),
+        "{listed}"
+    );
+    let refused = client
+        .post(format!("{}/events", events.url()))
+        .json(
+            &json!({"Name":"rematch","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
+            "Location":{"ID":location["ID"]}}),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }

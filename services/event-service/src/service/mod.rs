@@ -1,6 +1,7 @@
 //! The event service's use cases, between its inbound adapters (HTTP handlers, the `eventBooked` /
 //! `bookingCancelled` consumer) and its store: creating locations and events with the messages that
-//! announce them, changing and cancelling events, and keeping each event's booked seats, in domain
+//! announce them, changing and cancelling events, renaming, extending and deleting locations
+//! (`locations`), and keeping each event's booked seats, in domain
 //! terms only.
 
 use std::sync::Arc;
@@ -18,6 +19,10 @@ use myevents_messaging::outbox::OutboxWaker;
 use myevents_store::{
     EventRepository, InboxKey, LocationRepository, PageRequest, RepositoryError, SeatChange,
 };
+
+mod locations;
+
+pub use locations::{ChangeLocation, LocationChange, LocationChangeError};
 
 /// Create a location under an id the caller reserved.
 #[derive(Debug, Clone)]
@@ -194,7 +199,8 @@ impl EventService {
         {
             return Ok(existing);
         }
-        let location = command.draft.validate(command.id, "")?;
+        let mut location = command.draft.validate(command.id, "")?;
+        location.organiser = Some(command.by.user().clone());
         self.store_location(&location, command.trace_parent).await?;
         Ok(location)
     }
@@ -232,6 +238,9 @@ impl EventService {
         };
         let mut event = command.draft.validate(event_id, location)?;
         event.organiser = Some(command.by.user().clone());
+        if is_new {
+            event.location.organiser.clone_from(&event.organiser);
+        }
         let stored_before = resumed && self.locations.get(location_id).await?.is_some();
         if is_new && !stored_before {
             self.store_location(&event.location, command.trace_parent.clone())
@@ -240,7 +249,17 @@ impl EventService {
         let announce =
             OutboxMessage::new(DomainEvent::EventCreated(EventCreated::from_event(&event)))
                 .in_trace(command.trace_parent);
-        self.events.insert(&event, &announce).await?;
+        self.events
+            .insert(&event, &announce)
+            .await
+            .map_err(|error| match error {
+                // Deleted between the read above and the insert.
+                RepositoryError::Gone(_) => CreateError::Invalid(ValidationError::field(
+                    "Location.ID",
+                    format!("no location with id {}", event.location.id),
+                )),
+                other => CreateError::Store(other),
+            })?;
         self.changed();
         self.waker.wake();
         Ok(event)
@@ -373,21 +392,17 @@ impl EventService {
 mod tests {
     use myevents_domain::access::Roles;
     use myevents_domain::booking::UserId;
-    use myevents_domain::location::HallDraft;
+    use myevents_domain::location::{HallDraft, LocationChangeRefused, LocationPatch};
     use myevents_store::Outbox;
-    use myevents_store::memory::{
-        InMemoryEventRepository, InMemoryLocationRepository, InMemoryOutbox,
-    };
+    use myevents_store::memory::{InMemoryEventRepository, InMemoryOutbox};
 
     use super::*;
 
     fn service() -> (EventService, InMemoryOutbox) {
         let outbox = InMemoryOutbox::default();
-        let service = EventService::new(
-            Arc::new(InMemoryEventRepository::new(outbox.clone())),
-            Arc::new(InMemoryLocationRepository::new(outbox.clone())),
-            OutboxWaker::default(),
-        );
+        let events = InMemoryEventRepository::new(outbox.clone());
+        let locations = Arc::new(events.locations());
+        let service = EventService::new(Arc::new(events), locations, OutboxWaker::default());
         (service, outbox)
     }
 
@@ -677,5 +692,145 @@ mod tests {
             .await
             .expect("answered");
         assert_eq!(unknown, SeatChange::UnknownEvent);
+    }
+
+    fn change_location(id: LocationId, change: LocationChange, by: Principal) -> ChangeLocation {
+        ChangeLocation {
+            id,
+            change,
+            by,
+            trace_parent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_creator_renames_and_extends_a_location_over_the_copy_read() {
+        let (service, outbox) = service();
+        let location = service
+            .create_location(CreateLocation {
+                id: LocationId::generate(),
+                resumed: false,
+                draft: location_draft(),
+                by: organiser(),
+                trace_parent: None,
+            })
+            .await
+            .expect("location");
+        assert_eq!(location.organiser, Some(organiser().user().clone()));
+        let mut halls = location_draft().halls;
+        halls.push(HallDraft {
+            name: Some("Hall B".to_owned()),
+            location: Some("annex".to_owned()),
+            capacity: Some(40),
+        });
+        let rename = LocationChange::Edit(LocationPatch {
+            name: Some("West Theatre and Annex".to_owned()),
+            halls: Some(halls),
+            ..LocationPatch::default()
+        });
+        let other = Principal::new(
+            UserId::parse("other-org").expect("user"),
+            Roles {
+                organiser: true,
+                admin: false,
+            },
+        );
+        let refused = service
+            .change_location(change_location(location.id, rename.clone(), other), |_| {
+                true
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(LocationChangeError::Forbidden)),
+            "{refused:?}"
+        );
+        let stale = service
+            .change_location(
+                change_location(location.id, rename.clone(), organiser()),
+                |_| false,
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(LocationChangeError::Stale)),
+            "{stale:?}"
+        );
+        let changed = service
+            .change_location(
+                change_location(location.id, rename, organiser()),
+                |stored| stored == &location,
+            )
+            .await
+            .expect("changed")
+            .expect("kept");
+        assert_eq!(changed.revision, 1);
+        assert_eq!(changed.halls.len(), 2);
+        assert_eq!(
+            service.location(location.id).await.expect("read"),
+            Some(changed)
+        );
+        let shrink = LocationChange::Edit(LocationPatch {
+            halls: Some(Vec::new()),
+            ..LocationPatch::default()
+        });
+        let refused = service
+            .change_location(change_location(location.id, shrink, organiser()), |_| true)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(LocationChangeError::Refused(
+                    LocationChangeRefused::HallsRemoved { stored: 2 }
+                ))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(names(&outbox).await, ["locationCreated", "locationUpdated"]);
+    }
+
+    #[tokio::test]
+    async fn a_location_is_deleted_once_its_events_to_come_are_cancelled() {
+        let (service, outbox) = service();
+        let mut command = create_event(EventLocation::New(location_draft()));
+        command.draft.start_date = Some(4_000_000_000);
+        command.draft.end_date = Some(4_000_007_200);
+        let event = service.create_event(command).await.expect("created");
+        let location = event.location.id;
+        let delete = || change_location(location, LocationChange::Delete, organiser());
+        let refused = service.change_location(delete(), |_| true).await;
+        assert!(
+            matches!(refused, Err(LocationChangeError::InUse(id)) if id == event.id),
+            "{refused:?}"
+        );
+        service
+            .change_event(
+                change(event.id, EventChange::Cancel(String::new()), organiser()),
+                |_| true,
+            )
+            .await
+            .expect("cancelled");
+        let deleted = service.change_location(delete(), |_| true).await;
+        assert!(matches!(deleted, Ok(None)), "{deleted:?}");
+        assert_eq!(service.location(location).await.expect("read"), None);
+        let gone = service.change_location(delete(), |_| true).await;
+        assert!(
+            matches!(gone, Err(LocationChangeError::NotFound(_))),
+            "{gone:?}"
+        );
+        let refused = service
+            .create_event(create_event(EventLocation::Stored(location)))
+            .await;
+        assert!(
+            matches!(refused, Err(CreateError::Invalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            names(&outbox).await,
+            [
+                "locationCreated",
+                "eventCreated",
+                "eventCancelled",
+                "locationDeleted"
+            ]
+        );
     }
 }
