@@ -13,8 +13,8 @@ use myevents_domain::messages::OutboxMessage;
 use myevents_domain::seats::SeatCount;
 
 use super::documents::{
-    BookingDoc, HoldDoc, InventoryDoc, OutboxDoc, WaitDoc, revision, to_bson_date, to_bson_id,
-    waitlist_entries,
+    BookingDoc, HoldDoc, InventoryDoc, OutboxDoc, WaitDoc, outbox_entry, revision, to_bson_date,
+    to_bson_id, to_bson_value, waitlist_entries,
 };
 use super::events::find_page;
 use super::{MongoStore, map_error};
@@ -100,10 +100,6 @@ fn at_revision(id: mongodb::bson::oid::ObjectId, revision: i64) -> Document {
     } else {
         doc! {"_id": id, "revision": revision}
     }
-}
-
-fn bson_of<T: serde::Serialize>(value: &T) -> Result<Bson, RepositoryError> {
-    mongodb::bson::to_bson(value).map_err(|e| RepositoryError::Unexpected(Cause::new(e)))
 }
 
 /// The inventory update that gives `booking`'s seats back unless its inventory lists the booking as
@@ -302,7 +298,7 @@ impl BookingRepository for MongoBookingRepository {
             let mut booking = Booking::try_from(document)?;
             booking.cancelled_at = Some(cancelled_at);
             booking.cancel_reason = Some(reason.to_owned());
-            let outbox = bson_of(&OutboxDoc::from(&announce(&booking)))?;
+            let outbox = outbox_entry(&announce(&booking))?;
             let marked = self
                 .bookings
                 .update_one(
@@ -392,7 +388,7 @@ impl BookingRepository for MongoBookingRepository {
         let seats = i64::from(booking.seats.get());
         let attempt = new_token();
         let held_at = now_millis();
-        let hold = bson_of(&HoldDoc::new(booking, &attempt, held_at, expires_at))?;
+        let hold = to_bson_value(&HoldDoc::new(booking, &attempt, held_at, expires_at))?;
         let array = if expires_at.is_some() {
             "buyer_holds"
         } else {
@@ -480,7 +476,7 @@ impl BookingRepository for MongoBookingRepository {
         self.store.ensure_initialised()?;
         let event = to_bson_id(hold.booking.event_id.object_id());
         let bid = to_bson_id(hold.booking.id.object_id());
-        let claimed = bson_of(&HoldDoc::new(&hold.booking, &hold.attempt, now, None))?;
+        let claimed = to_bson_value(&HoldDoc::new(&hold.booking, &hold.attempt, now, None))?;
         let moved = self
             .inventory
             .update_one(
@@ -537,7 +533,7 @@ impl BookingRepository for MongoBookingRepository {
         let event = to_bson_id(entry.event_id.object_id());
         let eid = to_bson_id(entry.id.object_id());
         let seats = i64::from(entry.seats.get());
-        let document = bson_of(&WaitDoc::from(&WaitlistEntry {
+        let document = to_bson_value(&WaitDoc::from(&WaitlistEntry {
             offer: None,
             ..entry.clone()
         }))?;
@@ -713,7 +709,8 @@ impl BookingRepository for MongoBookingRepository {
                     cancelled_at: None,
                     cancel_reason: None,
                 };
-                let hold = bson_of(&HoldDoc::new(&booking, &new_token(), now, Some(expires_at)))?;
+                let hold =
+                    to_bson_value(&HoldDoc::new(&booking, &new_token(), now, Some(expires_at)))?;
                 let offer = doc! {"hold": to_bson_id(booking.id.object_id()), "expires_at": to_bson_date(expires_at)};
                 // An `update` command, and a read after it: the MongoDB-wire test server refuses the
                 // positional operator in `findAndModify` (scripts/repro/secantus_positional_find_and_modify.py).
@@ -848,8 +845,7 @@ impl BookingRepository for MongoBookingRepository {
     ) -> Result<Cancellation, RepositoryError> {
         self.store.ensure_initialised()?;
         let bid = to_bson_id(id.object_id());
-        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
-            .map_err(|e| RepositoryError::Unexpected(Cause::new(e)))?;
+        let outbox = outbox_entry(announce)?;
         // 1. Mark it cancelled, with its message, unless it already is.
         let marked = self
             .bookings

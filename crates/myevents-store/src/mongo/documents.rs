@@ -63,6 +63,22 @@ pub(crate) struct OutboxDoc {
     traceparent: Option<String>,
 }
 
+/// `value` as a BSON value, for an update's `$set` or `$push`.
+///
+/// # Errors
+/// [`RepositoryError::Unexpected`] when it cannot be one (never for the documents here).
+pub(crate) fn to_bson_value<T: Serialize>(value: &T) -> Result<bson::Bson, RepositoryError> {
+    bson::to_bson(value).map_err(|e| RepositoryError::Unexpected(Cause::new(e)))
+}
+
+/// `announce` as an entry of a document's `outbox` array.
+///
+/// # Errors
+/// As [`to_bson_value`].
+pub(crate) fn outbox_entry(announce: &OutboxMessage) -> Result<bson::Bson, RepositoryError> {
+    to_bson_value(&OutboxDoc::from(announce))
+}
+
 impl From<&OutboxMessage> for OutboxDoc {
     fn from(m: &OutboxMessage) -> Self {
         Self {

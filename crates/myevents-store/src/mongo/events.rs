@@ -10,7 +10,10 @@ use myevents_domain::location::Location;
 use myevents_domain::messages::OutboxMessage;
 use serde::de::DeserializeOwned;
 
-use super::documents::{EventDoc, LocationDoc, OutboxDoc, revision, to_bson_date, to_bson_id};
+use super::documents::{
+    EventDoc, LocationDoc, OutboxDoc, outbox_entry, revision, to_bson_date, to_bson_id,
+    to_bson_value,
+};
 use super::{MongoStore, map_error};
 use crate::{
     EventRepository, InboxKey, LocationDeletion, LocationRepository, PageRequest, RepositoryError,
@@ -114,8 +117,7 @@ impl LocationRepository for MongoLocationRepository {
         let live =
             doc! {"_id": to_bson_id(location.id.object_id()), "deleted_at": {"$exists": false}};
         let filter = at_revision(live, previous)?;
-        let halls = mongodb::bson::to_bson(&LocationDoc::halls_of(location))
-            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let halls = to_bson_value(&LocationDoc::halls_of(location))?;
         let fields = doc! {
             "name": &location.name,
             "address": &location.address,
@@ -125,8 +127,7 @@ impl LocationRepository for MongoLocationRepository {
             "halls": halls,
             "revision": revision(location.revision)?,
         };
-        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
-            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let outbox = outbox_entry(announce)?;
         let updated = self
             .locations
             .update_one(filter, doc! {"$set": fields, "$push": {"outbox": outbox}})
@@ -145,8 +146,7 @@ impl LocationRepository for MongoLocationRepository {
         self.store.ensure_initialised()?;
         let id = to_bson_id(id.object_id());
         let filter = at_revision(doc! {"_id": id, "deleted_at": {"$exists": false}}, expected)?;
-        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
-            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let outbox = outbox_entry(announce)?;
         let deletion = doc! {
             "$set": {"deleted_at": to_bson_date(now), "revision": revision(expected + 1)?},
             "$push": {"outbox": outbox},
@@ -157,13 +157,7 @@ impl LocationRepository for MongoLocationRepository {
             "enddate": {"$gt": to_bson_date(now)},
         };
         let events: Collection<EventDoc> = self.store.database().collection(EVENTS);
-        let mut session = self
-            .store
-            .database()
-            .client()
-            .start_session()
-            .await
-            .map_err(map_error)?;
+        let mut session = self.store.session().await?;
         // The check and the deletion commit together; an event inserted at the location meanwhile
         // writes the location's document too (see `MongoEventRepository::insert`), so one of the
         // two transactions meets a write conflict and runs again over what the other stored.
@@ -254,13 +248,7 @@ impl EventRepository for MongoEventRepository {
         document.outbox.push(OutboxDoc::from(announce));
         let location = to_bson_id(event.location.id.object_id());
         let locations: Collection<LocationDoc> = self.store.database().collection(LOCATIONS);
-        let mut session = self
-            .store
-            .database()
-            .client()
-            .start_session()
-            .await
-            .map_err(map_error)?;
+        let mut session = self.store.session().await?;
         // Counting the event on its location's document writes that document, so a deletion of
         // the location running at the same time meets a write conflict (see
         // `MongoLocationRepository::delete`). A location that is not stored (older data) is not
@@ -331,13 +319,7 @@ impl EventRepository for MongoEventRepository {
             "seats": seats,
             "received_at": mongodb::bson::DateTime::now(),
         };
-        let mut session = self
-            .store
-            .database()
-            .client()
-            .start_session()
-            .await
-            .map_err(map_error)?;
+        let mut session = self.store.session().await?;
         // The inbox record and the effect commit together or not at all; a duplicate key on the
         // inbox aborts the transaction (the message was applied), as does an unknown event.
         let applied = session
@@ -402,8 +384,7 @@ impl EventRepository for MongoEventRepository {
             fields.insert("cancelled_at", to_bson_date(cancelled.at));
             fields.insert("cancel_reason", &cancelled.reason);
         }
-        let outbox = mongodb::bson::to_bson(&OutboxDoc::from(announce))
-            .map_err(|e| RepositoryError::Unexpected(crate::Cause::new(e)))?;
+        let outbox = outbox_entry(announce)?;
         let updated = self
             .events
             .update_one(filter, doc! {"$set": fields, "$push": {"outbox": outbox}})

@@ -395,6 +395,18 @@ impl MongoStore {
         &self.database
     }
 
+    /// A session of the database's client, for a multi-document transaction.
+    ///
+    /// # Errors
+    /// The driver's failure, mapped as every store error is.
+    pub(crate) async fn session(&self) -> Result<mongodb::ClientSession, RepositoryError> {
+        self.database
+            .client()
+            .start_session()
+            .await
+            .map_err(map_error)
+    }
+
     /// The state of the circuit breaker in front of the database.
     pub fn circuit_state(&self) -> CircuitState {
         self.circuit.state()

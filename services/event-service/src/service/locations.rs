@@ -7,7 +7,7 @@ use myevents_domain::location::{Location, LocationChangeRefused, LocationPatch};
 use myevents_domain::messages::{DomainEvent, LocationDeleted, LocationUpdated, OutboxMessage};
 use myevents_store::{LocationDeletion, RepositoryError};
 
-use super::{CHANGE_ATTEMPTS, EventService};
+use super::{CHANGE_ATTEMPTS, EventService, now_in_whole_seconds};
 
 /// What an organiser does to a location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +99,7 @@ impl EventService {
                         .then_some(Some(changed))
                 }
                 LocationChange::Delete => {
-                    let now = chrono::Utc::now();
-                    let now = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+                    let now = now_in_whole_seconds();
                     let announce = announce(DomainEvent::LocationDeleted(LocationDeleted {
                         id,
                         revision: stored.revision + 1,

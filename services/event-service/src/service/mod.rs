@@ -129,6 +129,12 @@ pub enum ChangeError {
     Store(#[from] RepositoryError),
 }
 
+/// Now, in whole seconds (the wire's times are Unix seconds, so what is stored is what is shown).
+fn now_in_whole_seconds() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
+}
+
 /// How often a change is tried over a fresh read when another change of the same event came first.
 const CHANGE_ATTEMPTS: usize = 5;
 
@@ -304,8 +310,7 @@ impl EventService {
                     return Ok(stored);
                 }
                 EventChange::Cancel(reason) => {
-                    let at = chrono::Utc::now();
-                    let at = chrono::DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+                    let at = now_in_whole_seconds();
                     let changed = stored.cancelled(at, reason.clone())?;
                     let message = DomainEvent::EventCancelled(EventCancelled {
                         id,
