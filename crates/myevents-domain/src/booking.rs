@@ -20,31 +20,31 @@ impl UserId {
         Self("anonymous".to_owned())
     }
 
-    /// Validates a user id: 1 to [`MAX_USER_ID_CHARS`] characters, no control characters, no leading or
-    /// trailing white space.
+    /// Validates a user id as the `X-User-Id` header gives it: see [`UserId::parse_as`].
     ///
     /// # Errors
     /// [`ValidationError`] on the field `X-User-Id`.
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        if text.is_empty() || text.trim() != text {
-            return Err(ValidationError::field(
-                "X-User-Id",
-                "must not be empty or start or end with white space",
-            ));
-        }
-        if text.chars().count() > MAX_USER_ID_CHARS {
-            return Err(ValidationError::field(
-                "X-User-Id",
-                format!("must have at most {MAX_USER_ID_CHARS} characters"),
-            ));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(ValidationError::field(
-                "X-User-Id",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(text.to_owned()))
+        Self::parse_as(text, "X-User-Id")
+    }
+
+    /// Validates a user id given as `field` (a header, a path parameter): 1 to
+    /// [`MAX_USER_ID_CHARS`] characters, no control characters, no leading or trailing white
+    /// space.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on `field`.
+    pub fn parse_as(text: &str, field: &str) -> Result<Self, ValidationError> {
+        let broken = if text.is_empty() || text.trim() != text {
+            "must not be empty or start or end with white space".to_owned()
+        } else if text.chars().count() > MAX_USER_ID_CHARS {
+            format!("must have at most {MAX_USER_ID_CHARS} characters")
+        } else if text.chars().any(char::is_control) {
+            "must not contain control characters".to_owned()
+        } else {
+            return Ok(Self(text.to_owned()));
+        };
+        Err(ValidationError::field(field, broken))
     }
 
     /// The id's text.

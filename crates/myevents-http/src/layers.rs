@@ -190,15 +190,40 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let method = crate::metrics::method_label(request.method());
         let started = std::time::Instant::now();
-        let answer = self.inner.call(request);
+        let answer = match host_refused(&request) {
+            None => Either::Left(self.inner.call(request)),
+            Some(problem) => Either::Right(problem),
+        };
         let (service, metrics) = (self.service, self.metrics.clone());
         Box::pin(async move {
-            let answer = as_problem(answer.await?).await;
+            let answer = match answer {
+                Either::Left(answer) => as_problem(answer.await?).await,
+                Either::Right(problem) => problem.into_response(),
+            };
             log_server_error(&answer);
             metrics.record(service, method, &answer, started.elapsed());
             Ok(answer)
         })
     }
+}
+
+/// Why an HTTP/1.1 request is refused for its `Host` (400): RFC 9112 section 3.2 makes a server
+/// answer 400 to one without a `Host` header or with more than one. (An HTTP/2 request names its
+/// host in `:authority`; HTTP/1.0 has no such rule.)
+fn host_refused(request: &Request) -> Option<Problem> {
+    if request.version() != http::Version::HTTP_11 {
+        return None;
+    }
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    let detail = match hosts {
+        1 => return None,
+        0 => "an HTTP/1.1 request names its host in a Host header (RFC 9112 section 3.2); it has none"
+            .to_owned(),
+        _ => format!(
+            "an HTTP/1.1 request names its host in one Host header (RFC 9112 section 3.2); it has {hosts}"
+        ),
+    };
+    Some(Problem::status(StatusCode::BAD_REQUEST, detail))
 }
 
 /// The answer of [`Answer`]: `response`, or a problem body with its status.
@@ -623,6 +648,54 @@ mod tests {
         )
     }
 
+    /// A request as an HTTP/1.1 client starts one: with its `Host`.
+    fn request(method: &str, uri: &str) -> http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "localhost")
+    }
+
+    #[tokio::test]
+    async fn an_http_1_1_request_without_one_host_gets_a_400_problem() {
+        let app = app(&ServerConfig::ephemeral());
+        let call = |request: http::request::Builder| {
+            let app = app.clone();
+            async move {
+                app.oneshot(request.body(Body::empty()).expect("request"))
+                    .await
+                    .expect("response")
+            }
+        };
+        let none = call(Request::get("/big")).await;
+        assert_eq!(none.status(), StatusCode::BAD_REQUEST);
+        let problem = body_json(none).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("it has none"),
+            "{problem}"
+        );
+        let two = call(request("GET", "/big").header(header::HOST, "elsewhere.example")).await;
+        assert_eq!(two.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            two.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert!(
+            two.headers().contains_key(REQUEST_ID),
+            "answered inside the stack"
+        );
+        assert_eq!(call(request("GET", "/big")).await.status(), StatusCode::OK);
+        let http_1_0 = Request::get("/big").version(http::Version::HTTP_10);
+        assert_eq!(
+            call(http_1_0).await.status(),
+            StatusCode::OK,
+            "HTTP/1.0 needs no Host"
+        );
+    }
+
     async fn body_json(response: Response) -> serde_json::Value {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
@@ -638,7 +711,7 @@ mod tests {
         };
         let response = app(&server)
             .oneshot(
-                Request::post("/echo")
+                request("POST", "/echo")
                     .body(Body::from(vec![b'a'; 4096]))
                     .expect("request"),
             )
@@ -652,7 +725,7 @@ mod tests {
         assert_eq!(body_json(response).await["status"], 413);
         let small = app(&server)
             .oneshot(
-                Request::post("/echo")
+                request("POST", "/echo")
                     .body(Body::from("ok"))
                     .expect("request"),
             )
@@ -672,7 +745,7 @@ mod tests {
         let response = tokio::time::timeout(
             Duration::from_secs(1),
             app(&server).oneshot(
-                Request::post("/echo")
+                request("POST", "/echo")
                     .header(header::CONTENT_LENGTH, "10000000")
                     .body(Body::from_stream(never))
                     .expect("request"),
@@ -702,7 +775,7 @@ mod tests {
         let ready = app
             .clone()
             .oneshot(
-                Request::get("/readyz")
+                request("GET", "/readyz")
                     .body(Body::empty())
                     .expect("request"),
             )
@@ -711,7 +784,11 @@ mod tests {
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body_json(ready).await["status"], "unavailable");
         let bare = app
-            .oneshot(Request::get("/bare").body(Body::empty()).expect("request"))
+            .oneshot(
+                request("GET", "/bare")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         assert_eq!(
@@ -755,14 +832,18 @@ mod tests {
         let _default = tracing::subscriber::set_default(ErrorCount(errors.clone()));
         let bare = app
             .clone()
-            .oneshot(Request::get("/bare").body(Body::empty()).expect("request"))
+            .oneshot(
+                request("GET", "/bare")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         assert_eq!(bare.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(errors.load(std::sync::atomic::Ordering::Relaxed), 0);
         let caused = app
             .oneshot(
-                Request::get("/caused")
+                request("GET", "/caused")
                     .body(Body::empty())
                     .expect("request"),
             )
@@ -789,9 +870,7 @@ mod tests {
         );
         let response = app
             .oneshot(
-                Request::builder()
-                    .method("TRACE")
-                    .uri("/healthz")
+                request("TRACE", "/healthz")
                     .body(Body::empty())
                     .expect("request"),
             )
@@ -814,7 +893,7 @@ mod tests {
         );
         let response = layered(routes, &ServerConfig::ephemeral())
             .oneshot(
-                Request::get("/events/%ff")
+                request("GET", "/events/%ff")
                     .body(Body::empty())
                     .expect("request"),
             )
@@ -842,9 +921,13 @@ mod tests {
         let requests = (0..6).map(|_| {
             let app = app.clone();
             async move {
-                app.oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
-                    .await
-                    .expect("response")
+                app.oneshot(
+                    request("GET", "/slow")
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response")
             }
         });
         let responses = futures_util::future::join_all(requests).await;
@@ -870,7 +953,11 @@ mod tests {
             ..ServerConfig::ephemeral()
         };
         let response = app(&server)
-            .oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
+            .oneshot(
+                request("GET", "/slow")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -884,7 +971,7 @@ mod tests {
     async fn answers_are_compressed_for_clients_that_accept_gzip() {
         let response = app(&ServerConfig::ephemeral())
             .oneshot(
-                Request::get("/big")
+                request("GET", "/big")
                     .header(header::ACCEPT_ENCODING, "gzip")
                     .body(Body::empty())
                     .expect("request"),

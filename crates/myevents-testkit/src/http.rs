@@ -91,7 +91,8 @@ impl Answer {
     }
 
     /// Sends `request` to `router` in process (`tower::ServiceExt::oneshot`: the whole middleware
-    /// stack, no socket), as from the client address 127.0.0.1:40000, and reads the answer whole.
+    /// stack, no socket), as from the client address 127.0.0.1:40000 with `Host: localhost` when
+    /// it names none (as an HTTP/1.1 client does), and reads the answer whole.
     ///
     /// # Panics
     /// When the router fails (it never does: axum routers are infallible) or the body cannot be
@@ -99,6 +100,12 @@ impl Answer {
     pub async fn from_router(router: &App, mut request: http::Request<axum::body::Body>) -> Self {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
+        if !request.headers().contains_key(http::header::HOST) {
+            request.headers_mut().insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("localhost"),
+            );
+        }
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((

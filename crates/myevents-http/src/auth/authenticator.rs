@@ -277,6 +277,11 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<serde_json::Value>(token, &trusted.key, &validation)
             .map_err(|e| classify(&e))?
             .claims;
+        // RFC 7519 section 4.1.1: `iss` is one StringOrURI. The library also takes an array that
+        // holds the issuer (as `aud` may be, section 4.1.3); such a token is not well formed.
+        if !claims.get("iss").is_some_and(serde_json::Value::is_string) {
+            return Err(AuthError::BadClaims);
+        }
         let user = claims
             .get("sub")
             .and_then(serde_json::Value::as_str)
@@ -371,6 +376,34 @@ mod tests {
         let mut other = hs256();
         other.audience = "billing".to_owned();
         assert_eq!(verify(&other, &token).await, Err(AuthError::WrongAudience));
+    }
+
+    #[tokio::test]
+    async fn an_issuer_in_an_array_is_refused_and_an_audience_in_one_is_taken() {
+        let config = hs256();
+        let KeySource::Hs256(secret) = &config.keys else {
+            panic!("an HS256 configuration");
+        };
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.expose()).expect("key");
+        let sign = |iss: serde_json::Value| {
+            let claims = serde_json::json!({
+                "iss": iss,
+                "aud": [config.audience, "billing"],
+                "sub": "alice",
+                "exp": jsonwebtoken::get_current_timestamp() + 60,
+            });
+            let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            jsonwebtoken::encode(&header, &claims, &key).expect("signed")
+        };
+        let one = verify(&config, &sign(serde_json::json!(config.issuer))).await;
+        assert_eq!(one.expect("verified").user().as_str(), "alice");
+        let array = sign(serde_json::json!([config.issuer]));
+        assert_eq!(verify(&config, &array).await, Err(AuthError::BadClaims));
+        let several = sign(serde_json::json!([
+            config.issuer,
+            "https://elsewhere.example"
+        ]));
+        assert_eq!(verify(&config, &several).await, Err(AuthError::BadClaims));
     }
 
     #[test]

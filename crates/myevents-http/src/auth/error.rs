@@ -45,8 +45,11 @@ pub enum AuthError {
     /// `aud` does not name this service's audience.
     #[error("the token is for another audience")]
     WrongAudience,
-    /// `sub`, `exp`, `iss` or `aud` is missing, or `sub` is not a valid user id.
-    #[error("the token lacks a required claim (sub, exp, iss, aud) or its sub is not a user id")]
+    /// `sub`, `exp`, `iss` or `aud` is missing, `iss` is not one string (RFC 7519 section 4.1.1),
+    /// or `sub` is not a valid user id.
+    #[error(
+        "the token lacks a required claim (sub, exp, iss, aud), its iss is not one string, or its sub is not a user id"
+    )]
     BadClaims,
     /// The key set could not be fetched to look the token's key up: 503, retry.
     #[error("the identity provider's keys cannot be fetched now")]

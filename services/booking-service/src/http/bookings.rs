@@ -178,7 +178,8 @@ async fn list_for_user(
     Path(user_id): Path<String>,
     Page(page): Page,
 ) -> Result<Response, ApiError> {
-    let user = UserId::parse(&user_id)?;
+    // A path parameter: a broken one is named as such, not as the `X-User-Id` header.
+    let user = UserId::parse_as(&user_id, "user_id")?;
     let bookings = bookings
         .bookings_for_user(&user, page, &caller.principal)
         .await?;

@@ -128,7 +128,8 @@ async fn list_for_user(
     caller: Caller,
     Path(user): Path<String>,
 ) -> Result<Response, ApiError> {
-    let user = UserId::parse(&user)?;
+    // A path parameter: a broken one is named as such, not as the `X-User-Id` header.
+    let user = UserId::parse_as(&user, "user_id")?;
     let entries = bookings.waitlist_of_user(&user, &caller.principal).await?;
     let body: Vec<WaitlistEntryBody> = entries.iter().map(WaitlistEntryBody::from).collect();
     Ok(json_response(StatusCode::OK, &body))

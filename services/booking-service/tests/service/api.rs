@@ -64,6 +64,12 @@ async fn booking_answers_201_stores_the_booking_and_announces_it() {
         &app.get_as("/users/alice/bookings", Some("bob")).await,
         StatusCode::FORBIDDEN,
     );
+    // A user id in the path that cannot be one is named as the path parameter it is.
+    for path in ["/users/%20alice/bookings", "/users/a%07b/waitlist"] {
+        let refused = app.get_as(path, Some("alice")).await;
+        assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.body["errors"][0]["field"], "user_id", "{path}");
+    }
 
     let message = app.published.next(WAIT).await;
     assert_eq!(message.name, "eventBooked");
