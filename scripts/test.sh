@@ -76,6 +76,7 @@ ensure_rabbitmq() {
   RABBITMQ_LOCAL=1
   if port_open 127.0.0.1 5672; then
     log "RabbitMQ is running on 127.0.0.1:5672"
+    expire_test_dead_letters
     return
   fi
   if ! command -v rabbitmq-server >/dev/null 2>&1; then
@@ -93,6 +94,16 @@ ensure_rabbitmq() {
   done
   port_open 127.0.0.1 5672 || { echo "RabbitMQ did not open port 5672 within 120 s" >&2; exit 1; }
   rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
+  expire_test_dead_letters
+}
+
+# A service never lets a dead-letter queue expire (AMQP_QUEUE_EXPIRES is for subscription queues
+# only), so every test's uniquely named `.dlq` would stay on this machine's RabbitMQ for good. On
+# the RabbitMQ this script manages, a policy deletes one after an idle hour instead: a test's
+# decision, made on the broker as an operator would, not the service's.
+expire_test_dead_letters() {
+  rabbitmqctl set_policy --apply-to queues myevents-test-dead-letters '\.dlq$' '{"expires":3600000}' \
+    >/dev/null 2>&1 || log "could not set the test dead-letter expiry policy (leftover .dlq queues stay)"
 }
 
 ensure_openssl_headers() {

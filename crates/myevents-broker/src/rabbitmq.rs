@@ -62,10 +62,11 @@ pub struct RabbitMqConfig {
     pub retry: RetryPolicy,
     /// Name shown for our connections in the RabbitMQ management UI.
     pub connection_name: String,
-    /// Deletes a subscription's queues after they have had no consumer for this long (`x-expires`,
-    /// whole milliseconds). `None` (the default) keeps them forever, as a service's queue must be; set
+    /// Deletes a subscription's queue after it has had no consumer for this long (`x-expires`,
+    /// whole milliseconds). `None` (the default) keeps it forever, as a service's queue must be; set
     /// it for short-lived subscriptions such as tests'. Changing it for an existing queue makes
-    /// RabbitMQ refuse the declaration.
+    /// RabbitMQ refuse the declaration. Never applied to a dead-letter queue: its messages wait for
+    /// someone to look at them, however long that takes (an expiring one would drop them unseen).
     pub queue_expires: Option<Duration>,
     /// PEM certificates (a private CA's) to trust for an `amqps://` URL, besides the system's roots
     /// (default none).
@@ -192,17 +193,19 @@ impl RabbitMqBroker {
         let declare_error =
             |e: lapin::Error| BrokerError::Unexpected(Cause::context("declaring queue", e));
         let mut arguments = FieldTable::default();
-        if let Some(expires) = self.config.queue_expires {
+        // A subscription without a dead-letter queue reads one (`Subscription::dead_letters`):
+        // that queue never expires.
+        if let Some(expires) = self
+            .config
+            .queue_expires
+            .filter(|_| subscription.dead_letter)
+        {
             let millis = u32::try_from(expires.as_millis()).unwrap_or(u32::MAX);
             arguments.insert("x-expires".into(), AMQPValue::LongUInt(millis));
         }
         self.declare_exchange(channel).await?;
         channel
-            .queue_declare(
-                subscription.name.as_str().into(),
-                durable,
-                arguments.clone(),
-            )
+            .queue_declare(subscription.name.as_str().into(), durable, arguments)
             .await
             .map_err(declare_error)?;
         for name in &subscription.event_names {
@@ -218,10 +221,21 @@ impl RabbitMqBroker {
                 .map_err(declare_error)?;
         }
         if subscription.dead_letter {
+            // Without `x-expires`, whatever `queue_expires` says: dead letters are kept.
+            let queue = subscription.dead_letter_queue();
             channel
-                .queue_declare(subscription.dead_letter_queue().into(), durable, arguments)
+                .queue_declare(queue.as_str().into(), durable, FieldTable::default())
                 .await
-                .map_err(declare_error)?;
+                .map_err(|e| {
+                    BrokerError::Unexpected(Cause::context(
+                        format!(
+                            "declaring dead-letter queue {queue} (if it exists with x-expires, as \
+                             AMQP_QUEUE_EXPIRES once declared it, move its messages elsewhere and \
+                             delete it: a dead-letter queue never expires)"
+                        ),
+                        e,
+                    ))
+                })?;
         }
         Ok(())
     }

@@ -26,3 +26,106 @@ myevents_broker::broker_conformance!(async {
     let broker = RabbitMqBroker::new(config);
     BrokerUnderTest::new(Arc::new(broker.clone()), Arc::new(broker))
 });
+
+/// Dead-letters every message.
+struct AlwaysPoison;
+
+#[async_trait::async_trait]
+impl myevents_broker::MessageHandler for AlwaysPoison {
+    async fn handle(
+        &self,
+        _message: &myevents_broker::Message,
+    ) -> Result<(), myevents_broker::HandlingError> {
+        Err(myevents_broker::HandlingError::Poison(
+            myevents_broker::Cause::msg("never handled"),
+        ))
+    }
+}
+
+/// Passes every message it is given on to a channel.
+struct Forward(tokio::sync::mpsc::UnboundedSender<myevents_broker::Message>);
+
+#[async_trait::async_trait]
+impl myevents_broker::MessageHandler for Forward {
+    async fn handle(
+        &self,
+        message: &myevents_broker::Message,
+    ) -> Result<(), myevents_broker::HandlingError> {
+        let _ = self.0.send(message.clone());
+        Ok(())
+    }
+}
+
+/// The messages in queue `name`, or `None` when there is no such queue (a passive declaration,
+/// on a connection of its own).
+async fn messages_in(name: &str) -> Option<u32> {
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..lapin::options::QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare(name.into(), passive, lapin::types::FieldTable::default())
+        .await
+        .ok();
+    let _ = connection.close(200, "checked".into()).await;
+    queue.map(|queue| queue.message_count())
+}
+
+/// `AMQP_QUEUE_EXPIRES` deletes an idle subscription queue, never its dead-letter queue: with a
+/// two-second expiry, a dead letter is still there three times that long after the queue lost its
+/// consumer (and the queue itself is gone), and is read back for a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_queue_never_expires_with_its_subscription_queue() {
+    use myevents_broker::{EventPublisher, EventSubscriber, Message, Subscription};
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let mut config = RabbitMqConfig::new(amqp_url());
+    config.exchange = format!("events-test-{unique}");
+    config.queue_expires = Some(Duration::from_secs(2));
+    let broker = RabbitMqBroker::new(config);
+    let subscription = Subscription::new(format!("test-{unique}-expiring"), &["eventCreated"]);
+    broker.declare(&subscription).await.expect("declare");
+    let poison = Message::new("eventCreated", "k", b"not json".to_vec());
+    broker.publish(&poison).await.expect("publish");
+    let consumer = broker
+        .subscribe(&subscription, Arc::new(AlwaysPoison))
+        .await
+        .expect("subscribe");
+    let dead_letters = subscription.dead_letter_queue();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while messages_in(&dead_letters).await != Some(1) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    consumer.shutdown().await;
+
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        messages_in(&subscription.name).await,
+        None,
+        "the idle subscription queue expired"
+    );
+    assert_eq!(
+        messages_in(&dead_letters).await,
+        Some(1),
+        "the dead letter is kept"
+    );
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let reader = broker
+        .subscribe(&subscription.dead_letters(), Arc::new(Forward(sender)))
+        .await
+        .expect("subscribe to the dead letters");
+    let replayed = tokio::time::timeout(Duration::from_secs(20), received.recv())
+        .await
+        .expect("the dead letter within 20 s")
+        .expect("a message");
+    assert_eq!((replayed.id, replayed.payload), (poison.id, poison.payload));
+    reader.shutdown().await;
+}
