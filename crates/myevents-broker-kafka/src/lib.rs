@@ -84,8 +84,12 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Partitions of the topics this adapter creates (default 3).
     pub partitions: i32,
-    /// Replication factor of the topics this adapter creates (default 1).
+    /// Replication factor of the topics this adapter creates (default 1, for one broker); at
+    /// start-up a topic found with fewer replicas is reported (see [`KafkaBroker::under_replicated`]).
     pub replication: i32,
+    /// `min.insync.replicas` of the topics this adapter creates (default 1): with the producer's
+    /// `acks=all`, a publish is confirmed once this many replicas hold it.
+    pub min_insync_replicas: i32,
     /// How long a publish may wait for its delivery report (default 10 s).
     pub publish_timeout: Duration,
     /// Consumer group session time-out: how soon a vanished member's partitions move (default 10 s).
@@ -107,6 +111,7 @@ impl KafkaConfig {
             dead_letter_topic: String::new(),
             partitions: myevents_broker::config::DEFAULT_PARTITIONS,
             replication: 1,
+            min_insync_replicas: 1,
             publish_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
@@ -333,9 +338,12 @@ impl KafkaBroker {
                         BrokerError::Unexpected(Cause::context("Kafka admin client", e))
                     })?;
                 let replication = || TopicReplication::Fixed(self.config.replication);
+                let min_insync = self.config.min_insync_replicas.to_string();
                 let topics = [
-                    NewTopic::new(&self.config.topic, self.config.partitions, replication()),
-                    NewTopic::new(&self.config.dead_letter_topic, 1, replication()),
+                    NewTopic::new(&self.config.topic, self.config.partitions, replication())
+                        .set("min.insync.replicas", &min_insync),
+                    NewTopic::new(&self.config.dead_letter_topic, 1, replication())
+                        .set("min.insync.replicas", &min_insync),
                 ];
                 // Both time-outs: the broker's for the creation, ours for an answer at all
                 // (librdkafka's default waits `socket.timeout.ms`, 60 s).
@@ -356,10 +364,64 @@ impl KafkaBroker {
                         }
                     }
                 }
+                self.warn_when_under_replicated().await;
                 Ok(())
             })
             .await
             .map(|_| ())
+    }
+
+    /// Warns, once at start-up, about each topic found with fewer replicas than asked.
+    async fn warn_when_under_replicated(&self) {
+        match self.under_replicated().await {
+            Ok(found) => {
+                for (topic, replicas) in found {
+                    tracing::warn!(%topic, replicas, asked = self.config.replication,
+                        "the topic has fewer replicas than KAFKA_REPLICATION_FACTOR asks: what \
+                         its brokers hold is lost with them; raise its replication factor \
+                         (kafka-reassign-partitions) or lower the setting");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not read the topics' replication"),
+        }
+    }
+
+    /// The topic and the dead-letter topic when they have fewer replicas than
+    /// [`KafkaConfig::replication`] asks: each with its fewest replicas of any partition. (A
+    /// topic created elsewhere, or before the setting was raised, keeps its replication.)
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] when the brokers do not answer within the publish time-out.
+    pub async fn under_replicated(&self) -> Result<Vec<(String, usize)>, BrokerError> {
+        let producer = self.producer.clone();
+        let topics = [
+            self.config.topic.clone(),
+            self.config.dead_letter_topic.clone(),
+        ];
+        let timeout = self.config.publish_timeout;
+        let asked = usize::try_from(self.config.replication).unwrap_or(0);
+        // librdkafka's metadata call blocks its thread until the answer.
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for topic in topics {
+                let metadata = producer
+                    .client()
+                    .fetch_metadata(Some(&topic), timeout)
+                    .map_err(|e| broker_error(&e))?;
+                let fewest = metadata
+                    .topics()
+                    .iter()
+                    .flat_map(|t| t.partitions())
+                    .map(|p| p.replicas().len())
+                    .min();
+                if let Some(replicas) = fewest.filter(|&replicas| replicas < asked) {
+                    found.push((topic, replicas));
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(|e| BrokerError::Unexpected(Cause::context("reading the topics' metadata", e)))?
     }
 
     async fn produce(

@@ -47,9 +47,68 @@ pub enum BrokerConfig {
         topic: String,
         /// Partitions of topics the service creates (`KAFKA_PARTITIONS`, default 3).
         partitions: i32,
+        /// Replication of the topics the service creates.
+        replication: KafkaReplication,
         /// TLS to the brokers (`KAFKA_SECURITY_PROTOCOL=ssl`); `None` for plaintext (the default).
         tls: Option<KafkaTls>,
     },
+}
+
+/// Replication of the Kafka topics a service creates: `KAFKA_REPLICATION_FACTOR` copies of each
+/// partition, a publish confirmed (`acks=all`) once `KAFKA_MIN_INSYNC_REPLICAS` hold it. Defaults
+/// 1 and 1, for one broker in development; 3 and 2 on a production cluster, so that losing a broker
+/// loses nothing and publishing goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KafkaReplication {
+    /// Copies of each partition (`KAFKA_REPLICATION_FACTOR`, at least 1).
+    pub factor: i32,
+    /// Copies that must hold a record before a publish is confirmed (`KAFKA_MIN_INSYNC_REPLICAS`,
+    /// 1 to the factor).
+    pub min_insync: i32,
+}
+
+impl Default for KafkaReplication {
+    fn default() -> Self {
+        Self {
+            factor: 1,
+            min_insync: 1,
+        }
+    }
+}
+
+impl KafkaReplication {
+    /// Reads `KAFKA_REPLICATION_FACTOR` and `KAFKA_MIN_INSYNC_REPLICAS` (defaults 1).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a value below 1, or a minimum above the factor.
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::new(
+            parse_or("KAFKA_REPLICATION_FACTOR", 1)?,
+            parse_or("KAFKA_MIN_INSYNC_REPLICAS", 1)?,
+        )
+    }
+
+    /// `factor` copies, `min_insync` of them holding each confirmed publish.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable for a value below 1, or a minimum above the factor.
+    pub fn new(factor: i32, min_insync: i32) -> Result<Self, ConfigError> {
+        if factor < 1 {
+            return Err(ConfigError::new(
+                "KAFKA_REPLICATION_FACTOR",
+                &factor.to_string(),
+                "must be at least 1",
+            ));
+        }
+        if !(1..=factor).contains(&min_insync) {
+            return Err(ConfigError::new(
+                "KAFKA_MIN_INSYNC_REPLICAS",
+                &min_insync.to_string(),
+                "must be at least 1 and at most KAFKA_REPLICATION_FACTOR",
+            ));
+        }
+        Ok(Self { factor, min_insync })
+    }
 }
 
 /// TLS to the Kafka brokers (librdkafka's `security.protocol=ssl`, by OpenSSL): the brokers'
@@ -68,12 +127,14 @@ impl BrokerConfig {
     /// TLS), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default) and
     /// `AMQP_CA_FILE` (unset by default); or `KAFKA_BROKER_URLS`
     /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`), `KAFKA_PARTITIONS` (default 3),
+    /// `KAFKA_REPLICATION_FACTOR` and `KAFKA_MIN_INSYNC_REPLICAS` (default 1; see [`KafkaReplication`]),
     /// `KAFKA_SECURITY_PROTOCOL` (`plaintext`, the default, or `ssl`; Kafka's names, any case) and
     /// `KAFKA_SSL_CA_FILE` (unset by default; only with `ssl`).
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable for an unknown kind, a malformed URL, an unknown or
-    /// unsupported security protocol (SASL is not built in), or `KAFKA_SSL_CA_FILE` without `ssl`.
+    /// unsupported security protocol (SASL is not built in), `KAFKA_SSL_CA_FILE` without `ssl`, or
+    /// a replication setting out of range.
     pub fn from_env(default_kind: &str) -> Result<Self, ConfigError> {
         let kind = var("BROKER_KIND").unwrap_or_else(|| default_kind.to_owned());
         match kind.trim().to_ascii_lowercase().as_str() {
@@ -120,6 +181,7 @@ impl BrokerConfig {
                     brokers,
                     topic,
                     partitions,
+                    replication: KafkaReplication::from_env()?,
                     tls: kafka_tls()?,
                 })
             }
@@ -159,5 +221,29 @@ fn kafka_tls() -> Result<Option<KafkaTls>, ConfigError> {
             &protocol,
             "expected plaintext or ssl",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replication_needs_one_copy_and_at_most_as_many_in_sync() {
+        assert_eq!(
+            KafkaReplication::new(3, 2).expect("valid"),
+            KafkaReplication {
+                factor: 3,
+                min_insync: 2
+            }
+        );
+        let refused = |factor, min_insync| {
+            KafkaReplication::new(factor, min_insync)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(refused(0, 1).contains("KAFKA_REPLICATION_FACTOR"));
+        assert!(refused(1, 2).contains("KAFKA_MIN_INSYNC_REPLICAS"));
+        assert!(refused(3, 0).contains("KAFKA_MIN_INSYNC_REPLICAS"));
     }
 }

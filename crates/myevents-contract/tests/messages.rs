@@ -243,6 +243,7 @@ async fn over_kafka_a_message_its_schema_refuses_is_dead_lettered_by_its_consume
             .collect(),
         topic,
         partitions: myevents_broker::config::DEFAULT_PARTITIONS,
+        replication: myevents_broker::config::KafkaReplication::default(),
         tls: None,
     };
     refused_messages_are_dead_lettered(env, config).await;

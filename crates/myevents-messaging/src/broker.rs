@@ -84,11 +84,14 @@ pub fn build(config: &BrokerConfig, topology: &[Subscription]) -> anyhow::Result
             brokers,
             topic,
             partitions,
+            replication,
             tls,
         } => {
             use myevents_broker_kafka::{KafkaBroker, KafkaConfig};
             let mut settings = KafkaConfig::new(brokers.clone()).with_topic(topic.clone());
             settings.partitions = *partitions;
+            settings.replication = replication.factor;
+            settings.min_insync_replicas = replication.min_insync;
             settings.tls.clone_from(tls);
             Ok(Broker::new(KafkaBroker::new(settings)?))
         }

@@ -56,6 +56,7 @@ async fn a_consumer_that_cannot_dead_letter_is_restarted_and_healthz_fails_past_
             brokers: brokers.clone(),
             topic: topic.clone(),
             partitions: 1,
+            replication: myevents_broker::config::KafkaReplication::default(),
             tls: None,
         },
         &[],
