@@ -36,6 +36,8 @@ pub enum BrokerConfig {
         exchange: String,
         /// Delete idle queues after this long (`AMQP_QUEUE_EXPIRES`, seconds; unset: never).
         queue_expires: Option<Duration>,
+        /// The type of the queues declared (`AMQP_QUEUE_TYPE`, default quorum).
+        queue_type: QueueType,
         /// PEM certificates to trust for `amqps://` besides the system's (`AMQP_CA_FILE`).
         ca_file: Option<std::path::PathBuf>,
     },
@@ -52,6 +54,45 @@ pub enum BrokerConfig {
         /// TLS to the brokers (`KAFKA_SECURITY_PROTOCOL=ssl`); `None` for plaintext (the default).
         tls: Option<KafkaTls>,
     },
+}
+
+/// The type of the RabbitMQ queues a service declares (`x-queue-type`): quorum queues (the
+/// default) keep their messages on a majority of a cluster's nodes (Raft), so that losing a node
+/// loses none; classic queues live on one node. A queue keeps the type it was declared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// `quorum` (the default; also on one node).
+    #[default]
+    Quorum,
+    /// `classic`.
+    Classic,
+}
+
+impl QueueType {
+    /// The `x-queue-type` value: `quorum` or `classic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quorum => "quorum",
+            Self::Classic => "classic",
+        }
+    }
+
+    /// Reads `AMQP_QUEUE_TYPE` (`quorum`, the default, or `classic`; any case).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for another value.
+    fn from_env() -> Result<Self, ConfigError> {
+        match var("AMQP_QUEUE_TYPE").map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(Self::default()),
+            Some(v) if v == "quorum" => Ok(Self::Quorum),
+            Some(v) if v == "classic" => Ok(Self::Classic),
+            Some(other) => Err(ConfigError::new(
+                "AMQP_QUEUE_TYPE",
+                &other,
+                "expected quorum or classic",
+            )),
+        }
+    }
 }
 
 /// Replication of the Kafka topics a service creates: `KAFKA_REPLICATION_FACTOR` copies of each
@@ -124,7 +165,8 @@ pub struct KafkaTls {
 impl BrokerConfig {
     /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
     /// variables: `AMQP_BROKER_URL` (or the file `AMQP_BROKER_URL_FILE` names; default `amqp://guest:guest@localhost:5672/%2f`; `amqps://` for
-    /// TLS), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default) and
+    /// TLS), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default),
+    /// `AMQP_QUEUE_TYPE` (`quorum`, the default, or `classic`; see [`QueueType`]) and
     /// `AMQP_CA_FILE` (unset by default); or `KAFKA_BROKER_URLS`
     /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`), `KAFKA_PARTITIONS` (default 3),
     /// `KAFKA_REPLICATION_FACTOR` and `KAFKA_MIN_INSYNC_REPLICAS` (default 1; see [`KafkaReplication`]),
@@ -158,6 +200,7 @@ impl BrokerConfig {
                     url,
                     exchange,
                     queue_expires,
+                    queue_type: QueueType::from_env()?,
                     ca_file: var("AMQP_CA_FILE").map(Into::into),
                 })
             }

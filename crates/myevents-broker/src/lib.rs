@@ -119,6 +119,10 @@ pub enum BrokerError {
     /// The broker refused the message (negative publisher confirm).
     #[error("broker refused the message: {0}")]
     Refused(Cause),
+    /// The broker's definitions contradict the settings (a queue declared with another type):
+    /// retrying cannot help, an operator must act (the text says how).
+    #[error("the broker's definitions contradict the settings: {0}")]
+    Misconfigured(Cause),
     /// Anything else.
     #[error("unexpected broker error: {0}")]
     Unexpected(Cause),

@@ -20,6 +20,7 @@
 //! [`publish`]: crate::EventPublisher::publish
 
 use crate::Cause;
+use crate::config::QueueType;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,9 @@ pub struct RabbitMqConfig {
     /// RabbitMQ refuse the declaration. Never applied to a dead-letter queue: its messages wait for
     /// someone to look at them, however long that takes (an expiring one would drop them unseen).
     pub queue_expires: Option<Duration>,
+    /// The type of every queue declared, dead-letter queues included (`x-queue-type`; default
+    /// quorum). A queue that exists with another type is [`BrokerError::Misconfigured`].
+    pub queue_type: QueueType,
     /// PEM certificates (a private CA's) to trust for an `amqps://` URL, besides the system's roots
     /// (default none).
     pub ca_pem: Option<String>,
@@ -90,10 +94,41 @@ impl RabbitMqConfig {
             retry: RetryPolicy::default(),
             connection_name: "myevents".to_owned(),
             queue_expires: None,
+            queue_type: QueueType::default(),
             ca_pem: None,
             topology: Vec::new(),
         }
     }
+}
+
+/// The error of a refused declaration of `queue`: when the queue exists with another type than
+/// `asked` (the broker's bare `PRECONDITION_FAILED - inequivalent arg 'x-queue-type'`),
+/// [`BrokerError::Misconfigured`] naming the queue, both types and the way out; else
+/// [`BrokerError::Unexpected`] (a dead-letter queue declared with `x-expires` by an earlier
+/// version, say: the broker's text names the argument).
+fn declaration_refused(queue: &str, asked: QueueType, error: lapin::Error) -> BrokerError {
+    let text = error.to_string();
+    if !text.contains("inequivalent arg 'x-queue-type'") {
+        return BrokerError::Unexpected(Cause::context(format!("declaring queue {queue}"), error));
+    }
+    // "... received the value 'quorum' of type 'longstr' but current is none": none is classic.
+    let current = text
+        .split("but current is ")
+        .nth(1)
+        .map(|rest| {
+            if rest.starts_with("none") {
+                "classic"
+            } else {
+                rest.split('\'').nth(1).unwrap_or("another type")
+            }
+        })
+        .unwrap_or("another type");
+    BrokerError::Misconfigured(Cause::msg(format!(
+        "queue {queue:?} exists as a {current} queue, but AMQP_QUEUE_TYPE asks for a {asked} queue; \
+         set AMQP_QUEUE_TYPE={current} to go on with it, or move its messages to a {asked} queue \
+         (docs/messages.md, \"Moving to quorum queues\") and delete it",
+        asked = asked.as_str(),
+    )))
 }
 
 /// The largest frame asked of RabbitMQ when `AMQP_BROKER_URL` sets none (its `frame_max` query
@@ -190,9 +225,17 @@ impl RabbitMqBroker {
             durable: true,
             ..QueueDeclareOptions::default()
         };
-        let declare_error =
-            |e: lapin::Error| BrokerError::Unexpected(Cause::context("declaring queue", e));
-        let mut arguments = FieldTable::default();
+        let queue_type = self.config.queue_type;
+        let declare_error = |queue: &str| {
+            let queue = queue.to_owned();
+            move |e: lapin::Error| declaration_refused(&queue, queue_type, e)
+        };
+        let mut typed = FieldTable::default();
+        typed.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(queue_type.as_str().into()),
+        );
+        let mut arguments = typed.clone();
         // A subscription without a dead-letter queue reads one (`Subscription::dead_letters`):
         // that queue never expires.
         if let Some(expires) = self
@@ -207,7 +250,7 @@ impl RabbitMqBroker {
         channel
             .queue_declare(subscription.name.as_str().into(), durable, arguments)
             .await
-            .map_err(declare_error)?;
+            .map_err(declare_error(&subscription.name))?;
         for name in &subscription.event_names {
             channel
                 .queue_bind(
@@ -218,24 +261,15 @@ impl RabbitMqBroker {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(declare_error)?;
+                .map_err(declare_error(&subscription.name))?;
         }
         if subscription.dead_letter {
             // Without `x-expires`, whatever `queue_expires` says: dead letters are kept.
             let queue = subscription.dead_letter_queue();
             channel
-                .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+                .queue_declare(queue.as_str().into(), durable, typed)
                 .await
-                .map_err(|e| {
-                    BrokerError::Unexpected(Cause::context(
-                        format!(
-                            "declaring dead-letter queue {queue} (if it exists with x-expires, as \
-                             AMQP_QUEUE_EXPIRES once declared it, move its messages elsewhere and \
-                             delete it: a dead-letter queue never expires)"
-                        ),
-                        e,
-                    ))
-                })?;
+                .map_err(declare_error(&queue))?;
         }
         Ok(())
     }

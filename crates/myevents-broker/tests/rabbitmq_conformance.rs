@@ -129,3 +129,43 @@ async fn a_dead_letter_queue_never_expires_with_its_subscription_queue() {
     assert_eq!((replayed.id, replayed.payload), (poison.id, poison.payload));
     reader.shutdown().await;
 }
+
+/// Queues are quorum queues unless asked otherwise, and declaring one that exists with the other
+/// type is an error that names the queue, both types and the way out (the broker only says
+/// PRECONDITION_FAILED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_of_another_type_is_named_with_both_types_and_the_fix() {
+    use myevents_broker::config::QueueType;
+    use myevents_broker::{BrokerError, EventSubscriber, Subscription};
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let broker = |queue_type| {
+        let mut config = RabbitMqConfig::new(amqp_url());
+        config.exchange = format!("events-test-{unique}");
+        config.queue_expires = Some(Duration::from_secs(600));
+        config.queue_type = queue_type;
+        RabbitMqBroker::new(config)
+    };
+    let subscription = Subscription::new(format!("test-{unique}-typed"), &["eventCreated"]);
+    broker(QueueType::default())
+        .declare(&subscription)
+        .await
+        .expect("declared as quorum queues");
+    let refused = broker(QueueType::Classic).declare(&subscription).await;
+    let Err(BrokerError::Misconfigured(cause)) = refused else {
+        panic!("a classic declaration of a quorum queue: {refused:?}");
+    };
+    let text = cause.to_string();
+    for named in [
+        subscription.name.as_str(),
+        "exists as a quorum queue",
+        "asks for a classic queue",
+        "AMQP_QUEUE_TYPE=quorum",
+    ] {
+        assert!(text.contains(named), "{named:?} not in: {text}");
+    }
+    assert_eq!(
+        broker(QueueType::Quorum).declare(&subscription).await,
+        Ok(()),
+        "declared again with its own type"
+    );
+}

@@ -222,6 +222,7 @@ async fn over_rabbitmq_a_message_its_schema_refuses_is_dead_lettered_by_its_cons
         url: amqp_url(),
         exchange: exchange.clone(),
         queue_expires: Some(Duration::from_secs(600)),
+        queue_type: myevents_broker::config::QueueType::default(),
         ca_file: None,
     };
     refused_messages_are_dead_lettered(services_env(rabbitmq_env_on(&exchange)), config).await;

@@ -56,6 +56,7 @@ pub fn build(config: &BrokerConfig, topology: &[Subscription]) -> anyhow::Result
             url,
             exchange,
             queue_expires,
+            queue_type,
             ca_file,
         } => {
             use anyhow::Context;
@@ -63,6 +64,7 @@ pub fn build(config: &BrokerConfig, topology: &[Subscription]) -> anyhow::Result
             let mut settings = RabbitMqConfig::new(url.clone());
             settings.exchange.clone_from(exchange);
             settings.queue_expires = *queue_expires;
+            settings.queue_type = *queue_type;
             settings.topology = topology.to_vec();
             settings.ca_pem = ca_file
                 .as_ref()

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use myevents_broker::{Consumer, ConsumerStatus, EventPublisher, MessageHandler, Subscription};
+use myevents_broker::{
+    BrokerError, Consumer, ConsumerStatus, EventPublisher, MessageHandler, Subscription,
+};
 use myevents_store::Outbox;
 
 use crate::broker::Broker;
@@ -42,11 +44,12 @@ pub(crate) const DECLARE_AT_START: Duration = Duration::from_secs(5);
 
 impl Messaging {
     /// Declares the subscription (a broker that is down only delays this, by at most 5 s: the
-    /// consumer declares it when it connects), starts its consumer, and starts the relay of the
+    /// consumer declares it when it connects; a broker whose definitions contradict the settings,
+    /// e.g. a queue of another type, stops the start), starts its consumer, and starts the relay of the
     /// outbox unless `relay` says off. `service` labels the metrics.
     ///
     /// # Errors
-    /// When the consumer cannot be started.
+    /// When the broker's definitions contradict the settings, or the consumer cannot be started.
     pub async fn start(
         service: &'static str,
         broker: &Broker,
@@ -63,6 +66,11 @@ impl Messaging {
         match tokio::time::timeout(DECLARE_AT_START, broker.subscriber.declare(&subscription)).await
         {
             Ok(Ok(())) => {}
+            // Retrying cannot mend the broker's definitions: the service refuses to start.
+            Ok(Err(error @ BrokerError::Misconfigured(_))) => {
+                return Err(anyhow::Error::new(error)
+                    .context(format!("declaring the subscription {}", subscription.name)));
+            }
             Ok(Err(error)) => tracing::warn!(%error, queue = %subscription.name,
                 "broker unreachable at start-up; the consumer keeps retrying"),
             Err(_) => tracing::warn!(queue = %subscription.name,

@@ -25,6 +25,9 @@ async fn the_services_exchange_messages_over_amqps_with_a_trusted_certificate_on
         &[
             ("BROKER_KIND", "rabbitmq".to_owned()),
             ("AMQP_BROKER_URL", broker.url()),
+            ("BOOKING_QUEUE", unique("booking")),
+            ("EVENTS_QUEUE", unique("events-service")),
+            ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
             ("STORE_KIND", "memory".to_owned()),
         ],
     )
@@ -43,6 +46,10 @@ async fn the_services_exchange_messages_over_amqps_with_a_trusted_certificate_on
         ("AMQP_BROKER_URL", broker.url()),
         ("AMQP_CA_FILE", ca.display().to_string()),
         ("AMQP_EXCHANGE", unique("events")),
+        // Queues of the test's own: the default ones belong to whoever runs the services here.
+        ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
+        ("AMQP_QUEUE_EXPIRES", "600".to_owned()),
         ("STORE_KIND", "memory".to_owned()),
     ];
     let bookings = ServiceProcess::start("booking-service", &env).await;

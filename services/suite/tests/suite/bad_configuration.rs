@@ -127,3 +127,61 @@ async fn a_credential_file_that_cannot_be_read_or_is_given_twice_is_named() {
     );
     let _ = std::fs::remove_file(empty);
 }
+
+/// A subscription queue that exists as a classic queue while `AMQP_QUEUE_TYPE` asks for quorum
+/// (the default) stops the start with an error naming the queue, both types and the fix, not the
+/// broker's bare PRECONDITION_FAILED; with `AMQP_QUEUE_TYPE=classic` the service goes on with it.
+#[tokio::test]
+async fn a_queue_of_another_type_stops_the_start_naming_both_types_and_the_fix() {
+    use myevents_broker::config::QueueType;
+    use myevents_broker::{EventSubscriber, Subscription};
+    let mut env = myevents_testkit::rabbitmq_env();
+    let queue = env
+        .iter()
+        .find(|(name, _)| *name == "BOOKING_QUEUE")
+        .map(|(_, value)| value.clone())
+        .expect("a queue of the test's own");
+    let exchange = env
+        .iter()
+        .find(|(name, _)| *name == "AMQP_EXCHANGE")
+        .map(|(_, value)| value.clone())
+        .expect("an exchange of the test's own");
+    // An earlier version's classic queue, as an operator upgrading would have it.
+    let mut classic = myevents_broker::rabbitmq::RabbitMqConfig::new(myevents_testkit::amqp_url());
+    classic.exchange = exchange;
+    classic.queue_expires = Some(myevents_testkit::QUEUE_EXPIRES);
+    classic.queue_type = QueueType::Classic;
+    myevents_broker::rabbitmq::RabbitMqBroker::new(classic)
+        .declare(&Subscription::new(queue.clone(), &["eventCreated"]))
+        .await
+        .expect("a classic queue");
+
+    env.push(("STORE_KIND", "memory".to_owned()));
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::process::Command::new(binary_path("booking-service"))
+            .env("AUTH_MODE", "off")
+            .env("LISTEN_URL", "127.0.0.1:0")
+            .env("METRICS_LISTEN_URL", "127.0.0.1:0")
+            .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+            .stdout(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("stops within 30 s")
+    .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started over a classic queue");
+    for named in [
+        queue.as_str(),
+        "exists as a classic queue",
+        "asks for a quorum queue",
+        "AMQP_QUEUE_TYPE=classic",
+    ] {
+        assert!(stderr.contains(named), "{named:?} not in: {stderr}");
+    }
+
+    env.push(("AMQP_QUEUE_TYPE", "classic".to_owned()));
+    let service = myevents_testkit::ServiceProcess::start("booking-service", &env).await;
+    service.kill().await;
+}
