@@ -30,7 +30,7 @@ pub enum BrokerConfig {
     Memory,
     /// RabbitMQ.
     RabbitMq {
-        /// AMQP URI (`AMQP_BROKER_URL`).
+        /// AMQP URI (`AMQP_BROKER_URL`), or several separated by commas.
         url: String,
         /// The topic exchange (`AMQP_EXCHANGE`, default `events`).
         exchange: String,
@@ -165,7 +165,7 @@ pub struct KafkaTls {
 impl BrokerConfig {
     /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
     /// variables: `AMQP_BROKER_URL` (or the file `AMQP_BROKER_URL_FILE` names; default `amqp://guest:guest@localhost:5672/%2f`; `amqps://` for
-    /// TLS), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default),
+    /// TLS; several, comma-separated, for the nodes of a cluster), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default),
     /// `AMQP_QUEUE_TYPE` (`quorum`, the default, or `classic`; see [`QueueType`]) and
     /// `AMQP_CA_FILE` (unset by default); or `KAFKA_BROKER_URLS`
     /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`), `KAFKA_PARTITIONS` (default 3),
@@ -184,11 +184,15 @@ impl BrokerConfig {
             "rabbitmq" | "amqp" => {
                 let url =
                     credential("AMQP_BROKER_URL")?.unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
-                if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                let is_amqp = |address: &str| {
+                    let address = address.trim();
+                    address.starts_with("amqp://") || address.starts_with("amqps://")
+                };
+                if !url.split(',').all(is_amqp) {
                     return Err(ConfigError::new(
                         "AMQP_BROKER_URL",
                         &url,
-                        "expected amqp://user:password@host:port/vhost",
+                        "expected amqp://user:password@host:port/vhost, or several separated by commas",
                     ));
                 }
                 let exchange = var("AMQP_EXCHANGE").unwrap_or_else(|| DEFAULT_EXCHANGE.to_owned());

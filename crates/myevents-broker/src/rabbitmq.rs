@@ -50,7 +50,9 @@ pub const MESSAGE_KEY_HEADER: &str = "x-message-key";
 /// Settings of the RabbitMQ adapter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RabbitMqConfig {
-    /// AMQP URI, e.g. `amqp://guest:guest@localhost:5672/%2f` (the reference's `AMQP_BROKER_URL`).
+    /// AMQP URI, e.g. `amqp://guest:guest@localhost:5672/%2f` (the reference's `AMQP_BROKER_URL`),
+    /// or several, comma-separated (the nodes of a cluster): a connection tries them in turn, on
+    /// connect and on every reconnect, from the one that last answered.
     pub url: String,
     /// The topic exchange all events go through (default `events`).
     pub exchange: String,
@@ -147,6 +149,9 @@ pub struct RabbitMqBroker {
     config: Arc<RabbitMqConfig>,
     /// The publishing connection and its confirm-mode channel, opened on first use and replaced when lost.
     publishing: Arc<Mutex<Option<(Connection, Channel)>>>,
+    /// Which of the broker addresses a connection tries first: the one that last answered, or
+    /// the one after the last that failed.
+    next_address: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for RabbitMqBroker {
@@ -163,7 +168,18 @@ impl RabbitMqBroker {
         Self {
             config: Arc::new(config),
             publishing: Arc::default(),
+            next_address: Arc::default(),
         }
+    }
+
+    /// The broker addresses of [`RabbitMqConfig::url`]: its comma-separated AMQP URIs.
+    fn addresses(&self) -> Vec<&str> {
+        self.config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|address| !address.is_empty())
+            .collect()
     }
 
     /// The settings in use.
@@ -171,8 +187,47 @@ impl RabbitMqBroker {
         &self.config
     }
 
-    /// Opens a connection and one channel, with a time-out.
+    /// Opens a connection and one channel to one of the broker's addresses, tried in turn from
+    /// the one that last answered (or the one after the last that failed), each within its share of
+    /// the publish time-out.
     async fn open(&self, purpose: &str) -> Result<(Connection, Channel), BrokerError> {
+        use std::sync::atomic::Ordering;
+        let addresses = self.addresses();
+        let count = addresses.len().max(1);
+        let share = (self.config.publish_timeout / u32::try_from(count).unwrap_or(u32::MAX))
+            .max(Duration::from_secs(1));
+        let first = self.next_address.load(Ordering::Relaxed);
+        let mut last_error = None;
+        for step in 0..count {
+            let index = (first + step) % count;
+            let address = addresses.get(index).copied().unwrap_or_default();
+            match self.open_at(address, purpose, share).await {
+                Ok(opened) => {
+                    self.next_address.store(index, Ordering::Relaxed);
+                    return Ok(opened);
+                }
+                Err(error) => {
+                    if count > 1 {
+                        tracing::warn!(%error, broker = index + 1, of = count,
+                            "a RabbitMQ address did not answer; trying the next");
+                    }
+                    self.next_address
+                        .store((index + 1) % count, Ordering::Relaxed);
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| BrokerError::Unavailable(Cause::msg("no AMQP_BROKER_URL address"))))
+    }
+
+    /// Opens a connection and one channel to `address` within `timeout`.
+    async fn open_at(
+        &self,
+        address: &str,
+        purpose: &str,
+        timeout: Duration,
+    ) -> Result<(Connection, Channel), BrokerError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(format!("{} {purpose}", self.config.connection_name).into());
         let connect = async {
@@ -182,7 +237,7 @@ impl RabbitMqBroker {
                 cert_chain: self.config.ca_pem.clone(),
             };
             let runtime = lapin::runtime::default_runtime().map_err(|e| unavailable(&e))?;
-            let mut uri: lapin::uri::AMQPUri = self.config.url.parse().map_err(|e: String| {
+            let mut uri: lapin::uri::AMQPUri = address.parse().map_err(|e: String| {
                 BrokerError::Unavailable(Cause::msg(format!("AMQP_BROKER_URL: {e}")))
             })?;
             uri.query.frame_max.get_or_insert(FRAME_MAX);
@@ -196,7 +251,7 @@ impl RabbitMqBroker {
                 .map_err(|e| unavailable(&e))?;
             Ok::<_, BrokerError>((connection, channel))
         };
-        tokio::time::timeout(self.config.publish_timeout, connect)
+        tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| BrokerError::Unavailable(Cause::msg("connecting to RabbitMQ timed out")))?
     }
@@ -657,82 +712,102 @@ async fn consume_session(
     signals: &ConsumerSignals,
 ) -> Result<(), BrokerError> {
     let (connection, channel) = broker.open("consumer").await?;
-    broker.declare_on(&channel, subscription).await?;
-    channel
-        .basic_qos(broker.config.prefetch, BasicQosOptions::default())
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let dead_letters = connection
-        .create_channel()
-        .await
-        .map_err(|e| unavailable(&e))?;
-    dead_letters
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let tag = format!("{}-{}", subscription.name, uuid::Uuid::now_v7());
-    let mut deliveries = channel
-        .basic_consume(
-            subscription.name.as_str().into(),
-            tag.into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| unavailable(&e))?;
-    signals.set_attached(true);
-    tracing::info!(queue = %subscription.name, "RabbitMQ consumer attached");
+    // The connection's errors, watched beside the deliveries: a connection reset by a node that
+    // died does not always end the delivery stream or an awaited acknowledgement (seen with lapin
+    // 4.12 when a cluster node was killed), and the session must end for the consumer to move to
+    // another node.
+    let mut events = connection.events_listener();
+    let lost = async move {
+        while let Some(event) = events.next().await {
+            if let lapin::Event::Error(error) = event {
+                return unavailable(&error);
+            }
+        }
+        BrokerError::Unavailable(Cause::msg("the connection closed"))
+    };
+    let consumed = async {
+        broker.declare_on(&channel, subscription).await?;
+        channel
+            .basic_qos(broker.config.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let dead_letters = connection
+            .create_channel()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        dead_letters
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let tag = format!("{}-{}", subscription.name, uuid::Uuid::now_v7());
+        let mut deliveries = channel
+            .basic_consume(
+                subscription.name.as_str().into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        signals.set_attached(true);
+        tracing::info!(queue = %subscription.name, "RabbitMQ consumer attached");
 
-    // Handled deliveries not yet acknowledged: acknowledged together (`multiple`, up to the last
-    // one's tag) when no further delivery is waiting, every ACK_BATCH deliveries, before a dead
-    // letter and when stopping. A crash before that only has them delivered again (at least once).
-    let mut unacked = Unacked::on(&channel);
-    let result = loop {
-        let delivery = match deliveries.next().now_or_never() {
-            Some(ready) => ready,
-            None => {
-                if let Err(error) = unacked.flush().await {
-                    break Err(error);
+        // Handled deliveries not yet acknowledged: acknowledged together (`multiple`, up to the last
+        // one's tag) when no further delivery is waiting, every ACK_BATCH deliveries, before a dead
+        // letter and when stopping. A crash before that only has them delivered again (at least once).
+        let mut unacked = Unacked::on(&channel);
+        loop {
+            let delivery = match deliveries.next().now_or_never() {
+                Some(ready) => ready,
+                None => {
+                    if let Err(error) = unacked.flush().await {
+                        break Err(error);
+                    }
+                    tokio::select! {
+                        biased;
+                        () = signals.stopping() => break unacked.flush().await,
+                        delivery = deliveries.next() => delivery,
+                    }
                 }
-                tokio::select! {
-                    biased;
-                    () = signals.stopping() => break unacked.flush().await,
-                    delivery = deliveries.next() => delivery,
-                }
+            };
+            if signals.stop.is_cancelled() {
+                // Stopping: this delivery is left unacknowledged for the next consumer.
+                break unacked.flush().await;
             }
-        };
-        if signals.stop.is_cancelled() {
-            // Stopping: this delivery is left unacknowledged for the next consumer.
-            break unacked.flush().await;
-        }
-        let delivery = match delivery {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(error)) => break Err(unavailable(&error)),
-            None => {
-                break Err(BrokerError::Unavailable(Cause::msg(
-                    "the broker cancelled the consumer".to_owned(),
-                )));
-            }
-        };
-        let message = to_message(&delivery);
-        let outcome = tokio::select! {
-            biased;
-            // A crash: leave the delivery unacknowledged; closing the connection returns it to the queue.
-            () = signals.kill.cancelled() => break Ok(()),
-            outcome = process(handler, &message, broker.config.retry, signals.metrics()) => outcome,
-        };
-        let settled = match outcome {
-            Outcome::Ack => unacked.add(delivery.delivery_tag).await,
-            Outcome::DeadLetter(reason) => match unacked.flush().await {
-                Ok(()) => {
-                    dead_letter(&dead_letters, subscription, message, reason, &delivery).await
+            let delivery = match delivery {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => break Err(unavailable(&error)),
+                None => {
+                    break Err(BrokerError::Unavailable(Cause::msg(
+                        "the broker cancelled the consumer".to_owned(),
+                    )));
                 }
-                Err(error) => Err(error),
-            },
-        };
-        if let Err(error) = settled {
-            break Err(error);
+            };
+            let message = to_message(&delivery);
+            let outcome = tokio::select! {
+                biased;
+                // A crash: leave the delivery unacknowledged; closing the connection returns it to the queue.
+                () = signals.kill.cancelled() => break Ok(()),
+                outcome = process(handler, &message, broker.config.retry, signals.metrics()) => outcome,
+            };
+            let settled = match outcome {
+                Outcome::Ack => unacked.add(delivery.delivery_tag).await,
+                Outcome::DeadLetter(reason) => match unacked.flush().await {
+                    Ok(()) => {
+                        dead_letter(&dead_letters, subscription, message, reason, &delivery).await
+                    }
+                    Err(error) => Err(error),
+                },
+            };
+            if let Err(error) = settled {
+                break Err(error);
+            }
         }
+    };
+    let result = tokio::select! {
+        biased;
+        result = consumed => result,
+        error = lost => Err(error),
     };
     signals.set_attached(false);
     let _ = connection.close(200, "consumer stopped".into()).await;

@@ -169,3 +169,38 @@ async fn a_queue_of_another_type_is_named_with_both_types_and_the_fix() {
         "declared again with its own type"
     );
 }
+
+/// With several broker addresses (`AMQP_BROKER_URL=a,b`), a connection passes over one that does
+/// not answer for the next: declaring, publishing and consuming go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_address_that_does_not_answer_is_passed_over_for_the_next() {
+    use myevents_broker::{EventPublisher, EventSubscriber, Message, Subscription};
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut config = RabbitMqConfig::new(format!(
+        "amqp://guest:guest@127.0.0.1:{nobody}/%2f, {}",
+        amqp_url()
+    ));
+    config.exchange = format!("events-test-{unique}");
+    config.queue_expires = Some(Duration::from_secs(600));
+    let broker = RabbitMqBroker::new(config);
+    let subscription = Subscription::new(format!("test-{unique}-addresses"), &["eventCreated"]);
+    broker.declare(&subscription).await.expect("declared");
+    let sent = Message::new("eventCreated", "k", b"{}".to_vec());
+    broker.publish(&sent).await.expect("published");
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let consumer = broker
+        .subscribe(&subscription, Arc::new(Forward(sender)))
+        .await
+        .expect("subscribe");
+    let got = tokio::time::timeout(Duration::from_secs(20), received.recv())
+        .await
+        .expect("within 20 s")
+        .expect("a message");
+    assert_eq!(got.id, sent.id);
+    consumer.shutdown().await;
+}

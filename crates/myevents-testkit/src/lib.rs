@@ -13,6 +13,8 @@
 //!     that put service binaries on those servers.
 //!   - [`free_port`]: a port nothing listens on, below the ephemeral range.
 //!   - feature `rabbitmq`: [`rabbitmq_broker`], an adapter on a fresh exchange; `rabbitmq_broker_on`.
+//! - `cluster`: [`RabbitMqCluster`], a RabbitMQ cluster of the test's own from the installed
+//!   `rabbitmq-server` (its [`ClusterNode`]s killed and removed when it is dropped).
 //! - `http`:
 //!   - [`Answer`]: an HTTP answer read whole, with a check for problem bodies.
 //!   - [`InProcess`]: a service's router called in process, as a client calls the service.
@@ -42,6 +44,7 @@
 //! # }
 //! ```
 
+mod cluster;
 mod env;
 mod http;
 mod messaging;
@@ -49,6 +52,7 @@ mod process;
 mod servers;
 mod wait;
 
+pub use cluster::{ClusterNode, RabbitMqCluster};
 pub use env::{
     Env, QUEUE_EXPIRES, amqp_url, free_port, kafka_brokers, kafka_env, mongo_env, mongo_url,
     rabbitmq_env, rabbitmq_env_on, unique, unique_database,

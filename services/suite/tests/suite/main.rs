@@ -24,6 +24,7 @@ mod monitoring;
 mod observability;
 mod otlp_export;
 mod outbox_crash;
+mod rabbitmq_cluster;
 mod restart_keeps_data;
 mod seat_conservation;
 mod seat_hold_crash;
