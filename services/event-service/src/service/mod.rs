@@ -438,8 +438,13 @@ mod tests {
     }
 
     fn organiser() -> Principal {
+        organiser_named("org")
+    }
+
+    /// A caller with the organiser role (and not an administrator).
+    fn organiser_named(user: &str) -> Principal {
         Principal::new(
-            UserId::parse("org").expect("user"),
+            UserId::parse(user).expect("user"),
             Roles {
                 organiser: true,
                 admin: false,
@@ -633,13 +638,7 @@ mod tests {
                 ..EventPatch::default()
             })
         };
-        let other_organiser = Principal::new(
-            UserId::parse("other").expect("user"),
-            Roles {
-                organiser: true,
-                admin: false,
-            },
-        );
+        let other_organiser = organiser_named("other");
         let refused = service
             .change_event(change(event.id, edit(), other_organiser), |_| true)
             .await;
@@ -733,13 +732,7 @@ mod tests {
             halls: Some(halls),
             ..LocationPatch::default()
         });
-        let other = Principal::new(
-            UserId::parse("other-org").expect("user"),
-            Roles {
-                organiser: true,
-                admin: false,
-            },
-        );
+        let other = organiser_named("other-org");
         let refused = service
             .change_location(change_location(location.id, rename.clone(), other), |_| {
                 true
