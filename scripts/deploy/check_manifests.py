@@ -11,9 +11,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
-    EXIT_AFTER_SHUTDOWN_SECONDS, OVERLAYS, ROOT, SERVICES, Tally, compose_file,
+    EXIT_AFTER_SHUTDOWN_SECONDS, OVERLAYS, PRODUCTION, ROOT, SERVICES, Tally, compose_file,
     deployment_environment, documented_variables, example_variables, objects, port_of, render, rendered_text, secret_files,
-    routes_served, run, variables_read,
+    routes_served, run, service_settings, variables_read,
 )
 
 KUBERNETES_VERSION = "1.37.0"
@@ -195,6 +195,97 @@ def network_policies(overlay):
             assert name in selected, f"{overlay}: no NetworkPolicy lets {name} talk"
 
 
+def container_env(workload):
+    """A workload's first container's env: {name: value, or the valueFrom mapping}."""
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
+
+
+def url_hosts(url):
+    """The host:port of each URL of a comma-separated list, or of each host of a MongoDB seed list
+    (user information dropped)."""
+    return [re.sub(r"^[a-z+]+://", "", part.strip()).split("/")[0].split("?")[0].rsplit("@", 1)[-1]
+            for part in url.split(",")]
+
+
+def replicated(overlay):
+    """Each stateful dependency: three replicas started together, one per node, spread across zones,
+    a PodDisruptionBudget of one, its members allowed to talk to each other; and the services name
+    every member, with the replication the dependency is set up for."""
+    docs = rendered[overlay]
+    broker = PRODUCTION[overlay]
+    statefulsets = objects(docs, "StatefulSet")
+    assert set(statefulsets) == {"mongodb", broker}, f"stateful workloads {sorted(statefulsets)}"
+    budgets = objects(docs, "PodDisruptionBudget").values()
+    policies = objects(docs, "NetworkPolicy").values()
+    members = {}
+    for name, workload in statefulsets.items():
+        spec = workload["spec"]
+        labels = spec["selector"]["matchLabels"]
+        assert spec["replicas"] == 3, f"{name}: {spec['replicas']} replicas"
+        assert spec.get("podManagementPolicy") == "Parallel", f"{name}: members not started together"
+        covering = [b["spec"] for b in budgets if b["spec"]["selector"]["matchLabels"] == labels]
+        assert [b.get("maxUnavailable") for b in covering] == [1], f"{name}: no PodDisruptionBudget of one"
+        pod = workload["spec"]["template"]["spec"]
+        apart = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert any(term["topologyKey"] == "kubernetes.io/hostname" and term["labelSelector"]["matchLabels"] == labels
+                   for term in apart), f"{name}: two members may share a node"
+        assert any(c["topologyKey"] == "topology.kubernetes.io/zone" and c["labelSelector"]["matchLabels"] == labels
+                   for c in pod["topologySpreadConstraints"]), f"{name}: not spread across zones"
+
+        def peers(rule, direction):
+            return any(peer.get("podSelector", {}).get("matchLabels") == labels for peer in rule.get(direction, []))
+        talk = [p["spec"] for p in policies if p["spec"]["podSelector"].get("matchLabels") == labels]
+        assert any(peers(rule, "from") for p in talk for rule in p.get("ingress", [])), f"{name}: members get nothing from each other"
+        assert any(peers(rule, "to") for p in talk for rule in p.get("egress", [])), f"{name}: members send nothing to each other"
+        members[name] = [f"{name}-{i}.{spec['serviceName']}" for i in range(3)]
+
+    mongodb = statefulsets["mongodb"]["spec"]["template"]["spec"]["containers"][0]
+    replica_set = mongodb["args"][mongodb["args"].index("--replSet") + 1]
+    initiate = " ".join(mongodb["startupProbe"]["exec"]["command"])
+    named = re.findall(r"host: '([^']+)'", initiate)
+    assert named == [f"{m}:27017" for m in members["mongodb"]], f"the set is initiated with {named}"
+    for name in SERVICES:
+        settings = service_settings(docs, objects(docs, "Deployment")[name])
+        mongo_url = settings["MONGO_URL"]
+        assert url_hosts(mongo_url) == named, f"{name}: MONGO_URL names {url_hosts(mongo_url)}"
+        assert f"replicaSet={replica_set}" in mongo_url, f"{name}: MONGO_URL does not name the set {replica_set}"
+        assert not re.search(r"[?&]w=", mongo_url), f"{name}: MONGO_URL overrides the services' write concern"
+        if broker == "rabbitmq":
+            assert url_hosts(settings["AMQP_BROKER_URL"]) == [f"{m}:5672" for m in members["rabbitmq"]], (
+                f"{name}: AMQP_BROKER_URL names {url_hosts(settings['AMQP_BROKER_URL'])}")
+            assert settings.get("AMQP_QUEUE_TYPE", "quorum") == "quorum", f"{name}: queues not replicated"
+        else:
+            assert settings["KAFKA_BROKER_URLS"].split(",") == [f"{m}:9092" for m in members["kafka"]], (
+                f"{name}: KAFKA_BROKER_URLS {settings['KAFKA_BROKER_URLS']}")
+            assert (settings["KAFKA_REPLICATION_FACTOR"], settings["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2"), name
+
+    if broker == "rabbitmq":
+        env = container_env(statefulsets["rabbitmq"])
+        assert env["RABBITMQ_NODENAME"] == "rabbit@$(POD_NAME).rabbitmq"
+        assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        conf = next(c for c in objects(docs, "ConfigMap").values() if "cluster.conf" in c.get("data", {}))
+        settings = dict(line.split(" = ", 1) for line in conf["data"]["cluster.conf"].splitlines()
+                        if line and not line.startswith("#"))
+        peers = [v for k, v in sorted(settings.items()) if k.startswith("cluster_formation.classic_config.nodes.")]
+        assert peers == [f"rabbit@{m}" for m in members["rabbitmq"]], f"peer discovery lists {peers}"
+        assert settings["quorum_queue.continuous_membership_reconciliation.target_group_size"] == "3"
+        pod = statefulsets["rabbitmq"]["spec"]["template"]["spec"]
+        cookie = next(v for v in pod["volumes"] if v["name"] == "erlang-cookie")["secret"]["secretName"]
+        assert ".erlang.cookie" in objects(docs, "Secret")[cookie]["data"], "no Erlang cookie shared by the nodes"
+    else:
+        env = container_env(statefulsets["kafka"])
+        voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+        assert voters == [f"{i}@{m}:9093" for i, m in enumerate(members["kafka"])], f"voters {voters}"
+        assert env["KAFKA_NODE_ID"] == {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://$(POD_NAME).kafka:9092"
+        for setting, value in (("KAFKA_DEFAULT_REPLICATION_FACTOR", "3"), ("KAFKA_MIN_INSYNC_REPLICAS", "2"),
+                               ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"),
+                               ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "3"),
+                               ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "2")):
+            assert env.get(setting) == value, f"kafka: {setting}={env.get(setting)}, not {value}"
+
+
 def main():
     tally = Tally("deploy manifests")
     for overlay in OVERLAYS:
@@ -206,6 +297,9 @@ def main():
         tally.check(f"k8s/overlays/{overlay}: credentials only as files of a mounted Secret", credentials_are_files, overlay)
         tally.check(f"k8s/overlays/{overlay}: the Ingress sends bookings to the booking service", ingress_routes, overlay)
         tally.check(f"k8s/overlays/{overlay}: every workload has a NetworkPolicy", network_policies, overlay)
+        if overlay in PRODUCTION:
+            tally.check(f"k8s/overlays/{overlay}: each stateful dependency on three nodes, a PodDisruptionBudget "
+                        "of one, the services naming every member", replicated, overlay)
     tally.check("checkov (Kubernetes checks) reports no failure that is not skipped with a reason", scanned)
     tally.check("hadolint passes every Dockerfile", dockerfiles_lint)
     tally.check("docker-compose.yml parses (docker-compose 1.29), with and without the kafka profile", compose_parses)

@@ -17,7 +17,9 @@ import urllib.request
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OVERLAYS = ["rabbitmq", "kafka"]
+OVERLAYS = ["rabbitmq", "kafka", "production", "production-kafka"]
+# The production overlays and their broker: every stateful dependency replicated on three nodes.
+PRODUCTION = {"production": "rabbitmq", "production-kafka": "kafka"}
 SERVICES = ["event-service", "booking-service"]
 # Read by the tracing-subscriber crate (EnvFilter::from_default_env), not by a literal of ours.
 READ_BY_LIBRARIES = {"RUST_LOG"}
@@ -141,6 +143,17 @@ def secret_files(docs, deployment):
             data = secrets[volumes[mount["name"]]]["data"]
             mounted[mount["mountPath"]] = {k: base64.b64decode(v).decode() for k, v in data.items()}
     return mounted
+
+
+def service_settings(docs, deployment):
+    """What a service reads: its environment, with each <NAME>_FILE replaced by <NAME> and the
+    content of the mounted Secret's file it names."""
+    env = deployment_environment(docs, deployment)
+    files = {f"{path}/{key}": value for path, data in secret_files(docs, deployment).items()
+             for key, value in data.items()}
+    for variable in [v for v in env if v.endswith("_FILE")]:
+        env[variable[:-len("_FILE")]] = files[env.pop(variable)].rstrip("\n")
+    return env
 
 
 def compose_file():
