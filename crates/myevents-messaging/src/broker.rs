@@ -39,15 +39,18 @@ impl Broker {
 
 /// Builds the adapter `config` names. Connections open lazily, so a broker that is down at start-up
 /// does not fail this call. `topology` is every subscription of the system (see [`topology`]): the
-/// RabbitMQ adapter declares it before it publishes, so that no message is published before its
-/// queue exists; a Kafka topic keeps every message for a consumer group that has not run yet, and
-/// the in-memory broker lives in one process.
+/// RabbitMQ and SNS + SQS adapters declare it before they publish, so that no message is published
+/// before its queue exists (both drop a message no queue takes); a Kafka topic keeps every message
+/// for a consumer group that has not run yet, and the in-memory broker lives in one process.
 ///
 /// # Errors
 /// When the configured broker kind was not compiled into this binary (cargo features `rabbitmq`,
-/// `kafka`).
-// Only the RabbitMQ adapter reads `topology`.
-#[cfg_attr(not(feature = "rabbitmq"), allow(unused_variables))]
+/// `kafka`, `sqs`).
+// Only the RabbitMQ and SNS + SQS adapters read `topology`.
+#[cfg_attr(
+    not(any(feature = "rabbitmq", feature = "sqs")),
+    allow(unused_variables)
+)]
 pub fn build(config: &BrokerConfig, topology: &[Subscription]) -> anyhow::Result<Broker> {
     match config {
         BrokerConfig::Memory => Ok(Broker::in_memory(&InMemoryBroker::default())),
@@ -102,6 +105,25 @@ pub fn build(config: &BrokerConfig, topology: &[Subscription]) -> anyhow::Result
             anyhow::bail!(
                 "BROKER_KIND=kafka, but this binary was built without the `kafka` feature"
             )
+        }
+        #[cfg(feature = "sqs")]
+        BrokerConfig::Sqs {
+            topic,
+            topology: mode,
+            visibility_timeout,
+            max_receive_count,
+        } => {
+            use myevents_broker_sqs::{SqsBroker, SqsConfig};
+            let mut settings = SqsConfig::new(topic.clone());
+            settings.topology_mode = *mode;
+            settings.topology = topology.to_vec();
+            settings.visibility_timeout = *visibility_timeout;
+            settings.max_receive_count = *max_receive_count;
+            Ok(Broker::new(SqsBroker::new(settings)))
+        }
+        #[cfg(not(feature = "sqs"))]
+        BrokerConfig::Sqs { .. } => {
+            anyhow::bail!("BROKER_KIND=sqs, but this binary was built without the `sqs` feature")
         }
     }
 }

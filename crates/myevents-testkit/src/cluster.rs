@@ -124,18 +124,23 @@ impl RabbitMqCluster {
 
     /// How many members quorum queue `queue` has, as node `asked` (a running one) reports it.
     pub async fn members_of(&self, queue: &str, asked: usize) -> Option<usize> {
+        self.count_of(queue, "members", asked).await
+    }
+
+    /// How many of quorum queue `queue`'s members are online (their Raft member running), as node
+    /// `asked` reports it: a member that is configured but not running yet does not count towards
+    /// the majority that elects a new leader.
+    pub async fn online_members_of(&self, queue: &str, asked: usize) -> Option<usize> {
+        self.count_of(queue, "online", asked).await
+    }
+
+    /// The length of the list `column` (`members`, `online`) of `list_queues` for `queue`.
+    async fn count_of(&self, queue: &str, column: &str, asked: usize) -> Option<usize> {
         let node = self.nodes.get(asked)?;
         let output = self
             .ctl(
                 &node.name,
-                &[
-                    "-q",
-                    "list_queues",
-                    "name",
-                    "members",
-                    "--formatter",
-                    "json",
-                ],
+                &["-q", "list_queues", "name", column, "--formatter", "json"],
             )
             .await;
         let queues: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
@@ -143,7 +148,7 @@ impl RabbitMqCluster {
             .as_array()?
             .iter()
             .find(|q| q["name"] == queue)
-            .and_then(|q| q["members"].as_array().map(Vec::len))
+            .and_then(|q| q[column].as_array().map(Vec::len))
     }
 
     /// Every node's AMQP URI, comma-separated (an `AMQP_BROKER_URL`).

@@ -23,6 +23,13 @@ pub fn kafka_brokers() -> String {
     std::env::var("MYEVENTS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
 }
 
+/// The AWS-API server (SNS, SQS) the tests use: `MYEVENTS_TEST_AWS_ENDPOINT`, default
+/// `http://127.0.0.1:5005` (the test command starts moto in server mode).
+pub fn aws_endpoint() -> String {
+    std::env::var("MYEVENTS_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:5005".to_owned())
+}
+
 /// A database name no other test uses (`myevents_test_<uuid>`).
 pub fn unique_database() -> String {
     format!("myevents_test_{}", uuid::Uuid::now_v7().simple())
@@ -64,6 +71,23 @@ pub fn kafka_env() -> Env {
         ("BROKER_KIND", "kafka".to_owned()),
         ("KAFKA_BROKER_URLS", kafka_brokers()),
         ("KAFKA_TOPIC", unique("events")),
+        ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
+    ]
+}
+
+/// The variables that put both service binaries on SNS + SQS of the AWS-API test server, on a topic
+/// and queues no other test uses: its endpoint, a region, and test credentials unless the
+/// environment has some (the test server takes any).
+pub fn sqs_env() -> Env {
+    let credential = |name: &str| std::env::var(name).unwrap_or_else(|_| "testing".to_owned());
+    vec![
+        ("BROKER_KIND", "sqs".to_owned()),
+        ("AWS_ENDPOINT_URL", aws_endpoint()),
+        ("AWS_REGION", "eu-west-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", credential("AWS_ACCESS_KEY_ID")),
+        ("AWS_SECRET_ACCESS_KEY", credential("AWS_SECRET_ACCESS_KEY")),
+        ("SQS_TOPIC", unique("events")),
         ("BOOKING_QUEUE", unique("booking")),
         ("EVENTS_QUEUE", unique("events-service")),
     ]

@@ -9,8 +9,8 @@
 //!   - [`kafka_brokers`]: the Kafka-protocol broker the tests use (`MYEVENTS_TEST_KAFKA_BROKERS`).
 //!   - [`unique`], [`unique_database`]: names no other test uses (exchanges, queues, databases);
 //!     [`QUEUE_EXPIRES`].
-//!   - [`rabbitmq_env`], [`rabbitmq_env_on`], [`kafka_env`], [`mongo_env`]: the variables ([`Env`])
-//!     that put service binaries on those servers.
+//!   - [`rabbitmq_env`], [`rabbitmq_env_on`], [`kafka_env`], [`sqs_env`], [`mongo_env`]: the
+//!     variables ([`Env`]) that put service binaries on those servers.
 //!   - [`free_port`]: a port nothing listens on, below the ephemeral range.
 //!   - feature `rabbitmq`: [`rabbitmq_broker`], an adapter on a fresh exchange; `rabbitmq_broker_on`.
 //! - `cluster`: [`RabbitMqCluster`], a RabbitMQ cluster of the test's own from the installed
@@ -54,8 +54,8 @@ mod wait;
 
 pub use cluster::{ClusterNode, RabbitMqCluster};
 pub use env::{
-    Env, QUEUE_EXPIRES, amqp_url, free_port, kafka_brokers, kafka_env, mongo_env, mongo_url,
-    rabbitmq_env, rabbitmq_env_on, unique, unique_database,
+    Env, QUEUE_EXPIRES, amqp_url, aws_endpoint, free_port, kafka_brokers, kafka_env, mongo_env,
+    mongo_url, rabbitmq_env, rabbitmq_env_on, sqs_env, unique, unique_database,
 };
 #[cfg(feature = "rabbitmq")]
 pub use env::{rabbitmq_broker, rabbitmq_broker_on};

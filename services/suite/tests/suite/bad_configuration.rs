@@ -5,8 +5,14 @@ use std::process::Stdio;
 use myevents_testkit::binary_path;
 
 async fn start_fails(binary: &str, variable: &str, value: &str) {
+    start_fails_with(binary, &[], variable, value).await;
+}
+
+/// As [`start_fails`], with `env` set as well.
+async fn start_fails_with(binary: &str, env: &[(&str, String)], variable: &str, value: &str) {
     let output = tokio::process::Command::new(binary_path(binary))
         .env("AUTH_MODE", "off")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env(variable, value)
         .env("LISTEN_URL", "127.0.0.1:0")
         .stdout(Stdio::null())
@@ -38,6 +44,40 @@ async fn malformed_addresses_urls_and_numbers_are_named() {
     start_fails("booking-service", "AMQP_BROKER_URL", "http://rabbit").await;
     start_fails("booking-service", "MAX_SEATS_PER_BOOKING", "0").await;
     start_fails("booking-service", "DEFAULT_EVENT_CAPACITY", "-3").await;
+}
+
+#[tokio::test]
+async fn sqs_settings_out_of_range_are_named() {
+    let sqs = [("BROKER_KIND", "sqs".to_owned())];
+    start_fails_with("booking-service", &sqs, "SQS_VISIBILITY_TIMEOUT", "0").await;
+    start_fails_with("booking-service", &sqs, "SQS_MAX_RECEIVE_COUNT", "1001").await;
+    start_fails_with("event-service", &sqs, "SQS_TOPOLOGY", "sometimes").await;
+}
+
+/// Over SNS + SQS, what retrying cannot mend stops the start with what to do: no region, or a
+/// topology the deployment was to create (`SQS_TOPOLOGY=check`) and did not.
+#[tokio::test]
+async fn sqs_without_a_region_or_without_the_deployments_topology_stops_the_start() {
+    let output = tokio::process::Command::new(binary_path("booking-service"))
+        .env("AUTH_MODE", "off")
+        .env("LISTEN_URL", "127.0.0.1:0")
+        .env("STORE_KIND", "memory")
+        .envs(myevents_testkit::sqs_env())
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        // No instance metadata to ask for one either (the SDK's last resort).
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success(), "started without a region");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AWS_REGION"), "{stderr}");
+
+    let mut env = myevents_testkit::sqs_env();
+    env.push(("STORE_KIND", "memory".to_owned()));
+    start_fails_with("event-service", &env, "SQS_TOPOLOGY", "check").await;
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use myevents_testkit::{
     ServiceProcess, eventually, eventually_answers, mongo_url, unique_database,
 };
 use myevents_testkit::{create_event_across, get_json};
-use myevents_testkit::{kafka_env, rabbitmq_env};
+use myevents_testkit::{kafka_env, rabbitmq_env, sqs_env};
 use rand::Rng;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -31,6 +31,12 @@ async fn over_rabbitmq_a_thousand_concurrent_bookings_never_oversell_and_availab
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_kafka_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
     contend(kafka_env()).await;
+}
+
+/// Over SNS + SQS of the AWS-API test server (moto), the store still the MongoDB-wire one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_sqs_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
+    contend(sqs_env()).await;
 }
 
 async fn contend(broker_env: Vec<(&str, String)>) {

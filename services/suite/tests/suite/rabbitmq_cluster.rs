@@ -80,6 +80,16 @@ async fn bookings_survive_the_loss_of_the_node_leading_the_booking_queue() {
             Some(3),
             "{queue} is replicated on every node"
         );
+        // The test is about a healthy cluster losing a node: every member running first (on a
+        // loaded machine a follower's Raft member can start seconds after the declaration).
+        assert!(
+            eventually(WAIT, || async {
+                cluster.online_members_of(queue, 0).await == Some(3)
+            })
+            .await,
+            "{queue}: not every member online within {WAIT:?}: {:?}",
+            cluster.online_members_of(queue, 0).await
+        );
     }
     let leader = cluster
         .leader_of(&booking_queue, 0)
