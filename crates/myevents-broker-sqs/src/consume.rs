@@ -150,10 +150,14 @@ async fn consume(
                 let message = message.unwrap_or_else(|| undecodable(received));
                 if let Err(error) = dead_letter(broker, subscription, queues, message, reason).await
                 {
-                    // Not deleted: the message comes again after the visibility time-out.
+                    // Not deleted: the message comes again after the visibility time-out. The run
+                    // ends, as with the other adapters, so that the supervisor counts a restart
+                    // and the consumer's health shows it while it keeps failing.
                     tracing::error!(%error, "dead-lettering failed; the message stays in its queue");
                     in_hand[index].state = State::Left;
-                    continue;
+                    settle(broker, queues, &in_hand).await;
+                    signals.set_attached(false);
+                    return;
                 }
             }
             in_hand[index].state = State::Settled;
