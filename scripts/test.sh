@@ -319,7 +319,7 @@ stage_done
 background servers install_test_servers
 background contract scripts/contract.sh prepare
 if [ -z "${MYEVENTS_SKIP_DEPLOY:-}" ]; then
-  background deploy env SECANTUS_VERSION="$SECANTUS_VERSION" MYEVENTS_BINARIES="$BINARIES" \
+  background deploy env SECANTUS_VERSION="$SECANTUS_VERSION" MOTO_VERSION="$MOTO_VERSION" MYEVENTS_BINARIES="$BINARIES" \
     scripts/deploy/test.sh prepare
 fi
 
@@ -398,7 +398,7 @@ else
   await deploy 1200
   stage_done
   # scripts/deploy/test.sh: Kubernetes manifests, container images, the compose stack (its own stages).
-  SECANTUS_VERSION=$SECANTUS_VERSION MYEVENTS_BINARIES="$BINARIES" scripts/deploy/test.sh
+  SECANTUS_VERSION=$SECANTUS_VERSION MOTO_VERSION=$MOTO_VERSION MYEVENTS_BINARIES="$BINARIES" scripts/deploy/test.sh
 fi
 
 stage_done

@@ -11,7 +11,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import (  # noqa: E402
-    EXIT_AFTER_SHUTDOWN_SECONDS, OVERLAYS, PRODUCTION, ROOT, SERVICES, Tally, compose_file,
+    EXIT_AFTER_SHUTDOWN_SECONDS, MANAGED, OVERLAYS, PRODUCTION, ROOT, SERVICES, Tally, compose_file,
     deployment_environment, documented_variables, example_variables, objects, port_of, render, rendered_text, secret_files,
     routes_served, run, service_settings, variables_read,
 )
@@ -25,6 +25,8 @@ def renders(overlay):
     kinds = {d["kind"] for d in rendered[overlay]}
     for kind in ("Deployment", "StatefulSet", "Service", "HorizontalPodAutoscaler",
                  "PodDisruptionBudget", "NetworkPolicy", "Ingress", "ConfigMap", "Secret"):
+        if kind == "StatefulSet" and overlay in MANAGED:
+            continue
         assert kind in kinds, f"{overlay}: no {kind}"
 
 
@@ -59,8 +61,9 @@ def dockerfiles_lint():
 def compose_parses():
     run("docker-compose", "-f", "docker-compose.yml", "config", "-q")
     run("docker-compose", "-f", "docker-compose.yml", "--profile", "kafka", "config", "-q")
+    run("docker-compose", "-f", "docker-compose.yml", "--profile", "aws", "config", "-q")
     run("docker-compose", "-f", "docker-compose.yml", "-f", "scripts/deploy/compose.standins.yml",
-        "--profile", "kafka", "config", "-q")
+        "--profile", "kafka", "--profile", "aws", "config", "-q")
 
 
 def variables_are_read():
@@ -286,6 +289,35 @@ def replicated(overlay):
             assert env.get(setting) == value, f"kafka: {setting}={env.get(setting)}, not {value}"
 
 
+def on_managed_services(overlay):
+    """No broker or database workload; the services on SNS + SQS with a region, each under its own
+    ServiceAccount naming an IAM role (IRSA), allowed out to AWS (443) and the managed MongoDB
+    (27017), whose address is not one of the cluster's."""
+    docs = rendered[overlay]
+    assert not objects(docs, "StatefulSet"), f"stateful workloads {sorted(objects(docs, 'StatefulSet'))}"
+    accounts = objects(docs, "ServiceAccount")
+    egress_ports = {
+        port["port"]
+        for policy in objects(docs, "NetworkPolicy").values()
+        if "Egress" in policy["spec"].get("policyTypes", [])
+        for rule in policy["spec"].get("egress", [])
+        if "to" not in rule
+        for port in rule.get("ports", [])
+    }
+    assert {443, 27017} <= egress_ports, f"egress anywhere only to {sorted(egress_ports)}"
+    for name in SERVICES:
+        deployment = objects(docs, "Deployment")[name]
+        settings = service_settings(docs, deployment)
+        assert settings["BROKER_KIND"] == "sqs", f"{name}: BROKER_KIND={settings['BROKER_KIND']}"
+        assert settings.get("AWS_REGION"), f"{name}: no AWS_REGION"
+        account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        role = accounts[account]["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn", "")
+        assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", role), f"{name}: role {role!r}"
+        hosts = url_hosts(settings["MONGO_URL"])
+        assert not any(host.split(":")[0] in objects(docs, "Service") for host in hosts), (
+            f"{name}: MONGO_URL names an in-cluster Service: {hosts}")
+
+
 def main():
     tally = Tally("deploy manifests")
     for overlay in OVERLAYS:
@@ -297,12 +329,15 @@ def main():
         tally.check(f"k8s/overlays/{overlay}: credentials only as files of a mounted Secret", credentials_are_files, overlay)
         tally.check(f"k8s/overlays/{overlay}: the Ingress sends bookings to the booking service", ingress_routes, overlay)
         tally.check(f"k8s/overlays/{overlay}: every workload has a NetworkPolicy", network_policies, overlay)
+        if overlay in MANAGED:
+            tally.check(f"k8s/overlays/{overlay}: no broker or database workload, SNS + SQS with IAM roles "
+                        "for the service accounts, a managed MongoDB", on_managed_services, overlay)
         if overlay in PRODUCTION:
             tally.check(f"k8s/overlays/{overlay}: each stateful dependency on three nodes, a PodDisruptionBudget "
                         "of one, the services naming every member", replicated, overlay)
     tally.check("checkov (Kubernetes checks) reports no failure that is not skipped with a reason", scanned)
     tally.check("hadolint passes every Dockerfile", dockerfiles_lint)
-    tally.check("docker-compose.yml parses (docker-compose 1.29), with and without the kafka profile", compose_parses)
+    tally.check("docker-compose.yml parses (docker-compose 1.29), with and without the kafka and aws profiles", compose_parses)
     if len(rendered) == len(OVERLAYS):
         tally.check("every variable compose and the manifests set is one the services read (and docs/configuration.md and .env.example list)", variables_are_read)
     tally.finish()

@@ -17,14 +17,16 @@ import urllib.request
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OVERLAYS = ["rabbitmq", "kafka", "production", "production-kafka"]
+OVERLAYS = ["rabbitmq", "kafka", "production", "production-kafka", "aws"]
+# Overlays whose broker and database are managed services: no stateful workload in the cluster.
+MANAGED = {"aws"}
 # The production overlays and their broker: every stateful dependency replicated on three nodes.
 PRODUCTION = {"production": "rabbitmq", "production-kafka": "kafka"}
 SERVICES = ["event-service", "booking-service"]
 # Read by libraries, not by a literal of ours: the tracing-subscriber crate (EnvFilter::from_default_env)
-# and the AWS SDK's default chain (region and endpoint; its credential variables are documented in
-# prose).
-READ_BY_LIBRARIES = {"RUST_LOG", "AWS_REGION", "AWS_ENDPOINT_URL"}
+# and the AWS SDK's default chain (region, endpoint and the key pair; its other sources are documented
+# in prose).
+READ_BY_LIBRARIES = {"RUST_LOG", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 # SHUTDOWN_TIMEOUT bounds the whole shutdown after SIGTERM (SHUTDOWN_DELAY, requests, the message in
 # hand, the outbox drain, the producer flush); what a service may still do after it, in seconds: stop
 # an abandoned consumer (at most 1 s) and exit.

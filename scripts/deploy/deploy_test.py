@@ -1,6 +1,7 @@
 """The compose stack and the images, run for real: `docker-compose up` of docker-compose.yml (upstream
-images replaced by the stand-ins of compose.standins.yml), once over RabbitMQ and once with the kafka
-profile. Through the host ports: a location and an event, bookings until 409, SeatsAvailable reaching
+images replaced by the stand-ins of compose.standins.yml), once over RabbitMQ, once with the kafka
+profile and once over SNS + SQS with the aws profile (moto). Through the host ports: a location and
+an event, bookings until 409, SeatsAvailable reaching
 0 on the event service, both services `up` in Prometheus, the dashboard in Grafana; then a SIGKILL of
 the booking service, which compose restarts with every booking still there; then `down -v`. Each
 image also runs under the constraints of its rendered Deployment (UID, read-only root, no
@@ -32,7 +33,7 @@ CAPACITY = 6
 
 
 def compose(*args, broker="rabbitmq", timeout=600):
-    profile = ["--profile", "kafka"] if broker == "kafka" else []
+    profile = {"kafka": ["--profile", "kafka"], "sqs": ["--profile", "aws"]}.get(broker, [])
     env = {"COMPOSE_PROJECT_NAME": PROJECT, "MYEVENTS_TAG": TAG, "BROKER_KIND": broker}
     return run("docker-compose", *FILES, *profile, *args, env=env, timeout=timeout)
 
@@ -66,7 +67,7 @@ class Flow:
             env = inspect(container(service), "{{json .Config.Env}}")
             assert f'"BROKER_KIND={self.broker}"' in env, f"{service} is not on {self.broker}: {env}"
         for service in SERVICES + ["mongodb", "rabbitmq", "prometheus", "grafana"] + (
-                ["kafka"] if self.broker == "kafka" else []):
+                {"kafka": ["kafka"], "sqs": ["aws"]}.get(self.broker, [])):
             eventually(f"{service} healthy",
                        lambda s=service: inspect(container(s), "{{.State.Health.Status}}") == "healthy", 240)
 
@@ -232,7 +233,7 @@ def main():
         size = int(run("docker", "image", "inspect", "-f", "{{.Size}}", f"myevents/{service}:{TAG}"))
         print(f"    image myevents/{service}:{TAG}: {size / 1e6:.1f} MB", flush=True)
     docs = render("rabbitmq")
-    for broker in ("rabbitmq", "kafka"):
+    for broker in ("rabbitmq", "kafka", "sqs"):
         flow = Flow(broker)
         try:
             if not tally.check(f"[{broker}] docker-compose up: every container healthy", flow.up):

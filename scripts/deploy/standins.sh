@@ -9,7 +9,7 @@
 #                                        and cargo-chef on Debian with gcc
 #   myevents-standin/distroless-cc:nonroot  for gcr.io/distroless/cc-debian12:nonroot: glibc, libgcc, libssl,
 #                                        CA certificates, the nonroot user 65532, no shell
-#   myevents-standin/{rabbitmq,mongo,kafka,prometheus,grafana}  see standins/*.Dockerfile
+#   myevents-standin/{rabbitmq,mongo,kafka,moto,prometheus,grafana}  see standins/*.Dockerfile
 #
 # The stand-ins trust this machine's CA bundle (which holds authorities a fresh Debian lacks), so
 # that HTTPS to the registries works inside a build. Idempotent: an image whose recipe (this script,
@@ -131,7 +131,7 @@ build() { # build NAME [--build-arg ...] : myevents-standin/NAME from standins/N
 }
 
 # Each stand-in's context: its helper files (standins/NAME_*.py).
-for name in rabbitmq mongo kafka prometheus grafana; do
+for name in rabbitmq mongo kafka moto prometheus grafana; do
   mkdir -p "$work/context-$name"
   for helper in "$here/standins/${name}"_*.py; do
     [ -f "$helper" ] && cp "$helper" "$work/context-$name/"
@@ -144,6 +144,7 @@ cp "$tansu" "$work/context-kafka/tansu"
 build rabbitmq
 build mongo --build-arg "SECANTUS_VERSION=${SECANTUS_VERSION:?scripts/test.sh sets it}"
 build kafka
+build moto --build-arg "MOTO_VERSION=${MOTO_VERSION:?scripts/test.sh sets it}"
 build prometheus
 build grafana
 log "stand-in images ready"

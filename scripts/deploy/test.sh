@@ -10,9 +10,10 @@
 #      when its inputs differ from those of the last one that passed (scripts/deploy/multistage.verified,
 #      see multistage_needed) or MYEVENTS_MULTISTAGE=1 asks for it, else its *-prebuilt targets with
 #      the binaries of MYEVENTS_BINARIES;
-#   4. the compose stack and the images run for real (deploy_test.py), over RabbitMQ and Kafka.
+#   4. the compose stack and the images run for real (deploy_test.py), over RabbitMQ, Kafka and SNS + SQS.
 # Needs root. Idempotent: the engine, the tools, the stand-ins and Docker's layer cache are reused.
-# Environment: SECANTUS_VERSION (the MongoDB-wire test server's version, set by scripts/test.sh),
+# Environment: SECANTUS_VERSION and MOTO_VERSION (the MongoDB-wire and AWS-API test servers' versions,
+# set by scripts/test.sh),
 # MYEVENTS_BINARIES (the directory of event-service and booking-service built by this run, if any),
 # MYEVENTS_MULTISTAGE=1 (the whole multi-stage build even where its inputs passed before).
 set -euo pipefail
