@@ -103,13 +103,23 @@ runtime=myevents-standin/distroless-cc:nonroot
 digest=$(recipe "$runtime" "$ca_bundle")
 if ! current "$runtime" "$digest"; then
   log "building $runtime (mmdebstrap extract: libc6, libgcc-s1, libssl3, base-files, netbase)"
+  # The extract variant runs no customize hook (mmdebstrap(1)): these are extract hooks, and what
+  # must go only after mmdebstrap's own clean-up (its apt and dpkg state, the /dev it populates)
+  # leaves the tar file afterwards.
   mmdebstrap --quiet --variant=extract --include=libc6,libgcc-s1,libssl3,base-files,netbase \
-    --customize-hook="$trust_hook" \
-    --customize-hook='printf "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n" > "$1/etc/passwd"' \
-    --customize-hook='printf "root:x:0:\nnonroot:x:65532:\n" > "$1/etc/group"' \
-    --customize-hook='mkdir -p "$1/home/nonroot" "$1/tmp" && chmod 1777 "$1/tmp" && chown 65532:65532 "$1/home/nonroot"' \
-    --customize-hook="$slim_hook" --customize-hook='rm -rf "$1"/var/lib/dpkg "$1"/etc/apt "$1"/dev/*' \
+    --extract-hook="$trust_hook" \
+    --extract-hook='printf "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n" > "$1/etc/passwd"' \
+    --extract-hook='printf "root:x:0:\nnonroot:x:65532:\n" > "$1/etc/group"' \
+    --extract-hook='mkdir -p "$1/home/nonroot" "$1/tmp" && chmod 1777 "$1/tmp" && chown 65532:65532 "$1/home/nonroot"' \
+    --extract-hook="$slim_hook" \
     bookworm "$work/cc.tar" "$mirror"
+  tar --delete --wildcards -f "$work/cc.tar" './var/lib/dpkg' './etc/apt' './dev/*'
+  # What the services need of it, checked before it is used: a stand-in without the CA bundle
+  # or the nonroot user would let images pass here that fail against the upstream base.
+  for member in ./etc/ssl/certs/ca-certificates.crt ./etc/passwd ./home/nonroot/ ./tmp/; do
+    tar -tf "$work/cc.tar" "$member" >/dev/null
+  done
+  tar -xOf "$work/cc.tar" ./etc/passwd | grep -q '^nonroot:x:65532:'
   import "$work/cc.tar" "$runtime" "$digest" 'USER 65532:65532' 'WORKDIR /home/nonroot'
 fi
 # <<< base images
