@@ -3,7 +3,9 @@ images replaced by the stand-ins of compose.standins.yml), once over RabbitMQ, o
 profile and once over SNS + SQS with the aws profile (moto). Through the host ports: a location and
 an event, bookings until 409, SeatsAvailable reaching
 0 on the event service, both services `up` in Prometheus, the dashboard in Grafana; then a SIGKILL of
-the booking service, which compose restarts with every booking still there; then `down -v`. Each
+the booking service, which compose restarts with every booking still there; over SNS + SQS, a
+restart of the AWS API, which keeps nothing, after which a new event's bookings still propagate;
+then `down -v`. Each
 image also runs under the constraints of its rendered Deployment (UID, read-only root, no
 capabilities, memory limit, the ConfigMap's and Secret's environment), becomes ready on its probe
 path, answers /version with the labels of its image, and stops within its grace period.
@@ -71,13 +73,13 @@ class Flow:
             eventually(f"{service} healthy",
                        lambda s=service: inspect(container(s), "{{.State.Health.Status}}") == "healthy", 240)
 
-    def book_until_sold_out(self):
+    def book_until_sold_out(self, suffix=""):
         status, _, location = request("POST", f"{EVENT}/locations", {
-            "Name": "Compose Hall", "Address": "1 Main St", "Country": "DE", "OpenTime": 8,
+            "Name": f"Compose Hall{suffix}", "Address": "1 Main St", "Country": "DE", "OpenTime": 8,
             "CloseTime": 22, "Halls": [{"name": "A", "location": "1st floor", "capacity": CAPACITY}]})
         assert status == 201, (status, location)
         status, _, event = request("POST", f"{EVENT}/events", {
-            "Name": f"compose {self.broker}", "Duration": 120, "StartDate": 1768000000,
+            "Name": f"compose {self.broker}{suffix}", "Duration": 120, "StartDate": 1768000000,
             "EndDate": 1768007200, "Location": {"ID": location["ID"]}})
         assert status == 201, (status, event)
         self.event_id = event["ID"]
@@ -152,6 +154,17 @@ class Flow:
         status, _, body = request("POST", f"{BOOKING}/events/{self.event_id}/bookings", b'{"seats":1}',
                                   {"X-User-Id": "late"})
         assert status == 409, (status, body)
+
+    def survives_an_aws_restart(self):
+        """compose's local AWS API keeps nothing: restarted, it has no topic, queue or subscription.
+        Both services find theirs gone at their next publish or receive, declare them again, and a
+        new event still reaches the booking service, whose booking reaches the event service."""
+        compose("restart", "aws", broker=self.broker)
+        eventually("aws healthy again",
+                   lambda: inspect(container("aws"), "{{.State.Health.Status}}") == "healthy", 120)
+        self.booked = {}
+        self.book_until_sold_out(" after the restart")
+        self.seats_propagate()
 
     def down(self):
         compose("down", "-v", "--remove-orphans", broker=self.broker)
@@ -246,6 +259,9 @@ def main():
             if flow.event_id:
                 tally.check(f"[{broker}] SIGKILL of the booking service: restarted, every booking still there",
                             flow.survives_sigkill)
+            if broker == "sqs":
+                tally.check("[sqs] the AWS API restarted empty: the topology declared again, bookings propagate",
+                            flow.survives_an_aws_restart)
             if broker == "rabbitmq":
                 for service in SERVICES:
                     tally.check(f"{service} image runs as its Deployment declares and stops within its grace period",

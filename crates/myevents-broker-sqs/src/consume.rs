@@ -13,7 +13,7 @@ use aws_sdk_sqs::types::{
 use myevents_broker::adapter::{ConsumerSignals, Outcome, mark_dead_letter, process};
 use myevents_broker::{BrokerError, Cause, Consumer, Message, MessageHandler, Subscription};
 
-use crate::topology::{Queues, aws_error};
+use crate::topology::{Queues, aws_error, is_gone};
 use crate::{SqsBroker, wire};
 
 /// The most messages SQS returns in one receive.
@@ -99,6 +99,14 @@ async fn consume(
             }
             Err(error) => {
                 signals.set_attached(false);
+                if is_gone(&error) {
+                    // Deleted, or a local server that keeps nothing restarted: the run ends, and
+                    // the next one declares the queues again (in check mode, names the missing one).
+                    tracing::warn!(queue = %queues.queue, error = %aws_error("receiving", &error),
+                        "the subscription's queue is gone");
+                    broker.forget_topology().await;
+                    return;
+                }
                 failures = failures.saturating_add(1);
                 let error = aws_error("receiving", &error);
                 tracing::warn!(%error, queue = %queues.queue, "SQS receive failed");

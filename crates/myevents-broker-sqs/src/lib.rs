@@ -126,9 +126,12 @@ pub struct SqsBroker {
 struct Inner {
     config: SqsConfig,
     clients: OnceCell<Clients>,
-    topic_arn: OnceCell<String>,
-    /// Set once [`SqsConfig::topology`] was declared.
-    topology: OnceCell<()>,
+    // What the adapter learnt of the topology, forgotten together when AWS says a part of it is
+    // gone ([`SqsBroker::forget_topology`]).
+    /// The topic's ARN, once created or found.
+    topic_arn: Mutex<Option<String>>,
+    /// Whether [`SqsConfig::topology`] was declared.
+    topology: Mutex<bool>,
     /// Queue URLs by subscription name, once declared.
     queues: Mutex<HashMap<String, topology::Queues>>,
 }
@@ -149,8 +152,8 @@ impl SqsBroker {
             inner: Arc::new(Inner {
                 config,
                 clients: OnceCell::new(),
-                topic_arn: OnceCell::new(),
-                topology: OnceCell::new(),
+                topic_arn: Mutex::new(None),
+                topology: Mutex::new(false),
                 queues: Mutex::new(HashMap::new()),
             }),
         }
@@ -214,18 +217,28 @@ impl SqsBroker {
             .await
     }
 
-    /// Declares [`SqsConfig::topology`] once (on the first publish).
+    /// Declares [`SqsConfig::topology`] on the first publish (and on the first after it was
+    /// forgotten).
     async fn ensure_topology(&self) -> Result<(), BrokerError> {
-        self.inner
-            .topology
-            .get_or_try_init(|| async {
-                for subscription in &self.inner.config.topology {
-                    self.queues(subscription).await?;
-                }
-                Ok(())
-            })
-            .await?;
+        let mut declared = self.inner.topology.lock().await;
+        if !*declared {
+            for subscription in &self.inner.config.topology {
+                self.queues(subscription).await?;
+            }
+            *declared = true;
+        }
         Ok(())
+    }
+
+    /// Forgets the topic's ARN, the queues' URLs and that the topology was declared, after AWS said
+    /// a part of it is gone (deleted, or a local server that keeps nothing restarted): the next
+    /// publish and the next consume run declare it again (in check mode: name what is missing).
+    pub(crate) async fn forget_topology(&self) {
+        *self.inner.topology.lock().await = false;
+        *self.inner.topic_arn.lock().await = None;
+        self.inner.queues.lock().await.clear();
+        tracing::warn!(topic = %self.inner.config.topic,
+            "part of the SNS + SQS topology is gone: it is declared again on next use");
     }
 
     /// Publishes up to [`BATCH`] messages in one `PublishBatch`; one result per message.
@@ -260,6 +273,9 @@ impl SqsBroker {
             .await;
         match answer {
             Err(error) => {
+                if topology::is_gone(&error) {
+                    self.forget_topology().await;
+                }
                 let error = topology::aws_error("publishing", &error);
                 for result in results.iter_mut().filter(|r| r.is_ok()) {
                     *result = Err(error.clone());
@@ -291,12 +307,14 @@ impl EventPublisher for SqsBroker {
     async fn publish(&self, message: &Message) -> Result<(), BrokerError> {
         self.ensure_topology().await?;
         let (clients, topic_arn) = (self.clients().await?, self.topic_arn().await?);
-        let request = wire::publish_request(&clients.sns, topic_arn, message)?;
+        let request = wire::publish_request(&clients.sns, &topic_arn, message)?;
         // The SDK retries a lost connection or a throttled call (standard retry mode, 3 attempts).
-        request
-            .send()
-            .await
-            .map_err(|error| topology::aws_error("publishing", &error))?;
+        if let Err(error) = request.send().await {
+            if topology::is_gone(&error) {
+                self.forget_topology().await;
+            }
+            return Err(topology::aws_error("publishing", &error));
+        }
         Ok(())
     }
 

@@ -74,52 +74,69 @@ where
     }
 }
 
+/// Whether a failed call says that the topic or queue it named does not exist (any more): what
+/// the adapter learnt of the topology is then forgotten ([`SqsBroker::forget_topology`]).
+pub(crate) fn is_gone<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(
+        error.code(),
+        Some("NotFound" | "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
+    )
+}
+
 impl SqsBroker {
-    /// The topic's ARN: created (idempotent) or, when the deployment owns the topology, looked up.
+    /// The topic's ARN: created (idempotent) or, when the deployment owns the topology, looked up;
+    /// kept until [`SqsBroker::forget_topology`].
     ///
     /// # Errors
     /// [`BrokerError::Misconfigured`] when the topic is missing and may not be created.
-    pub(crate) async fn topic_arn(&self) -> Result<&String, BrokerError> {
-        self.inner
-            .topic_arn
-            .get_or_try_init(|| async {
-                let sns = &self.clients().await?.sns;
-                let name = format!("{}.fifo", self.inner.config.topic);
-                match self.inner.config.topology_mode {
-                    SqsTopology::Create => {
-                        let created = sns
-                            .create_topic()
-                            .name(&name)
-                            .attributes("FifoTopic", "true")
-                            .send()
-                            .await
-                            .map_err(|e| aws_error(&format!("creating topic {name}"), &e))?;
-                        created.topic_arn().map(str::to_owned).ok_or_else(|| {
-                            BrokerError::Unexpected(Cause::msg("CreateTopic answered no ARN"))
-                        })
-                    }
-                    SqsTopology::Check => {
-                        let mut pages = sns.list_topics().into_paginator().send();
-                        while let Some(page) = pages.next().await {
-                            let page = page.map_err(|e| aws_error("listing topics", &e))?;
-                            let suffix = format!(":{name}");
-                            if let Some(arn) = page
-                                .topics()
-                                .iter()
-                                .filter_map(|topic| topic.topic_arn())
-                                .find(|arn| arn.ends_with(&suffix))
-                            {
-                                return Ok(arn.to_owned());
-                            }
-                        }
-                        Err(BrokerError::Misconfigured(Cause::msg(format!(
-                            "SNS topic {name} does not exist and SQS_TOPOLOGY=check: create it \
-                             (FIFO) or set SQS_TOPOLOGY=create"
-                        ))))
-                    }
+    pub(crate) async fn topic_arn(&self) -> Result<String, BrokerError> {
+        let mut known = self.inner.topic_arn.lock().await;
+        if let Some(arn) = known.as_ref() {
+            return Ok(arn.clone());
+        }
+        let arn = async {
+            let sns = &self.clients().await?.sns;
+            let name = format!("{}.fifo", self.inner.config.topic);
+            match self.inner.config.topology_mode {
+                SqsTopology::Create => {
+                    let created = sns
+                        .create_topic()
+                        .name(&name)
+                        .attributes("FifoTopic", "true")
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&format!("creating topic {name}"), &e))?;
+                    created.topic_arn().map(str::to_owned).ok_or_else(|| {
+                        BrokerError::Unexpected(Cause::msg("CreateTopic answered no ARN"))
+                    })
                 }
-            })
-            .await
+                SqsTopology::Check => {
+                    let mut pages = sns.list_topics().into_paginator().send();
+                    while let Some(page) = pages.next().await {
+                        let page = page.map_err(|e| aws_error("listing topics", &e))?;
+                        let suffix = format!(":{name}");
+                        if let Some(arn) = page
+                            .topics()
+                            .iter()
+                            .filter_map(|topic| topic.topic_arn())
+                            .find(|arn| arn.ends_with(&suffix))
+                        {
+                            return Ok(arn.to_owned());
+                        }
+                    }
+                    Err(BrokerError::Misconfigured(Cause::msg(format!(
+                        "SNS topic {name} does not exist and SQS_TOPOLOGY=check: create it \
+                             (FIFO) or set SQS_TOPOLOGY=create"
+                    ))))
+                }
+            }
+        }
+        .await?;
+        *known = Some(arn.clone());
+        Ok(arn)
     }
 
     /// The queues of `subscription`, declared on first use: its dead-letter queue, its queue (with
@@ -247,7 +264,7 @@ impl SqsBroker {
     ) -> Result<(), BrokerError> {
         let clients = self.clients().await?;
         let topic_arn = self.topic_arn().await?;
-        let existing = self.subscription_of(topic_arn, queue_arn).await?;
+        let existing = self.subscription_of(&topic_arn, queue_arn).await?;
         if self.inner.config.topology_mode == SqsTopology::Check {
             return match existing {
                 Some(_) => Ok(()),
@@ -293,7 +310,7 @@ impl SqsBroker {
                 clients
                     .sns
                     .subscribe()
-                    .topic_arn(topic_arn)
+                    .topic_arn(&topic_arn)
                     .protocol("sqs")
                     .endpoint(queue_arn)
                     .attributes("RawMessageDelivery", "true")

@@ -128,3 +128,131 @@ async fn check_mode_names_what_is_missing_and_creates_nothing() {
         .await
         .expect("found");
 }
+
+/// SNS and SQS clients of their own on the test server, to change the topology under the adapter.
+async fn clients() -> (aws_sdk_sns::Client, aws_sdk_sqs::Client) {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    (
+        aws_sdk_sns::Client::new(&shared),
+        aws_sdk_sqs::Client::new(&shared),
+    )
+}
+
+/// Publishes `message` until it is taken (at most 30 s): the first attempts after a deletion may
+/// fail, as the outbox relay's do, until the adapter has declared the topology again.
+async fn publish_until_taken(broker: &SqsBroker, message: &Message) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match broker.publish(message).await {
+            Ok(()) => return,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                eprintln!("publish refused, trying again: {error}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("never published again: {error}"),
+        }
+    }
+}
+
+/// The topic and queues deleted under a running service (as when a local AWS-API server that keeps
+/// nothing restarts): the consumer and the publisher declare them again by themselves, and the
+/// messages published afterwards are delivered. (AWS itself refuses a deleted queue's name for 60 s;
+/// the consume runs and the publishes are retried until it takes it again. moto does not wait.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_topology_is_declared_again() {
+    use myevents_broker::{HandlingError, MessageHandler};
+    use tokio::sync::mpsc;
+
+    struct Forward(mpsc::UnboundedSender<String>);
+    #[async_trait::async_trait]
+    impl MessageHandler for Forward {
+        async fn handle(&self, message: &Message) -> Result<(), HandlingError> {
+            self.0.send(message.id.clone()).ok();
+            Ok(())
+        }
+    }
+    async fn delivered(rx: &mut mpsc::UnboundedReceiver<String>, sent: &Message) {
+        let got = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{} not delivered within 30 s", sent.id))
+            .expect("an id");
+        assert_eq!(got, sent.id);
+    }
+
+    let subscription = Subscription::new(
+        format!("recreated-{}", uuid::Uuid::now_v7().simple()),
+        &["eventCreated"],
+    );
+    let mut config = config();
+    config.topology = vec![subscription.clone()];
+    let topic = format!("{}.fifo", config.topic);
+    let queue = format!("{}.fifo", subscription.name);
+    let dead_letter_queue = format!("{}-dlq.fifo", subscription.name);
+    let broker = SqsBroker::new(config);
+    broker.declare(&subscription).await.expect("declared");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let consumer = broker
+        .subscribe(&subscription, Arc::new(Forward(tx)))
+        .await
+        .expect("consumer");
+    let first = Message::new("eventCreated", "k", b"{}".to_vec());
+    broker.publish(&first).await.expect("published");
+    delivered(&mut rx, &first).await;
+
+    let (sns, sqs) = clients().await;
+    let topic_arn = sns
+        .create_topic()
+        .name(&topic)
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .expect("the topic's ARN")
+        .topic_arn()
+        .expect("an ARN")
+        .to_owned();
+    let delete_everything = || async {
+        sns.delete_topic()
+            .topic_arn(&topic_arn)
+            .send()
+            .await
+            .expect("topic deleted");
+        for name in [&queue, &dead_letter_queue] {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .expect("queue URL");
+            sqs.delete_queue()
+                .queue_url(url.queue_url().expect("a URL"))
+                .send()
+                .await
+                .expect("queue deleted");
+        }
+    };
+
+    // The consumer finds its queue gone at its next receive and declares everything again; the
+    // publisher, which knew the topic, finds it again.
+    delete_everything().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let second = Message::new("eventCreated", "k", b"{}".to_vec());
+    publish_until_taken(&broker, &second).await;
+    delivered(&mut rx, &second).await;
+
+    // The publisher finds the topic gone and declares every subscription of the topology again
+    // before it publishes.
+    delete_everything().await;
+    let third = Message::new("eventCreated", "k", b"{}".to_vec());
+    publish_until_taken(&broker, &third).await;
+    delivered(&mut rx, &third).await;
+    consumer.shutdown().await;
+}
