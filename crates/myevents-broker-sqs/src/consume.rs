@@ -33,7 +33,7 @@ pub(crate) fn spawn(
             // Declared by each run, so that AWS unreachable at start-up delays consumption (the
             // supervisor starts the run again), not the service.
             match broker.queues(&subscription).await {
-                Ok(queues) => consume(&broker, &subscription, &queues, handler, signals).await,
+                Ok(queues) => consume(&broker, &subscription, queues, handler, signals).await,
                 Err(error) => {
                     tracing::error!(%error, subscription = %subscription.name,
                         "the subscription's queues cannot be declared");
@@ -63,7 +63,7 @@ enum State {
 async fn consume(
     broker: &SqsBroker,
     subscription: &Subscription,
-    queues: &Queues,
+    mut queues: Queues,
     handler: Arc<dyn MessageHandler>,
     signals: ConsumerSignals,
 ) {
@@ -100,12 +100,23 @@ async fn consume(
             Err(error) => {
                 signals.set_attached(false);
                 if is_gone(&error) {
-                    // Deleted, or a local server that keeps nothing restarted: the run ends, and
-                    // the next one declares the queues again (in check mode, names the missing one).
+                    // Deleted, or a local server that keeps nothing restarted: declared again
+                    // here; if that fails (in check mode: it names the missing part), the run
+                    // ends and the supervisor starts the next one, which tries again.
                     tracing::warn!(queue = %queues.queue, error = %aws_error("receiving", &error),
                         "the subscription's queue is gone");
                     broker.forget_topology().await;
-                    return;
+                    match broker.queues(subscription).await {
+                        Ok(declared) => {
+                            queues = declared;
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, subscription = %subscription.name,
+                                "the subscription's queues cannot be declared again");
+                            return;
+                        }
+                    }
                 }
                 failures = failures.saturating_add(1);
                 let error = aws_error("receiving", &error);
@@ -136,7 +147,8 @@ async fn consume(
                     let processing =
                         process(handler.as_ref(), &message, config.retry, signals.metrics());
                     let Some(outcome) =
-                        extend_while(broker, queues, &in_hand[index..], processing, &signals).await
+                        extend_while(broker, &queues, &in_hand[index..], processing, &signals)
+                            .await
                     else {
                         // Killed: a crash, nothing deleted or handed back.
                         return;
@@ -156,21 +168,22 @@ async fn consume(
                     continue;
                 }
                 let message = message.unwrap_or_else(|| undecodable(received));
-                if let Err(error) = dead_letter(broker, subscription, queues, message, reason).await
+                if let Err(error) =
+                    dead_letter(broker, subscription, &queues, message, reason).await
                 {
                     // Not deleted: the message comes again after the visibility time-out. The run
                     // ends, as with the other adapters, so that the supervisor counts a restart
                     // and the consumer's health shows it while it keeps failing.
                     tracing::error!(%error, "dead-lettering failed; the message stays in its queue");
                     in_hand[index].state = State::Left;
-                    settle(broker, queues, &in_hand).await;
+                    settle(broker, &queues, &in_hand).await;
                     signals.set_attached(false);
                     return;
                 }
             }
             in_hand[index].state = State::Settled;
         }
-        settle(broker, queues, &in_hand).await;
+        settle(broker, &queues, &in_hand).await;
         if signals.is_stopping() {
             break;
         }
