@@ -11,9 +11,9 @@
 # read-only root filesystem.
 #
 # Build arguments:
-#   FEATURES       cargo features of both binaries (default "kafka sqs otlp": one image serves RabbitMQ,
-#                  Kafka and SNS + SQS, with OTLP trace export; RabbitMQ and MongoDB are always
-#                  compiled in)
+#   FEATURES       cargo features of both binaries (default "kafka sqs dynamodb otlp": one image serves
+#                  RabbitMQ, Kafka and SNS + SQS, MongoDB and DynamoDB, with OTLP trace export;
+#                  RabbitMQ and MongoDB are always compiled in)
 #   VERSION        the version label (set it to the workspace version, as `cargo metadata` reports it)
 #   GIT_COMMIT     the commit label, baked into the binaries and served at GET /version
 #   SOURCE_URL     the source repository label
@@ -52,7 +52,7 @@ HEALTHCHECK --interval=10s --timeout=4s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/booking-service", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/booking-service"]
 
-# The same images from binaries built outside this file (`cargo build --features "kafka sqs otlp"` on a
+# The same images from binaries built outside this file (`cargo build --features "kafka sqs dynamodb otlp"` on a
 # Debian 12 machine, whose glibc the runtime image matches), for a test run that has built them already:
 #
 #   docker build -f Dockerfile --target event-service-prebuilt -t myevents/event-service DIR
@@ -81,7 +81,7 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
-ARG FEATURES="kafka sqs otlp"
+ARG FEATURES="kafka sqs dynamodb otlp"
 # Symbols stripped from the binaries (a third of their size; panics still name their location).
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 COPY --from=planner /src/recipe.json recipe.json

@@ -263,9 +263,11 @@ install_moto() {
   fi
 }
 
-# ensure_aws: moto in server mode (SNS and SQS here) on a free port, unless MYEVENTS_TEST_AWS_ENDPOINT
-# names another server; the SDK's credential chain gets test credentials unless it has some (moto
-# takes any).
+# ensure_aws: moto in server mode (SNS, SQS and DynamoDB) on a free port, unless
+# MYEVENTS_TEST_AWS_ENDPOINT names another server; started through scripts/aws_test_server.py, which
+# works around moto's DynamoDB faults (transactions not safe across its threads, a whole-table copy
+# per transaction; scripts/repro/moto_dynamodb_transactions.py). The SDK's credential chain gets test
+# credentials unless it has some (moto takes any).
 ensure_aws() {
   install_moto
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
@@ -277,7 +279,7 @@ ensure_aws() {
   port=$(free_port)
   mkdir -p target
   log "starting the AWS-API test server (moto $MOTO_VERSION) on 127.0.0.1:$port"
-  "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+  "$MOTO_VENV/bin/python" scripts/aws_test_server.py -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
   AWS_PID=$!
   export MYEVENTS_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do

@@ -290,9 +290,8 @@ def replicated(overlay):
 
 
 def on_managed_services(overlay):
-    """No broker or database workload; the services on SNS + SQS with a region, each under its own
-    ServiceAccount naming an IAM role (IRSA), allowed out to AWS (443) and the managed MongoDB
-    (27017), whose address is not one of the cluster's."""
+    """No broker or database workload; the services on SNS + SQS and DynamoDB (a table each) with a
+    region, each under its own ServiceAccount naming an IAM role (IRSA), allowed out to AWS (443)."""
     docs = rendered[overlay]
     assert not objects(docs, "StatefulSet"), f"stateful workloads {sorted(objects(docs, 'StatefulSet'))}"
     accounts = objects(docs, "ServiceAccount")
@@ -304,18 +303,21 @@ def on_managed_services(overlay):
         if "to" not in rule
         for port in rule.get("ports", [])
     }
-    assert {443, 27017} <= egress_ports, f"egress anywhere only to {sorted(egress_ports)}"
+    assert 443 in egress_ports, f"egress anywhere only to {sorted(egress_ports)}"
+    tables = set()
     for name in SERVICES:
         deployment = objects(docs, "Deployment")[name]
         settings = service_settings(docs, deployment)
         assert settings["BROKER_KIND"] == "sqs", f"{name}: BROKER_KIND={settings['BROKER_KIND']}"
+        assert settings["STORE_KIND"] == "dynamodb", f"{name}: STORE_KIND={settings['STORE_KIND']}"
         assert settings.get("AWS_REGION"), f"{name}: no AWS_REGION"
+        table = settings.get("DYNAMODB_TABLE")
+        assert table, f"{name}: no DYNAMODB_TABLE"
+        tables.add(table)
         account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         role = accounts[account]["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn", "")
         assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", role), f"{name}: role {role!r}"
-        hosts = url_hosts(settings["MONGO_URL"])
-        assert not any(host.split(":")[0] in objects(docs, "Service") for host in hosts), (
-            f"{name}: MONGO_URL names an in-cluster Service: {hosts}")
+    assert len(tables) == len(SERVICES), f"the services share a table: {sorted(tables)}"
 
 
 def main():
@@ -330,8 +332,9 @@ def main():
         tally.check(f"k8s/overlays/{overlay}: the Ingress sends bookings to the booking service", ingress_routes, overlay)
         tally.check(f"k8s/overlays/{overlay}: every workload has a NetworkPolicy", network_policies, overlay)
         if overlay in MANAGED:
-            tally.check(f"k8s/overlays/{overlay}: no broker or database workload, SNS + SQS with IAM roles "
-                        "for the service accounts, a managed MongoDB", on_managed_services, overlay)
+            tally.check(f"k8s/overlays/{overlay}: no broker or database workload, SNS + SQS and DynamoDB "
+                        "(a table per service) with IAM roles for the service accounts",
+                        on_managed_services, overlay)
         if overlay in PRODUCTION:
             tally.check(f"k8s/overlays/{overlay}: each stateful dependency on three nodes, a PodDisruptionBudget "
                         "of one, the services naming every member", replicated, overlay)

@@ -1,10 +1,11 @@
 """The compose stack and the images, run for real: `docker-compose up` of docker-compose.yml (upstream
 images replaced by the stand-ins of compose.standins.yml), once over RabbitMQ, once with the kafka
-profile and once over SNS + SQS with the aws profile (moto). Through the host ports: a location and
+profile and once over SNS + SQS and DynamoDB with the aws profile (moto). Through the host ports: a location and
 an event, bookings until 409, SeatsAvailable reaching
 0 on the event service, both services `up` in Prometheus, the dashboard in Grafana; then a SIGKILL of
 the booking service, which compose restarts with every booking still there; over SNS + SQS, a
-restart of the AWS API, which keeps nothing, after which a new event's bookings still propagate;
+restart of the AWS API, which keeps nothing, after which both services are ready again on tables
+created anew and a new event's bookings still propagate;
 then `down -v`. Each
 image also runs under the constraints of its rendered Deployment (UID, read-only root, no
 capabilities, memory limit, the ConfigMap's and Secret's environment), becomes ready on its probe
@@ -32,11 +33,14 @@ FILES = ["-f", "docker-compose.yml", "-f", "scripts/deploy/compose.standins.yml"
 EVENT = "http://127.0.0.1:8181"
 BOOKING = "http://127.0.0.1:8282"
 CAPACITY = 6
+# The store of each flow: on AWS's services, DynamoDB.
+STORES = {"rabbitmq": "mongodb", "kafka": "mongodb", "sqs": "dynamodb"}
 
 
 def compose(*args, broker="rabbitmq", timeout=600):
     profile = {"kafka": ["--profile", "kafka"], "sqs": ["--profile", "aws"]}.get(broker, [])
-    env = {"COMPOSE_PROJECT_NAME": PROJECT, "MYEVENTS_TAG": TAG, "BROKER_KIND": broker}
+    env = {"COMPOSE_PROJECT_NAME": PROJECT, "MYEVENTS_TAG": TAG, "BROKER_KIND": broker,
+           "STORE_KIND": STORES[broker]}
     return run("docker-compose", *FILES, *profile, *args, env=env, timeout=timeout)
 
 
@@ -68,6 +72,8 @@ class Flow:
         for service in SERVICES:
             env = inspect(container(service), "{{json .Config.Env}}")
             assert f'"BROKER_KIND={self.broker}"' in env, f"{service} is not on {self.broker}: {env}"
+            store = STORES[self.broker]
+            assert f'"STORE_KIND={store}"' in env, f"{service} is not on {store}: {env}"
         for service in SERVICES + ["mongodb", "rabbitmq", "prometheus", "grafana"] + (
                 {"kafka": ["kafka"], "sqs": ["aws"]}.get(self.broker, [])):
             eventually(f"{service} healthy",
@@ -156,12 +162,16 @@ class Flow:
         assert status == 409, (status, body)
 
     def survives_an_aws_restart(self):
-        """compose's local AWS API keeps nothing: restarted, it has no topic, queue or subscription.
-        Both services find theirs gone at their next publish or receive, declare them again, and a
-        new event still reaches the booking service, whose booking reaches the event service."""
+        """compose's local AWS API keeps nothing: restarted, it has no topic, queue, subscription or
+        table. Both services find their tables gone at their next readiness check (or call), are
+        unready until they have created them again, find their topic and queues gone at their next
+        publish or receive and declare them again; a new event still reaches the booking service,
+        whose booking reaches the event service."""
         compose("restart", "aws", broker=self.broker)
         eventually("aws healthy again",
                    lambda: inspect(container("aws"), "{{.State.Health.Status}}") == "healthy", 120)
+        eventually("the event service ready again", lambda: ready(EVENT), 120)
+        eventually("the booking service ready again", lambda: ready(BOOKING), 120)
         self.booked = {}
         self.book_until_sold_out(" after the restart")
         self.seats_propagate()
@@ -260,7 +270,7 @@ def main():
                 tally.check(f"[{broker}] SIGKILL of the booking service: restarted, every booking still there",
                             flow.survives_sigkill)
             if broker == "sqs":
-                tally.check("[sqs] the AWS API restarted empty: the topology declared again, bookings propagate",
+                tally.check("[sqs] the AWS API restarted empty: tables and topology made again, bookings propagate",
                             flow.survives_an_aws_restart)
             if broker == "rabbitmq":
                 for service in SERVICES:

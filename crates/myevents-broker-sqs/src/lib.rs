@@ -173,42 +173,15 @@ impl SqsBroker {
         self.inner
             .clients
             .get_or_try_init(|| async {
-                use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
                 let config = &self.inner.config;
-                let endpoint = config
-                    .endpoint
-                    .clone()
-                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-                let found = rustls_native_certs::load_native_certs();
-                let trust = trust_store(found.certs.len(), endpoint.as_deref())?;
-                let tls = tls::TlsContext::builder()
-                    .with_trust_store(trust)
-                    .build()
-                    .map_err(|error| BrokerError::Misconfigured(Cause::new(error)))?;
-                let http = aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                    .tls_context(tls)
-                    .build_https();
-                let timeouts = aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
+                let shared = myevents_aws::sdk_config(&myevents_aws::AwsSettings {
+                    endpoint: config.endpoint.clone(),
+                    region: config.region.clone(),
                     // Above the longest long poll (20 s).
-                    .operation_timeout(Duration::from_secs(30))
-                    .build();
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(http)
-                    .timeout_config(timeouts);
-                if let Some(endpoint) = &config.endpoint {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                if let Some(region) = &config.region {
-                    loader = loader.region(aws_config::Region::new(region.clone()));
-                }
-                let shared = loader.load().await;
-                if shared.region().is_none() {
-                    return Err(BrokerError::Misconfigured(Cause::msg(
-                        "no AWS region: set AWS_REGION (or a profile's region)",
-                    )));
-                }
+                    operation_timeout: Duration::from_secs(30),
+                })
+                .await
+                .map_err(BrokerError::Misconfigured)?;
                 Ok(Clients {
                     sns: aws_sdk_sns::Client::new(&shared),
                     sqs: aws_sdk_sqs::Client::new(&shared),
@@ -350,71 +323,5 @@ impl EventSubscriber for SqsBroker {
         handler: Arc<dyn MessageHandler>,
     ) -> Result<Consumer, BrokerError> {
         Ok(consume::spawn(self.clone(), subscription.clone(), handler))
-    }
-}
-
-/// The CA certificates the HTTPS client trusts, given how many the system has (`native_roots`:
-/// the certificates rustls-native-certs found through `SSL_CERT_FILE`, `SSL_CERT_DIR` or the usual
-/// files such as `/etc/ssl/certs/ca-certificates.crt`) and the endpoint in use (`None`: AWS's own,
-/// which is HTTPS).
-///
-/// The system's, when it has any. Without any, nothing AWS serves over HTTPS can be verified: the
-/// adapter refuses to start rather than fail on every request (an image without the
-/// `ca-certificates` file, say), unless the endpoint is a plain `http://` one (a local server), for
-/// which it trusts nothing and warns.
-///
-/// # Errors
-/// [`BrokerError::Misconfigured`] when the system has no CA certificate and the endpoint is HTTPS.
-fn trust_store(
-    native_roots: usize,
-    endpoint: Option<&str>,
-) -> Result<aws_smithy_http_client::tls::TrustStore, BrokerError> {
-    use aws_smithy_http_client::tls::TrustStore;
-    if native_roots > 0 {
-        return Ok(TrustStore::default());
-    }
-    match endpoint {
-        Some(url) if url.starts_with("http://") => {
-            tracing::warn!(
-                endpoint = url,
-                "no CA certificates on this system: HTTPS to AWS would fail; the plain HTTP endpoint works without them"
-            );
-            Ok(TrustStore::empty().with_native_roots(false))
-        }
-        _ => Err(BrokerError::Misconfigured(Cause::msg(format!(
-            "no CA certificates on this system, so the HTTPS endpoint {} cannot be verified: \
-             install the CA bundle (Debian's ca-certificates package, /etc/ssl/certs/ca-certificates.crt) \
-             or point SSL_CERT_FILE at one",
-            endpoint.unwrap_or("of AWS")
-        )))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_system_roots_are_trusted_when_there_are_any() {
-        let trust = trust_store(144, None).expect("roots found");
-        assert!(format!("{trust:?}").contains("enable_native_roots: true"));
-    }
-
-    #[test]
-    fn without_ca_certificates_an_https_endpoint_is_refused_with_the_way_out() {
-        for endpoint in [None, Some("https://sqs.eu-west-1.amazonaws.com")] {
-            let Err(BrokerError::Misconfigured(cause)) = trust_store(0, endpoint) else {
-                panic!("{endpoint:?}: accepted without a CA certificate");
-            };
-            let text = cause.to_string();
-            assert!(text.contains("no CA certificates"), "{text}");
-            assert!(text.contains("SSL_CERT_FILE"), "{text}");
-        }
-    }
-
-    #[test]
-    fn without_ca_certificates_a_plain_http_endpoint_trusts_nothing() {
-        let trust = trust_store(0, Some("http://aws:5000")).expect("plain HTTP needs no roots");
-        assert!(format!("{trust:?}").contains("enable_native_roots: false"));
     }
 }

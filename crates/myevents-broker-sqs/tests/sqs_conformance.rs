@@ -131,16 +131,13 @@ async fn check_mode_names_what_is_missing_and_creates_nothing() {
 
 /// SNS and SQS clients of their own on the test server, to change the topology under the adapter.
 async fn clients() -> (aws_sdk_sns::Client, aws_sdk_sqs::Client) {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .endpoint_url(endpoint())
-        .region(aws_config::Region::new("eu-west-1"))
-        .load()
-        .await;
+    let shared = myevents_aws::sdk_config(&myevents_aws::AwsSettings {
+        endpoint: Some(endpoint()),
+        region: Some("eu-west-1".to_owned()),
+        operation_timeout: Duration::from_secs(30),
+    })
+    .await
+    .expect("the SDK's configuration");
     (
         aws_sdk_sns::Client::new(&shared),
         aws_sdk_sqs::Client::new(&shared),

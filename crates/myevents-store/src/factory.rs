@@ -26,7 +26,8 @@ use crate::{
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The configuration names a kind this binary was built without (cargo feature `mongodb`).
+    /// The configuration names a kind this binary was built without (cargo feature `mongodb` or
+    /// `dynamodb`).
     #[error("STORE_KIND={0}, but this binary was built without the `{0}` feature")]
     NotCompiled(&'static str),
     /// The adapter refused its settings (e.g. a malformed `MONGO_URL`).
@@ -55,6 +56,16 @@ impl Shared {
         }
     }
 
+    /// On DynamoDB, in the service's table.
+    #[cfg(feature = "dynamodb")]
+    fn on_dynamo(store: &crate::dynamo::DynamoStore) -> Self {
+        Self {
+            outbox: Arc::new(crate::dynamo::DynamoOutbox::new(store)),
+            idempotency: Arc::new(crate::dynamo::DynamoIdempotencyRepository::new(store)),
+            health: Arc::new(store.clone()),
+        }
+    }
+
     /// On MongoDB, with the service's outbox collections.
     #[cfg(feature = "mongodb")]
     fn on_mongo(mongo: crate::mongo::MongoStore, outbox: crate::mongo::MongoOutbox) -> Self {
@@ -80,6 +91,10 @@ pub trait ServiceStore: Clone + Send + Sync + Sized + 'static {
     #[cfg(feature = "mongodb")]
     fn on_mongo(mongo: crate::mongo::MongoStore) -> Self;
 
+    /// The adapters over one started DynamoDB store (the service's table).
+    #[cfg(feature = "dynamodb")]
+    fn on_dynamo(store: &crate::dynamo::DynamoStore) -> Self;
+
     /// The outbox, idempotency records and health.
     fn shared(&self) -> &Shared;
 }
@@ -100,6 +115,13 @@ pub async fn open<S: ServiceStore>(config: &StoreConfig) -> Result<S, OpenError>
         }
         #[cfg(not(feature = "mongodb"))]
         StoreConfig::MongoDb(_) => Err(OpenError::NotCompiled("mongodb")),
+        #[cfg(feature = "dynamodb")]
+        StoreConfig::DynamoDb(settings) => {
+            let store = crate::dynamo::DynamoStore::start(settings).await?;
+            Ok(S::on_dynamo(&store))
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        StoreConfig::DynamoDb(_) => Err(OpenError::NotCompiled("dynamodb")),
     }
 }
 
@@ -132,6 +154,14 @@ impl ServiceStore for BookingStore {
         let outbox = MongoOutbox::for_booking_service(&mongo);
         let shared = Shared::on_mongo(mongo, outbox);
         Self { bookings, shared }
+    }
+
+    #[cfg(feature = "dynamodb")]
+    fn on_dynamo(store: &crate::dynamo::DynamoStore) -> Self {
+        Self {
+            bookings: Arc::new(crate::dynamo::DynamoBookingRepository::new(store)),
+            shared: Shared::on_dynamo(store),
+        }
     }
 
     fn shared(&self) -> &Shared {
@@ -180,6 +210,15 @@ impl ServiceStore for EventStore {
             events,
             locations,
             shared,
+        }
+    }
+
+    #[cfg(feature = "dynamodb")]
+    fn on_dynamo(store: &crate::dynamo::DynamoStore) -> Self {
+        Self {
+            events: Arc::new(crate::dynamo::DynamoEventRepository::new(store)),
+            locations: Arc::new(crate::dynamo::DynamoLocationRepository::new(store)),
+            shared: Shared::on_dynamo(store),
         }
     }
 

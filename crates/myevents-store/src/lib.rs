@@ -4,8 +4,9 @@
 //!
 //! - Ports: [`LocationRepository`], [`EventRepository`] (event service) and [`BookingRepository`]
 //!   (booking service: seat inventory and bookings, changed together atomically).
-//! - Adapters: [`memory`] (in-process, for the embedded mode and unit tests) and, with feature
-//!   `mongodb`, `mongo` (MongoDB through the official driver).
+//! - Adapters: [`memory`] (in-process, for the embedded mode and unit tests), with feature
+//!   `mongodb` `mongo` (MongoDB through the official driver), and with feature `dynamodb` `dynamo`
+//!   (Amazon DynamoDB through the official AWS SDK).
 //! - [`StoreHealth`]: whether a store can serve now (for readiness).
 //! - [`Outbox`]: the transactional outbox. Every write that announces something takes the
 //!   [`OutboxMessage`] and stores it in the same atomic write; a relay publishes pending messages and
@@ -31,6 +32,8 @@ use myevents_domain::seats::SeatCount;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
 pub mod factory;
 pub mod idempotency;
 pub mod memory;

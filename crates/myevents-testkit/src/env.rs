@@ -80,16 +80,26 @@ pub fn kafka_env() -> Env {
 /// and queues no other test uses: its endpoint, a region, and test credentials unless the
 /// environment has some (the test server takes any).
 pub fn sqs_env() -> Env {
+    let mut env = aws_env();
+    env.extend([
+        ("BROKER_KIND", "sqs".to_owned()),
+        ("SQS_TOPIC", unique("events")),
+        ("BOOKING_QUEUE", unique("booking")),
+        ("EVENTS_QUEUE", unique("events-service")),
+    ]);
+    env
+}
+
+/// The variables that point the AWS SDK of a service binary at the AWS-API test server: its
+/// endpoint, a region, and test credentials unless the environment has some (the test server takes
+/// any).
+pub fn aws_env() -> Env {
     let credential = |name: &str| std::env::var(name).unwrap_or_else(|_| "testing".to_owned());
     vec![
-        ("BROKER_KIND", "sqs".to_owned()),
         ("AWS_ENDPOINT_URL", aws_endpoint()),
         ("AWS_REGION", "eu-west-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", credential("AWS_ACCESS_KEY_ID")),
         ("AWS_SECRET_ACCESS_KEY", credential("AWS_SECRET_ACCESS_KEY")),
-        ("SQS_TOPIC", unique("events")),
-        ("BOOKING_QUEUE", unique("booking")),
-        ("EVENTS_QUEUE", unique("events-service")),
     ]
 }
 

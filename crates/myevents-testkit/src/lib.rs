@@ -54,8 +54,8 @@ mod wait;
 
 pub use cluster::{ClusterNode, RabbitMqCluster};
 pub use env::{
-    Env, QUEUE_EXPIRES, amqp_url, aws_endpoint, free_port, kafka_brokers, kafka_env, mongo_env,
-    mongo_url, rabbitmq_env, rabbitmq_env_on, sqs_env, unique, unique_database,
+    Env, QUEUE_EXPIRES, amqp_url, aws_endpoint, aws_env, free_port, kafka_brokers, kafka_env,
+    mongo_env, mongo_url, rabbitmq_env, rabbitmq_env_on, sqs_env, unique, unique_database,
 };
 #[cfg(feature = "rabbitmq")]
 pub use env::{rabbitmq_broker, rabbitmq_broker_on};
