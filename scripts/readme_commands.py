@@ -47,10 +47,11 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 SERVER_PORTS = {"myevents": [8181, 8282], "event-service": [8181], "booking-service": [8282]}
 SKIPPED = {
     "docker compose": "needs the upstream images (no registry here); scripts/deploy/test.sh runs "
-                      "docker-compose.yml with stand-in images, over RabbitMQ, Kafka and SNS + SQS",
+                      "docker-compose.yml with stand-in images, over RabbitMQ, Kafka and SNS + SQS with DynamoDB",
     "docker-compose": "as `docker compose`",
     "BROKER_KIND=kafka docker compose": "as `docker compose`",
     "BROKER_KIND=sqs docker compose": "as `docker compose`",
+    "BROKER_KIND=sqs STORE_KIND=dynamodb docker compose": "as `docker compose`",
     "docker build": "needs the upstream base images; scripts/deploy/test.sh builds the same "
                     "Dockerfile targets on stand-ins",
     "kind": "no Kubernetes cluster here; scripts/deploy/check_manifests.py renders and validates "

@@ -182,7 +182,7 @@ else
   done
 fi
 
-stage "deploy: the compose stack over RabbitMQ, Kafka and SNS + SQS, images under their Deployments" 900
+stage "deploy: the compose stack over RabbitMQ, Kafka and SNS + SQS with DynamoDB, images under their Deployments" 900
 timeout 1200 python3 scripts/deploy/deploy_test.py "$TAG"
 if [ "$(label "myevents/booking-service:$TAG")" = "$inputs" ]; then
   for service in event-service booking-service; do

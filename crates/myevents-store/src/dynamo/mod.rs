@@ -57,6 +57,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
@@ -291,16 +292,18 @@ const TRANSIENT: [&str; 6] = [
 ];
 
 /// A failed call as a repository error: `Unavailable` when it may pass (no answer, a time-out,
-/// throttling, a missing table), `Unexpected` otherwise.
-pub(crate) fn map_sdk<E, R>(what: &str, error: SdkError<E, R>) -> RepositoryError
+/// throttling, a 5xx answer, a missing table), `Unexpected` otherwise.
+pub(crate) fn map_sdk<E>(what: &str, error: SdkError<E, HttpResponse>) -> RepositoryError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let transient = match &error {
+        // A 5xx is DynamoDB's (or a stand-in's) own trouble, whatever its body says.
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            TRANSIENT.contains(&code) || code == "ResourceNotFoundException"
+            TRANSIENT.contains(&code)
+                || code == "ResourceNotFoundException"
+                || service.raw().status().is_server_error()
         }
         SdkError::ConstructionFailure(_) => false,
         _ => true,
@@ -409,10 +412,13 @@ impl DynamoStore {
     /// A failed call as a repository error (see [`map_sdk`]). A table found missing (deleted, or a
     /// local server restarted empty) makes the store unready and creates it again (or, with
     /// `DYNAMODB_TABLE_SETUP=check`, waits until the deployment has).
-    pub(crate) fn sdk_error<E, R>(&self, what: &str, error: SdkError<E, R>) -> RepositoryError
+    pub(crate) fn sdk_error<E>(
+        &self,
+        what: &str,
+        error: SdkError<E, HttpResponse>,
+    ) -> RepositoryError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let gone = matches!(&error, SdkError::ServiceError(service)
             if service.err().code() == Some("ResourceNotFoundException"));
