@@ -309,6 +309,31 @@ pub enum InventoryChange {
     Cancelled(EventCancellation),
 }
 
+impl InventoryChange {
+    /// Applies the change to `inventory`, which it brings to `revision`: an edit sets the name and
+    /// organiser and resizes the capacity ([`SeatInventory::resize`]); a cancellation marks the
+    /// event cancelled (the first cancellation stays).
+    pub(crate) fn apply(&self, inventory: &mut SeatInventory, revision: u64) {
+        inventory.revision = revision;
+        match self {
+            Self::Edited {
+                name,
+                capacity,
+                organiser,
+            } => {
+                inventory.event_name.clone_from(name);
+                inventory.organiser.clone_from(organiser);
+                inventory.resize(*capacity);
+            }
+            Self::Cancelled(cancellation) => {
+                inventory
+                    .cancelled
+                    .get_or_insert_with(|| cancellation.clone());
+            }
+        }
+    }
+}
+
 /// What [`BookingRepository::change_inventory`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InventoryChanged {

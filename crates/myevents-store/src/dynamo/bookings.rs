@@ -264,23 +264,7 @@ impl BookingRepository for DynamoBookingRepository {
             if inventory.revision >= revision {
                 return Ok(InventoryChanged::Stale(inventory));
             }
-            inventory.revision = revision;
-            match change {
-                InventoryChange::Edited {
-                    name,
-                    capacity,
-                    organiser,
-                } => {
-                    inventory.event_name.clone_from(name);
-                    inventory.organiser.clone_from(organiser);
-                    inventory.resize(*capacity);
-                }
-                InventoryChange::Cancelled(cancellation) => {
-                    inventory
-                        .cancelled
-                        .get_or_insert_with(|| cancellation.clone());
-                }
-            }
+            change.apply(&mut inventory, revision);
             next.set_inventory(&inventory);
             let write = match &read {
                 Some(read) => self.rewrite(read, next)?,

@@ -98,23 +98,7 @@ impl BookingRepository for InMemoryBookingRepository {
         if inventory.revision >= revision {
             return Ok(InventoryChanged::Stale(inventory.clone()));
         }
-        inventory.revision = revision;
-        match change {
-            InventoryChange::Edited {
-                name,
-                capacity,
-                organiser,
-            } => {
-                inventory.event_name.clone_from(name);
-                inventory.organiser.clone_from(organiser);
-                inventory.resize(*capacity);
-            }
-            InventoryChange::Cancelled(cancellation) => {
-                inventory
-                    .cancelled
-                    .get_or_insert_with(|| cancellation.clone());
-            }
-        }
+        change.apply(inventory, revision);
         Ok(InventoryChanged::Applied(inventory.clone()))
     }
 
