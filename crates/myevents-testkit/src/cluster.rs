@@ -151,6 +151,40 @@ impl RabbitMqCluster {
             .and_then(|q| q[column].as_array().map(Vec::len))
     }
 
+    /// What node `asked` (a running one) says of every queue: name, type, leader, members, online
+    /// members, messages ready and unacknowledged (`rabbitmqctl list_queues`), and its partitions
+    /// (`cluster_status`): what a failed test prints to tell a queue without a leader from a lost
+    /// message.
+    pub async fn report(&self, asked: usize) -> String {
+        let Some(node) = self.nodes.get(asked) else {
+            return format!("no node {asked}");
+        };
+        let queues = self
+            .ctl(
+                &node.name,
+                &[
+                    "-q",
+                    "list_queues",
+                    "name",
+                    "type",
+                    "leader",
+                    "members",
+                    "online",
+                    "messages_ready",
+                    "messages_unacknowledged",
+                ],
+            )
+            .await;
+        let status = self.ctl(&node.name, &["-q", "cluster_status"]).await;
+        format!(
+            "{} says:\n{}{}{}",
+            node.name,
+            String::from_utf8_lossy(&queues.stdout),
+            String::from_utf8_lossy(&queues.stderr),
+            String::from_utf8_lossy(&status.stdout)
+        )
+    }
+
     /// Every node's AMQP URI, comma-separated (an `AMQP_BROKER_URL`).
     pub fn urls(&self) -> String {
         self.nodes
@@ -276,7 +310,12 @@ impl Drop for RabbitMqCluster {
         for index in 0..self.nodes.len() {
             self.kill(index);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // A failed test leaves the nodes' logs to read.
+        if std::thread::panicking() {
+            eprintln!("the cluster's logs are kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -1,17 +1,19 @@
-//! Contention end to end, over each real broker and the MongoDB-wire server: 1,000 concurrent booking
-//! requests (1-4 seats each, 100 users) for an event of 300 seats, through HTTP against the two
-//! service binaries. The seats confirmed by 201s equal exactly what the inventory lost, never more
-//! than 300; the stored bookings agree; and the event service's `SeatsAvailable` converges to the
-//! booking service's remaining seats.
+//! Contention end to end, over each real broker and the MongoDB-wire server, and over SNS + SQS with
+//! DynamoDB (both of the AWS-API test server): 1,000 concurrent booking requests (1-4 seats each, 100
+//! users) for an event of 300 seats, through HTTP against the two service binaries. The seats
+//! confirmed by 201s equal exactly what the inventory lost, never more than 300; the stored bookings
+//! agree; and the event service's `SeatsAvailable` converges to the booking service's remaining
+//! seats.
 
 use std::time::Duration;
 
 use myevents_domain::id::EventId;
 use myevents_store::BookingRepository;
+use myevents_store::dynamo::{DynamoBookingRepository, DynamoConfig, DynamoStore};
 use myevents_store::mongo::{MongoBookingRepository, MongoConfig, MongoStore};
-use myevents_testkit::post_json;
+use myevents_testkit::{Env, post_json, unique};
 use myevents_testkit::{
-    ServiceProcess, eventually, eventually_answers, mongo_url, unique_database,
+    ServiceProcess, aws_endpoint, eventually, eventually_answers, mongo_url, unique_database,
 };
 use myevents_testkit::{create_event_across, get_json};
 use myevents_testkit::{kafka_env, rabbitmq_env, sqs_env};
@@ -25,31 +27,91 @@ const REQUESTS: usize = 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_rabbitmq_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
-    contend(rabbitmq_env()).await;
+    contend(rabbitmq_env(), Store::MongoDb).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_kafka_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
-    contend(kafka_env()).await;
+    contend(kafka_env(), Store::MongoDb).await;
 }
 
 /// Over SNS + SQS of the AWS-API test server (moto), the store still the MongoDB-wire one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_sqs_a_thousand_concurrent_bookings_never_oversell_and_availability_converges() {
-    contend(sqs_env()).await;
+    contend(sqs_env(), Store::MongoDb).await;
 }
 
-async fn contend(broker_env: Vec<(&str, String)>) {
-    let booking_database = unique_database();
-    let mut env = broker_env;
-    env.extend([
-        ("STORE_KIND", "mongodb".to_owned()),
-        ("MONGO_URL", mongo_url()),
-        ("MONGO_DATABASE", booking_database.clone()),
-        ("MAX_SEATS_PER_BOOKING", "4".to_owned()),
-    ]);
+/// All on the AWS-API test server: SNS + SQS, and each service on a DynamoDB table of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_sqs_on_dynamodb_a_thousand_concurrent_bookings_never_oversell_and_availability_converges()
+ {
+    contend(sqs_env(), Store::DynamoDb).await;
+}
+
+/// Where the services keep their data.
+#[derive(Clone, Copy)]
+enum Store {
+    /// A database of its own per service on the MongoDB-wire test server.
+    MongoDb,
+    /// A table of its own per service on the AWS-API test server.
+    DynamoDb,
+}
+
+impl Store {
+    /// The variables that put one service on a database or table no other test uses, and its name.
+    fn env(self) -> (Env, String) {
+        match self {
+            Store::MongoDb => {
+                let database = unique_database();
+                let env = vec![
+                    ("STORE_KIND", "mongodb".to_owned()),
+                    ("MONGO_URL", mongo_url()),
+                    ("MONGO_DATABASE", database.clone()),
+                ];
+                (env, database)
+            }
+            Store::DynamoDb => {
+                let table = unique("myevents");
+                let env = vec![
+                    ("STORE_KIND", "dynamodb".to_owned()),
+                    ("DYNAMODB_TABLE", table.clone()),
+                    // The test server serves DynamoDB requests one at a time: under this burst a
+                    // request waits its turn for longer than DynamoDB's 10 s default allows.
+                    ("DYNAMODB_OPERATION_TIMEOUT", "120".to_owned()),
+                ];
+                (env, table)
+            }
+        }
+    }
+
+    /// The booking service's repository on `name` (the database or table of [`Store::env`]).
+    async fn bookings(self, name: String) -> Box<dyn BookingRepository> {
+        match self {
+            Store::MongoDb => {
+                let store = MongoStore::start(&MongoConfig::new(mongo_url(), name), Vec::new())
+                    .await
+                    .expect("store");
+                Box::new(MongoBookingRepository::new(&store))
+            }
+            Store::DynamoDb => {
+                let mut config = DynamoConfig::new(name);
+                config.endpoint = Some(aws_endpoint());
+                config.region = Some("eu-west-1".to_owned());
+                let store = DynamoStore::start(&config).await.expect("store");
+                Box::new(DynamoBookingRepository::new(&store))
+            }
+        }
+    }
+}
+
+async fn contend(broker_env: Env, store: Store) {
+    let (booking_store, booking_store_name) = store.env();
+    let mut env = broker_env.clone();
+    env.extend(booking_store);
+    env.push(("MAX_SEATS_PER_BOOKING", "4".to_owned()));
     let bookings = ServiceProcess::start("booking-service", &env).await;
-    env.push(("MONGO_DATABASE", unique_database()));
+    let mut env = broker_env;
+    env.extend(store.env().0);
     let client = Client::new();
     let ready = format!("{}/readyz", bookings.url());
     assert!(
@@ -118,10 +180,7 @@ async fn contend(broker_env: Vec<(&str, String)>) {
     assert!(confirmed > CAPACITY - 4, "only {confirmed} seats sold");
 
     // The inventory lost exactly the confirmed seats, and the stored bookings say the same.
-    let store = MongoStore::start(&MongoConfig::new(mongo_url(), booking_database), Vec::new())
-        .await
-        .expect("store");
-    let repository = MongoBookingRepository::new(&store);
+    let repository = store.bookings(booking_store_name).await;
     let id = EventId::parse(&event_id).expect("id");
     let remaining = i64::from(
         repository

@@ -194,6 +194,7 @@ async fn bookings_survive_the_loss_of_the_node_leading_the_booking_queue() {
         stalled.as_secs_f64(),
     );
     if !converged {
+        println!("{}", cluster.report((leader + 1) % 3).await);
         for (name, service) in [("booking-service", &bookings), ("event-service", &events)] {
             let logs = service.logs.lock().expect("logs").clone();
             for line in logs.iter().filter(|l| !l.contains("\"INFO\"")) {
