@@ -37,7 +37,7 @@ pub struct Wiring<State> {
     pub handler: Arc<dyn MessageHandler>,
     /// Jobs to run periodically.
     pub periodic: Vec<Periodic>,
-    /// The answers of its reads it keeps, if any: served in front of the routes
+    /// The answers of its reads it keeps, if any: served in front of the router
     /// (`myevents_http::cache::KeptAnswerLayer`).
     pub reads: Option<ReadCache>,
 }

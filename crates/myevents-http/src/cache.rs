@@ -7,7 +7,7 @@
 //! once ([`ReadCache::new`]'s `generation`). A change another replica makes is not seen here: its
 //! answers are kept for at most `max_age`, which bounds how old a copy any replica serves after a
 //! change elsewhere. [`KeptAnswerLayer`] serves kept answers to anonymous `GET`s in front of the
-//! route, before anything that costs more than the answer.
+//! router, before anything that costs more than the answer.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -73,6 +73,45 @@ struct Kept {
     content_type: Option<HeaderValue>,
     link: Option<HeaderValue>,
     body: Bytes,
+    /// The route template of the read, put in the answer's extensions when it is served in front
+    /// of the router (for the metrics and the access log, as the router's layer does).
+    route: Option<MatchedPath>,
+}
+
+/// What a kept read needs of its request: the key its answer is kept under (the path and query,
+/// see [`request_key`]), the client's headers (`If-None-Match`) and the route template (axum's
+/// [`MatchedPath`]). An extractor that never rejects.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    key: String,
+    headers: HeaderMap,
+    route: Option<MatchedPath>,
+}
+
+impl ReadRequest {
+    /// A read of `key` (a path and query) by a client that sent `headers`, outside any route.
+    pub fn new(key: impl Into<String>, headers: HeaderMap) -> Self {
+        Self {
+            key: key.into(),
+            headers,
+            route: None,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadRequest {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Infallible> {
+        Ok(Self {
+            key: request_key(&parts.uri).to_owned(),
+            headers: parts.headers.clone(),
+            route: parts.extensions.get::<MatchedPath>().cloned(),
+        })
+    }
 }
 
 /// The answers kept, by key, and the bytes of their bodies.
@@ -112,16 +151,21 @@ impl ReadCache {
         }))
     }
 
-    /// The answer to a `GET` of `key` (its path and query) from a client that sent `headers`: the
-    /// kept one if it is still fresh, else what `read` answers (kept when it is a 200 with a body of
-    /// at most [`MAX_KEPT_BODY`] bytes); with its `ETag`, or 304 when `If-None-Match` names it.
+    /// The answer to `request`, a `GET`: the kept one if it is still fresh, else what `read` answers
+    /// (kept when it is a 200 with a body of at most [`MAX_KEPT_BODY`] bytes); with its `ETag`, or
+    /// 304 when `If-None-Match` names it.
     ///
     /// # Errors
     /// What `read` returns.
-    pub async fn answer<E, F>(&self, key: &str, headers: &HeaderMap, read: F) -> Result<Response, E>
+    pub async fn answer<E, F>(&self, request: &ReadRequest, read: F) -> Result<Response, E>
     where
         F: Future<Output = Result<Response, E>>,
     {
+        let ReadRequest {
+            key,
+            headers,
+            route,
+        } = request;
         let generation = (self.0.generation)();
         if let Some(answer) = self.fresh(key, generation, |kept| kept.to_answer(headers)) {
             return Ok(answer);
@@ -146,6 +190,7 @@ impl ReadCache {
             content_type: parts.headers.remove(header::CONTENT_TYPE),
             link: parts.headers.remove(header::LINK),
             body,
+            route: route.clone(),
         };
         let answer = kept.to_answer(headers);
         if !self.0.max_age.is_zero() && kept.body.len() <= MAX_KEPT_BODY {
@@ -156,7 +201,7 @@ impl ReadCache {
                 *shelf = Shelf::default();
             }
             shelf.bytes += kept.body.len();
-            if let Some(replaced) = shelf.answers.insert(key.to_owned(), kept) {
+            if let Some(replaced) = shelf.answers.insert(key.clone(), kept) {
                 shelf.bytes -= replaced.body.len();
             }
         }
@@ -174,10 +219,11 @@ impl ReadCache {
             .map(answer)
     }
 
-    /// The kept answer to a request that needs nothing but it: a `GET` of `key` (its path and
+    /// The kept answer to a request that needs nothing but it: a `GET` of a key (its path and
     /// query, as [`ReadCache::answer`] was given it) without credentials (`Authorization`,
     /// `X-User-Id`) whose answer is kept and fresh — 200 with the body, or 304 when
-    /// `If-None-Match` names its `ETag`; `None` for any other request, which goes its whole way.
+    /// `If-None-Match` names its `ETag`, with the read's route template in its extensions; `None`
+    /// for any other request, which goes its whole way.
     fn kept_answer(&self, request: &Request) -> Option<Response> {
         let headers = request.headers();
         if request.method() != Method::GET
@@ -187,7 +233,13 @@ impl ReadCache {
             return None;
         }
         let key = request_key(request.uri());
-        self.fresh(key, (self.0.generation)(), |kept| kept.to_answer(headers))
+        self.fresh(key, (self.0.generation)(), |kept| {
+            let mut answer = kept.to_answer(headers);
+            if let Some(route) = &kept.route {
+                answer.extensions_mut().insert(route.clone());
+            }
+            answer
+        })
     }
 }
 
@@ -198,11 +250,11 @@ pub fn request_key(uri: &Uri) -> &str {
         .map_or_else(|| uri.path(), http::uri::PathAndQuery::as_str)
 }
 
-/// Kept answers served in front of a route (see [`ReadCache`]): a `GET` without credentials whose
-/// answer is kept and fresh gets it at once (200, or 304 to a matching `If-None-Match`) — before
-/// the request slot, the time-out, authentication, the rate limit and the handler, which cost more
-/// than the answer and can change nothing in it: it is public, and kept only while it is the one
-/// the handler would compute. So kept reads go on while the service sheds load, and cost a client
+/// Kept answers served in front of the router (see [`ReadCache`]): a `GET` without credentials
+/// whose answer is kept and fresh gets it at once (200, or 304 to a matching `If-None-Match`) —
+/// before the routing, the request slot, the time-out, authentication, the rate limit and the
+/// handler, which cost more than the answer and can change nothing in it: it is public, and kept
+/// only while it is the one the handler would compute. So kept reads go on while the service sheds load, and cost a client
 /// nothing of its rate limit. Every other request goes its whole way, as every request does without
 /// kept answers (`None`: a service whose reads are not kept).
 #[derive(Debug, Clone)]
@@ -390,21 +442,27 @@ mod tests {
             seen.load(Ordering::Relaxed)
         });
         let first = cache
-            .answer("/events", &HeaderMap::new(), async { ok("[1]") })
+            .answer(&ReadRequest::new("/events", HeaderMap::new()), async {
+                ok("[1]")
+            })
             .await
             .expect("answer");
         let etag = first.headers()[header::ETAG].clone();
         assert_eq!(text(first).await, "[1]");
         // Kept: the read is not asked again.
         let again = cache
-            .answer("/events", &HeaderMap::new(), async { ok("[2]") })
+            .answer(&ReadRequest::new("/events", HeaderMap::new()), async {
+                ok("[2]")
+            })
             .await
             .expect("answer");
         assert_eq!(again.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(text(again).await, "[1]");
         for tag in [etag.clone(), HeaderValue::from_static("*")] {
             let not_modified = cache
-                .answer("/events", &if_none_match(&tag), async { ok("[2]") })
+                .answer(&ReadRequest::new("/events", if_none_match(&tag)), async {
+                    ok("[2]")
+                })
                 .await
                 .expect("answer");
             assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
@@ -414,14 +472,18 @@ mod tests {
         let weak = HeaderValue::from_str(&format!("\"other\", W/{}", etag.to_str().expect("tag")))
             .expect("tag");
         let not_modified = cache
-            .answer("/events", &if_none_match(&weak), async { ok("[2]") })
+            .answer(&ReadRequest::new("/events", if_none_match(&weak)), async {
+                ok("[2]")
+            })
             .await
             .expect("answer");
         assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
 
         changes.fetch_add(1, Ordering::Relaxed);
         let changed = cache
-            .answer("/events", &if_none_match(&etag), async { ok("[2]") })
+            .answer(&ReadRequest::new("/events", if_none_match(&etag)), async {
+                ok("[2]")
+            })
             .await
             .expect("answer");
         assert_eq!(changed.status(), StatusCode::OK);
@@ -435,13 +497,19 @@ mod tests {
         let large = "x".repeat(MAX_KEPT_BODY + 1);
         let read = |body: String| async move { Ok::<_, ()>(Response::new(Body::from(body))) };
         let first = cache
-            .answer("/events", &HeaderMap::new(), read(large.clone()))
+            .answer(
+                &ReadRequest::new("/events", HeaderMap::new()),
+                read(large.clone()),
+            )
             .await
             .expect("answer");
         assert!(first.headers().contains_key(header::ETAG));
         assert_eq!(text(first).await, large);
         let again = cache
-            .answer("/events", &HeaderMap::new(), read("[]".to_owned()))
+            .answer(
+                &ReadRequest::new("/events", HeaderMap::new()),
+                read("[]".to_owned()),
+            )
             .await
             .expect("answer");
         assert_eq!(text(again).await, "[]");
@@ -451,19 +519,23 @@ mod tests {
     async fn an_answer_is_kept_no_longer_than_its_bound_and_errors_are_not_kept() {
         let cache = ReadCache::new(Duration::from_millis(50), || 0);
         let first = cache
-            .answer("/events", &HeaderMap::new(), async { ok("[1]") })
+            .answer(&ReadRequest::new("/events", HeaderMap::new()), async {
+                ok("[1]")
+            })
             .await
             .expect("answer");
         assert_eq!(text(first).await, "[1]");
         tokio::time::sleep(Duration::from_millis(60)).await;
         let later = cache
-            .answer("/events", &HeaderMap::new(), async { ok("[2]") })
+            .answer(&ReadRequest::new("/events", HeaderMap::new()), async {
+                ok("[2]")
+            })
             .await
             .expect("answer");
         assert_eq!(text(later).await, "[2]");
 
         let missing = cache
-            .answer("/events/x", &HeaderMap::new(), async {
+            .answer(&ReadRequest::new("/events/x", HeaderMap::new()), async {
                 let mut answer = Response::new(Body::from("{}"));
                 *answer.status_mut() = StatusCode::NOT_FOUND;
                 Ok::<_, ()>(answer)
@@ -473,7 +545,9 @@ mod tests {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         assert!(missing.headers().get(header::ETAG).is_none());
         let found = cache
-            .answer("/events/x", &HeaderMap::new(), async { ok("{\"ID\":1}") })
+            .answer(&ReadRequest::new("/events/x", HeaderMap::new()), async {
+                ok("{\"ID\":1}")
+            })
             .await
             .expect("answer");
         assert_eq!(text(found).await, "{\"ID\":1}");

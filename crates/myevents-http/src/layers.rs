@@ -493,7 +493,7 @@ pub struct Edge<'a> {
     pub server: &'a ServerConfig,
     /// The series the stack counts in.
     pub metrics: &'a HttpMetrics,
-    /// The service's kept read answers, if it keeps any: they are served in front of the routes
+    /// The service's kept read answers, if it keeps any: they are served in front of the router
     /// ([`KeptAnswerLayer`]).
     pub reads: Option<&'a ReadCache>,
 }
@@ -504,8 +504,9 @@ pub struct Edge<'a> {
 /// [`crate::auth::Caller`] extractor), the rate limit per caller of `edge.server` (429, see
 /// [`crate::rate_limit`]), the 404/405 problem fallbacks, a body read in full
 /// first (see [`ServerConfig::body_read_timeout`]; 413 from `Content-Length` alone), load shedding
-/// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`), all after the
-/// answers `edge.reads` keeps (see [`KeptAnswerLayer`]); the probes get
+/// over `max_concurrent_requests` and the request time-out (503 + `Retry-After`); the answers
+/// `edge.reads` keeps are served in front of the router, before all of these (see
+/// [`KeptAnswerLayer`]); the probes get
 /// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
 /// Both get compression, metrics by route template (labelled `service`), one log line per server
 /// error, request ids, a span per request (`method`, `request_id`, `trace_id`) with an access log
@@ -537,7 +538,6 @@ pub fn with_common_layers(
                 // A `Content-Length` over the limit is refused before the body is read.
                 .layer(RequestBodyLimitLayer::new(server.body_limit))
                 .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
-                .layer(KeptAnswerLayer(reads.cloned()))
                 .layer(ReadBodyFirstLayer {
                     limit: server.body_limit,
                     timeout: server.body_read_timeout,
@@ -607,6 +607,8 @@ pub fn with_common_layers(
             service,
             metrics: metrics.clone(),
         })
+        // In front of the router: a kept answer needs no route, and carries its route template.
+        .layer(KeptAnswerLayer(reads.cloned()))
         .service(api.merge(probes));
     App::new(around)
 }

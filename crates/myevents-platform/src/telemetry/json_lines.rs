@@ -115,28 +115,58 @@ impl tracing::field::Visit for Members<'_> {
         self.value(field.name(), value);
     }
 
+    /// The `Debug` text is written where it goes, and escaped afterwards in the rare case it needs
+    /// it (a message is `format_args!`, whose text rarely has a quote or a control character).
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        let mut text = String::new();
-        let _ = write!(text, "{value:?}");
-        self.str(field.name(), &text);
+        self.name(field.name());
+        let start = self.out.len();
+        self.out.push(b'"');
+        let _ = std::io::Write::write_fmt(self.out, format_args!("{value:?}"));
+        if needs_escaping(&self.out[start + 1..]) {
+            let text = String::from_utf8_lossy(&self.out[start + 1..]).into_owned();
+            self.out.truncate(start);
+            json_string(self.out, &text);
+        } else {
+            self.out.push(b'"');
+        }
     }
 }
 
 /// `text` as a JSON string (RFC 8259 section 7): copied between quotes when nothing in it needs
 /// escaping, else escaped by `serde_json`.
 fn json_string(out: &mut Vec<u8>, text: &str) {
-    // Every byte checked (no early exit) into one byte: the compiler makes this a few wide
-    // comparisons per 16 bytes.
-    let escaped = text.bytes().fold(0_u8, |escaped, b| {
-        escaped | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
-    });
-    if escaped == 0 {
+    if !needs_escaping(text.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
     } else if serde_json::to_writer(&mut *out, text).is_err() {
         out.extend_from_slice(b"null");
     }
+}
+
+/// Whether `bytes` hold a byte JSON escapes in a string (RFC 8259 section 7): a control character
+/// (below 0x20), `"` or `\\`. Eight bytes at a time, as one `u64` (the strings of a line are mostly
+/// 5 to 40 bytes, too short for the compiler's vector loop to pay): a byte below `n` leaves its
+/// high bit set in `(word - n·0x01…01) & !word & 0x80…80`, a byte equal to `c` is a zero byte of
+/// `word ^ c·0x01…01` (the usual "has a zero byte" test), and neither test misses one.
+fn needs_escaping(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH != 0;
+    let has = |word: u64, c: u8| below(word ^ (ONES * u64::from(c)), 1);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = false;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        found |= below(word, 0x20) | has(word, b'"') | has(word, b'\\');
+    }
+    found
+        || chunks
+            .remainder()
+            .iter()
+            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 thread_local! {
@@ -238,6 +268,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_json_escapes_is_found_wherever_it_is() {
+        let naive = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        // Every byte value at every position of strings of 0 to 24 bytes, among bytes that need
+        // no escaping, the highest (0xff, 0x80) and the closest to the ones that do included.
+        for len in 0..=24 {
+            for at in 0..len {
+                for byte in 0..=u8::MAX {
+                    for filler in [b'a', b'!', b'#', b' ', b'[', b']', 0x7f, 0x80, 0xff] {
+                        let mut bytes = vec![filler; len];
+                        bytes[at] = byte;
+                        assert_eq!(
+                            needs_escaping(&bytes),
+                            naive(&bytes),
+                            "{byte:#04x} at {at} of {len} among {filler:#04x}"
+                        );
+                    }
+                }
+            }
+            assert!(!needs_escaping(&vec![b'a'; len]));
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc_3339_with_microseconds_in_utc() {

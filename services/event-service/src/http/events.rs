@@ -3,13 +3,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::Response;
 use myevents_domain::event::Event;
 use myevents_domain::id::{EventId, LocationId};
 use myevents_http::auth::Caller;
-use myevents_http::cache::request_key;
+use myevents_http::cache::ReadRequest;
 use myevents_http::idempotency::Reserved;
 use myevents_http::json::created;
 use myevents_http::json::{JsonBody, json_response};
@@ -246,15 +246,14 @@ enum EventRead {
 async fn read(
     State(api): State<Api>,
     IdPath(id): IdPath<EventId>,
-    uri: Uri,
-    headers: HeaderMap,
+    request: ReadRequest,
 ) -> Result<Response, ApiError> {
     let read = async {
         event_answer(api.events.event(id).await?, || {
             format!("no event with id {id}")
         })
     };
-    api.reads.answer(request_key(&uri), &headers, read).await
+    api.reads.answer(&request, read).await
 }
 
 /// One event (the reference's path for `GET /events/{id}`).
@@ -264,10 +263,9 @@ async fn read(
 async fn read_by_id_path(
     api: State<Api>,
     id: IdPath<EventId>,
-    uri: Uri,
-    headers: HeaderMap,
+    request: ReadRequest,
 ) -> Result<Response, ApiError> {
-    read(api, id, uri, headers).await
+    read(api, id, request).await
 }
 
 /// One event, by its exact name.

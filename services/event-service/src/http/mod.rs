@@ -1,13 +1,13 @@
 //! The HTTP API: routes over the use cases, the wire formats and the service's error type.
 
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use myevents_domain::event::Event;
 use myevents_domain::id::ObjectId;
 use myevents_domain::location::Location;
-use myevents_http::cache::ReadCache;
+use myevents_http::cache::{ReadCache, ReadRequest};
 use myevents_http::json::json_response;
 use myevents_http::openapi::About;
 use myevents_http::paging::{Page, link_next};
@@ -71,15 +71,13 @@ impl Listed for Location {
     }
 }
 
-/// A listing's request: its page (`limit`, `after`; a 400 or 422 problem when they are refused),
-/// the key its answer is kept under and the client's headers (`If-None-Match`).
+/// A listing's request: its page (`limit`, `after`; a 400 or 422 problem when they are refused)
+/// and what its kept answer needs of it.
 struct Listing {
     /// The page asked for.
     page: PageRequest,
-    /// The request's path and query ([`myevents_http::cache::request_key`]).
-    key: String,
-    /// The request's headers.
-    headers: HeaderMap,
+    /// The key its answer is kept under, the client's headers (`If-None-Match`), the route.
+    read: ReadRequest,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Listing {
@@ -87,11 +85,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Listing {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let Page(page) = Page::from_request_parts(parts, state).await?;
-        Ok(Self {
-            page,
-            key: myevents_http::cache::request_key(&parts.uri).to_owned(),
-            headers: parts.headers.clone(),
-        })
+        let Ok(read) = ReadRequest::from_request_parts(parts, state).await;
+        Ok(Self { page, read })
     }
 }
 
@@ -110,7 +105,10 @@ async fn kept_page<T: Listed, B>(
 where
     B: Serialize + for<'a> From<&'a T>,
 {
-    let Listing { page, key, headers } = listing;
+    let Listing {
+        page,
+        read: request,
+    } = listing;
     let answer = async {
         let items = read.await?;
         let body: Vec<B> = items.iter().map(B::from).collect();
@@ -124,7 +122,7 @@ where
         );
         Ok(response)
     };
-    api.reads.answer(&key, &headers, answer).await
+    api.reads.answer(&request, answer).await
 }
 
 /// The service's API routes over its use cases, each with its OpenAPI description (the host splits

@@ -1251,6 +1251,54 @@ async fn a_kept_answer_is_served_before_the_rate_limit_and_nothing_else_is() {
     );
 }
 
+/// `myevents_http_requests_total` of the event service's `GET`s of `route` answered `status`.
+fn gets_counted(route: &str, status: &str) -> u64 {
+    myevents_http::metrics::HttpMetrics::registered()
+        .requests
+        .with_label_values(&["event-service", "GET", route, status])
+        .get()
+}
+
+#[tokio::test]
+async fn a_kept_answer_is_counted_under_its_route_template() {
+    let app = TestApp::spawn().await;
+    app.create_event("opera aida").await;
+    let listing = app.http.get("/events").await;
+    let id = listing.body[0]["ID"].as_str().expect("id").to_owned();
+    let one = app.http.get(&format!("/events/{id}")).await;
+    let before = [
+        gets_counted("/events", "200"),
+        gets_counted("/events", "304"),
+        gets_counted("/events/{id}", "200"),
+        gets_counted("/events/{id}", "304"),
+        gets_counted("unmatched", "200"),
+        gets_counted("unmatched", "304"),
+    ];
+    // Kept answers, served in front of the router: 200s, and 304s to their `ETag`.
+    for _ in 0..3 {
+        assert_eq!(app.http.get("/events").await.status, StatusCode::OK);
+        let path = format!("/events/{id}");
+        assert_eq!(app.http.get(&path).await.status, StatusCode::OK);
+        for (path, held) in [("/events", &listing), (path.as_str(), &one)] {
+            let again = app
+                .http
+                .get_with(path, &[("if-none-match", etag(held).as_str())])
+                .await;
+            assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+        }
+    }
+    let after = [
+        gets_counted("/events", "200"),
+        gets_counted("/events", "304"),
+        gets_counted("/events/{id}", "200"),
+        gets_counted("/events/{id}", "304"),
+        gets_counted("unmatched", "200"),
+        gets_counted("unmatched", "304"),
+    ];
+    let counted: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(counted, [3, 3, 3, 3, 0, 0], "by route and status");
+}
+
 #[tokio::test]
 async fn a_write_on_this_replica_is_served_at_once() {
     let app = TestApp::spawn().await;
