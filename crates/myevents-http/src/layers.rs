@@ -67,7 +67,7 @@ pub fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             header::CONTENT_TYPE,
             header::ACCEPT,
             header::AUTHORIZATION,
-            HeaderName::from_static("x-user-id"),
+            crate::auth::USER_HEADER,
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("traceparent"),
             header::IF_NONE_MATCH,

@@ -2,14 +2,17 @@
 //! and handed to handlers for the messages a request causes.
 
 use axum::extract::Request;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use myevents_platform::trace::{TRACEPARENT_HEADER, TraceContext};
+
+/// The `traceparent` header's name, parsed once (a `&str` name is parsed at every use).
+const TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT_HEADER);
 
 /// The request's W3C `traceparent` (set by [`crate::layers::with_common_layers`]: the client's trace continued with a
 /// span of ours, or a new trace), to store with the messages the request causes.
 pub fn trace_parent(headers: &http::HeaderMap) -> Option<String> {
     headers
-        .get(TRACEPARENT_HEADER)
+        .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
@@ -35,12 +38,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
 pub(crate) fn continue_trace(mut request: Request) -> Request {
     let ours = request
         .headers()
-        .get(TRACEPARENT_HEADER)
+        .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceContext::parse)
         .map_or_else(TraceContext::new_root, |incoming| incoming.child());
     if let Ok(value) = HeaderValue::from_bytes(&ours.encoded()) {
-        request.headers_mut().insert(TRACEPARENT_HEADER, value);
+        request.headers_mut().insert(TRACEPARENT, value);
     }
     request.extensions_mut().insert(ours);
     request

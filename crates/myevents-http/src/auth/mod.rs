@@ -35,5 +35,5 @@ pub use middleware::{
 };
 pub use mint::{MintError, mint_token};
 
-/// The header naming the caller when authentication is off (lower case, as `http` spells it).
-pub const USER_HEADER: &str = "x-user-id";
+/// The header naming the caller when authentication is off (`x-user-id`).
+pub const USER_HEADER: http::HeaderName = http::HeaderName::from_static("x-user-id");
