@@ -181,7 +181,7 @@ impl<S: Service> Application<S> {
                 auth: &auth,
                 cors: &host.cors,
                 server: &host.server,
-                metrics: &HttpMetrics::registered(),
+                metrics: HttpMetrics::registered(),
                 reads: reads.as_ref(),
             },
         );

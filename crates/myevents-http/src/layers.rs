@@ -148,7 +148,7 @@ where
 #[derive(Debug, Clone)]
 struct AnswerLayer {
     service: &'static str,
-    metrics: HttpMetrics,
+    metrics: &'static HttpMetrics,
 }
 
 impl<S> tower::Layer<S> for AnswerLayer {
@@ -158,7 +158,7 @@ impl<S> tower::Layer<S> for AnswerLayer {
         Answer {
             inner,
             service: self.service,
-            metrics: self.metrics.clone(),
+            metrics: self.metrics,
         }
     }
 }
@@ -168,7 +168,7 @@ impl<S> tower::Layer<S> for AnswerLayer {
 struct Answer<S> {
     inner: S,
     service: &'static str,
-    metrics: HttpMetrics,
+    metrics: &'static HttpMetrics,
 }
 
 impl<S> tower::Service<Request> for Answer<S>
@@ -194,7 +194,7 @@ where
             None => Either::Left(self.inner.call(request)),
             Some(problem) => Either::Right(problem),
         };
-        let (service, metrics) = (self.service, self.metrics.clone());
+        let (service, metrics) = (self.service, self.metrics);
         Box::pin(async move {
             let answer = match answer {
                 Either::Left(answer) => as_problem(answer.await?).await,
@@ -492,7 +492,7 @@ pub struct Edge<'a> {
     /// Limits and time-outs.
     pub server: &'a ServerConfig,
     /// The series the stack counts in.
-    pub metrics: &'a HttpMetrics,
+    pub metrics: &'static HttpMetrics,
     /// The service's kept read answers, if it keeps any: they are served in front of the router
     /// ([`KeptAnswerLayer`]).
     pub reads: Option<&'a ReadCache>,
@@ -603,10 +603,7 @@ pub fn with_common_layers(
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CompressionLayer::new())
-        .layer(AnswerLayer {
-            service,
-            metrics: metrics.clone(),
-        })
+        .layer(AnswerLayer { service, metrics })
         // In front of the router: a kept answer needs no route, and carries its route template.
         .layer(KeptAnswerLayer(reads.cloned()))
         .service(api.merge(probes));
@@ -644,7 +641,7 @@ mod tests {
                 auth: &Authenticator::off(),
                 cors: &CorsOrigins::Any,
                 server,
-                metrics: &HttpMetrics::registered(),
+                metrics: HttpMetrics::registered(),
                 reads: None,
             },
         )
@@ -866,7 +863,7 @@ mod tests {
                 auth: &Authenticator::off(),
                 cors: &CorsOrigins::Any,
                 server: &ServerConfig::ephemeral(),
-                metrics: &HttpMetrics::registered(),
+                metrics: HttpMetrics::registered(),
                 reads: None,
             },
         );

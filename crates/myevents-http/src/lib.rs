@@ -38,7 +38,7 @@
 //!         auth: &myevents_http::auth::Authenticator::off(),
 //!         cors: &CorsOrigins::Any,
 //!         server: &ServerConfig::with_metrics(None),
-//!         metrics: &myevents_http::metrics::HttpMetrics::registered(),
+//!         metrics: myevents_http::metrics::HttpMetrics::registered(),
 //!         reads: None,
 //!     },
 //! );

@@ -12,8 +12,8 @@ use axum::response::Response;
 use myevents_platform::metrics::registered;
 use prometheus::{HistogramVec, IntCounterVec, register_histogram_vec, register_int_counter_vec};
 
-/// The HTTP series. Cheap to clone: every clone counts in the same series.
-#[derive(Debug, Clone)]
+/// The HTTP series (one set per process: [`HttpMetrics::registered`]).
+#[derive(Debug)]
 pub struct HttpMetrics {
     /// HTTP requests answered, by service, method, route template and status.
     pub requests: IntCounterVec,
@@ -26,8 +26,9 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     /// The process's series: registered in the default registry by the first call (so that they
     /// are listed before the first request) and shared by every later one, since the registry
-    /// takes each name once.
-    pub fn registered() -> Self {
+    /// takes each name once. A `'static` reference: the middleware counts every request through
+    /// it without touching a reference count.
+    pub fn registered() -> &'static Self {
         static METRICS: LazyLock<HttpMetrics> = LazyLock::new(|| HttpMetrics {
             requests: registered(
                 "myevents_http_requests_total",
@@ -58,7 +59,7 @@ impl HttpMetrics {
                 ),
             ),
         });
-        METRICS.clone()
+        &METRICS
     }
 }
 
