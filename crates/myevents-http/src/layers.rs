@@ -4,6 +4,7 @@
 //! `tracing` span with its method, route template and request id, CORS is answered per
 //! [`CorsOrigins`], and unknown routes or methods get problem bodies (404/405).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::convert::Infallible;
@@ -22,7 +23,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_http::compression::CompressionLayer;
-use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -95,26 +96,34 @@ const VARY_CORS: HeaderValue = HeaderValue::from_static(
 /// [`cors_layer`]'s CORS for the requests it applies to — those with an `Origin` header, which
 /// browsers send on every cross-origin request (the Fetch standard, section 3.2), and every
 /// `OPTIONS` (a preflight) — and nothing for the others: the CORS headers mean nothing to a client
-/// that sends no `Origin`, and building them per request cost a tenth of a read. The `Vary` CORS
-/// answers depend on is [`VARY_CORS`], on every answer.
+/// that sends no `Origin`, and building them per request cost a tenth of a read. The CORS service
+/// is made for the requests it applies to, so that the others do not copy its rules either (the
+/// stack is cloned for every request). The `Vary` CORS answers depend on is [`VARY_CORS`], on every
+/// answer.
 #[derive(Debug, Clone)]
-struct BrowserCorsLayer(CorsLayer);
+struct BrowserCorsLayer(Arc<CorsLayer>);
 
 impl<S> tower::Layer<S> for BrowserCorsLayer {
     type Service = BrowserCors<S>;
 
     fn layer(&self, inner: S) -> BrowserCors<S> {
-        BrowserCors(self.0.layer(inner))
+        BrowserCors {
+            inner,
+            cors: Arc::clone(&self.0),
+        }
     }
 }
 
 /// See [`BrowserCorsLayer`].
 #[derive(Debug, Clone)]
-struct BrowserCors<S>(Cors<S>);
+struct BrowserCors<S> {
+    inner: S,
+    cors: Arc<CorsLayer>,
+}
 
 impl<S, B> tower::Service<Request> for BrowserCors<S>
 where
-    S: tower::Service<Request, Response = http::Response<B>>,
+    S: tower::Service<Request, Response = http::Response<B>> + Clone,
     B: Default,
 {
     type Response = http::Response<B>;
@@ -125,14 +134,17 @@ where
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
         if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
-            Either::Left(self.0.call(request))
+            // The service made ready goes to the CORS service; a clone of it stays for the next.
+            let clone = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, clone);
+            Either::Left(tower::Layer::layer(&*self.cors, ready).call(request))
         } else {
-            Either::Right(self.0.get_mut().call(request))
+            Either::Right(self.inner.call(request))
         }
     }
 }
@@ -569,7 +581,7 @@ pub fn with_common_layers(
     let around = ServiceBuilder::new()
         // Preflights, which CORS answers itself, included.
         .layer(SetResponseHeaderLayer::appending(header::VARY, VARY_CORS))
-        .layer(BrowserCorsLayer(cors_layer(origins)))
+        .layer(BrowserCorsLayer(Arc::new(cors_layer(origins))))
         // CORS answers preflights itself, with an empty body of the type below it.
         .map_response(|answer: http::Response<_>| answer.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
