@@ -87,10 +87,12 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber: level filter from `RUST_LOG` (default `info`; per target, e.g.
-/// `info,tower_http=warn` to silence the per-request access log), format from `LOG_FORMAT` (`json` |
+/// `info,myevents_http::layers=warn` to silence the per-request span and access log), format from
+/// `LOG_FORMAT` (`json` |
 /// `text`; default `text` on a terminal, `json` otherwise, as in a container), logs on standard
 /// output, written by a thread of its own (lines are formatted where they are logged, then queued,
-/// up to 16,384 of them; beyond that the logging thread waits, so no line is dropped). In JSON each
+/// up to 16,384 of them; beyond that the logging thread waits, so no line is dropped; written at
+/// most about 1 ms after they are logged, see [`FLUSH_PACE`]). In JSON each
 /// line carries the fields of the current span once (`span`), not the list of every enclosing span. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://collector:4318`),
 /// spans are also exported over OTLP/HTTP (protobuf) as service `service` (feature `otlp`; the
 /// exporter's standard `OTEL_*` variables apply, e.g. `OTEL_BSP_SCHEDULE_DELAY` in milliseconds).

@@ -2,7 +2,8 @@
 //! service binaries as processes: `/metrics` on each service's metrics port parses as Prometheus text
 //! and holds the promised series after some traffic, with route templates and never an id in a label;
 //! the `traceparent` of a booking request shows up in the consumer's log line on the event service;
-//! SIGTERM during a burst of bookings lets every started request finish, and the process exits 0.
+//! SIGTERM during a burst of bookings lets every started request finish, and the process exits 0;
+//! the `RUST_LOG` the configuration reference gives for silencing the access log does.
 
 use std::time::Duration;
 
@@ -473,4 +474,34 @@ async fn sigterm_during_a_burst_lets_every_started_request_finish_then_exits_0()
     let status = terminated.await.expect("task");
     assert!(status.success(), "exit status {status}");
     events.kill().await;
+}
+
+/// `docs/configuration.md`'s `RUST_LOG` for silencing the per-request access log does: the request
+/// is answered, nothing logs it, and the service's other info lines are still written; with the
+/// default filter the same request gets its access line.
+#[tokio::test]
+async fn the_documented_filter_silences_the_access_log_and_nothing_else() {
+    let memory = [
+        ("BROKER_KIND", "memory".to_owned()),
+        ("STORE_KIND", "memory".to_owned()),
+    ];
+    let mut filtered = memory.to_vec();
+    filtered.push(("RUST_LOG", "info,myevents_http::layers=warn".to_owned()));
+    let quiet = ServiceProcess::start("event-service", &filtered).await;
+    let logged = ServiceProcess::start("event-service", &memory).await;
+    let access = "finished processing request";
+    for service in [&quiet, &logged] {
+        let answer = reqwest::get(format!("{}/events", service.url()))
+            .await
+            .expect("GET /events");
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    logged.await_logged(WAIT, &[access]).await;
+    // The quiet one answered first: had it logged the request, the line would be there by now.
+    assert!(!quiet.logged(access), "{}", quiet.log_text());
+    assert!(
+        quiet.logged("http server listening"),
+        "{}",
+        quiet.log_text()
+    );
 }
