@@ -241,6 +241,9 @@ fn host_refused(request: &Request) -> Option<Problem> {
 /// The answer of [`Answer`]: `response`, or a problem body with its status.
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -248,7 +251,7 @@ async fn as_problem(response: Response) -> Response {
             v.as_bytes() == crate::problem::PROBLEM_JSON.as_bytes()
                 || v.as_bytes().starts_with(b"application/json")
         });
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
+    if is_json {
         return response;
     }
     let (parts, body) = response.into_parts();

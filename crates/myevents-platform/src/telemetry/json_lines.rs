@@ -145,7 +145,7 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Whether `bytes` hold a byte JSON escapes in a string (RFC 8259 section 7): a control character
-/// (below 0x20), `"` or `\\`. Eight bytes at a time, as one `u64` (the strings of a line are mostly
+/// (below 0x20), `"` or `\`. Eight bytes at a time, as one `u64` (the strings of a line are mostly
 /// 5 to 40 bytes, too short for the compiler's vector loop to pay): a byte below `n` leaves its
 /// high bit set in `(word - n·0x01…01) & !word & 0x80…80`, a byte equal to `c` is a zero byte of
 /// `word ^ c·0x01…01` (the usual "has a zero byte" test), and neither test misses one.
