@@ -107,6 +107,9 @@ impl<S> tower::Layer<S> for BrowserCorsLayer {
     type Service = BrowserCors<S>;
 
     fn layer(&self, inner: S) -> BrowserCors<S> {
+        // `tower-http` checks the rules (no credentials with a wildcard) when it makes a CORS
+        // service, by panicking: here once, as the stack is built, not at a browser's request.
+        let _checked = tower::Layer::layer(&*self.0, ());
         BrowserCors {
             inner,
             cors: Arc::clone(&self.0),
