@@ -78,6 +78,7 @@ ensure_rabbitmq() {
   if port_open 127.0.0.1 5672; then
     log "RabbitMQ is running on 127.0.0.1:5672"
     expire_test_dead_letters
+    remove_leftover_test_queues
     return
   fi
   if ! command -v rabbitmq-server >/dev/null 2>&1; then
@@ -96,6 +97,7 @@ ensure_rabbitmq() {
   port_open 127.0.0.1 5672 || { echo "RabbitMQ did not open port 5672 within 120 s" >&2; exit 1; }
   rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 || true
   expire_test_dead_letters
+  remove_leftover_test_queues
 }
 
 # The cluster test forms a RabbitMQ cluster of its own from Debian's package scripts, whichever
@@ -113,6 +115,17 @@ ensure_rabbitmq_scripts() {
 # only), so every test's uniquely named `.dlq` would stay on this machine's RabbitMQ for good. On
 # the RabbitMQ this script manages, a policy deletes one after an idle hour instead: a test's
 # decision, made on the broker as an operator would, not the service's.
+# Queues earlier runs left on the local broker (the tests' unique names `…test-<32 hex>…`, the bench's
+# `…_bench_…`, the contract check's `contract-<pid>-…`): a node holding some 300 quorum queues from a
+# day of runs stopped confirming publishes (RabbitMQ 3.10.8), so every run starts without them.
+remove_leftover_test_queues() {
+  local queues
+  queues=$(rabbitmqctl list_queues -q name 2>/dev/null | grep -E -- '(^|-)test-[0-9a-f]{32}|_bench_|^contract-[0-9]+-' || true)
+  [ -n "$queues" ] || return 0
+  log "removing $(wc -l <<<"$queues") queues earlier runs left on the local RabbitMQ"
+  xargs -P 4 -n 20 sh -c 'for q; do rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1; done' _ <<<"$queues"
+}
+
 expire_test_dead_letters() {
   rabbitmqctl set_policy --apply-to queues myevents-test-dead-letters '\.dlq$' '{"expires":3600000}' \
     >/dev/null 2>&1 || log "could not set the test dead-letter expiry policy (leftover .dlq queues stay)"
