@@ -93,7 +93,7 @@ const KEPT_SERIES: usize = 128;
 
 /// A series' labels, as [`HttpMetrics::record`] keys its handles: the `HttpMetrics` (by address),
 /// service, method, route template and status.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct Labels {
     metrics: usize,
     service: &'static str,
