@@ -111,10 +111,6 @@ ensure_rabbitmq_scripts() {
   fi
 }
 
-# A service never lets a dead-letter queue expire (AMQP_QUEUE_EXPIRES is for subscription queues
-# only), so every test's uniquely named `.dlq` would stay on this machine's RabbitMQ for good. On
-# the RabbitMQ this script manages, a policy deletes one after an idle hour instead: a test's
-# decision, made on the broker as an operator would, not the service's.
 # Queues earlier runs left on the local broker (the tests' unique names `…test-<32 hex>…`, the bench's
 # `…_bench_…`, the contract check's `contract-<pid>-…`): a node holding some 300 quorum queues from a
 # day of runs stopped confirming publishes (RabbitMQ 3.10.8), so every run starts without them.
@@ -126,6 +122,10 @@ remove_leftover_test_queues() {
   xargs -P 4 -n 20 sh -c 'for q; do rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1; done' _ <<<"$queues"
 }
 
+# A service never lets a dead-letter queue expire (AMQP_QUEUE_EXPIRES is for subscription queues
+# only), so every test's uniquely named `.dlq` would stay on this machine's RabbitMQ for good. On
+# the RabbitMQ this script manages, a policy deletes one after an idle hour instead: a test's
+# decision, made on the broker as an operator would, not the service's.
 expire_test_dead_letters() {
   rabbitmqctl set_policy --apply-to queues myevents-test-dead-letters '\.dlq$' '{"expires":3600000}' \
     >/dev/null 2>&1 || log "could not set the test dead-letter expiry policy (leftover .dlq queues stay)"
