@@ -47,12 +47,14 @@ use axum::extract::{FromRequestParts, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use futures_util::future::{BoxFuture, Fuse, FusedFuture, FutureExt};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use myevents_domain::id::{BookingId, EventId, LocationId, WaitlistEntryId};
 use myevents_store::idempotency::MAX_KEY_LENGTH;
 use myevents_store::{
-    Begin, IdempotencyRepository, IdempotencyScope, IdempotentRequest, StoredResponse,
+    Begin, IdempotencyRepository, IdempotencyScope, IdempotentRequest, RepositoryError,
+    StoredResponse,
 };
 use sha2::{Digest, Sha256};
 
@@ -426,6 +428,12 @@ impl Idempotency {
 
     /// Runs `work` while renewing the lease of `token` every third of the lease, so that the key is
     /// held as long as this process works on it, and no longer than a lease after it died.
+    ///
+    /// A renewal runs beside `work`, never instead of it: `work` may hold one of the store's pooled
+    /// connections while the renewal waits for another, and with every connection held by work
+    /// that is not polled, no renewal and no work would ever go on (a deadlock that lasted until
+    /// the request time-out). A renewal still under way when `work` ends is finished first, so
+    /// that it cannot take the key back after the answer is kept or the key released.
     async fn hold_while(
         &self,
         scope: &IdempotencyScope,
@@ -436,26 +444,45 @@ impl Idempotency {
         let mut heartbeat = tokio::time::interval(lease / 3);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
-        tokio::pin!(work);
+        let renewal = Fuse::<Renewal<'_>>::terminated();
+        tokio::pin!(work, renewal);
         let mut holding = true;
         loop {
             tokio::select! {
-                response = &mut work => return response,
-                _ = heartbeat.tick(), if holding => {
+                response = &mut work => {
+                    if !renewal.is_terminated() {
+                        renewed(renewal.await);
+                    }
+                    return response;
+                }
+                _ = heartbeat.tick(), if holding && renewal.is_terminated() => {
                     let lease = chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX);
                     let until = Utc::now()
                         .checked_add_signed(lease)
                         .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
-                    match self.repository.renew(scope, token, until).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("idempotency lease lost while the request was running");
-                            holding = false;
-                        }
-                        Err(error) => tracing::warn!(%error, "could not renew an idempotency lease"),
-                    }
+                    renewal.set(self.repository.renew(scope, token, until).fuse());
                 }
+                result = &mut renewal, if !renewal.is_terminated() => holding = renewed(result),
             }
+        }
+    }
+}
+
+/// A lease renewal under way ([`IdempotencyRepository::renew`]).
+type Renewal<'a> = BoxFuture<'a, Result<bool, RepositoryError>>;
+
+/// Whether the lease is still held after a renewal that returned `result` (a failed renewal is
+/// retried at the next heartbeat).
+fn renewed(result: Result<bool, RepositoryError>) -> bool {
+    match result {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!("idempotency lease lost while the request was running");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not renew an idempotency lease");
+            true
         }
     }
 }
@@ -612,5 +639,132 @@ mod tests {
         let config = IdempotencyConfig::default();
         assert_eq!(config.ttl, Duration::from_secs(86_400));
         assert_eq!(config.lease, Duration::from_secs(6));
+    }
+
+    /// An idempotency store with one pooled connection (a [`tokio::sync::Semaphore`] of one
+    /// permit) that its lease renewals wait for, as the MongoDB driver's do; `renewals` counts the
+    /// renewals started and finished.
+    struct PoolOfOne {
+        inner: myevents_store::memory::InMemoryIdempotencyRepository,
+        connection: Arc<tokio::sync::Semaphore>,
+        renewals: Arc<std::sync::Mutex<(usize, usize)>>,
+    }
+
+    impl IdempotencyRepository for PoolOfOne {
+        fn begin<'s, 'a, 'b, 'f>(
+            &'s self,
+            scope: &'a IdempotencyScope,
+            request: &'b IdempotentRequest,
+        ) -> BoxFuture<'f, Result<Begin, RepositoryError>>
+        where
+            's: 'f,
+            'a: 'f,
+            'b: 'f,
+            Self: 'f,
+        {
+            self.inner.begin(scope, request)
+        }
+
+        fn complete<'s, 'a, 'b, 'c, 'f>(
+            &'s self,
+            scope: &'a IdempotencyScope,
+            token: &'b str,
+            response: &'c StoredResponse,
+        ) -> BoxFuture<'f, Result<bool, RepositoryError>>
+        where
+            's: 'f,
+            'a: 'f,
+            'b: 'f,
+            'c: 'f,
+            Self: 'f,
+        {
+            self.inner.complete(scope, token, response)
+        }
+
+        fn renew<'s, 'a, 'b, 'f>(
+            &'s self,
+            scope: &'a IdempotencyScope,
+            token: &'b str,
+            until: chrono::DateTime<Utc>,
+        ) -> BoxFuture<'f, Result<bool, RepositoryError>>
+        where
+            's: 'f,
+            'a: 'f,
+            'b: 'f,
+            Self: 'f,
+        {
+            Box::pin(async move {
+                self.renewals.lock().expect("counts").0 += 1;
+                let _connection = self.connection.acquire().await.expect("open");
+                tokio::task::yield_now().await;
+                let renewed = self.inner.renew(scope, token, until).await;
+                self.renewals.lock().expect("counts").1 += 1;
+                renewed
+            })
+        }
+
+        fn release<'s, 'a, 'b, 'f>(
+            &'s self,
+            scope: &'a IdempotencyScope,
+            token: &'b str,
+        ) -> BoxFuture<'f, Result<(), RepositoryError>>
+        where
+            's: 'f,
+            'a: 'f,
+            'b: 'f,
+            Self: 'f,
+        {
+            self.inner.release(scope, token)
+        }
+    }
+
+    /// The work of a keyed request holds the store's only connection across several heartbeats
+    /// of its lease (a slow write): its renewals wait for the connection while the work goes on,
+    /// instead of stopping the work that holds it (which never ended: a deadlock until the request
+    /// time-out). The renewal under way when the work ends is finished before the answer.
+    #[tokio::test]
+    async fn a_renewal_waiting_for_the_connection_the_work_holds_lets_the_work_finish() {
+        use axum::handler::Handler;
+        let connection = Arc::new(tokio::sync::Semaphore::new(1));
+        let renewals = Arc::new(std::sync::Mutex::new((0, 0)));
+        let repository = PoolOfOne {
+            inner: myevents_store::memory::InMemoryIdempotencyRepository::default(),
+            connection: Arc::clone(&connection),
+            renewals: Arc::clone(&renewals),
+        };
+        let idempotency = Idempotency::new(
+            Arc::new(repository),
+            IdempotencyConfig {
+                lease: Duration::from_millis(300),
+                ..IdempotencyConfig::default()
+            },
+        );
+        let work = move |reserved: Reserved<LocationId>| async move {
+            let _connection = connection.acquire().await.expect("open");
+            // Four heartbeats of the lease (one every 100 ms).
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            (StatusCode::CREATED, reserved.id.to_string()).into_response()
+        };
+        let app = axum::Router::new()
+            .route(
+                "/slow",
+                axum::routing::post(
+                    work.layer(axum::middleware::from_fn(middleware::<LocationId>)),
+                ),
+            )
+            .layer(axum::Extension(idempotency))
+            .layer(crate::auth::AuthenticateLayer(
+                crate::auth::Authenticator::off(),
+            ));
+        let answered = tokio::time::timeout(Duration::from_secs(10), post(&app, "/slow", "k"))
+            .await
+            .expect("answered while its renewals waited for the connection it held");
+        assert_eq!(answered.0, StatusCode::CREATED);
+        let (started, finished) = *renewals.lock().expect("counts");
+        assert!(started >= 1, "the lease was renewed while the work ran");
+        assert_eq!(
+            started, finished,
+            "no renewal left under way after the answer"
+        );
     }
 }

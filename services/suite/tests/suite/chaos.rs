@@ -7,9 +7,11 @@
 //! - the booking service's remaining seats are the capacity minus the seats booked (none leaked);
 //! - the event service's `SeatsAvailable` matches, and it applied each message id once (its log).
 //!
-//! Bounded in time (its nextest override stops it after 15 minutes; it took 5 to 10 on this machine,
-//! the MongoDB-wire test server's write rate on persistent storage being the limit); the figures of
-//! the run are printed.
+//! Bounded in time (its nextest override stops it after 5 minutes; it takes 30 to 50 s, the
+//! MongoDB-wire test server's write rate on persistent storage being the limit); the figures of the
+//! run are printed. It once took 4 to 10 minutes: its short key lease (2 s) made every request's
+//! lease renewal wait for a database connection that the request's own store call held, a
+//! deadlock that only the request time-out (30 s) ended (see `contention.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

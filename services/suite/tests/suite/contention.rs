@@ -3,7 +3,8 @@
 //! users) for an event of 300 seats, through HTTP against the two service binaries. The seats
 //! confirmed by 201s equal exactly what the inventory lost, never more than 300; the stored bookings
 //! agree; and the event service's `SeatsAvailable` converges to the booking service's remaining
-//! seats.
+//! seats. And keyed bookings that outnumber the booking service's database connections are all
+//! answered.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use myevents_domain::id::EventId;
 use myevents_store::BookingRepository;
 use myevents_store::dynamo::{DynamoBookingRepository, DynamoConfig, DynamoStore};
 use myevents_store::mongo::{MongoBookingRepository, MongoConfig, MongoStore};
-use myevents_testkit::{Env, post_json, unique};
+use myevents_testkit::{Env, mongo_env, post_json, unique};
 use myevents_testkit::{
     ServiceProcess, aws_endpoint, eventually, eventually_answers, mongo_url, unique_database,
 };
@@ -46,6 +47,62 @@ async fn over_sqs_a_thousand_concurrent_bookings_never_oversell_and_availability
 async fn over_sqs_on_dynamodb_a_thousand_concurrent_bookings_never_oversell_and_availability_converges()
  {
     contend(sqs_env(), Store::DynamoDb).await;
+}
+
+/// Keyed bookings outnumbering the booking service's MongoDB connections (one), each longer than a
+/// third of its key's lease (1 s; the lease is renewed every third of itself): every request is
+/// answered 201. A renewal once waited for a connection while its request's own store call, which
+/// held one, was not polled: with every connection held so, nothing went on until the request
+/// time-out answered 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_bookings_outnumbering_the_database_connections_are_all_answered() {
+    const KEYS: usize = 100;
+    let broker = rabbitmq_env();
+    let mut env = broker.clone();
+    env.extend(mongo_env());
+    env.extend([
+        ("MONGO_MAX_POOL_SIZE", "1".to_owned()),
+        ("IDEMPOTENCY_LEASE", "1".to_owned()),
+        ("HTTP_REQUEST_TIMEOUT", "20".to_owned()),
+    ]);
+    let bookings = ServiceProcess::start("booking-service", &env).await;
+    let mut env = broker;
+    env.push(("STORE_KIND", "memory".to_owned()));
+    let events = ServiceProcess::start("event-service", &env).await;
+    let client = Client::new();
+    let event_id = create_event_across(
+        &client,
+        &events,
+        &bookings,
+        &json!({"Name":"recital","StartDate":1_768_000_000_i64,"EndDate":1_768_007_200_i64,
+            "Location":{"Name":"Small Hall","Halls":[{"name":"A","capacity":CAPACITY}]}}),
+        WAIT,
+    )
+    .await;
+    let url = format!("{}/events/{event_id}/bookings", bookings.url());
+    let requests: Vec<_> = (0..KEYS)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .header("x-user-id", format!("fan{i}"))
+                    .header("idempotency-key", format!("key-{i}"))
+                    .json(&json!({"seats": 1}))
+                    .send()
+                    .await
+                    .expect("request");
+                let status = response.status();
+                (status, response.text().await.unwrap_or_default())
+            })
+        })
+        .collect();
+    for request in requests {
+        let (status, body) = request.await.expect("task");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    events.kill().await;
+    bookings.kill().await;
 }
 
 /// Where the services keep their data.
