@@ -37,6 +37,56 @@ pub struct Listener {
     pub tls: Option<TlsTerminator>,
 }
 
+/// One connection's application: the stack `App` made for the connection, which hyper asks for one
+/// answer at a time (HTTP/1.1 answers requests in order), with the peer's address in every request
+/// (axum's `ConnectInfo`, for the rate limit). hyper calls a service through a shared reference, and
+/// `hyper-util`'s adapter clones the whole stack for every request (an allocation, and reference
+/// counts every worker thread shares); this one calls the connection's own stack when it is ready
+/// (the services' stacks always are: readiness is waited for inside the routes), and a clone of it
+/// only otherwise.
+struct ConnectionService {
+    app: std::cell::RefCell<App>,
+    peer: std::net::SocketAddr,
+}
+
+impl ConnectionService {
+    fn new(app: App, peer: std::net::SocketAddr) -> Self {
+        Self {
+            app: std::cell::RefCell::new(app),
+            peer,
+        }
+    }
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnectionService {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        <App as tower::Service<axum::extract::Request>>::Future,
+        tower::util::Oneshot<App, axum::extract::Request>,
+    >;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        use futures_util::FutureExt;
+        use tower::{Service, ServiceExt};
+        let mut request = request.map(axum::body::Body::new);
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        // Not borrowed elsewhere: hyper calls one request at a time, and nothing here waits.
+        let mut app = self.app.borrow_mut();
+        if matches!(app.ready().now_or_never(), Some(Ok(_))) {
+            return futures_util::future::Either::Left(app.call(request));
+        }
+        // Busy: the stack that was asked is dropped, with any place it took in a queue (one it kept
+        // without polling would hold the capacity it was given), and the request waits in a
+        // clone of its own.
+        let fresh = app.clone();
+        drop(std::mem::replace(&mut *app, fresh.clone()));
+        futures_util::future::Either::Right(fresh.oneshot(request))
+    }
+}
+
 /// Serves `app` on `listener` (HTTP/1.1, hyper; HTTPS when the listener has TLS, each
 /// handshake bounded by `server.header_read_timeout`) until `shutdown` resolves; then marks `draining`
 /// (readiness 503), keeps accepting for `server.shutdown_delay`, stops accepting and lets requests in
@@ -91,17 +141,7 @@ pub async fn serve(
                 }
             };
             let _ = stream.set_nodelay(true);
-            // The peer's address, for the rate limit (as axum's `into_make_service_with_connect_info`).
-            let service =
-                hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
-                    app.clone(),
-                    move |mut request: http::Request<hyper::body::Incoming>| {
-                        request
-                            .extensions_mut()
-                            .insert(axum::extract::ConnectInfo(peer));
-                        request.map(axum::body::Body::new)
-                    },
-                ));
+            let service = ConnectionService::new(app.clone(), peer);
             let watcher = graceful.watcher();
             let http = http.clone();
             let tls = listener.tls.clone();
@@ -212,5 +252,86 @@ mod tests {
         }
         serving.await.expect("task").expect("served");
         assert!(draining.is_draining());
+    }
+
+    /// Sends `requests` on one keep-alive connection to `addr` and returns the bodies of the answers.
+    async fn keep_alive(addr: std::net::SocketAddr, requests: usize) -> Vec<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut bodies = Vec::new();
+        for i in 0..requests {
+            let close = if i + 1 == requests {
+                "connection: close\r\n"
+            } else {
+                ""
+            };
+            let request = format!("GET /peer HTTP/1.1\r\nhost: x\r\n{close}\r\n");
+            stream.write_all(request.as_bytes()).await.expect("write");
+            let mut answer = Vec::new();
+            // One answer: its head, then a body of the `content-length` it names.
+            loop {
+                let mut byte = [0u8; 1];
+                stream.read_exact(&mut byte).await.expect("read");
+                answer.push(byte[0]);
+                if answer.ends_with(b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&answer).to_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("content-length");
+            let mut body = vec![0u8; length];
+            stream.read_exact(&mut body).await.expect("body");
+            bodies.push(String::from_utf8_lossy(&body).into_owned());
+        }
+        bodies
+    }
+
+    #[tokio::test]
+    async fn every_request_of_a_connection_carries_its_peer_and_a_busy_stack_is_waited_for() {
+        // One request at a time in the whole application: a second connection's stack is not ready
+        // while the first connection's request runs, and its request waits for it.
+        let routes = axum::Router::new().route(
+            "/peer",
+            get(
+                |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+                    std::net::SocketAddr,
+                >| async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    peer.to_string()
+                },
+            ),
+        );
+        let app = App::new(
+            tower::ServiceBuilder::new()
+                .concurrency_limit(1)
+                .service(routes),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = ServerConfig::ephemeral();
+        let serving = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let listener = Listener {
+                tcp: listener,
+                tls: None,
+            };
+            serve(listener, app, shutdown, Draining::default(), &server).await
+        });
+        let (first, second) = tokio::join!(keep_alive(addr, 3), keep_alive(addr, 3));
+        for bodies in [first, second] {
+            assert_eq!(bodies.len(), 3);
+            assert!(bodies.iter().all(|peer| peer == &bodies[0]), "{bodies:?}");
+            assert!(bodies[0].starts_with("127.0.0.1:"), "{bodies:?}");
+        }
+        stop.send(()).expect("signal");
+        serving.await.expect("task").expect("served");
     }
 }
