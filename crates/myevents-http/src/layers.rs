@@ -601,7 +601,11 @@ pub fn with_common_layers(
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
                     let context = request.extensions().get::<TraceContext>().copied();
-                    let trace_id = context.map(|c| c.trace_id_hex()).unwrap_or_default();
+                    let trace_id = context.map(|c| c.trace_id_ascii());
+                    let trace_id = trace_id
+                        .as_ref()
+                        .and_then(|ascii| std::str::from_utf8(ascii).ok())
+                        .unwrap_or_default();
                     // The route is known once the router matched one: the access log tells it.
                     let span = tracing::info_span!(
                         "http",

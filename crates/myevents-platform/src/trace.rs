@@ -93,11 +93,15 @@ impl TraceContext {
 
     /// The trace id as 32 lower-case hex digits (what logs show as `trace_id`).
     pub fn trace_id_hex(&self) -> String {
+        String::from_utf8_lossy(&self.trace_id_ascii()).into_owned()
+    }
+
+    /// [`TraceContext::trace_id_hex`] as its 32 ASCII bytes, written without allocating (for the
+    /// span of every request).
+    pub fn trace_id_ascii(&self) -> [u8; 32] {
         let mut text = [0u8; 32];
         hex_into(&self.trace_id, &mut text);
-        std::str::from_utf8(&text)
-            .map(str::to_owned)
-            .unwrap_or_default()
+        text
     }
 
     /// The `traceparent` value (`00-<trace id>-<parent id>-<flags>`, [`TRACEPARENT_LEN`] ASCII
@@ -154,6 +158,10 @@ mod tests {
         let context = TraceContext::parse(text).expect("valid");
         assert_eq!(context.to_string(), text);
         assert_eq!(context.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            &context.trace_id_ascii(),
+            b"4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         let child = context.child();
         assert_eq!(child.trace_id, context.trace_id);
         assert_ne!(child.span_id, context.span_id);

@@ -70,6 +70,11 @@ impl<'b> Members<'b> {
         Self { out, first: true }
     }
 
+    /// Members appended to `out`, which holds an object's opening brace and a member already.
+    fn following(out: &'b mut Vec<u8>) -> Self {
+        Self { out, first: false }
+    }
+
     /// `"name":` (after a comma unless it is the first member).
     fn name(&mut self, name: &str) {
         if !std::mem::take(&mut self.first) {
@@ -175,11 +180,12 @@ thread_local! {
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-/// `now` as the line's `timestamp`: UTC, RFC 3339 with microseconds (`2026-12-06T21:33:00.123456Z`),
-/// as `tracing-subscriber`'s [`SystemTime`] writes it, with the date and time of day formatted once
-/// per second and thread (formatting them for every line cost a twentieth of a read). `None` for a
-/// time before 1970 or beyond what `chrono` represents.
-fn timestamp(now: std::time::SystemTime) -> Option<String> {
+/// Writes `now` as the line's `timestamp` into `out`: UTC, RFC 3339 with microseconds
+/// (`2026-12-06T21:33:00.123456Z`), as `tracing-subscriber`'s [`SystemTime`] writes it, with the
+/// date and time of day formatted once per second and thread (formatting them for every line cost a
+/// twentieth of a read). `None`, writing nothing, for a time before 1970 or beyond what `chrono`
+/// represents.
+fn write_timestamp(now: std::time::SystemTime, out: &mut Vec<u8>) -> Option<()> {
     let since = now.duration_since(std::time::UNIX_EPOCH).ok()?;
     let (seconds, micros) = (since.as_secs(), since.subsec_micros());
     SECOND.with_borrow_mut(|(second, text)| {
@@ -195,12 +201,11 @@ fn timestamp(now: std::time::SystemTime) -> Option<String> {
             *digit += u8::try_from(rest % 10).ok()?;
             rest /= 10;
         }
-        let mut stamp = String::with_capacity(text.len() + 8);
-        stamp.push_str(text);
-        stamp.push('.');
-        stamp.push_str(std::str::from_utf8(&digits).ok()?);
-        stamp.push('Z');
-        Some(stamp)
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
+        Some(())
     })
 }
 
@@ -219,20 +224,17 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let timestamp = match timestamp(std::time::SystemTime::now()) {
-            Some(timestamp) => timestamp,
-            None => {
-                let mut timestamp = String::with_capacity(32);
-                SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-                timestamp
-            }
-        };
         let meta = event.metadata();
         let mut line = Vec::with_capacity(LINE_CAPACITY);
-        line.push(b'{');
+        line.extend_from_slice(br#"{"timestamp":""#);
+        if write_timestamp(std::time::SystemTime::now(), &mut line).is_none() {
+            let mut timestamp = String::with_capacity(32);
+            SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+            line.extend_from_slice(timestamp.as_bytes());
+        }
+        line.push(b'"');
         {
-            let mut members = Members::new(&mut line);
-            members.str("timestamp", &timestamp);
+            let mut members = Members::following(&mut line);
             members.str("level", meta.level().as_str());
             event.record(&mut members);
             members.str("target", meta.target());
@@ -290,6 +292,13 @@ mod tests {
             }
             assert!(!needs_escaping(&vec![b'a'; len]));
         }
+    }
+
+    /// [`write_timestamp`] into a string of its own.
+    fn timestamp(now: std::time::SystemTime) -> Option<String> {
+        let mut out = Vec::new();
+        write_timestamp(now, &mut out)?;
+        String::from_utf8(out).ok()
     }
 
     #[test]
