@@ -68,9 +68,10 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The response header set on replayed responses (`true`).
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// The user a request's keys belong to: the authenticated caller the [`crate::auth::authenticate`]
-/// middleware found (a token's subject; `X-User-Id`, or `anonymous`, with authentication off), so
-/// that no one can replay another user's answer by naming that user. `None` without a caller.
+/// The user a request's keys belong to: the authenticated caller the
+/// [`crate::auth::AuthenticateLayer`] middleware found (a token's subject; `X-User-Id`, or
+/// `anonymous`, with authentication off), so that no one can replay another user's answer by naming
+/// that user. `None` without a caller.
 pub fn user_of(extensions: &http::Extensions) -> Option<String> {
     match extensions.get::<Identity>() {
         Some(Identity(Some(principal))) => Some(principal.user().as_str().to_owned()),

@@ -98,7 +98,7 @@ const VARY_CORS: HeaderValue = HeaderValue::from_static(
 /// `OPTIONS` (a preflight) — and nothing for the others: the CORS headers mean nothing to a client
 /// that sends no `Origin`, and building them per request cost a tenth of a read. The CORS service
 /// is made for the requests it applies to, so that the others do not copy its rules either (the
-/// stack is cloned for every request). The `Vary` CORS answers depend on is [`VARY_CORS`], on every
+/// stack is cloned for every connection). The `Vary` CORS answers depend on is [`VARY_CORS`], on every
 /// answer.
 #[derive(Debug, Clone)]
 struct BrowserCorsLayer(Arc<CorsLayer>);
@@ -497,7 +497,7 @@ impl<B> OnResponse<B> for AccessLog {
 
 /// A service's whole HTTP application, middleware included, as [`with_common_layers`] builds it:
 /// what [`crate::serve::serve`] serves, and what tests call without a socket (`tower::ServiceExt`).
-/// Cheap to clone (one clone per request).
+/// Cheap to clone (one clone per connection, see [`crate::serve::serve`]).
 pub type App = tower::util::BoxCloneSyncService<Request, Response, Infallible>;
 
 /// What the shared middleware of [`with_common_layers`] is configured with.
@@ -528,7 +528,7 @@ pub struct Edge<'a> {
 /// their own small budget ([`MAX_CONCURRENT_PROBES`]) so that they answer while the API sheds load.
 /// Both get compression, metrics by route template (labelled `service`), one log line per server
 /// error, request ids, a span per request (`method`, `request_id`, `trace_id`) with an access log
-/// line ([`AccessLog`]), W3C trace context, CORS, and problem bodies for every error.
+/// line (`AccessLog`), W3C trace context, CORS, and problem bodies for every error.
 pub fn with_common_layers(
     service: &'static str,
     api: Router,

@@ -117,7 +117,7 @@ impl HttpMetrics {
     /// there; `unmatched` for requests no route matched) and status code: every label is bounded
     /// whatever the clients send.
     ///
-    /// Each thread keeps the handles of the series it counted in (up to [`KEPT_SERIES`]): looking
+    /// Each thread keeps the handles of the series it counted in (up to `KEPT_SERIES`, 128): looking
     /// a series up in its vector hashes its labels and takes a lock every thread shares, twice per
     /// request.
     pub fn record(

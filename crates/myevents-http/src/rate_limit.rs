@@ -161,7 +161,7 @@ impl Limiter {
 
 /// Axum middleware: lets the request on if its caller is within the limit of the [`Limiter`] of
 /// its state, else answers 429 with `Retry-After` (whole
-/// seconds, at least 1) and a problem body. Runs after [`crate::auth::authenticate`], whose
+/// seconds, at least 1) and a problem body. Runs after [`crate::auth::AuthenticateLayer`], whose
 /// verified token subject it keys by.
 pub async fn limit_rate(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
     match limiter.refusal(&limiter.key(&request)) {
@@ -170,7 +170,7 @@ pub async fn limit_rate(State(limiter): State<Limiter>, request: Request, next: 
     }
 }
 
-/// Axum middleware, around [`crate::auth::authenticate`]: a request whose credentials it refuses
+/// Axum middleware, around [`crate::auth::AuthenticateLayer`]: a request whose credentials it refuses
 /// (401, or 400 for malformed ones; marked [`CredentialsRefused`]) counts against its client's
 /// address, as a request without a token does in [`limit_rate`] (which a refused request never
 /// reaches), so that sending bad tokens is no way around the limit. Once the address is over its
